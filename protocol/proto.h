@@ -1,0 +1,217 @@
+/* proto.h - the coupond line protocol: parsing and formatting, no I/O.
+ * Shared by coupond (server/) and couponctl (tui/); ../shared/PROTOCOL.md is the contract. */
+#ifndef COUPOND_PROTO_H
+#define COUPOND_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Limits of the wire format, all from PROTOCOL.md. */
+#define PROTO_MAX_LINE     4096    /* bytes in a request line, LF excluded */
+#define PROTO_USER_MAX     128     /* characters in a user name */
+#define PROTO_CODE_MAX     64      /* characters in a coupon code */
+#define PROTO_TASK_MAX     128     /* characters in a task id */
+#define PROTO_KEY_MAX      128     /* characters accepted as an AUTH key argument */
+#define PROTO_USES_MAX     1000000 /* largest max_uses */
+#define PROTO_UPLOAD_MAX   50000   /* default and largest --max-upload */
+#define PROTO_REJECT_SHOWN 100     /* REJECT lines sent for one batch at most */
+#define PROTO_MAX_WORDS    8       /* words kept per request line; more is BAD_REQUEST */
+/* A discount is held in hundredths. 100.00 is the largest PERCENT; FLAT amounts are
+ * capped at 1,000,000,000.00 so that every value fits any reasonable ledger. */
+#define PROTO_PERCENT_MAX_CENTS 10000
+#define PROTO_FLAT_MAX_CENTS    100000000000LL
+/* Expiry times are limited to years 1970..9999 so they print as 4-digit RFC 3339 years. */
+#define PROTO_TIME_MIN 0LL
+#define PROTO_TIME_MAX 253402300799LL /* 9999-12-31T23:59:59Z */
+/* Buffer sizes that always suffice for the formatting functions below. */
+#define PROTO_TIME_BUF     21  /* "2026-12-31T23:59:59Z" + NUL */
+#define PROTO_DISCOUNT_BUF 24  /* "-9223372036854775808.00" + NUL, with room to spare */
+#define PROTO_COUPON_BUF   256 /* proto_fmt_coupon output + NUL */
+#define PROTO_RECORD_BUF   192 /* proto_fmt_record output + NUL */
+
+/* Coupon types; values are stable (the store uses the same order). */
+enum proto_type {
+    PROTO_TYPE_NONE = 0,
+    PROTO_TYPE_FREE,
+    PROTO_TYPE_STANDARD,
+    PROTO_TYPE_MEGADEAL,
+    PROTO_NTYPES
+};
+
+enum proto_kind { PROTO_KIND_FLAT = 0, PROTO_KIND_PERCENT, PROTO_NKINDS };
+
+/* Error codes of PROTOCOL.md's table, in its order. PROTO_OK is not an error. */
+enum proto_err {
+    PROTO_OK = 0,
+    PROTO_ERR_BAD_REQUEST,
+    PROTO_ERR_UNKNOWN_COMMAND,
+    PROTO_ERR_TOO_LONG,
+    PROTO_ERR_TOO_LARGE,
+    PROTO_ERR_DENIED,
+    PROTO_ERR_NO_COUPONS,
+    PROTO_ERR_INVALID,
+    PROTO_ERR_EXPIRED,
+    PROTO_ERR_EXHAUSTED,
+    PROTO_ERR_BUSY,
+    PROTO_ERR_TIMEOUT,
+    PROTO_ERR_BAD_TASK,
+    PROTO_ERR_UNKNOWN_TASK,
+    PROTO_ERR_BAD_BATCH,
+    PROTO_ERR_INTERNAL,
+    PROTO_NERRS
+};
+
+/* Verbs. */
+enum proto_cmd {
+    PROTO_CMD_PING = 0,
+    PROTO_CMD_HELP,
+    PROTO_CMD_AUTH,
+    PROTO_CMD_REQUEST,
+    PROTO_CMD_STATUS,
+    PROTO_CMD_WAIT,
+    PROTO_CMD_VALIDATE,
+    PROTO_CMD_REDEEM,
+    PROTO_CMD_QUIT,
+    PROTO_CMD_UPLOAD,
+    PROTO_CMD_PURGE,
+    PROTO_CMD_STATS,
+    PROTO_NCMDS
+};
+
+/* One row of the verb table: name, argument counts (words after the verb), whether the
+ * verb needs a prior AUTH, and a one-line synopsis used by HELP. */
+struct proto_verb {
+    const char *name;
+    enum proto_cmd cmd;
+    uint8_t min_args;
+    uint8_t max_args;
+    bool admin;
+    const char *synopsis;
+};
+
+/* The verb table, PROTO_NCMDS rows indexed by enum proto_cmd. */
+extern const struct proto_verb proto_verbs[PROTO_NCMDS];
+
+/* A coupon as it travels on the wire. */
+struct proto_coupon {
+    char code[PROTO_CODE_MAX + 1]; /* upper case, NUL-terminated */
+    enum proto_type type;
+    enum proto_kind kind;
+    int64_t discount; /* hundredths: 12.50 is 1250 */
+    int64_t expires;  /* seconds since the epoch, UTC */
+    uint32_t uses;
+    uint32_t max_uses;
+};
+
+/* A parsed request line. Arguments are validated and copied, so the struct does not point
+ * into the line, except `key`, which points into the line passed to proto_parse_request
+ * and is valid while that line is. */
+struct proto_request {
+    enum proto_cmd cmd;
+    char user[PROTO_USER_MAX + 1];  /* REQUEST, VALIDATE, REDEEM */
+    char code[PROTO_CODE_MAX + 1];  /* VALIDATE, REDEEM; upper case */
+    enum proto_type type;           /* REQUEST; PROTO_TYPE_NONE when absent */
+    char task[PROTO_TASK_MAX + 1];  /* STATUS, WAIT */
+    const char *key;                /* AUTH: not NUL-terminated, see key_len */
+    size_t key_len;
+    uint64_t count; /* UPLOAD: the record count, saturated at UINT64_MAX */
+};
+
+/* An error result: the code and a human message (no CR/LF, printable ASCII). */
+struct proto_error {
+    enum proto_err code;
+    char msg[160];
+};
+
+/* Name of an error code as sent on the wire ("BAD_REQUEST"), or "OK" for PROTO_OK. */
+const char *proto_err_name(enum proto_err e);
+
+/* Upper-case name of a type ("NONE", "FREE", ...). */
+const char *proto_type_name(enum proto_type t);
+
+/* Upper-case name of a discount kind ("FLAT", "PERCENT"). */
+const char *proto_kind_name(enum proto_kind k);
+
+/* Parses one request line (without its LF; a trailing CR is ignored). Words are separated by
+ * runs of spaces and tabs; the verb is case-insensitive.
+ * Returns true and fills *req on success. Returns false and fills *err otherwise:
+ *   - NUL byte anywhere, or a byte outside printable ASCII other than space/tab: BAD_REQUEST;
+ *   - more than PROTO_MAX_LINE bytes: TOO_LONG;
+ *   - unknown verb: UNKNOWN_COMMAND;
+ *   - wrong argument count or an argument that fails its value rule: BAD_REQUEST;
+ *   - UPLOAD whose count is not a positive decimal number: BAD_REQUEST.
+ *     A positive count above any limit is NOT an error here: the caller compares
+ *     req->count against its own --max-upload (PROTOCOL.md's TOO_LARGE).
+ * An empty or all-blank line is an error too (BAD_REQUEST); callers skip those before calling,
+ * see proto_line_is_blank. The line is not modified. On failure *req is unspecified. */
+bool proto_parse_request(const char *line, size_t len, struct proto_request *req,
+                         struct proto_error *err);
+
+/* True when the line (LF excluded) holds only spaces, tabs and an optional trailing CR. */
+bool proto_line_is_blank(const char *line, size_t len);
+
+/* Value rules of PROTOCOL.md. Each parses exactly `len` bytes (no surrounding blanks), returns
+ * true on success and writes its output; on failure returns false, leaves the output untouched
+ * and, when `why` is not NULL, points it at a static reason ("code longer than 64 characters"). */
+bool proto_parse_user(const char *s, size_t len, char out[PROTO_USER_MAX + 1], const char **why);
+bool proto_parse_code(const char *s, size_t len, char out[PROTO_CODE_MAX + 1], const char **why);
+/* Empty, "-", "NONE", "FREE", "STANDARD", "MEGADEAL", any case. */
+bool proto_parse_type(const char *s, size_t len, enum proto_type *out, const char **why);
+/* "FLAT" or "PERCENT", any case. */
+bool proto_parse_kind(const char *s, size_t len, enum proto_kind *out, const char **why);
+/* A decimal with at most 2 places, > 0: "20", "12.5", "0.01". No sign, no exponent. The range
+ * check against the kind is proto_check_discount's job. */
+bool proto_parse_discount(const char *s, size_t len, int64_t *cents, const char **why);
+/* > 0, and at most PROTO_PERCENT_MAX_CENTS for PERCENT, PROTO_FLAT_MAX_CENTS for FLAT. */
+bool proto_check_discount(int64_t cents, enum proto_kind kind, const char **why);
+/* RFC 3339 ("2026-12-31T23:59:59Z", "...+02:00", lower-case t/z, optional fractional seconds,
+ * which are dropped) or a bare date "YYYY-MM-DD" meaning 23:59:59Z of that day. Calendar-checked
+ * (no Feb 30), result in [PROTO_TIME_MIN, PROTO_TIME_MAX]. */
+bool proto_parse_time(const char *s, size_t len, int64_t *out, const char **why);
+/* An integer 1..PROTO_USES_MAX, digits only. */
+bool proto_parse_max_uses(const char *s, size_t len, uint32_t *out, const char **why);
+/* At most PROTO_TASK_MAX characters of A-Z a-z 0-9 _ -, at least 1. */
+bool proto_parse_task(const char *s, size_t len, char out[PROTO_TASK_MAX + 1], const char **why);
+
+/* Parses an upload record line "code,type,discount,kind,expires,max_uses" (LF excluded, a
+ * trailing CR ignored; blanks around fields are ignored). Fills *out (uses = 0) and returns
+ * true; or returns false with a static reason in *why naming the field, e.g.
+ * "bad discount: more than 2 decimal places". */
+bool proto_parse_record(const char *line, size_t len, struct proto_coupon *out, const char **why);
+
+/* Formatting. Each writes a NUL-terminated string into buf (which must hold the documented
+ * *_BUF size) and returns its length. */
+size_t proto_fmt_time(char buf[PROTO_TIME_BUF], int64_t t);           /* "2026-12-31T23:59:59Z" */
+size_t proto_fmt_discount(char buf[PROTO_DISCOUNT_BUF], int64_t cents); /* "12.50" */
+/* "code=C type=T discount=D kind=K expires=E uses=U max_uses=M" */
+size_t proto_fmt_coupon(char buf[PROTO_COUPON_BUF], const struct proto_coupon *c);
+/* "CODE,TYPE,12.50,FLAT,2026-12-31T23:59:59Z,3" (type empty for PROTO_TYPE_NONE); the exact
+ * inverse of proto_parse_record. */
+size_t proto_fmt_record(char buf[PROTO_RECORD_BUF], const struct proto_coupon *c);
+
+/* Client side: reading replies. */
+enum proto_reply_kind { PROTO_REPLY_DATA = 0, PROTO_REPLY_OK, PROTO_REPLY_ERR };
+
+/* Classifies one reply line (LF excluded): "OK" or "OK ..." is OK, "ERR ..." is ERR, anything
+ * else is a data line. */
+enum proto_reply_kind proto_reply_kind(const char *line, size_t len);
+
+/* For an ERR line, the error code it names (PROTO_ERR_INTERNAL when it names none we know). */
+enum proto_err proto_reply_err(const char *line, size_t len);
+
+/* Finds the value of a `key=value` word in a reply line. On success points *val into the
+ * line, sets *val_len, and returns true. */
+bool proto_reply_field(const char *line, size_t len, const char *key, const char **val,
+                       size_t *val_len);
+
+/* Parses a line that carries coupon fields (`code=...` through `max_uses=...`, anywhere in the
+ * line, e.g. after "OK " or "OK task=... status=granted "). Returns false when a field is
+ * missing or malformed. */
+bool proto_reply_coupon(const char *line, size_t len, struct proto_coupon *out);
+
+/* Parses "STAT name value" with a non-negative integer value. *name points into the line. */
+bool proto_reply_stat(const char *line, size_t len, const char **name, size_t *name_len,
+                      uint64_t *value);
+
+#endif
