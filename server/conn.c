@@ -1,0 +1,441 @@
+/* conn.c - one client connection: reads and frames lines, holds replies until their group is
+ * durable, writes them with one send per flush, and cuts off clients that do not read. */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "log.h"
+#include "server.h"
+#include "upload.h"
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void write_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static void
+list_add(struct conn_list *l, struct conn *c)
+{
+    c->prev = NULL;
+    c->next = l->head;
+    if (l->head)
+        l->head->prev = c;
+    l->head = c;
+    l->count++;
+}
+
+static void
+list_remove(struct conn_list *l, struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    l->count--;
+}
+
+static void
+log_conn(struct conn *c, const char *op, const char *extra)
+{
+    struct log_op lo = {.conn = c->id, .peer = c->peer, .op = op, .us = -1, .extra = extra};
+    log_op(c->srv->log, server_now(c->srv), &lo);
+}
+
+struct conn *
+conn_new(struct server *srv, int fd, const char *peer)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->srv = srv;
+    c->id = ++srv->next_conn_id;
+    c->fd = fd;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->last_active = ev_now(srv->loop);
+    ev_io_init(&c->read_w, read_cb, fd, EV_READ);
+    ev_io_init(&c->write_w, write_cb, fd, EV_WRITE);
+    c->read_w.data = c->write_w.data = c->idle_w.data = c->delay_w.data = c;
+    ev_io_start(srv->loop, &c->read_w);
+    if (srv->opts->idle_timeout) {
+        ev_timer_init(&c->idle_w, idle_cb, srv->opts->idle_timeout, 0.);
+        ev_timer_start(srv->loop, &c->idle_w);
+    }
+    list_add(&srv->conns, c);
+    srv->stats.connections_total++;
+    log_conn(c, "CONNECT", NULL);
+    return c;
+}
+
+void
+conn_close(struct conn *c)
+{
+    if (c->dead)
+        return;
+    struct server *srv = c->srv;
+    c->dead = true;
+    ev_io_stop(srv->loop, &c->read_w);
+    ev_io_stop(srv->loop, &c->write_w);
+    ev_timer_stop(srv->loop, &c->idle_w);
+    ev_timer_stop(srv->loop, &c->delay_w);
+    cmd_conn_closed(c);
+    close(c->fd);
+    c->fd = -1;
+    list_remove(&srv->conns, c);
+    c->dead_next = srv->graveyard;
+    srv->graveyard = c;
+    log_conn(c, "CLOSE", NULL);
+}
+
+void
+conn_free(struct conn *c)
+{
+    upload_free(c->upload);
+    free(c->in);
+    free(c->out);
+    free(c);
+}
+
+static void
+schedule_flush(struct conn *c)
+{
+    if (c->in_flush || c->dead)
+        return;
+    c->in_flush = true;
+    c->flush_next = c->srv->flush;
+    c->srv->flush = c;
+}
+
+/* Makes room for `len` more output bytes; false (and the connection closed) past the cap. */
+static bool
+out_reserve(struct conn *c, size_t len)
+{
+    if (c->out_len - c->out_off + len > CONN_OUT_MAX) {
+        log_conn(c, "DROP", "reason=output_cap");
+        conn_close(c);
+        return false;
+    }
+    if (c->out_len + len <= c->out_cap)
+        return true;
+    if (c->out_off > 0) { /* slide the unsent part to the front */
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_sendable -= c->out_off;
+        c->group_mark -= c->in_group ? c->out_off : 0;
+        c->out_off = 0;
+        if (c->out_len + len <= c->out_cap)
+            return true;
+    }
+    size_t cap = c->out_cap ? c->out_cap : CONN_OUT_MIN;
+    while (cap < c->out_len + len)
+        cap *= 2;
+    char *p = realloc(c->out, cap);
+    if (!p) {
+        log_conn(c, "DROP", "reason=out_of_memory");
+        conn_close(c);
+        return false;
+    }
+    c->out = p;
+    c->out_cap = cap;
+    return true;
+}
+
+void
+conn_write(struct conn *c, const char *data, size_t len)
+{
+    if (c->dead || !out_reserve(c, len))
+        return;
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += len;
+}
+
+static void
+conn_vprintf(struct conn *c, const char *fmt, va_list ap)
+{
+    char line[PROTO_MAX_LINE];
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    if (n < 0)
+        return;
+    conn_write(c, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+void
+conn_printf(struct conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    conn_vprintf(c, fmt, ap);
+    va_end(ap);
+}
+
+void
+conn_error(struct conn *c, enum proto_err code, const char *fmt, ...)
+{
+    char msg[PROTO_MAX_LINE / 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    conn_printf(c, "ERR %s %s\n", proto_err_name(code), msg);
+}
+
+void
+conn_reply_done(struct conn *c)
+{
+    if (c->dead)
+        return;
+    if (c->in_group) {
+        c->group_cmds++;
+        return;
+    }
+    c->out_sendable = c->out_len;
+    schedule_flush(c);
+}
+
+void
+conn_join_group(struct conn *c)
+{
+    if (c->in_group || c->dead)
+        return;
+    c->in_group = true;
+    c->group_mark = c->out_len;
+    c->group_cmds = 0;
+    c->group_next = c->srv->group;
+    c->srv->group = c;
+}
+
+void
+conn_group_done(struct conn *c, bool committed, const char *why)
+{
+    if (!c->in_group)
+        return;
+    c->in_group = false;
+    if (c->dead)
+        return;
+    if (!committed) {
+        /* Nothing of the group is stored: every reply in it becomes an error, so that no
+         * client is told of a write that was lost. */
+        unsigned cmds = c->group_cmds;
+        c->out_len = c->group_mark;
+        for (unsigned i = 0; i < cmds && !c->dead; i++)
+            conn_error(c, PROTO_ERR_INTERNAL, "commit failed, nothing was changed: %s", why);
+    }
+    c->group_cmds = 0;
+    if (c->dead)
+        return;
+    c->out_sendable = c->out_len;
+    schedule_flush(c);
+}
+
+bool
+conn_has_output(const struct conn *c)
+{
+    return c->out_off < c->out_len;
+}
+
+void
+conn_flush(struct conn *c)
+{
+    c->in_flush = false;
+    if (c->dead)
+        return;
+    while (c->out_off < c->out_sendable) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_sendable - c->out_off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            ev_io_start(c->srv->loop, &c->write_w);
+            return;
+        }
+        if (n <= 0) {
+            conn_close(c);
+            return;
+        }
+        c->out_off += (size_t)n;
+    }
+    ev_io_stop(c->srv->loop, &c->write_w);
+    if (c->out_off == c->out_len) { /* all written: hold no memory while idle */
+        free(c->out);
+        c->out = NULL;
+        c->out_off = c->out_len = c->out_cap = c->out_sendable = 0;
+        if (c->closing)
+            conn_close(c);
+    }
+}
+
+static void
+write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    conn_flush(w->data);
+}
+
+void
+conn_close_after_flush(struct conn *c)
+{
+    if (c->dead)
+        return;
+    c->closing = true;
+    ev_io_stop(c->srv->loop, &c->read_w);
+    schedule_flush(c);
+}
+
+void
+conn_stop_reading(struct conn *c)
+{
+    ev_io_stop(c->srv->loop, &c->read_w);
+}
+
+void
+conn_block(struct conn *c)
+{
+    c->blocked = true;
+    ev_io_stop(c->srv->loop, &c->read_w);
+}
+
+void
+conn_unblock(struct conn *c)
+{
+    c->blocked = false;
+    if (c->dead || c->in_resume)
+        return;
+    c->in_resume = true;
+    c->resume_next = c->srv->resume;
+    c->srv->resume = c;
+    server_defer(c->srv);
+}
+
+/* One complete line (LF and CR removed), or a line that was too long (line == NULL). */
+static void
+handle_line(struct conn *c, const char *line, size_t len)
+{
+    if (c->upload) {
+        if (upload_line(c->upload, line, len))
+            cmd_upload_complete(c);
+        return;
+    }
+    if (c->drop_lines) {
+        if (--c->drop_lines == 0)
+            cmd_upload_dropped(c);
+        return;
+    }
+    if (!line) {
+        conn_error(c, PROTO_ERR_TOO_LONG, "line longer than %d bytes", PROTO_MAX_LINE);
+        conn_reply_done(c);
+        return;
+    }
+    if (!proto_line_is_blank(line, len))
+        cmd_execute(c, line, len);
+}
+
+/* Frames and handles the complete lines in `in`, stopping when the connection blocks. */
+static void
+process_input(struct conn *c)
+{
+    size_t pos = 0;
+    while (pos < c->in_len && !c->blocked && !c->dead && !c->closing) {
+        char *start = c->in + pos;
+        char *lf = memchr(start, '\n', c->in_len - pos);
+        if (!lf) {
+            /* No end in sight: a line this long is over the limit even with a CR. */
+            if (c->in_len - pos > PROTO_MAX_LINE + 1) {
+                c->skipping = true;
+                pos = c->in_len;
+            }
+            break;
+        }
+        size_t len = (size_t)(lf - start);
+        pos += len + 1;
+        if (len > 0 && start[len - 1] == '\r')
+            len--;
+        if (c->skipping || len > PROTO_MAX_LINE) {
+            c->skipping = false;
+            handle_line(c, NULL, 0);
+        } else {
+            handle_line(c, start, len);
+        }
+    }
+    if (c->dead)
+        return;
+    c->in_len -= pos;
+    if (c->in_len == 0) {
+        free(c->in);
+        c->in = NULL;
+    } else if (pos > 0) {
+        memmove(c->in, c->in + pos, c->in_len);
+    }
+}
+
+/* After the peer closed its side and every complete line it sent was handled: an unfinished
+ * line or upload is dropped whole (nothing of it was stored), and the connection closes once
+ * its replies are written. */
+static void
+finish_eof(struct conn *c)
+{
+    if (c->dead || c->blocked || !c->eof)
+        return;
+    if (c->upload || c->drop_lines || c->in_len > 0)
+        conn_close(c);
+    else
+        conn_close_after_flush(c);
+}
+
+static void
+read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    struct conn *c = w->data;
+    if (!c->in && !(c->in = malloc(CONN_IN_BUF))) {
+        conn_close(c);
+        return;
+    }
+    ssize_t n = read(c->fd, c->in + c->in_len, CONN_IN_BUF - c->in_len);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        c->eof = true;
+        ev_io_stop(loop, &c->read_w);
+        finish_eof(c);
+        return;
+    }
+    c->in_len += (size_t)n;
+    c->last_active = ev_now(loop);
+    process_input(c);
+}
+
+void
+conn_resume(struct conn *c)
+{
+    c->in_resume = false;
+    if (c->dead || c->blocked)
+        return;
+    process_input(c);
+    if (c->eof)
+        finish_eof(c);
+    else if (!c->dead && !c->blocked && !c->closing && !c->srv->shutting_down)
+        ev_io_start(c->srv->loop, &c->read_w);
+}
+
+static void
+idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct conn *c = w->data;
+    double timeout = c->srv->opts->idle_timeout;
+    double left = c->last_active + timeout - ev_now(loop);
+    if (c->blocked || left > 0) { /* waiting on the server is not idleness */
+        ev_timer_set(w, left > 0 ? left : timeout, 0.);
+        ev_timer_start(loop, w);
+        return;
+    }
+    log_conn(c, "DROP", "reason=idle_timeout");
+    conn_close(c);
+}

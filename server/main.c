@@ -1,0 +1,186 @@
+/* main.c - coupond: start-up (flags, data dir, keys, store, log, fd limit), the loop, exit. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "log.h"
+#include "opts.h"
+#include "server.h"
+#include "store.h"
+
+#define LOCK_FILE    "coupond.lock"
+#define EXIT_STARTUP 1
+#define EXIT_USAGE   2
+#define ERRBUF_MAX   (PATH_MAX + 256) /* a path and a reason */
+
+/* Start-up failures: one line on stderr, exit status 1. */
+static int
+die(const char *reason)
+{
+    fprintf(stderr, "coupond: %s\n", reason);
+    return EXIT_STARTUP;
+}
+
+/* mkdir -p with mode 0700 for what it makes. */
+static bool
+make_dirs(const char *dir)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return false;
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+            return false;
+        *p = '/';
+    }
+    return mkdir(path, 0700) == 0 || errno == EEXIST;
+}
+
+static bool
+prepare_data_dir(const char *dir, char *errbuf, size_t errlen)
+{
+    struct stat sb;
+    if (!make_dirs(dir) || stat(dir, &sb) != 0) {
+        snprintf(errbuf, errlen, "cannot create data dir %s: %s", dir, strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        snprintf(errbuf, errlen, "data dir %s is not a directory", dir);
+        return false;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        snprintf(errbuf, errlen, "data dir %s is not writable: %s", dir, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* One server per data dir: two would each trust their own in-memory counters. The lock is
+ * held (by the open descriptor) until the process exits. */
+static bool
+lock_data_dir(const char *dir, char *errbuf, size_t errlen)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, LOCK_FILE);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(errbuf, errlen, "cannot open %s: %s", path, strerror(errno));
+        return false;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(errbuf, errlen, "another coupond is running on %s", dir);
+        close(fd);
+        return false;
+    }
+    return true;
+}
+
+/* Raises the descriptor limit to fit --max-clients; warns when the hard limit is lower. */
+static void
+raise_fd_limit(const struct opts *o)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)o->max_clients + SERVER_FD_RESERVE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    struct rlimit raised = {want, rl.rlim_max > want ? rl.rlim_max : want};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+        return;
+    raised.rlim_max = rl.rlim_max;
+    raised.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &raised);
+    fprintf(stderr,
+            "coupond: warning: RLIMIT_NOFILE hard limit is %llu, below the %llu that "
+            "--max-clients %u needs; raise it (LimitNOFILE= in systemd, ulimit -n) or lower "
+            "--max-clients\n",
+            (unsigned long long)rl.rlim_max, (unsigned long long)want, o->max_clients);
+}
+
+static int
+run_check(const struct opts *o)
+{
+    char err[ERRBUF_MAX];
+    struct store *st;
+    if (store_open(o->data_dir, o->map_size, &st, err, sizeof err) != STORE_OK)
+        return die(err);
+    enum store_err e = store_check(st, (int64_t)time(NULL), err, sizeof err);
+    store_close(st);
+    if (e != STORE_OK) {
+        char msg[ERRBUF_MAX + 16];
+        snprintf(msg, sizeof msg, "check failed: %s", err);
+        return die(msg);
+    }
+    printf("coupond: %s: store is consistent\n", o->data_dir);
+    return EXIT_SUCCESS;
+}
+
+static int
+serve(const struct opts *o)
+{
+    char err[ERRBUF_MAX];
+    unsigned char key[KEYS_BYTES];
+    if (!lock_data_dir(o->data_dir, err, sizeof err) ||
+        !keys_load_or_create(o->data_dir, KEYS_ADMIN_FILE, KEYS_HEX, key, err, sizeof err))
+        return die(err);
+    raise_fd_limit(o);
+    struct store *st;
+    if (store_open(o->data_dir, o->map_size, &st, err, sizeof err) != STORE_OK)
+        return die(err);
+    struct log *lg = log_open(o->log_path, err, sizeof err);
+    if (!lg) {
+        store_close(st);
+        return die(err);
+    }
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    struct server srv;
+    if (!loop || !server_init(&srv, loop, o, st, lg, key, err, sizeof err)) {
+        log_close(lg);
+        store_close(st);
+        return die(loop ? err : "cannot start the event loop");
+    }
+    sodium_memzero(key, sizeof key);
+    log_event(lg, ev_time(), "START", "version=%s data_dir=%s", COUPOND_VERSION, o->data_dir);
+    server_run(&srv);
+    server_free(&srv);
+    store_close(st);
+    log_event(lg, ev_time(), "STOP", NULL);
+    log_close(lg);
+    return EXIT_SUCCESS;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct opts o;
+    char err[ERRBUF_MAX];
+    opts_defaults(&o);
+    switch (opts_parse(&o, argc, argv, stdout, err, sizeof err)) {
+    case OPTS_EXIT_OK:
+        return EXIT_SUCCESS;
+    case OPTS_USAGE:
+        fprintf(stderr, "coupond: %s\n", err);
+        return EXIT_USAGE;
+    case OPTS_RUN:
+        break;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (sodium_init() < 0)
+        return die("cannot initialise libsodium");
+    if (!prepare_data_dir(o.data_dir, err, sizeof err))
+        return die(err);
+    return o.mode == OPTS_MODE_CHECK ? run_check(&o) : serve(&o);
+}

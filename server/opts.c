@@ -1,0 +1,205 @@
+/* opts.c - coupond's command line: getopt_long, one table of flags, strict number parsing. */
+#include "opts.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+#include "store.h"
+
+enum {
+    OPT_MAX_UPLOAD = 256,
+    OPT_PURGE_INTERVAL,
+    OPT_LOG,
+    OPT_MAX_CLIENTS,
+    OPT_IDLE_TIMEOUT,
+    OPT_MAP_SIZE,
+    OPT_CHECK
+};
+
+static const struct option long_options[] = {
+    {"listen", required_argument, NULL, 'l'},
+    {"port", required_argument, NULL, 'p'},
+    {"data-dir", required_argument, NULL, 'd'},
+    {"max-upload", required_argument, NULL, OPT_MAX_UPLOAD},
+    {"purge-interval", required_argument, NULL, OPT_PURGE_INTERVAL},
+    {"log", required_argument, NULL, OPT_LOG},
+    {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"map-size", required_argument, NULL, OPT_MAP_SIZE},
+    {"check", no_argument, NULL, OPT_CHECK},
+    {"version", no_argument, NULL, 'V'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const char usage_text[] =
+    "usage: coupond [options]\n"
+    "  -l, --listen ADDR          listen address (default " OPTS_LISTEN_DEFAULT ")\n"
+    "  -p, --port PORT            TCP port (default 7070; 0 picks a free one)\n"
+    "  -d, --data-dir DIR         data directory (default " OPTS_DATA_DIR_DEFAULT ")\n"
+    "      --max-upload N         largest UPLOAD count, 1..50000 (default 50000)\n"
+    "      --purge-interval SECS  purge expired coupons every SECS, 0 = off (default 3600)\n"
+    "      --log FILE             operation log file (default stderr); SIGHUP reopens it\n"
+    "      --max-clients N        most connections at once (default 10000)\n"
+    "      --idle-timeout SECS    close connections idle this long, 0 = off (default 300)\n"
+    "      --map-size SIZE        LMDB map size, suffix K/M/G/T allowed (default 16G)\n"
+    "      --check                check the store in DIR for consistency and exit\n"
+    "  -V, --version              print the version and exit\n"
+    "  -h, --help                 print this help and exit\n";
+
+/* Parses a whole decimal number in [min, max]; false on anything else. */
+static bool
+parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (*s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* A byte size with an optional K, M, G or T suffix (powers of 1024). */
+static bool
+parse_size(const char *s, uint64_t *out)
+{
+    static const char suffixes[] = "KMGT";
+    char num[32];
+    size_t len = strlen(s);
+    if (len == 0 || len >= sizeof num)
+        return false;
+    memcpy(num, s, len + 1);
+    unsigned shift = 0;
+    char last = (char)(num[len - 1] & ~0x20); /* upper case */
+    const char *suf = last ? strchr(suffixes, last) : NULL;
+    if (suf) {
+        shift = 10 * (unsigned)(suf - suffixes + 1);
+        num[len - 1] = '\0';
+    }
+    uint64_t v;
+    if (!parse_u64(num, 1, UINT64_MAX >> shift, &v))
+        return false;
+    *out = v << shift;
+    return true;
+}
+
+void
+opts_defaults(struct opts *o)
+{
+    *o = (struct opts){
+        .mode = OPTS_MODE_SERVE,
+        .listen = OPTS_LISTEN_DEFAULT,
+        .port = OPTS_PORT_DEFAULT,
+        .data_dir = OPTS_DATA_DIR_DEFAULT,
+        .max_upload = PROTO_UPLOAD_MAX,
+        .purge_interval = OPTS_PURGE_INTERVAL_DEFAULT,
+        .max_clients = OPTS_MAX_CLIENTS_DEFAULT,
+        .idle_timeout = OPTS_IDLE_TIMEOUT_DEFAULT,
+        .map_size = STORE_MAP_SIZE_DEFAULT,
+    };
+}
+
+/* Applies one numeric flag; false when its value is out of range. */
+static bool
+set_number(struct opts *o, int opt, const char *arg)
+{
+    uint64_t v;
+    switch (opt) {
+    case 'p':
+        if (!parse_u64(arg, 0, 65535, &v))
+            return false;
+        o->port = (unsigned)v;
+        return true;
+    case OPT_MAX_UPLOAD:
+        if (!parse_u64(arg, 1, PROTO_UPLOAD_MAX, &v))
+            return false;
+        o->max_upload = (uint32_t)v;
+        return true;
+    case OPT_PURGE_INTERVAL:
+    case OPT_IDLE_TIMEOUT:
+        if (!parse_u64(arg, 0, OPTS_SECONDS_MAX, &v))
+            return false;
+        *(opt == OPT_PURGE_INTERVAL ? &o->purge_interval : &o->idle_timeout) = (uint32_t)v;
+        return true;
+    case OPT_MAX_CLIENTS:
+        if (!parse_u64(arg, 1, OPTS_MAX_CLIENTS_MAX, &v))
+            return false;
+        o->max_clients = (uint32_t)v;
+        return true;
+    case OPT_MAP_SIZE:
+        if (!parse_size(arg, &v) || v < STORE_MAP_SIZE_MIN)
+            return false;
+        o->map_size = v;
+        return true;
+    default:
+        return false;
+    }
+}
+
+static const char *
+flag_name(int opt)
+{
+    for (const struct option *lo = long_options; lo->name; lo++)
+        if (lo->val == opt)
+            return lo->name;
+    return "?";
+}
+
+enum opts_result
+opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_t errlen)
+{
+    FILE *fp = out;
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":l:p:d:Vh", long_options, NULL)) != -1) {
+        switch (opt) {
+        case 'l':
+            o->listen = optarg;
+            break;
+        case 'd':
+            o->data_dir = optarg;
+            break;
+        case OPT_LOG:
+            o->log_path = optarg;
+            break;
+        case OPT_CHECK:
+            o->mode = OPTS_MODE_CHECK;
+            break;
+        case 'V':
+            fprintf(fp, "coupond %s\n", COUPOND_VERSION);
+            return OPTS_EXIT_OK;
+        case 'h':
+            fputs(usage_text, fp);
+            return OPTS_EXIT_OK;
+        case ':':
+            snprintf(errbuf, errlen, "option %s needs a value", argv[optind - 1]);
+            return OPTS_USAGE;
+        case '?':
+            snprintf(errbuf, errlen, "unknown option %s (see --help)", argv[optind - 1]);
+            return OPTS_USAGE;
+        default:
+            if (!set_number(o, opt, optarg)) {
+                snprintf(errbuf, errlen, "bad value '%s' for --%s (see --help)", optarg,
+                         flag_name(opt));
+                return OPTS_USAGE;
+            }
+        }
+    }
+    if (optind < argc) {
+        snprintf(errbuf, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+        return OPTS_USAGE;
+    }
+    if (*o->data_dir == '\0') {
+        snprintf(errbuf, errlen, "--data-dir must not be empty");
+        return OPTS_USAGE;
+    }
+    return OPTS_RUN;
+}

@@ -1,0 +1,50 @@
+/* opts.h - coupond's command line: defaults, limits, parsing. */
+#ifndef COUPOND_OPTS_H
+#define COUPOND_OPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OPTS_PORT_DEFAULT           7070
+#define OPTS_LISTEN_DEFAULT         "127.0.0.1"
+#define OPTS_DATA_DIR_DEFAULT       "./coupond-data"
+#define OPTS_PURGE_INTERVAL_DEFAULT 3600          /* seconds; expired coupons pile up slowly */
+#define OPTS_MAX_CLIENTS_DEFAULT    10000         /* the product's scale target */
+#define OPTS_MAX_CLIENTS_MAX        1000000       /* beyond any fd limit a kernel will grant */
+#define OPTS_IDLE_TIMEOUT_DEFAULT   300           /* seconds: generous for pooled backend clients */
+#define OPTS_SECONDS_MAX            (86400 * 365) /* a year: larger timers are typos */
+
+enum opts_result {
+    OPTS_RUN = 0, /* options parsed: run the server */
+    OPTS_EXIT_OK, /* --help or --version printed: exit 0 */
+    OPTS_USAGE    /* bad usage, reason in errbuf: exit 2 */
+};
+
+enum opts_mode {
+    OPTS_MODE_SERVE = 0, /* run the server */
+    OPTS_MODE_CHECK      /* --check: verify the store and exit */
+};
+
+struct opts {
+    enum opts_mode mode;
+    const char *listen;   /* address literal, points into argv or a constant */
+    unsigned port;        /* 0: any free port */
+    const char *data_dir; /* points into argv or a constant */
+    const char *log_path; /* NULL: stderr */
+    uint32_t max_upload;
+    uint32_t purge_interval; /* seconds, 0 = off */
+    uint32_t max_clients;
+    uint32_t idle_timeout; /* seconds, 0 = off */
+    uint64_t map_size;     /* bytes */
+};
+
+/* Fills *o with the defaults. */
+void opts_defaults(struct opts *o);
+
+/* Parses argv into *o (which opts_defaults filled). --help and --version print to `out`.
+ * On OPTS_USAGE, errbuf holds a one-line reason. */
+enum opts_result opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf,
+                            size_t errlen);
+
+#endif
