@@ -29,9 +29,12 @@ typedef void cmd_fn(struct conn *c, const struct proto_request *req, struct cmd_
 
 struct cmd_entry {
     cmd_fn *fn;
-    bool store; /* reads or writes the store: joins an open group */
-    bool write; /* writes: always in a group, answered after its commit */
+    const char *help; /* what HELP says the verb does */
+    bool store;       /* reads or writes the store: joins an open group */
+    bool write;       /* writes: always in a group, answered after its commit */
 };
+
+static const struct cmd_entry cmd_table[PROTO_NCMDS];
 
 static void
 to_proto(const struct store_coupon *sc, struct proto_coupon *pc)
@@ -94,7 +97,7 @@ cmd_help(struct conn *c, const struct proto_request *req, struct cmd_result *res
     (void)req;
     (void)res;
     for (int i = 0; i < PROTO_NCMDS; i++)
-        conn_printf(c, "INFO %s%s\n", proto_verbs[i].synopsis,
+        conn_printf(c, "INFO %s - %s%s\n", proto_verbs[i].synopsis, cmd_table[i].help,
                     proto_verbs[i].admin ? " (after AUTH)" : "");
     conn_printf(c, "OK\n");
 }
@@ -290,18 +293,27 @@ cmd_stats(struct conn *c, const struct proto_request *req, struct cmd_result *re
 }
 
 static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
-    [PROTO_CMD_PING] = {cmd_ping, false, false},
-    [PROTO_CMD_HELP] = {cmd_help, false, false},
-    [PROTO_CMD_AUTH] = {cmd_auth, false, false},
-    [PROTO_CMD_REQUEST] = {cmd_request, true, true},
-    [PROTO_CMD_STATUS] = {cmd_task, false, false},
-    [PROTO_CMD_WAIT] = {cmd_task, false, false},
-    [PROTO_CMD_VALIDATE] = {cmd_validate, true, false},
-    [PROTO_CMD_REDEEM] = {cmd_redeem, true, true},
-    [PROTO_CMD_QUIT] = {cmd_quit, false, false},
-    [PROTO_CMD_UPLOAD] = {cmd_upload, false, false}, /* joins the group when complete */
-    [PROTO_CMD_PURGE] = {cmd_purge, false, false},   /* the purge engine commits it */
-    [PROTO_CMD_STATS] = {cmd_stats, true, false},
+    [PROTO_CMD_PING] = {cmd_ping, "check that the server answers", false, false},
+    [PROTO_CMD_HELP] = {cmd_help, "list the commands", false, false},
+    [PROTO_CMD_AUTH] = {cmd_auth, "unlock the admin commands with the key in admin.key", false,
+                        false},
+    [PROTO_CMD_REQUEST] = {cmd_request,
+                           "assign a new coupon of the type (default: untyped) to user", true,
+                           true},
+    [PROTO_CMD_STATUS] = {cmd_task, "show a MEGADEAL task", false, false},
+    [PROTO_CMD_WAIT] = {cmd_task, "wait until a MEGADEAL task is granted or times out", false,
+                        false},
+    [PROTO_CMD_VALIDATE] = {cmd_validate, "check that user could redeem the coupon now", true,
+                            false},
+    [PROTO_CMD_REDEEM] = {cmd_redeem, "count one use of the coupon by user", true, true},
+    [PROTO_CMD_QUIT] = {cmd_quit, "close the connection", false, false},
+    [PROTO_CMD_UPLOAD] =
+        {cmd_upload,
+         "store n coupons given on the next n lines as code,type,discount,kind,expires,max_uses",
+         false, false}, /* joins the group when complete */
+    [PROTO_CMD_PURGE] = {cmd_purge, "delete expired coupons never redeemed", false,
+                         false}, /* the purge engine commits it */
+    [PROTO_CMD_STATS] = {cmd_stats, "show the counters", true, false},
 };
 
 static void

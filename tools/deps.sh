@@ -1,0 +1,22 @@
+# tools/deps.sh - sourced by tools/run and tools/test: installs the Debian packages that are
+# missing, and nothing when all are there.
+
+# Build and runtime: compiler, CMake, and the libraries coupond links.
+DEPS_BUILD="build-essential cmake pkg-config libev-dev liblmdb-dev libsodium-dev libncurses-dev"
+# Tests: unit-test framework, man page linter, and tmux for the dashboard tests.
+DEPS_TEST="libcmocka-dev mandoc tmux"
+
+deps_install() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "Installing missing packages: ${missing[*]}" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}"
+}
