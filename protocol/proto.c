@@ -1,0 +1,1004 @@
+/* proto.c - the coupond line protocol: requests and records in, reply text out.
+ * Pure code: no I/O, no allocation, no state but const tables; PROTOCOL.md is the contract. */
+#include "proto.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The reasons below spell these limits out; keep them in step. */
+_Static_assert(PROTO_MAX_LINE == 4096, "update the TOO_LONG message");
+_Static_assert(PROTO_USER_MAX == 128, "update the user reasons");
+_Static_assert(PROTO_CODE_MAX == 64, "update the code reasons");
+_Static_assert(PROTO_TASK_MAX == 128, "update the task reasons");
+_Static_assert(PROTO_KEY_MAX == 128, "update the key reason");
+_Static_assert(PROTO_USES_MAX == 1000000, "update the max_uses reason");
+_Static_assert(PROTO_PERCENT_MAX_CENTS == 10000, "update the percentage reason");
+_Static_assert(PROTO_FLAT_MAX_CENTS == 100000000000LL, "update the FLAT reason");
+_Static_assert(PROTO_MAX_WORDS >= 3, "a request has a verb and up to two arguments");
+
+const struct proto_verb proto_verbs[PROTO_NCMDS] = {
+    [PROTO_CMD_PING] = {"PING", PROTO_CMD_PING, 0, 0, false, "PING"},
+    [PROTO_CMD_HELP] = {"HELP", PROTO_CMD_HELP, 0, 0, false, "HELP"},
+    [PROTO_CMD_AUTH] = {"AUTH", PROTO_CMD_AUTH, 1, 1, false, "AUTH key"},
+    [PROTO_CMD_REQUEST] = {"REQUEST", PROTO_CMD_REQUEST, 1, 2, false, "REQUEST user [type]"},
+    [PROTO_CMD_STATUS] = {"STATUS", PROTO_CMD_STATUS, 1, 1, false, "STATUS task"},
+    [PROTO_CMD_WAIT] = {"WAIT", PROTO_CMD_WAIT, 1, 1, false, "WAIT task"},
+    [PROTO_CMD_VALIDATE] = {"VALIDATE", PROTO_CMD_VALIDATE, 2, 2, false, "VALIDATE user code"},
+    [PROTO_CMD_REDEEM] = {"REDEEM", PROTO_CMD_REDEEM, 2, 2, false, "REDEEM user code"},
+    [PROTO_CMD_QUIT] = {"QUIT", PROTO_CMD_QUIT, 0, 0, false, "QUIT"},
+    [PROTO_CMD_UPLOAD] = {"UPLOAD", PROTO_CMD_UPLOAD, 1, 1, true, "UPLOAD n"},
+    [PROTO_CMD_PURGE] = {"PURGE", PROTO_CMD_PURGE, 0, 0, true, "PURGE"},
+    [PROTO_CMD_STATS] = {"STATS", PROTO_CMD_STATS, 0, 0, true, "STATS"},
+};
+
+/* What each argument position of a verb holds; the parser applies the matching value rule. */
+enum arg_rule { ARG_NONE = 0, ARG_USER, ARG_CODE, ARG_TYPE, ARG_TASK, ARG_KEY, ARG_COUNT };
+
+static const enum arg_rule verb_args[PROTO_NCMDS][2] = {
+    [PROTO_CMD_AUTH] = {ARG_KEY, ARG_NONE},      [PROTO_CMD_REQUEST] = {ARG_USER, ARG_TYPE},
+    [PROTO_CMD_STATUS] = {ARG_TASK, ARG_NONE},   [PROTO_CMD_WAIT] = {ARG_TASK, ARG_NONE},
+    [PROTO_CMD_VALIDATE] = {ARG_USER, ARG_CODE}, [PROTO_CMD_REDEEM] = {ARG_USER, ARG_CODE},
+    [PROTO_CMD_UPLOAD] = {ARG_COUNT, ARG_NONE},
+};
+
+static const char *const err_names[PROTO_NERRS] = {
+    [PROTO_OK] = "OK",
+    [PROTO_ERR_BAD_REQUEST] = "BAD_REQUEST",
+    [PROTO_ERR_UNKNOWN_COMMAND] = "UNKNOWN_COMMAND",
+    [PROTO_ERR_TOO_LONG] = "TOO_LONG",
+    [PROTO_ERR_TOO_LARGE] = "TOO_LARGE",
+    [PROTO_ERR_DENIED] = "DENIED",
+    [PROTO_ERR_NO_COUPONS] = "NO_COUPONS",
+    [PROTO_ERR_INVALID] = "INVALID",
+    [PROTO_ERR_EXPIRED] = "EXPIRED",
+    [PROTO_ERR_EXHAUSTED] = "EXHAUSTED",
+    [PROTO_ERR_BUSY] = "BUSY",
+    [PROTO_ERR_TIMEOUT] = "TIMEOUT",
+    [PROTO_ERR_BAD_TASK] = "BAD_TASK",
+    [PROTO_ERR_UNKNOWN_TASK] = "UNKNOWN_TASK",
+    [PROTO_ERR_BAD_BATCH] = "BAD_BATCH",
+    [PROTO_ERR_INTERNAL] = "INTERNAL",
+};
+
+static const char *const type_names[PROTO_NTYPES] = {"NONE", "FREE", "STANDARD", "MEGADEAL"};
+static const char *const kind_names[PROTO_NKINDS] = {"FLAT", "PERCENT"};
+
+/* Bytes of an unknown verb echoed back in UNKNOWN_COMMAND's message. */
+#define VERB_SHOWN 32
+
+#define SECS_PER_DAY 86400LL
+
+/* A piece of a line: not NUL-terminated. */
+struct span {
+    const char *p;
+    size_t len;
+};
+
+/* Character classes, ASCII only: <ctype.h> would make the wire depend on the locale. */
+static bool
+is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static bool
+is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool
+is_alnum(char c)
+{
+    return is_digit(c) || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+/* Printable ASCII without space: what a word may hold. */
+static bool
+is_graph(char c)
+{
+    unsigned char u = (unsigned char)c;
+    return u >= 0x21 && u <= 0x7e;
+}
+
+static char
+ascii_upper(char c)
+{
+    return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+}
+
+/* True when s[0..len) equals the NUL-terminated word, ignoring ASCII case. */
+static bool
+eq_nocase(const char *s, size_t len, const char *word)
+{
+    if (strlen(word) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (ascii_upper(s[i]) != ascii_upper(word[i]))
+            return false;
+    return true;
+}
+
+static bool
+eq_exact(const char *s, size_t len, const char *word)
+{
+    return strlen(word) == len && memcmp(s, word, len) == 0;
+}
+
+/* Every parser reports its failure this way, so `why` may be NULL everywhere. */
+static bool
+fail(const char **why, const char *reason)
+{
+    if (why != NULL)
+        *why = reason;
+    return false;
+}
+
+static void
+set_err(struct proto_error *err, enum proto_err code, const char *msg)
+{
+    err->code = code;
+    snprintf(err->msg, sizeof err->msg, "%s", msg);
+}
+
+/* Drops one trailing CR: telnet ends lines with CRLF and the caller has removed the LF. */
+static size_t
+strip_cr(const char *s, size_t len)
+{
+    return len > 0 && s[len - 1] == '\r' ? len - 1 : len;
+}
+
+/* Index of the first byte that is neither printable ASCII nor a blank, or len if none. */
+static size_t
+find_bad_byte(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!is_graph(s[i]) && !is_blank(s[i]))
+            return i;
+    return len;
+}
+
+static struct span
+trim(const char *s, size_t len)
+{
+    while (len > 0 && is_blank(s[0])) {
+        s++;
+        len--;
+    }
+    while (len > 0 && is_blank(s[len - 1]))
+        len--;
+    return (struct span){s, len};
+}
+
+/* Splits on runs of blanks, keeps the first `max` words in w[], returns how many there are. */
+static size_t
+split_words(const char *s, size_t len, struct span *w, size_t max)
+{
+    size_t n = 0;
+    size_t i = 0;
+
+    for (;;) {
+        while (i < len && is_blank(s[i]))
+            i++;
+        if (i == len)
+            return n;
+        size_t start = i;
+        while (i < len && !is_blank(s[i]))
+            i++;
+        if (n < max)
+            w[n] = (struct span){s + start, i - start};
+        n++;
+    }
+}
+
+/* Reads a whole decimal number of digits only; false when empty, not all digits, or > limit.
+ * Long inputs never overflow: accumulation stops once the next digit would pass the limit. */
+static bool
+read_uint(const char *s, size_t len, uint64_t limit, uint64_t *out)
+{
+    uint64_t v = 0;
+    bool over = false;
+
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!is_digit(s[i]))
+            return false;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (over || d > limit || v > (limit - d) / 10)
+            over = true;
+        else
+            v = v * 10 + d;
+    }
+    if (over)
+        return false;
+    *out = v;
+    return true;
+}
+
+const char *
+proto_err_name(enum proto_err e)
+{
+    /* An unknown code is a caller bug; INTERNAL is the one honest word for it on the wire. */
+    if ((unsigned)e >= PROTO_NERRS)
+        return err_names[PROTO_ERR_INTERNAL];
+    return err_names[e];
+}
+
+const char *
+proto_type_name(enum proto_type t)
+{
+    /* "?" fails every parser, so a bad value surfaces instead of passing as a real type. */
+    if ((unsigned)t >= PROTO_NTYPES)
+        return "?";
+    return type_names[t];
+}
+
+const char *
+proto_kind_name(enum proto_kind k)
+{
+    if ((unsigned)k >= PROTO_NKINDS)
+        return "?";
+    return kind_names[k];
+}
+
+/* ---- Value rules ---- */
+
+bool
+proto_parse_user(const char *s, size_t len, char out[PROTO_USER_MAX + 1], const char **why)
+{
+    if (len == 0)
+        return fail(why, "bad user: empty");
+    if (len > PROTO_USER_MAX)
+        return fail(why, "bad user: longer than 128 characters");
+    for (size_t i = 0; i < len; i++)
+        if (!is_graph(s[i]))
+            return fail(why, "bad user: only printable ASCII without spaces is allowed");
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return true;
+}
+
+static bool
+is_code_char(char c)
+{
+    return is_alnum(c) || c == '_' || c == '-' || c == '.';
+}
+
+bool
+proto_parse_code(const char *s, size_t len, char out[PROTO_CODE_MAX + 1], const char **why)
+{
+    if (len == 0)
+        return fail(why, "bad code: empty");
+    if (len > PROTO_CODE_MAX)
+        return fail(why, "bad code: longer than 64 characters");
+    for (size_t i = 0; i < len; i++)
+        if (!is_code_char(s[i]))
+            return fail(why, "bad code: only A-Z a-z 0-9 _ - . are allowed");
+    /* Codes are case-insensitive: the upper-case spelling is the one stored and shown. */
+    for (size_t i = 0; i < len; i++)
+        out[i] = ascii_upper(s[i]);
+    out[len] = '\0';
+    return true;
+}
+
+bool
+proto_parse_type(const char *s, size_t len, enum proto_type *out, const char **why)
+{
+    /* Empty (a record's empty field) and "-" both name the untyped kind. */
+    if (len == 0 || eq_exact(s, len, "-")) {
+        *out = PROTO_TYPE_NONE;
+        return true;
+    }
+    for (int t = 0; t < PROTO_NTYPES; t++) {
+        if (eq_nocase(s, len, type_names[t])) {
+            *out = (enum proto_type)t;
+            return true;
+        }
+    }
+    return fail(why, "bad type: not one of NONE FREE STANDARD MEGADEAL");
+}
+
+bool
+proto_parse_kind(const char *s, size_t len, enum proto_kind *out, const char **why)
+{
+    for (int k = 0; k < PROTO_NKINDS; k++) {
+        if (eq_nocase(s, len, kind_names[k])) {
+            *out = (enum proto_kind)k;
+            return true;
+        }
+    }
+    return fail(why, "bad kind: not FLAT or PERCENT");
+}
+
+/* Largest whole part whose value in hundredths, plus .99, still fits an int64_t. */
+#define DISCOUNT_WHOLE_MAX ((INT64_MAX - 99) / 100)
+
+static const char discount_syntax[] =
+    "bad discount: not a decimal number (digits and one optional point)";
+
+/* The part after the point, s[0..len) without the point: one or two digits, in hundredths. */
+static bool
+parse_fraction(const char *s, size_t len, int64_t *frac, const char **why)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!is_digit(s[i]))
+            return fail(why, discount_syntax);
+    if (len == 0)
+        return fail(why, "bad discount: needs a digit after the decimal point");
+    if (len > 2)
+        return fail(why, "bad discount: more than 2 decimal places");
+    *frac = (s[0] - '0') * 10 + (len == 2 ? s[1] - '0' : 0);
+    return true;
+}
+
+bool
+proto_parse_discount(const char *s, size_t len, int64_t *cents, const char **why)
+{
+    int64_t whole = 0;
+    int64_t frac = 0;
+    size_t i = 0;
+
+    if (len == 0)
+        return fail(why, "bad discount: empty");
+    /* Integer arithmetic in hundredths: a float would not hold 0.1 exactly. */
+    for (; i < len && is_digit(s[i]); i++) {
+        int d = s[i] - '0';
+        if (whole > (DISCOUNT_WHOLE_MAX - d) / 10)
+            return fail(why, "bad discount: too large");
+        whole = whole * 10 + d;
+    }
+    if (i == 0)
+        return fail(why, s[0] == '.' ? "bad discount: needs a digit before the decimal point"
+                                     : discount_syntax);
+    if (i < len && s[i] != '.')
+        return fail(why, discount_syntax);
+    if (i < len && !parse_fraction(s + i + 1, len - i - 1, &frac, why))
+        return false;
+
+    int64_t v = whole * 100 + frac;
+    if (v == 0)
+        return fail(why, "bad discount: must be greater than 0");
+    *cents = v;
+    return true;
+}
+
+bool
+proto_check_discount(int64_t cents, enum proto_kind kind, const char **why)
+{
+    if ((unsigned)kind >= PROTO_NKINDS)
+        return fail(why, "bad kind: not FLAT or PERCENT");
+    if (cents <= 0)
+        return fail(why, "bad discount: must be greater than 0");
+    if (kind == PROTO_KIND_PERCENT && cents > PROTO_PERCENT_MAX_CENTS)
+        return fail(why, "bad discount: a PERCENT discount is at most 100");
+    if (kind == PROTO_KIND_FLAT && cents > PROTO_FLAT_MAX_CENTS)
+        return fail(why, "bad discount: a FLAT discount is at most 1000000000.00");
+    return true;
+}
+
+/* ---- Time ---- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+ * Our own arithmetic: timegm() and mktime() depend on TZ and are not in C11. */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The inverse of days_from_civil. */
+static void
+civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static bool
+is_leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int
+days_in_month(int y, int m)
+{
+    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m == 2 && is_leap(y) ? 29 : dim[m - 1];
+}
+
+/* A cursor over the time text; each take_* advances it only on success. */
+struct cursor {
+    const char *s;
+    size_t len;
+    size_t i;
+};
+
+static bool
+take_num(struct cursor *c, size_t ndigits, int *out)
+{
+    int v = 0;
+
+    if (c->len - c->i < ndigits)
+        return false;
+    for (size_t k = 0; k < ndigits; k++) {
+        char ch = c->s[c->i + k];
+        if (!is_digit(ch))
+            return false;
+        v = v * 10 + (ch - '0');
+    }
+    c->i += ndigits;
+    *out = v;
+    return true;
+}
+
+static bool
+take_char(struct cursor *c, char a, char b)
+{
+    if (c->i >= c->len || (c->s[c->i] != a && c->s[c->i] != b))
+        return false;
+    c->i++;
+    return true;
+}
+
+/* The fields of a time as written; the offset is off_sign * (off_h:off_m) east of UTC. */
+struct civil_time {
+    int year, month, day, hour, min, sec;
+    int off_h, off_m, off_sign;
+};
+
+static bool
+take_offset(struct cursor *c, struct civil_time *t)
+{
+    if (take_char(c, 'Z', 'z'))
+        return true;
+    if (c->i >= c->len || (c->s[c->i] != '+' && c->s[c->i] != '-'))
+        return false;
+    t->off_sign = c->s[c->i] == '-' ? -1 : 1;
+    c->i++;
+    return take_num(c, 2, &t->off_h) && take_char(c, ':', ':') && take_num(c, 2, &t->off_m);
+}
+
+/* Reads the syntax only: "YYYY-MM-DD" or RFC 3339's date-time; ranges are checked later. */
+static bool
+scan_time(const char *s, size_t len, struct civil_time *t)
+{
+    struct cursor c = {s, len, 0};
+
+    *t = (struct civil_time){.hour = 23, .min = 59, .sec = 59, .off_sign = 1};
+    if (!take_num(&c, 4, &t->year) || !take_char(&c, '-', '-') || !take_num(&c, 2, &t->month) ||
+        !take_char(&c, '-', '-') || !take_num(&c, 2, &t->day))
+        return false;
+    if (c.i == len)
+        return true; /* a bare date: 23:59:59Z, set above */
+    if (!take_char(&c, 'T', 't') || !take_num(&c, 2, &t->hour) || !take_char(&c, ':', ':') ||
+        !take_num(&c, 2, &t->min) || !take_char(&c, ':', ':') || !take_num(&c, 2, &t->sec))
+        return false;
+    /* Fractional seconds: at least one digit after the point; dropped (truncated). */
+    if (take_char(&c, '.', '.')) {
+        size_t start = c.i;
+        while (c.i < len && is_digit(s[c.i]))
+            c.i++;
+        if (c.i == start)
+            return false;
+    }
+    return take_offset(&c, t) && c.i == len;
+}
+
+static bool
+check_time_ranges(const struct civil_time *t, const char **why)
+{
+    if (t->month < 1 || t->month > 12)
+        return fail(why, "bad expires: month out of range");
+    if (t->day < 1 || t->day > days_in_month(t->year, t->month))
+        return fail(why, "bad expires: day out of range for the month");
+    if (t->hour > 23)
+        return fail(why, "bad expires: hour out of range");
+    if (t->min > 59)
+        return fail(why, "bad expires: minute out of range");
+    if (t->sec == 60)
+        return fail(why, "bad expires: leap seconds are not accepted");
+    if (t->sec > 59)
+        return fail(why, "bad expires: second out of range");
+    if (t->off_h > 23 || t->off_m > 59)
+        return fail(why, "bad expires: UTC offset out of range");
+    return true;
+}
+
+bool
+proto_parse_time(const char *s, size_t len, int64_t *out, const char **why)
+{
+    struct civil_time t;
+
+    if (!scan_time(s, len, &t))
+        return fail(why, "bad expires: not RFC 3339 (2026-12-31T23:59:59Z) or a date YYYY-MM-DD");
+    if (!check_time_ranges(&t, why))
+        return false;
+    int64_t v = days_from_civil(t.year, t.month, t.day) * SECS_PER_DAY + t.hour * 3600LL +
+                t.min * 60LL + t.sec;
+    /* The written time is local to the offset: UTC is that time minus the offset. */
+    v -= t.off_sign * (t.off_h * 3600LL + t.off_m * 60LL);
+    if (v < PROTO_TIME_MIN)
+        return fail(why, "bad expires: before 1970-01-01T00:00:00Z");
+    if (v > PROTO_TIME_MAX)
+        return fail(why, "bad expires: after 9999-12-31T23:59:59Z");
+    *out = v;
+    return true;
+}
+
+bool
+proto_parse_max_uses(const char *s, size_t len, uint32_t *out, const char **why)
+{
+    uint64_t v;
+
+    if (len == 0)
+        return fail(why, "bad max_uses: empty");
+    for (size_t i = 0; i < len; i++)
+        if (!is_digit(s[i]))
+            return fail(why, "bad max_uses: not a whole number (digits only)");
+    if (!read_uint(s, len, PROTO_USES_MAX, &v) || v == 0)
+        return fail(why, "bad max_uses: must be from 1 to 1000000");
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool
+is_task_char(char c)
+{
+    return is_alnum(c) || c == '_' || c == '-';
+}
+
+bool
+proto_parse_task(const char *s, size_t len, char out[PROTO_TASK_MAX + 1], const char **why)
+{
+    if (len == 0)
+        return fail(why, "bad task: empty");
+    if (len > PROTO_TASK_MAX)
+        return fail(why, "bad task: longer than 128 characters");
+    for (size_t i = 0; i < len; i++)
+        if (!is_task_char(s[i]))
+            return fail(why, "bad task: only A-Z a-z 0-9 _ - are allowed");
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return true;
+}
+
+/* ---- Requests ---- */
+
+bool
+proto_line_is_blank(const char *line, size_t len)
+{
+    len = strip_cr(line, len);
+    for (size_t i = 0; i < len; i++)
+        if (!is_blank(line[i]))
+            return false;
+    return true;
+}
+
+/* Fills err for the first byte a request may not hold; false when there is one. */
+static bool
+check_request_bytes(const char *line, size_t len, struct proto_error *err)
+{
+    size_t i = find_bad_byte(line, len);
+    if (i == len)
+        return true;
+
+    /* Name the byte by its class and hex value, never echo it: it is not printable. */
+    unsigned char b = (unsigned char)line[i];
+    err->code = PROTO_ERR_BAD_REQUEST;
+    if (b == 0)
+        snprintf(err->msg, sizeof err->msg, "NUL byte in request at position %zu", i + 1);
+    else if (b < 0x80)
+        snprintf(err->msg, sizeof err->msg, "control byte 0x%02X in request at position %zu",
+                 (unsigned)b, i + 1);
+    else
+        snprintf(err->msg, sizeof err->msg, "non-ASCII byte 0x%02X in request at position %zu",
+                 (unsigned)b, i + 1);
+    return false;
+}
+
+static const struct proto_verb *
+find_verb(struct span w)
+{
+    for (int c = 0; c < PROTO_NCMDS; c++)
+        if (eq_nocase(w.p, w.len, proto_verbs[c].name))
+            return &proto_verbs[c];
+    return NULL;
+}
+
+/* UPLOAD's count: digits only and > 0; too many digits saturate, the caller says TOO_LARGE. */
+static bool
+parse_count(struct span w, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    for (size_t i = 0; i < w.len; i++) {
+        if (!is_digit(w.p[i]))
+            return false;
+        uint64_t d = (uint64_t)(w.p[i] - '0');
+        v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
+    }
+    if (v == 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Applies one argument's value rule; the words are printable ASCII already. */
+static bool
+parse_arg(enum arg_rule rule, struct span w, struct proto_request *req, struct proto_error *err)
+{
+    const char *why = NULL;
+    bool ok = false;
+
+    switch (rule) {
+    case ARG_USER:
+        ok = proto_parse_user(w.p, w.len, req->user, &why);
+        break;
+    case ARG_CODE:
+        ok = proto_parse_code(w.p, w.len, req->code, &why);
+        break;
+    case ARG_TYPE:
+        ok = proto_parse_type(w.p, w.len, &req->type, &why);
+        break;
+    case ARG_TASK:
+        ok = proto_parse_task(w.p, w.len, req->task, &why);
+        break;
+    case ARG_KEY:
+        ok = w.len <= PROTO_KEY_MAX;
+        why = "bad key: longer than 128 characters";
+        req->key = w.p;
+        req->key_len = w.len;
+        break;
+    case ARG_COUNT:
+        ok = parse_count(w, &req->count);
+        why = "UPLOAD needs a positive record count";
+        break;
+    case ARG_NONE:
+        why = "internal error: unexpected argument";
+        break;
+    }
+    if (!ok)
+        set_err(err, PROTO_ERR_BAD_REQUEST, why);
+    return ok;
+}
+
+static void
+unknown_verb(struct span w, struct proto_error *err)
+{
+    /* Echo only a bounded prefix; the bytes are printable, checked before. */
+    int shown = w.len > VERB_SHOWN ? VERB_SHOWN : (int)w.len;
+    err->code = PROTO_ERR_UNKNOWN_COMMAND;
+    snprintf(err->msg, sizeof err->msg, "unknown command %.*s%s", shown, w.p,
+             w.len > VERB_SHOWN ? "..." : "");
+}
+
+bool
+proto_parse_request(const char *line, size_t len, struct proto_request *req,
+                    struct proto_error *err)
+{
+    struct span w[PROTO_MAX_WORDS];
+
+    /* The limit counts every byte before the LF, a CR included, as PROTOCOL.md says. */
+    if (len > PROTO_MAX_LINE) {
+        set_err(err, PROTO_ERR_TOO_LONG, "line longer than 4096 bytes");
+        return false;
+    }
+    len = strip_cr(line, len);
+    if (!check_request_bytes(line, len, err))
+        return false;
+    size_t n = split_words(line, len, w, PROTO_MAX_WORDS);
+    if (n == 0) {
+        set_err(err, PROTO_ERR_BAD_REQUEST, "empty request");
+        return false;
+    }
+    const struct proto_verb *v = find_verb(w[0]);
+    if (v == NULL) {
+        unknown_verb(w[0], err);
+        return false;
+    }
+    if (n - 1 < v->min_args || n - 1 > v->max_args) {
+        err->code = PROTO_ERR_BAD_REQUEST;
+        snprintf(err->msg, sizeof err->msg, "usage: %s", v->synopsis);
+        return false;
+    }
+
+    memset(req, 0, sizeof *req);
+    req->cmd = v->cmd;
+    req->type = PROTO_TYPE_NONE;
+    req->key = NULL;
+    for (size_t a = 1; a < n; a++)
+        if (!parse_arg(verb_args[v->cmd][a - 1], w[a], req, err))
+            return false;
+    return true;
+}
+
+/* ---- Upload records ---- */
+
+static const char *
+record_byte_reason(const char *line, size_t len)
+{
+    size_t i = find_bad_byte(line, len);
+    if (i == len)
+        return NULL;
+    unsigned char b = (unsigned char)line[i];
+    if (b == 0)
+        return "NUL byte in record";
+    if (b < 0x80)
+        return "control byte in record";
+    return "non-ASCII byte in record";
+}
+
+/* Splits on commas into exactly six trimmed fields; false on any other count. */
+static bool
+split_record(const char *line, size_t len, struct span f[6])
+{
+    size_t n = 0;
+    size_t start = 0;
+
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && line[i] != ',')
+            continue;
+        if (n == 6)
+            return false;
+        f[n++] = trim(line + start, i - start);
+        start = i + 1;
+    }
+    return n == 6;
+}
+
+bool
+proto_parse_record(const char *line, size_t len, struct proto_coupon *out, const char **why)
+{
+    struct span f[6];
+    struct proto_coupon c;
+
+    len = strip_cr(line, len);
+    const char *bad = record_byte_reason(line, len);
+    if (bad != NULL)
+        return fail(why, bad);
+    if (!split_record(line, len, f))
+        return fail(why, "expected 6 fields: code,type,discount,kind,expires,max_uses");
+
+    memset(&c, 0, sizeof c);
+    if (!proto_parse_code(f[0].p, f[0].len, c.code, why) ||
+        !proto_parse_type(f[1].p, f[1].len, &c.type, why) ||
+        !proto_parse_discount(f[2].p, f[2].len, &c.discount, why) ||
+        !proto_parse_kind(f[3].p, f[3].len, &c.kind, why) ||
+        !proto_check_discount(c.discount, c.kind, why) ||
+        !proto_parse_time(f[4].p, f[4].len, &c.expires, why) ||
+        !proto_parse_max_uses(f[5].p, f[5].len, &c.max_uses, why))
+        return false;
+    c.uses = 0;
+    *out = c;
+    return true;
+}
+
+/* ---- Formatting ---- */
+
+/* Writes v as exactly `width` zero-padded digits; callers pass values that fit. */
+static char *
+put_digits(char *p, int64_t v, int width)
+{
+    for (int k = width - 1; k >= 0; k--) {
+        p[k] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + width;
+}
+
+size_t
+proto_fmt_time(char buf[PROTO_TIME_BUF], int64_t t)
+{
+    int64_t y;
+    int m, d;
+
+    /* Out-of-range times are a caller bug; clamping keeps the 4-digit year and the buffer. */
+    if (t < PROTO_TIME_MIN)
+        t = PROTO_TIME_MIN;
+    if (t > PROTO_TIME_MAX)
+        t = PROTO_TIME_MAX;
+    int64_t secs = t % SECS_PER_DAY;
+    civil_from_days(t / SECS_PER_DAY, &y, &m, &d);
+
+    char *p = put_digits(buf, y, 4);
+    *p++ = '-';
+    p = put_digits(p, m, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p++ = 'T';
+    p = put_digits(p, secs / 3600, 2);
+    *p++ = ':';
+    p = put_digits(p, secs / 60 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, secs % 60, 2);
+    *p++ = 'Z';
+    *p = '\0';
+    return (size_t)(p - buf);
+}
+
+size_t
+proto_fmt_discount(char buf[PROTO_DISCOUNT_BUF], int64_t cents)
+{
+    /* Work on the magnitude as unsigned, so INT64_MIN has no overflow. */
+    uint64_t mag = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
+    int n = snprintf(buf, PROTO_DISCOUNT_BUF, "%s%" PRIu64 ".%02u", cents < 0 ? "-" : "", mag / 100,
+                     (unsigned)(mag % 100));
+    return n < 0 ? 0 : (size_t)n;
+}
+
+/* snprintf's result as a length: never more than what the buffer holds. */
+static size_t
+fmt_len(int n, size_t size)
+{
+    if (n < 0)
+        return 0;
+    return (size_t)n < size ? (size_t)n : size - 1;
+}
+
+size_t
+proto_fmt_coupon(char buf[PROTO_COUPON_BUF], const struct proto_coupon *c)
+{
+    char disc[PROTO_DISCOUNT_BUF];
+    char exp[PROTO_TIME_BUF];
+
+    proto_fmt_discount(disc, c->discount);
+    proto_fmt_time(exp, c->expires);
+    int n = snprintf(buf, PROTO_COUPON_BUF,
+                     "code=%.*s type=%s discount=%s kind=%s expires=%s uses=%" PRIu32
+                     " max_uses=%" PRIu32,
+                     (int)strnlen(c->code, PROTO_CODE_MAX), c->code, proto_type_name(c->type), disc,
+                     proto_kind_name(c->kind), exp, c->uses, c->max_uses);
+    return fmt_len(n, PROTO_COUPON_BUF);
+}
+
+size_t
+proto_fmt_record(char buf[PROTO_RECORD_BUF], const struct proto_coupon *c)
+{
+    char disc[PROTO_DISCOUNT_BUF];
+    char exp[PROTO_TIME_BUF];
+
+    proto_fmt_discount(disc, c->discount);
+    proto_fmt_time(exp, c->expires);
+    const char *type = c->type == PROTO_TYPE_NONE ? "" : proto_type_name(c->type);
+    int n = snprintf(buf, PROTO_RECORD_BUF, "%.*s,%s,%s,%s,%s,%" PRIu32,
+                     (int)strnlen(c->code, PROTO_CODE_MAX), c->code, type, disc,
+                     proto_kind_name(c->kind), exp, c->max_uses);
+    return fmt_len(n, PROTO_RECORD_BUF);
+}
+
+/* ---- Replies (client side) ----
+ * These accept a trailing CR too, so a client behind a CRLF-speaking relay still works. */
+
+static bool
+starts_word(const char *line, size_t len, const char *word)
+{
+    size_t wl = strlen(word);
+    if (len < wl || memcmp(line, word, wl) != 0)
+        return false;
+    return len == wl || line[wl] == ' ';
+}
+
+enum proto_reply_kind
+proto_reply_kind(const char *line, size_t len)
+{
+    len = strip_cr(line, len);
+    if (starts_word(line, len, "OK"))
+        return PROTO_REPLY_OK;
+    if (starts_word(line, len, "ERR"))
+        return PROTO_REPLY_ERR;
+    return PROTO_REPLY_DATA;
+}
+
+enum proto_err
+proto_reply_err(const char *line, size_t len)
+{
+    struct span w[2];
+
+    enum proto_reply_kind k = proto_reply_kind(line, len);
+    len = strip_cr(line, len);
+    if (k == PROTO_REPLY_OK)
+        return PROTO_OK;
+    if (k != PROTO_REPLY_ERR || split_words(line, len, w, 2) < 2)
+        return PROTO_ERR_INTERNAL;
+    for (int e = PROTO_ERR_BAD_REQUEST; e < PROTO_NERRS; e++)
+        if (eq_exact(w[1].p, w[1].len, err_names[e]))
+            return (enum proto_err)e;
+    return PROTO_ERR_INTERNAL;
+}
+
+bool
+proto_reply_field(const char *line, size_t len, const char *key, const char **val, size_t *val_len)
+{
+    size_t kl = strlen(key);
+    size_t i = 0;
+
+    if (kl == 0)
+        return false;
+    len = strip_cr(line, len);
+    while (i < len) {
+        while (i < len && is_blank(line[i]))
+            i++;
+        size_t start = i;
+        while (i < len && !is_blank(line[i]))
+            i++;
+        /* Whole words only: "key=" must start the word, so "xkey=" is not a match. */
+        size_t wl = i - start;
+        if (wl > kl && memcmp(line + start, key, kl) == 0 && line[start + kl] == '=') {
+            *val = line + start + kl + 1;
+            *val_len = wl - kl - 1;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Digits only, fitting in 32 bits. */
+static bool
+parse_u32(const char *s, size_t len, uint32_t *out)
+{
+    uint64_t v;
+    if (!read_uint(s, len, UINT32_MAX, &v))
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+bool
+proto_reply_coupon(const char *line, size_t len, struct proto_coupon *out)
+{
+    static const char *const keys[7] = {"code",    "type", "discount", "kind",
+                                        "expires", "uses", "max_uses"};
+    struct span f[7];
+    struct proto_coupon c;
+
+    for (int k = 0; k < 7; k++)
+        if (!proto_reply_field(line, len, keys[k], &f[k].p, &f[k].len))
+            return false;
+    memset(&c, 0, sizeof c);
+    if (!proto_parse_code(f[0].p, f[0].len, c.code, NULL) ||
+        !proto_parse_type(f[1].p, f[1].len, &c.type, NULL) ||
+        !proto_parse_discount(f[2].p, f[2].len, &c.discount, NULL) ||
+        !proto_parse_kind(f[3].p, f[3].len, &c.kind, NULL) ||
+        !proto_check_discount(c.discount, c.kind, NULL) ||
+        !proto_parse_time(f[4].p, f[4].len, &c.expires, NULL) ||
+        !parse_u32(f[5].p, f[5].len, &c.uses) ||
+        !proto_parse_max_uses(f[6].p, f[6].len, &c.max_uses, NULL))
+        return false;
+    /* The server never counts more uses than allowed; more means a garbled line. */
+    if (c.uses > c.max_uses)
+        return false;
+    *out = c;
+    return true;
+}
+
+bool
+proto_reply_stat(const char *line, size_t len, const char **name, size_t *name_len, uint64_t *value)
+{
+    struct span w[4];
+    uint64_t v;
+
+    len = strip_cr(line, len);
+    if (split_words(line, len, w, 4) != 3 || !eq_exact(w[0].p, w[0].len, "STAT"))
+        return false;
+    if (!read_uint(w[2].p, w[2].len, UINT64_MAX, &v))
+        return false;
+    *name = w[1].p;
+    *name_len = w[1].len;
+    *value = v;
+    return true;
+}
