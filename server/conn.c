@@ -18,6 +18,7 @@
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void linger(struct conn *c);
 
 static void
 list_add(struct conn_list *l, struct conn *c)
@@ -266,7 +267,7 @@ conn_flush(struct conn *c)
         c->out = NULL;
         c->out_off = c->out_len = c->out_cap = c->out_sendable = 0;
         if (c->closing)
-            conn_close(c);
+            linger(c);
     }
 }
 
@@ -276,6 +277,51 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     (void)revents;
     conn_flush(w->data);
+}
+
+static void
+linger_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct conn *c = w->data;
+    char sink[CONN_LINGER_BUF];
+    ssize_t n = read(c->fd, sink, sizeof sink);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        conn_close(c);
+}
+
+static void
+linger_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    conn_close(w->data);
+}
+
+/* Every reply is written: tell the peer we are done, and close once it is done too (or after
+ * CONN_LINGER_TIMEOUT), discarding what it still sends, so no reset destroys our replies. */
+static void
+linger(struct conn *c)
+{
+    struct ev_loop *loop = c->srv->loop;
+    if (c->lingering || c->dead)
+        return;
+    c->lingering = true;
+    free(c->in);
+    c->in = NULL;
+    c->in_len = 0;
+    if (shutdown(c->fd, SHUT_WR) != 0) {
+        conn_close(c);
+        return;
+    }
+    ev_timer_stop(loop, &c->idle_w);
+    ev_timer_stop(loop, &c->delay_w);
+    ev_io_stop(loop, &c->read_w);
+    ev_set_cb(&c->read_w, linger_read_cb);
+    ev_io_start(loop, &c->read_w);
+    ev_timer_init(&c->delay_w, linger_timeout_cb, CONN_LINGER_TIMEOUT, 0.);
+    ev_timer_start(loop, &c->delay_w);
 }
 
 void
@@ -291,7 +337,8 @@ conn_close_after_flush(struct conn *c)
 void
 conn_stop_reading(struct conn *c)
 {
-    ev_io_stop(c->srv->loop, &c->read_w);
+    if (!c->lingering)
+        ev_io_stop(c->srv->loop, &c->read_w);
 }
 
 void

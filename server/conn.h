@@ -25,6 +25,11 @@ struct upload;
 #define CONN_PEER_MAX   64   /* "[ipv6]:port" */
 #define CONN_AUTH_DELAY 1.0  /* seconds before a wrong AUTH is answered */
 #define CONN_AUTH_TRIES 3    /* wrong keys before the connection is closed */
+/* A closing connection first shuts down its sending side and discards what the peer still
+ * sends, for at most this long: closing with unread input makes the kernel send a reset, and
+ * a reset destroys replies the peer has not read yet. */
+#define CONN_LINGER_TIMEOUT 2.0
+#define CONN_LINGER_BUF     4096
 
 struct conn {
     struct server *srv;
@@ -56,10 +61,11 @@ struct conn {
     /* state */
     bool authed;
     uint8_t auth_failures;
-    bool blocked; /* waiting on a delayed reply or a purge: input waits in `in` */
-    bool closing; /* close once the output is written */
-    bool eof;     /* the peer closed its side: answer what it sent, then close */
-    bool dead;    /* closed; freed at the iteration's end */
+    bool blocked;   /* waiting on a delayed reply or a purge: input waits in `in` */
+    bool closing;   /* close once the output is written */
+    bool eof;       /* the peer closed its side: answer what it sent, then close */
+    bool lingering; /* replies all written; draining the peer's input before the close */
+    bool dead;      /* closed; freed at the iteration's end */
     bool in_flush, in_resume;
 
     /* lists */
