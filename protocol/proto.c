@@ -672,7 +672,11 @@ parse_arg(enum arg_rule rule, struct span w, struct proto_request *req, struct p
         why = "internal error: unexpected argument";
         break;
     }
-    if (!ok)
+    /* A task id that fails its value rule is a bad id like any other: BAD_TASK, with the one
+     * message that says nothing about why. */
+    if (!ok && rule == ARG_TASK)
+        set_err(err, PROTO_ERR_BAD_TASK, PROTO_BAD_TASK_MSG);
+    else if (!ok)
         set_err(err, PROTO_ERR_BAD_REQUEST, why);
     return ok;
 }

@@ -17,6 +17,9 @@
 #define PROTO_UPLOAD_MAX   50000   /* default and largest --max-upload */
 #define PROTO_REJECT_SHOWN 100     /* REJECT lines sent for one batch at most */
 #define PROTO_MAX_WORDS    8       /* words kept per request line; more is BAD_REQUEST */
+/* The message of every ERR BAD_TASK: an id that fails any check, its form or its signature,
+ * gets the same reply, so that a reply never tells which check failed. */
+#define PROTO_BAD_TASK_MSG "not a valid task id"
 /* A discount is held in hundredths. 100.00 is the largest PERCENT; FLAT amounts are
  * capped at 1,000,000,000.00 so that every value fits any reasonable ledger. */
 #define PROTO_PERCENT_MAX_CENTS 10000
@@ -140,6 +143,7 @@ const char *proto_kind_name(enum proto_kind k);
  *   - more than PROTO_MAX_LINE bytes: TOO_LONG;
  *   - unknown verb: UNKNOWN_COMMAND;
  *   - wrong argument count or an argument that fails its value rule: BAD_REQUEST;
+ *   - except a STATUS or WAIT task id that fails its rule: BAD_TASK with PROTO_BAD_TASK_MSG;
  *   - UPLOAD whose count is not a positive decimal number: BAD_REQUEST.
  *     A positive count above any limit is NOT an error here: the caller compares
  *     req->count against its own --max-upload (PROTOCOL.md's TOO_LARGE).

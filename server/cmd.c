@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "keys.h"
 #include "log.h"
+#include "megadeal.h"
 #include "purge.h"
 #include "server.h"
 #include "store.h"
@@ -140,8 +141,7 @@ cmd_request(struct conn *c, const struct proto_request *req, struct cmd_result *
 {
     res->type = proto_type_name(req->type);
     if (req->type == PROTO_TYPE_MEGADEAL) {
-        res->err = PROTO_ERR_BUSY;
-        conn_error(c, PROTO_ERR_BUSY, "MEGADEAL queue not enabled");
+        res->err = megadeal_request(c->srv->mega, c, req->user, res->extra, sizeof res->extra);
         return;
     }
     struct store_coupon sc;
@@ -164,10 +164,8 @@ cmd_request(struct conn *c, const struct proto_request *req, struct cmd_result *
 static void
 cmd_task(struct conn *c, const struct proto_request *req, struct cmd_result *res)
 {
-    (void)req;
-    /* No task can exist before the MEGADEAL queue is enabled, so no id is valid. */
-    res->err = PROTO_ERR_BAD_TASK;
-    conn_error(c, PROTO_ERR_BAD_TASK, "not a valid task id");
+    res->err = megadeal_status(c->srv->mega, c, req->task, req->cmd == PROTO_CMD_WAIT,
+                               &res->deferred, res->extra, sizeof res->extra);
 }
 
 static void
@@ -285,10 +283,13 @@ cmd_stats(struct conn *c, const struct proto_request *req, struct cmd_result *re
         for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
             stat_line(c, names[i], proto_type_name((enum proto_type)t), v[i]);
     }
-    static const char *const mega[] = {"megadeal.queued", "megadeal.in_flight", "megadeal.granted",
-                                       "megadeal.rejected", "megadeal.timed_out"};
-    for (size_t i = 0; i < sizeof mega / sizeof mega[0]; i++)
-        stat_line(c, mega[i], "", 0);
+    struct mega_counters mc;
+    megadeal_counters(srv->mega, &mc);
+    stat_line(c, "megadeal.queued", "", mc.queued);
+    stat_line(c, "megadeal.in_flight", "", mc.in_flight);
+    stat_line(c, "megadeal.granted", "", mc.granted);
+    stat_line(c, "megadeal.rejected", "", mc.rejected);
+    stat_line(c, "megadeal.timed_out", "", mc.timed_out);
     conn_printf(c, "OK\n");
 }
 
@@ -298,8 +299,9 @@ static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
     [PROTO_CMD_AUTH] = {cmd_auth, "unlock the admin commands with the key in admin.key", false,
                         false},
     [PROTO_CMD_REQUEST] = {cmd_request,
-                           "assign a new coupon of the type (default: untyped) to user", true,
-                           true},
+                           "assign a new coupon of the type (default: untyped) to user; "
+                           "MEGADEAL queues a task",
+                           true, true},
     [PROTO_CMD_STATUS] = {cmd_task, "show a MEGADEAL task", false, false},
     [PROTO_CMD_WAIT] = {cmd_task, "wait until a MEGADEAL task is granted or times out", false,
                         false},
@@ -315,6 +317,18 @@ static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
                          false}, /* the purge engine commits it */
     [PROTO_CMD_STATS] = {cmd_stats, "show the counters", true, false},
 };
+
+/* A write always goes in the group; a read joins it when one is open, because it then reads
+ * the group's uncommitted state and must not be answered before the commit. REQUEST MEGADEAL
+ * writes nothing (its grant comes later, in a group of its own) and its reply promises only a
+ * place in the queue, which no commit makes durable: it does not wait for one. */
+static bool
+joins_group(const struct cmd_entry *entry, const struct proto_request *req, const struct store *st)
+{
+    if (req->cmd == PROTO_CMD_REQUEST && req->type == PROTO_TYPE_MEGADEAL)
+        return false;
+    return entry->write || (entry->store && store_pending(st));
+}
 
 static void
 log_command(struct conn *c, const char *op, const struct proto_request *req,
@@ -359,9 +373,7 @@ cmd_execute(struct conn *c, const char *line, size_t len)
         log_command(c, verb->name, &req, &res, started);
         return;
     }
-    /* A write always goes in the group; a read joins it when one is open, because it then
-     * reads the group's uncommitted state and must not be answered before the commit. */
-    if (entry->write || (entry->store && store_pending(srv->store)))
+    if (joins_group(entry, &req, srv->store))
         conn_join_group(c);
     entry->fn(c, &req, &res);
     if (!res.deferred)
@@ -404,4 +416,6 @@ void
 cmd_conn_closed(struct conn *c)
 {
     purge_cancel(c->srv->purge, c);
+    if (c->blocked) /* only a blocked connection can be waiting on a task */
+        megadeal_conn_closed(c->srv->mega, c);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mega.h"
 #include "proto.h"
 #include "store.h"
 
@@ -17,7 +18,10 @@ enum {
     OPT_MAX_CLIENTS,
     OPT_IDLE_TIMEOUT,
     OPT_MAP_SIZE,
-    OPT_CHECK
+    OPT_CHECK,
+    OPT_MEGADEAL_RATE,
+    OPT_MEGADEAL_CONCURRENCY,
+    OPT_MEGADEAL_WAIT
 };
 
 static const struct option long_options[] = {
@@ -31,6 +35,9 @@ static const struct option long_options[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"map-size", required_argument, NULL, OPT_MAP_SIZE},
     {"check", no_argument, NULL, OPT_CHECK},
+    {"megadeal-rate", required_argument, NULL, OPT_MEGADEAL_RATE},
+    {"megadeal-concurrency", required_argument, NULL, OPT_MEGADEAL_CONCURRENCY},
+    {"megadeal-wait", required_argument, NULL, OPT_MEGADEAL_WAIT},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -47,6 +54,9 @@ static const char usage_text[] =
     "      --max-clients N        most connections at once (default 10000)\n"
     "      --idle-timeout SECS    close connections idle this long, 0 = off (default 300)\n"
     "      --map-size SIZE        LMDB map size, suffix K/M/G/T allowed (default 16G)\n"
+    "      --megadeal-rate N      MEGADEAL grants in any second, 1..1000 (default 10)\n"
+    "      --megadeal-concurrency N MEGADEAL grants in flight at once, 1..1000 (default 5)\n"
+    "      --megadeal-wait SECS   MEGADEAL task deadline, 1..3600 (default 10)\n"
     "      --check                check the store in DIR for consistency and exit\n"
     "  -V, --version              print the version and exit\n"
     "  -h, --help                 print this help and exit\n";
@@ -103,7 +113,34 @@ opts_defaults(struct opts *o)
         .max_clients = OPTS_MAX_CLIENTS_DEFAULT,
         .idle_timeout = OPTS_IDLE_TIMEOUT_DEFAULT,
         .map_size = STORE_MAP_SIZE_DEFAULT,
+        .megadeal_rate = MEGA_RATE_DEFAULT,
+        .megadeal_concurrency = MEGA_CONCURRENCY_DEFAULT,
+        .megadeal_wait = MEGA_WAIT_DEFAULT,
     };
+}
+
+/* Applies one --megadeal-* flag; false when its value is out of range. */
+static bool
+set_megadeal(struct opts *o, int opt, const char *arg)
+{
+    uint64_t v;
+    switch (opt) {
+    case OPT_MEGADEAL_RATE:
+        if (!parse_u64(arg, 1, MEGA_RATE_MAX, &v))
+            return false;
+        o->megadeal_rate = (uint32_t)v;
+        return true;
+    case OPT_MEGADEAL_CONCURRENCY:
+        if (!parse_u64(arg, 1, MEGA_CONCURRENCY_MAX, &v))
+            return false;
+        o->megadeal_concurrency = (uint32_t)v;
+        return true;
+    default:
+        if (!parse_u64(arg, 1, MEGA_WAIT_MAX, &v))
+            return false;
+        o->megadeal_wait = (uint32_t)v;
+        return true;
+    }
 }
 
 /* Applies one numeric flag; false when its value is out of range. */
@@ -138,6 +175,10 @@ set_number(struct opts *o, int opt, const char *arg)
             return false;
         o->map_size = v;
         return true;
+    case OPT_MEGADEAL_RATE:
+    case OPT_MEGADEAL_CONCURRENCY:
+    case OPT_MEGADEAL_WAIT:
+        return set_megadeal(o, opt, arg);
     default:
         return false;
     }

@@ -35,8 +35,11 @@ struct opts {
     uint32_t max_upload;
     uint32_t purge_interval; /* seconds, 0 = off */
     uint32_t max_clients;
-    uint32_t idle_timeout; /* seconds, 0 = off */
-    uint64_t map_size;     /* bytes */
+    uint32_t idle_timeout;         /* seconds, 0 = off */
+    uint64_t map_size;             /* bytes */
+    uint32_t megadeal_rate;        /* grants in any one-second window */
+    uint32_t megadeal_concurrency; /* grants allocated and not yet committed */
+    uint32_t megadeal_wait;        /* seconds from REQUEST to ERR TIMEOUT */
 };
 
 /* Fills *o with the defaults. */

@@ -16,6 +16,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "megadeal.h"
 #include "purge.h"
 
 #define SERVER_LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
@@ -154,6 +155,7 @@ commit_group(struct server *srv)
     }
     srv->group = NULL;
     purge_committed(srv->purge, ok, why);
+    megadeal_committed(srv->mega, ok, why);
 }
 
 static void
@@ -186,15 +188,6 @@ bury_dead(struct server *srv)
     srv->graveyard = keep;
 }
 
-static bool
-output_pending(const struct server *srv)
-{
-    for (const struct conn *c = srv->conns.head; c; c = c->next)
-        if (conn_has_output(c))
-            return true;
-    return false;
-}
-
 /* The end of every loop iteration, just before it waits: one commit for all the writes the
  * iteration gathered, then every reply is written. */
 static void
@@ -208,7 +201,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     store_release(srv->store);
     bury_dead(srv);
     log_flush(srv->log);
-    if (srv->shutting_down && !purge_busy(srv->purge) && !output_pending(srv))
+    if (srv->shutting_down && !purge_busy(srv->purge) && srv->conns.count == 0)
         ev_break(loop, EVBREAK_ALL);
 }
 
@@ -261,12 +254,13 @@ begin_shutdown(struct server *srv, int signum)
     close(srv->listen_fd);
     srv->listen_fd = -1;
     purge_stop(srv->purge);
+    megadeal_stop(srv->mega);
+    /* Every connection is closed once its replies (and those its group still owes) are
+     * written; conn_close_after_flush lingers so that no reset destroys them. */
     struct conn *next;
     for (struct conn *c = srv->conns.head; c; c = next) {
         next = c->next;
-        conn_stop_reading(c);
-        if (!conn_has_output(c) && !c->in_group)
-            conn_close(c);
+        conn_close_after_flush(c);
     }
     ev_timer_start(srv->loop, &srv->shutdown_w);
 }
@@ -367,8 +361,14 @@ server_init(struct server *srv, struct ev_loop *loop, const struct opts *opts, s
         snprintf(errbuf, errlen, "out of memory");
         return false;
     }
+    srv->mega = megadeal_new(srv, errbuf, errlen);
+    if (!srv->mega) {
+        purge_free(srv->purge);
+        return false;
+    }
     srv->listen_fd = open_listener(opts, errbuf, errlen);
     if (srv->listen_fd < 0) {
+        megadeal_free(srv->mega);
         purge_free(srv->purge);
         return false;
     }
@@ -397,5 +397,6 @@ server_free(struct server *srv)
     if (srv->listen_fd >= 0)
         close(srv->listen_fd);
     purge_free(srv->purge);
+    megadeal_free(srv->mega);
     sodium_memzero(srv->admin_key, sizeof srv->admin_key);
 }

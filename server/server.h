@@ -13,6 +13,7 @@
 
 struct conn;
 struct log;
+struct megadeal;
 struct purge;
 
 /* Accepting stops this long after accept() fails for lack of descriptors (EMFILE), so a full
@@ -43,6 +44,7 @@ struct server {
     struct store *store;
     struct log *log;
     struct purge *purge;
+    struct megadeal *mega; /* the MEGADEAL queue */
     unsigned char admin_key[KEYS_BYTES];
 
     int listen_fd;
@@ -66,8 +68,9 @@ struct server {
     struct server_stats stats;
 };
 
-/* Sets up the server: listener, signals, timers. The store and log must be open. Returns
- * false with a one-line reason in errbuf (port in use, bad address, ...). */
+/* Sets up the server: listener, signals, timers, the MEGADEAL queue and its key file. The store
+ * and log must be open. Returns false with a one-line reason in errbuf (port in use, bad
+ * address, task.key refused, ...). */
 bool server_init(struct server *srv, struct ev_loop *loop, const struct opts *opts,
                  struct store *store, struct log *lg, const unsigned char admin_key[KEYS_BYTES],
                  char *errbuf, size_t errlen);

@@ -611,8 +611,30 @@ test_req_task_length(void **state)
     expect_ok(line, PROTO_CMD_STATUS, &r);
     assert_string_equal(r.task, task);
     snprintf(line, sizeof line, "WAIT %s", fill(task, 'T', PROTO_TASK_MAX + 1));
-    expect_fail(line, PROTO_ERR_BAD_REQUEST, "bad task: longer than 128 characters");
-    expect_fail("WAIT abc.def", PROTO_ERR_BAD_REQUEST, "bad task");
+    expect_fail(line, PROTO_ERR_BAD_TASK, PROTO_BAD_TASK_MSG);
+    expect_fail("WAIT abc.def", PROTO_ERR_BAD_TASK, PROTO_BAD_TASK_MSG);
+}
+
+/* A task id that fails its value rule is BAD_TASK, with one message whatever the reason; a
+ * wrong number of arguments stays BAD_REQUEST. */
+static void
+test_req_bad_task_id(void **state)
+{
+    static const char *const bad[] = {
+        "STATUS a!b", "WAIT a.b", "STATUS a=b", "WAIT a+b/c", "status \"x\"",
+    };
+    struct proto_error e;
+    struct proto_request r;
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        expect_fail(bad[i], PROTO_ERR_BAD_TASK, PROTO_BAD_TASK_MSG);
+        assert_false(parse(bad[i], &r, &e));
+        assert_string_equal(e.msg, PROTO_BAD_TASK_MSG);
+    }
+    expect_fail("STATUS", PROTO_ERR_BAD_REQUEST, "usage");
+    expect_fail("WAIT a b", PROTO_ERR_BAD_REQUEST, "usage");
+    /* Other arguments keep their own errors. */
+    expect_fail("REQUEST alice BOGUS", PROTO_ERR_BAD_REQUEST, "bad type");
 }
 
 static void
@@ -1898,6 +1920,7 @@ main(void)
         cmocka_unit_test(test_req_code_length),
         cmocka_unit_test(test_req_code_normalised),
         cmocka_unit_test(test_req_task_length),
+        cmocka_unit_test(test_req_bad_task_id),
         cmocka_unit_test(test_req_auth_key),
         cmocka_unit_test(test_req_auth_key_length),
         cmocka_unit_test(test_req_upload_counts),
