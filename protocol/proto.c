@@ -589,6 +589,19 @@ proto_line_is_blank(const char *line, size_t len)
     return true;
 }
 
+bool
+proto_looks_like_http(const char *line, size_t len)
+{
+    static const char *const methods[] = {"GET",     "POST",  "PUT",     "HEAD", "DELETE",
+                                          "OPTIONS", "PATCH", "CONNECT", "TRACE"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        size_t m = strlen(methods[i]);
+        if (len >= m && memcmp(line, methods[i], m) == 0 && (len == m || is_blank(line[m])))
+            return true;
+    }
+    return false;
+}
+
 /* Fills err for the first byte a request may not hold; false when there is one. */
 static bool
 check_request_bytes(const char *line, size_t len, struct proto_error *err)

@@ -112,11 +112,11 @@ struct proto_coupon {
  * and is valid while that line is. */
 struct proto_request {
     enum proto_cmd cmd;
-    char user[PROTO_USER_MAX + 1];  /* REQUEST, VALIDATE, REDEEM */
-    char code[PROTO_CODE_MAX + 1];  /* VALIDATE, REDEEM; upper case */
-    enum proto_type type;           /* REQUEST; PROTO_TYPE_NONE when absent */
-    char task[PROTO_TASK_MAX + 1];  /* STATUS, WAIT */
-    const char *key;                /* AUTH: not NUL-terminated, see key_len */
+    char user[PROTO_USER_MAX + 1]; /* REQUEST, VALIDATE, REDEEM */
+    char code[PROTO_CODE_MAX + 1]; /* VALIDATE, REDEEM; upper case */
+    enum proto_type type;          /* REQUEST; PROTO_TYPE_NONE when absent */
+    char task[PROTO_TASK_MAX + 1]; /* STATUS, WAIT */
+    const char *key;               /* AUTH: not NUL-terminated, see key_len */
     size_t key_len;
     uint64_t count; /* UPLOAD: the record count, saturated at UINT64_MAX */
 };
@@ -155,6 +155,11 @@ bool proto_parse_request(const char *line, size_t len, struct proto_request *req
 /* True when the line (LF excluded) holds only spaces, tabs and an optional trailing CR. */
 bool proto_line_is_blank(const char *line, size_t len);
 
+/* True when the line starts like an HTTP request: an HTTP method in upper case ("GET",
+ * "POST", ...) as its whole first word. No coupond verb is one, so a server can tell a browser
+ * (or anything else speaking HTTP at it) apart on the first line and hang up. */
+bool proto_looks_like_http(const char *line, size_t len);
+
 /* Value rules of PROTOCOL.md. Each parses exactly `len` bytes (no surrounding blanks), returns
  * true on success and writes its output; on failure returns false, leaves the output untouched
  * and, when `why` is not NULL, points it at a static reason ("code longer than 64 characters"). */
@@ -186,7 +191,7 @@ bool proto_parse_record(const char *line, size_t len, struct proto_coupon *out, 
 
 /* Formatting. Each writes a NUL-terminated string into buf (which must hold the documented
  * *_BUF size) and returns its length. */
-size_t proto_fmt_time(char buf[PROTO_TIME_BUF], int64_t t);           /* "2026-12-31T23:59:59Z" */
+size_t proto_fmt_time(char buf[PROTO_TIME_BUF], int64_t t);             /* "2026-12-31T23:59:59Z" */
 size_t proto_fmt_discount(char buf[PROTO_DISCOUNT_BUF], int64_t cents); /* "12.50" */
 /* "code=C type=T discount=D kind=K expires=E uses=U max_uses=M" */
 size_t proto_fmt_coupon(char buf[PROTO_COUPON_BUF], const struct proto_coupon *c);

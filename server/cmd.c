@@ -357,6 +357,18 @@ cmd_execute(struct conn *c, const char *line, size_t len)
     struct proto_error perr;
     struct cmd_result res = {.err = PROTO_OK};
     srv->stats.commands++;
+    if (!c->spoke) {
+        c->spoke = true;
+        if (proto_looks_like_http(line, len)) {
+            /* A browser can be made to send anything to localhost: never let one drive us. */
+            res.err = PROTO_ERR_BAD_REQUEST;
+            conn_error(c, PROTO_ERR_BAD_REQUEST, "this is coupond's line protocol, not HTTP");
+            conn_reply_done(c);
+            conn_close_after_flush(c);
+            log_command(c, "HTTP", NULL, &res, started);
+            return;
+        }
+    }
     if (!proto_parse_request(line, len, &req, &perr)) {
         res.err = perr.code;
         conn_printf(c, "ERR %s %s\n", proto_err_name(perr.code), perr.msg);

@@ -59,6 +59,7 @@ struct conn {
     bool in_group;
 
     /* state */
+    bool spoke; /* a first command line was seen (the HTTP check is done) */
     bool authed;
     uint8_t auth_failures;
     bool blocked;   /* waiting on a delayed reply or a purge: input waits in `in` */

@@ -732,6 +732,27 @@ test_line_is_blank(void **state)
     assert_false(proto_line_is_blank("\0", 1));
 }
 
+static void
+test_looks_like_http(void **state)
+{
+    (void)state;
+    static const char *const http[] = {"GET / HTTP/1.1",
+                                       "POST /x HTTP/1.0",
+                                       "POST",
+                                       "HEAD / HTTP/1.1",
+                                       "OPTIONS * HTTP/1.1",
+                                       "PUT /a HTTP/1.1",
+                                       "DELETE /a",
+                                       "CONNECT example:443 HTTP/1.1",
+                                       "GET\t/"};
+    for (size_t i = 0; i < sizeof http / sizeof http[0]; i++)
+        assert_true(proto_looks_like_http(http[i], strlen(http[i])));
+    static const char *const ours[] = {
+        "PING", "get / HTTP/1.1", "GETX /", "POSTAL", "REQUEST GET", "", "GE", "STATS"};
+    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
+        assert_false(proto_looks_like_http(ours[i], strlen(ours[i])));
+}
+
 /* ---- Value rules: user, code, task ---- */
 
 static void
@@ -1927,6 +1948,7 @@ main(void)
         cmocka_unit_test(test_req_upload_bad_counts),
         cmocka_unit_test(test_req_line_not_modified),
         cmocka_unit_test(test_line_is_blank),
+        cmocka_unit_test(test_looks_like_http),
         cmocka_unit_test(test_user_boundaries),
         cmocka_unit_test(test_user_charset),
         cmocka_unit_test(test_user_untouched_on_failure),
