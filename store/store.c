@@ -21,6 +21,16 @@
 #define FIRST_SEQ    1       /* coupon and redemption sequences start here; 0 means "none" */
 #define ERR_MAX      256     /* store_last_error text: an operation name plus mdb_strerror */
 #define TIME_TEXT    64      /* RFC 3339 of any int64 second count, or the number itself */
+/* Pages a direct operation (see op_begin) may dirty or add at most: a path of copied pages
+ * and a split at every level, in each B-tree it writes, for trees far deeper than any we
+ * reach. An assignment writes coupons and avail; a redemption coupons, expiry and history. */
+#define DIRECT_TREE_PAGES   48
+#define DIRECT_ASSIGN_PAGES (2 * DIRECT_TREE_PAGES)
+#define DIRECT_REDEEM_PAGES (3 * DIRECT_TREE_PAGES)
+#define NESTED              0 /* op_begin: run in a nested transaction */
+/* Room kept for what the commit itself writes: the free-page list (8 bytes a page freed by a
+ * large group) and the meta record. 4096 pages is 16 MiB. */
+#define DIRECT_MARGIN_PAGES 4096
 
 /* Big-endian field widths; keys sort in LMDB's memcmp order because of them. */
 #define U8_LEN  1
@@ -102,8 +112,15 @@ struct store {
     unsigned snap_gen;
     MDB_cursor *snap_cur[NDB];
     unsigned snap_cur_gen[NDB];
-    struct state committed; /* as of the last commit */
-    struct state cur;       /* with the group's operations; == committed when no group */
+    /* Direct operations: see op_begin. Pages the group may still take from the end of the map
+     * for them; false once an operation of unbounded size ran in the group; true when a direct
+     * operation failed after it may have written, so the group must not be committed. */
+    uint64_t direct_pages;
+    bool direct_off;
+    bool poisoned;
+    MDB_cursor *group_cur[NDB]; /* the direct operations' cursors, closed with the group */
+    struct state committed;     /* as of the last commit */
+    struct state cur;           /* with the group's operations; == committed when no group */
     char err[ERR_MAX];
 };
 
@@ -115,6 +132,7 @@ struct op {
     MDB_txn *txn;
     struct state s;
     MDB_cursor *cur[NDB];
+    bool direct; /* runs in the group itself, not in a nested transaction */
 };
 
 /* --- byte order: LMDB values are unaligned, so fields are assembled byte by byte --- */
@@ -589,6 +607,31 @@ read_cursor_done(struct store *st, MDB_cursor *cur)
 
 /* --- the group and its operations --- */
 
+/* Forgets the ended group's transaction and what belonged to it (LMDB freed its cursors). */
+static void
+group_reset(struct store *st)
+{
+    st->group = NULL;
+    st->group_ops = 0;
+    st->direct_off = false;
+    st->poisoned = false;
+    memset(st->group_cur, 0, sizeof st->group_cur);
+}
+
+/* Pages at the end of the map that no commit has used yet, less a margin for what the commit
+ * itself writes (the free-page list, the meta record): the most the group may take from the end
+ * of the map for direct operations without any chance of MDB_MAP_FULL. */
+static uint64_t
+direct_budget(struct store *st)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    if (mdb_env_info(st->env, &info) != 0 || mdb_env_stat(st->env, &stat) != 0)
+        return 0;
+    uint64_t total = info.me_mapsize / stat.ms_psize, used = (uint64_t)info.me_last_pgno + 1;
+    return total > used + DIRECT_MARGIN_PAGES ? total - used - DIRECT_MARGIN_PAGES : 0;
+}
+
 /* Drops the group: nothing of it is stored, the counters go back to the last commit. */
 static void
 group_abort(struct store *st)
@@ -596,16 +639,23 @@ group_abort(struct store *st)
     if (st->group == NULL)
         return;
     mdb_txn_abort(st->group);
-    st->group = NULL;
-    st->group_ops = 0;
+    group_reset(st);
     st->cur = st->committed;
 }
 
-/* Starts a write operation in a nested transaction of the group, opening the group first when
- * needed. The snapshot is reset then: reads go through the group, and a reader pinning the last
- * commit would keep the group from reusing the pages that commit freed. */
+/* Starts a write operation, opening the group first when needed. The snapshot is reset then:
+ * reads go through the group, and a reader pinning the last commit would keep the group from
+ * reusing the pages that commit freed.
+ *
+ * An operation normally runs in a nested transaction, so that its failure undoes it alone. But
+ * a nested transaction costs a copy of every page it touches, a 3 MB dirty list and a merge
+ * into the group, which is most of the work of a small write. So an operation that makes all
+ * its checks before it writes, and can dirty at most `pages` pages, runs directly in the group
+ * ("direct") while the map is known to have room for it at its end: its only possible failure
+ * after a write, MDB_MAP_FULL, is then ruled out. `pages` == 0 asks for a nested transaction,
+ * and ends direct operations for the rest of the group, whose room can no longer be counted. */
 static enum store_err
-op_begin(struct store *st, struct op *op)
+op_begin(struct store *st, struct op *op, unsigned pages)
 {
     int rc;
 
@@ -617,15 +667,26 @@ op_begin(struct store *st, struct op *op)
             return mdb_fail(st, rc, "begin group");
         }
         st->group_ops = 0;
+        st->direct_pages = direct_budget(st); /* counted afresh for every group */
     }
+    if (st->poisoned)
+        return fail(st, STORE_IO, "an earlier operation of this group failed");
+    op->s = st->cur;
+    memset(op->cur, 0, sizeof op->cur);
+    op->direct = pages > 0 && !st->direct_off && st->direct_pages >= pages;
+    if (op->direct) {
+        st->direct_pages -= pages;
+        op->txn = st->group;
+        return STORE_OK;
+    }
+    if (pages == 0)
+        st->direct_off = true;
     rc = mdb_txn_begin(st->env, st->group, 0, &op->txn);
     if (rc != 0) {
         if (st->group_ops == 0)
             group_abort(st);
         return mdb_fail(st, rc, "begin operation");
     }
-    op->s = st->cur;
-    memset(op->cur, 0, sizeof op->cur);
     return STORE_OK;
 }
 
@@ -634,10 +695,11 @@ static int
 op_cursor(struct store *st, struct op *op, enum db db, MDB_cursor **cur)
 {
     int rc = 0;
+    MDB_cursor **slot = op->direct ? &st->group_cur[db] : &op->cur[db];
 
-    if (op->cur[db] == NULL)
-        rc = mdb_cursor_open(op->txn, st->dbi[db], &op->cur[db]);
-    *cur = op->cur[db];
+    if (*slot == NULL)
+        rc = mdb_cursor_open(op->txn, st->dbi[db], slot);
+    *cur = *slot;
     return rc;
 }
 
@@ -656,6 +718,17 @@ op_put(struct store *st, struct op *op, enum db db, MDB_val *key, MDB_val *val, 
 static enum store_err
 op_abort(struct store *st, struct op *op, enum store_err e)
 {
+    if (op->direct) {
+        /* Checks fail before any write; anything else may have written into the group. */
+        bool clean = e == STORE_NO_COUPONS || e == STORE_INVALID || e == STORE_EXHAUSTED ||
+                     e == STORE_EXPIRED;
+        if (!clean)
+            st->poisoned = true;
+        op->txn = NULL;
+        if (st->group_ops == 0 && clean)
+            group_abort(st);
+        return e;
+    }
     mdb_txn_abort(op->txn);
     op->txn = NULL;
     if (st->group_ops == 0)
@@ -668,7 +741,7 @@ op_abort(struct store *st, struct op *op, enum store_err e)
 static enum store_err
 op_commit(struct store *st, struct op *op, const char *what)
 {
-    int rc = mdb_txn_commit(op->txn);
+    int rc = op->direct ? 0 : mdb_txn_commit(op->txn);
 
     op->txn = NULL;
     if (rc != 0) {
@@ -819,7 +892,8 @@ store_last_error(const struct store *st)
 bool
 store_pending(const struct store *st)
 {
-    return st->group != NULL && st->group_ops > 0;
+    /* A poisoned group holds writes that must be thrown away: its commit reports that. */
+    return st->group != NULL && (st->group_ops > 0 || st->poisoned);
 }
 
 enum store_err
@@ -831,6 +905,10 @@ store_commit(struct store *st)
 
     if (st->group == NULL)
         return STORE_OK;
+    if (st->poisoned) {
+        group_abort(st);
+        return fail(st, STORE_IO, "commit: an operation failed inside the group");
+    }
     if (st->group_ops == 0) {
         group_abort(st);
         return STORE_OK;
@@ -843,8 +921,7 @@ store_commit(struct store *st)
         return mdb_fail(st, rc, "commit: write meta state");
     }
     rc = mdb_txn_commit(st->group); /* frees the transaction, committed or not */
-    st->group = NULL;
-    st->group_ops = 0;
+    group_reset(st);
     if (rc != 0) {
         st->cur = st->committed;
         return mdb_fail(st, rc, "commit");
@@ -1135,7 +1212,7 @@ store_upload(struct store *st, const struct store_coupon *recs, size_t n, bool c
         return STORE_OK;
     if (n > SIZE_MAX / sizeof(struct by_key))
         return fail(st, STORE_IO, "upload: batch of %zu records is too large", n);
-    if ((e = op_begin(st, &op)) != STORE_OK)
+    if ((e = op_begin(st, &op, NESTED)) != STORE_OK)
         return e;
     u.base = op.s.next_coupon_seq;
     e = upload_run(&u, check_only);
@@ -1208,7 +1285,7 @@ store_assign(struct store *st, enum store_type type, const char *user, int64_t n
     /* The store's own rules: an assigned coupon is one with a user. */
     if ((unsigned)type >= STORE_NTYPES || user_len(user) == 0)
         return STORE_INVALID;
-    if ((e = op_begin(st, &op)) != STORE_OK)
+    if ((e = op_begin(st, &op, DIRECT_ASSIGN_PAGES)) != STORE_OK)
         return e;
     if ((e = assign_next(st, &op, (uint8_t)type, user, now, &c)) != STORE_OK)
         return op_abort(st, &op, e);
@@ -1262,7 +1339,7 @@ store_redeem(struct store *st, const char *code, const char *user, int64_t now,
     struct op op;
     enum store_err e;
 
-    if ((e = op_begin(st, &op)) != STORE_OK)
+    if ((e = op_begin(st, &op, DIRECT_REDEEM_PAGES)) != STORE_OK)
         return e;
     if ((e = coupon_read(st, op.txn, code, &c)) != STORE_OK)
         return op_abort(st, &op, e);
@@ -1356,7 +1433,7 @@ store_purge(struct store *st, int64_t now, size_t max, uint64_t *purged, bool *m
     bool left = false;
     enum store_err e;
 
-    if ((e = op_begin(st, &op)) != STORE_OK)
+    if ((e = op_begin(st, &op, NESTED)) != STORE_OK)
         return e;
     e = purge_run(st, &op, now, max, &n, &left);
     if (e != STORE_OK || n == 0)

@@ -782,6 +782,42 @@ test_reopen(void **state)
     assert_int_equal(counters(fx->st, T0).type[STORE_TYPE_FREE].created, 2);
 }
 
+/* With room in the map, assignments and redemptions run directly in the group (no nested
+ * transaction); their failed checks must neither write nor spoil the group, and a nested
+ * operation later in the same group must still be undone alone. */
+static void
+test_group_direct_ops(void **state)
+{
+    struct fx *fx = *state;
+    const struct store_coupon good[] = {coupon("A", STORE_TYPE_FREE, T0),
+                                        coupon("B", STORE_TYPE_FREE, T0 + 1)};
+    const struct store_coupon bad[] = {coupon("A", STORE_TYPE_FREE, T0)};
+    struct store_coupon c;
+    size_t n_rej;
+
+    upload_ok(fx->st, good, 2);
+    commit_ok(fx->st);
+    assign_expect(fx->st, STORE_TYPE_FREE, "alice", T0, "A");
+    assert_int_equal(store_redeem(fx->st, "A", "bob", T0, NULL), STORE_INVALID);
+    assert_int_equal(store_redeem(fx->st, "NOPE", "alice", T0, NULL), STORE_INVALID);
+    assert_int_equal(store_assign(fx->st, STORE_TYPE_STANDARD, "carol", T0, &c), STORE_NO_COUPONS);
+    assert_int_equal(store_redeem(fx->st, "A", "alice", T0 + 1, NULL), STORE_EXPIRED);
+    assert_int_equal(store_redeem(fx->st, "A", "alice", T0, NULL), STORE_OK);
+    assert_int_equal(store_upload(fx->st, bad, 1, false, NULL, 0, &n_rej), STORE_REJECTED);
+    assign_expect(fx->st, STORE_TYPE_FREE, "dave", T0, "B");
+    commit_ok(fx->st);
+
+    assert_int_equal(store_get(fx->st, "A", &c), STORE_OK);
+    assert_string_equal(c.user, "alice");
+    assert_int_equal(c.uses, 1);
+    assert_int_equal(store_get(fx->st, "B", &c), STORE_OK);
+    assert_string_equal(c.user, "dave");
+    assert_type_counters(&counters(fx->st, T0).type[STORE_TYPE_FREE], 2, 2, 1, 0, 0);
+    reopen(fx, STORE_MAP_SIZE_DEFAULT);
+    assert_type_counters(&counters(fx->st, T0).type[STORE_TYPE_FREE], 2, 2, 1, 0, 0);
+    check_ok(fx->st, T0);
+}
+
 static void
 test_group_partial_failure(void **state)
 {
@@ -1305,6 +1341,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_counters_each_op, setup, teardown),
         cmocka_unit_test_setup_teardown(test_available_over_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_direct_ops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_partial_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
