@@ -54,10 +54,13 @@ static void
 reply_coupon(struct conn *c, const char *prefix, const struct store_coupon *sc)
 {
     struct proto_coupon pc;
-    char buf[PROTO_COUPON_BUF];
+    char buf[PROTO_COUPON_BUF + 1];
     to_proto(sc, &pc);
-    proto_fmt_coupon(buf, &pc);
-    conn_printf(c, "OK %s%s\n", prefix, buf);
+    conn_write(c, "OK ", 3);
+    conn_write(c, prefix, strlen(prefix));
+    size_t n = proto_fmt_coupon(buf, &pc);
+    buf[n] = '\n';
+    conn_write(c, buf, n + 1);
 }
 
 /* Answers a store error with its protocol error and message; returns the code. */

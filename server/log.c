@@ -238,12 +238,36 @@ log_reopen(struct log *lg)
     pthread_mutex_unlock(&lg->mu);
 }
 
+/* Appending to a line without printf: the log formats a line per operation, and the printf
+ * machinery was a fifth of the server's instructions. Each append stops at `end`. */
+static char *
+put_str(char *p, const char *end, const char *s)
+{
+    while (*s && p < end)
+        *p++ = *s++;
+    return p;
+}
+
+static char *
+put_u64(char *p, const char *end, uint64_t v, int min_digits)
+{
+    char digits[20];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0 || n < min_digits);
+    while (n > 0 && p < end)
+        *p++ = digits[--n];
+    return p;
+}
+
 /* "2026-11-24T02:28:01.123456Z"; the date part is formatted once per second. */
-static size_t
-fmt_time(struct log *lg, double now, char *out)
+static char *
+put_time(struct log *lg, double now, char *p, const char *end)
 {
     int64_t sec = (int64_t)now;
-    long usec = (long)((now - (double)sec) * 1e6);
+    int64_t usec = (int64_t)((now - (double)sec) * 1e6);
     if (usec < 0 || usec > 999999)
         usec = 0;
     if (sec != lg->cached_sec) {
@@ -253,7 +277,10 @@ fmt_time(struct log *lg, double now, char *out)
         strftime(lg->cached_time, sizeof lg->cached_time, "%Y-%m-%dT%H:%M:%S", &tm);
         lg->cached_sec = sec;
     }
-    return (size_t)sprintf(out, "%s.%06ldZ", lg->cached_time, usec);
+    p = put_str(p, end, lg->cached_time);
+    p = put_str(p, end, ".");
+    p = put_u64(p, end, (uint64_t)usec, 6);
+    return put_str(p, end, "Z");
 }
 
 static bool
@@ -261,27 +288,25 @@ needs_quotes(const char *v)
 {
     if (*v == '\0')
         return true;
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-        if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p >= 0x7f)
+    for (const unsigned char *s = (const unsigned char *)v; *s; s++)
+        if (*s <= ' ' || *s == '"' || *s == '=' || *s == '\\' || *s >= 0x7f)
             return true;
     return false;
 }
 
 /* Appends " key=value", quoting and escaping the value when logfmt needs it. */
 static char *
-put_field(char *p, char *end, const char *key, const char *v)
+put_field(char *p, const char *end, const char *key, const char *v)
 {
+    static const char hex[] = "0123456789abcdef";
     if (!v)
         return p;
-    p += snprintf(p, (size_t)(end - p), " %s=", key);
-    if (p >= end)
-        return end;
-    if (!needs_quotes(v)) {
-        p += snprintf(p, (size_t)(end - p), "%s", v);
-        return p < end ? p : end;
-    }
-    static const char hex[] = "0123456789abcdef";
-    *p++ = '"';
+    p = put_str(p, end, " ");
+    p = put_str(p, end, key);
+    p = put_str(p, end, "=");
+    if (!needs_quotes(v))
+        return put_str(p, end, v);
+    p = put_str(p, end, "\"");
     for (const unsigned char *s = (const unsigned char *)v; *s && p + 5 < end; s++) {
         if (*s == '"' || *s == '\\') {
             *p++ = '\\';
@@ -295,9 +320,7 @@ put_field(char *p, char *end, const char *key, const char *v)
             *p++ = (char)*s;
         }
     }
-    if (p < end)
-        *p++ = '"';
-    return p;
+    return put_str(p, end, "\"");
 }
 
 /* Reserves room for one line in `front`; NULL when memory is short (the line is dropped). */
@@ -326,22 +349,26 @@ log_op(struct log *lg, double now, const struct log_op *op)
     char *start = line_begin(lg);
     if (!start)
         return;
-    char *end = start + LOG_LINE_MAX - 1, *p = start;
-    p += 5;
-    memcpy(start, "time=", 5);
-    p += fmt_time(lg, now, p);
-    p += snprintf(p, (size_t)(end - p), " conn=%llu", (unsigned long long)op->conn);
+    const char *end = start + LOG_LINE_MAX - 1;
+    char *p = put_str(start, end, "time=");
+    p = put_time(lg, now, p, end);
+    p = put_str(p, end, " conn=");
+    p = put_u64(p, end, op->conn, 1);
     p = put_field(p, end, "peer", op->peer);
     p = put_field(p, end, "op", op->op);
     p = put_field(p, end, "user", op->user && *op->user ? op->user : NULL);
     p = put_field(p, end, "code", op->code && *op->code ? op->code : NULL);
     p = put_field(p, end, "type", op->type);
     p = put_field(p, end, "result", op->result);
-    if (op->us >= 0 && p < end)
-        p += snprintf(p, (size_t)(end - p), " us=%lld", (long long)op->us);
-    if (op->extra && *op->extra && p < end)
-        p += snprintf(p, (size_t)(end - p), " %s", op->extra);
-    line_end(lg, p < end ? p : end);
+    if (op->us >= 0) {
+        p = put_str(p, end, " us=");
+        p = put_u64(p, end, (uint64_t)op->us, 1);
+    }
+    if (op->extra && *op->extra) {
+        p = put_str(p, end, " ");
+        p = put_str(p, end, op->extra);
+    }
+    line_end(lg, p);
 }
 
 void
@@ -350,10 +377,9 @@ log_event(struct log *lg, double now, const char *event, const char *fmt, ...)
     char *start = line_begin(lg);
     if (!start)
         return;
-    char *end = start + LOG_LINE_MAX - 1, *p = start;
-    memcpy(p, "time=", 5);
-    p += 5;
-    p += fmt_time(lg, now, p);
+    const char *end = start + LOG_LINE_MAX - 1;
+    char *p = put_str(start, end, "time=");
+    p = put_time(lg, now, p, end);
     p = put_field(p, end, "op", event);
     if (fmt && *fmt && p + 1 < end) {
         *p++ = ' ';
@@ -364,5 +390,5 @@ log_event(struct log *lg, double now, const char *event, const char *fmt, ...)
         if (n > 0)
             p += n;
     }
-    line_end(lg, p < end ? p : end);
+    line_end(lg, p);
 }
