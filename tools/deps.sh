@@ -1,8 +1,8 @@
 # tools/deps.sh - sourced by tools/run and tools/test: installs the Debian packages that are
 # missing, and nothing when all are there.
 
-# Build and runtime: compiler, CMake, and the libraries coupond links.
-DEPS_BUILD="build-essential cmake pkg-config libev-dev liblmdb-dev libsodium-dev libncurses-dev"
+# Build and runtime: compiler, CMake, and the libraries coupond and couponctl link.
+DEPS_BUILD="build-essential cmake pkg-config libev-dev liblmdb-dev libsodium-dev libncurses-dev libcsv-dev"
 # Tests: unit-test framework, man page linter, and tmux for the dashboard tests.
 DEPS_TEST="libcmocka-dev mandoc tmux"
 

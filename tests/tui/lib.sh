@@ -1,0 +1,205 @@
+# tests/tui/lib.sh - shared by the couponctl tests (sourced): a real coupond on a free port with
+# a temporary data dir, a private tmux server for the dashboard, polling with bounded timeouts,
+# and cleanup of both on exit. Needs COUPOND_BIN and COUPONCTL_BIN (CTest sets them).
+# No pipefail: the tests pipe output into grep -q, which may exit before the writer is done;
+# the writer's SIGPIPE must not count as a failure. A pipeline's status is its last command's.
+set -eu
+
+: "${COUPOND_BIN:?COUPOND_BIN must name the coupond binary}"
+: "${COUPONCTL_BIN:?COUPONCTL_BIN must name the couponctl binary}"
+
+# Waits are polls with a deadline, never fixed sleeps. Sanitizer builds are several times
+# slower, so the deadlines are generous; a passing test never waits for them.
+WAIT_S=${TUI_TEST_WAIT_S:-20}
+POLL_S=0.05
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/couponctl-test.XXXXXX")
+DATA="$TMP/data"
+KEY="$DATA/admin.key"
+SERVER_LOG="$TMP/coupond.log"
+SERVER_PID=""
+PORT=""
+TMUX_SOCKET="$TMP/tmux.sock" # in TMP, so that nothing of the test outlives it
+SESSION="dash"
+TESTS_RUN=0
+
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    tmux -S "$TMUX_SOCKET" kill-server 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+# A signal (CTest's timeout) exits through the EXIT trap too.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail() {
+    echo "FAIL: $*" >&2
+    if tmux -S "$TMUX_SOCKET" has-session -t "=$SESSION" 2>/dev/null; then
+        echo "--- the screen:" >&2
+        capture >&2 || true
+    fi
+    if [ -f "$SERVER_LOG" ]; then
+        echo "--- the last lines of the server log:" >&2
+        tail -n 5 "$SERVER_LOG" >&2
+    fi
+    exit 1
+}
+
+ok() {
+    TESTS_RUN=$((TESTS_RUN + 1))
+    echo "ok $TESTS_RUN - $*"
+}
+
+# wait_for DESCRIPTION COMMAND...: runs COMMAND until it succeeds, or fails the test.
+wait_for() {
+    local what=$1 deadline
+    shift
+    deadline=$(($(date +%s) + WAIT_S))
+    until "$@"; do
+        [ "$(date +%s)" -lt "$deadline" ] || fail "timed out waiting for $what"
+        sleep "$POLL_S"
+    done
+}
+
+# ---- coupond ----
+
+server_listening() {
+    [ -s "$KEY" ] && [ "$(grep -c 'op=LISTEN' "$SERVER_LOG" 2>/dev/null)" -gt "$1" ]
+}
+
+# start_server PORT: starts coupond on PORT (0: a free one) and sets PORT.
+start_server() {
+    local before=0
+    [ -f "$SERVER_LOG" ] && before=$(grep -c 'op=LISTEN' "$SERVER_LOG" || true)
+    "$COUPOND_BIN" -p "$1" -d "$DATA" 2>>"$SERVER_LOG" &
+    SERVER_PID=$!
+    wait_for "coupond to listen" server_listening "$before"
+    PORT=$(grep 'op=LISTEN' "$SERVER_LOG" | tail -n 1 | sed 's/.* port=\([0-9]*\).*/\1/')
+}
+
+# kill_server: ends coupond the hard way, as a crash would.
+kill_server() {
+    kill -KILL "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+# stop_server: SIGTERM, a graceful stop.
+stop_server() {
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+# ctl ARGS...: couponctl against the test server with its key.
+ctl() {
+    "$COUPONCTL_BIN" -p "$PORT" -k "$KEY" "$@"
+}
+
+# stat_of NAME: one counter from STATS.
+stat_of() {
+    ctl --stats | awk -v n="$1" '$1 == "STAT" && $2 == n { print $3 }'
+}
+
+# stat_is NAME VALUE: for wait_for.
+stat_is() {
+    [ "$(stat_of "$1")" = "$2" ]
+}
+
+# log_count OP: how many operations OP the server has logged.
+log_count() {
+    grep -cE "op=$1( |\$)" "$SERVER_LOG" || true
+}
+
+# log_sync: returns once every operation done so far is in the log, which a thread of coupond
+# writes behind the event loop: it sends one STATS and waits for its line.
+log_sync() {
+    local n
+    n=$(log_count STATS)
+    ctl --stats >/dev/null
+    wait_for "the server log to catch up" log_has_more STATS "$n"
+}
+
+log_has_more() {
+    [ "$(log_count "$1")" -gt "$2" ]
+}
+
+# raw LINES...: sends protocol lines straight to coupond and prints its replies.
+raw() {
+    local fd
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    printf '%s\n' "$@" QUIT >&"$fd"
+    cat <&"$fd"
+    exec {fd}>&-
+}
+
+# ---- the dashboard in tmux ----
+
+tmux_() {
+    # -u: UTF-8 between tmux and us; the pane's own locale is set per command.
+    LC_ALL=C.UTF-8 tmux -u -S "$TMUX_SOCKET" -f /dev/null "$@"
+}
+
+# dash_start COLS ROWS ENV...: runs couponctl in a new tmux session; when it exits the pane
+# shows "EXITED=status" and stays.
+dash_start() {
+    local cols=$1 rows=$2
+    shift 2
+    new_session "$cols" "$rows" "env $* $COUPONCTL_BIN -p $PORT -k $KEY; echo EXITED=\$?; sleep 600"
+}
+
+# dash_start_args COLS ROWS "ENV..." ARGS...: the same with explicit couponctl arguments.
+dash_start_args() {
+    local cols=$1 rows=$2 envs=$3
+    shift 3
+    new_session "$cols" "$rows" "env $envs $COUPONCTL_BIN $*; echo EXITED=\$?; sleep 600"
+}
+
+# new_session COLS ROWS COMMAND: the new session replaces the old one, which is killed only
+# after, so that the tmux server never exits in between.
+SESSIONS=0
+new_session() {
+    local old=$SESSION
+    SESSIONS=$((SESSIONS + 1))
+    SESSION="dash$SESSIONS"
+    tmux_ new-session -d -s "$SESSION" -x "$1" -y "$2" "$3"
+    tmux_ kill-session -t "=$old" 2>/dev/null || true
+}
+
+capture() {
+    tmux_ capture-pane -p -t "=$SESSION:"
+}
+
+capture_escapes() {
+    tmux_ capture-pane -p -e -t "=$SESSION:"
+}
+
+keys() {
+    tmux_ send-keys -t "=$SESSION:" "$@"
+}
+
+resize() {
+    tmux_ resize-window -t "=$SESSION:" -x "$1" -y "$2"
+}
+
+screen_has() {
+    capture | grep -Eq -- "$1"
+}
+
+screen_lacks() {
+    ! capture | grep -Eq -- "$1"
+}
+
+# wait_screen REGEX: polls the screen until a line matches.
+wait_screen() {
+    wait_for "the screen to show /$1/" screen_has "$1"
+}
+
+wait_screen_gone() {
+    wait_for "the screen to stop showing /$1/" screen_lacks "$1"
+}

@@ -1,0 +1,58 @@
+/* cli.h - couponctl's command line: modes, flags, defaults, limits and exit codes. */
+#ifndef COUPONCTL_CLI_H
+#define COUPONCTL_CLI_H
+
+#include <stdio.h>
+
+#define CLI_ADDRESS_DEFAULT  "127.0.0.1"                /* coupond's default listen address */
+#define CLI_PORT_DEFAULT     7070                       /* coupond's default port */
+#define CLI_KEY_FILE_DEFAULT "./coupond-data/admin.key" /* in coupond's default data dir */
+#define CLI_INTERVAL_DEFAULT 500   /* ms between STATS polls: smooth rates, light on the server */
+#define CLI_INTERVAL_MIN     100   /* ms; faster adds load and no information a person can read */
+#define CLI_INTERVAL_MAX     60000 /* ms; slower than a minute is no longer a live dashboard */
+
+/* Exit codes, documented in couponctl(1). */
+enum cli_exit {
+    CLI_EXIT_OK = 0,      /* everything asked for was done */
+    CLI_EXIT_FAILED = 1,  /* records bad or not stored, unreadable file, or an ERR reply */
+    CLI_EXIT_USAGE = 2,   /* bad flags or arguments */
+    CLI_EXIT_CONNECT = 3, /* cannot connect, or the connection was lost */
+    CLI_EXIT_AUTH = 4     /* key file missing or malformed, or the server refused the key */
+};
+
+enum cli_mode {
+    CLI_MODE_DASHBOARD = 0, /* the interactive dashboard (default) */
+    CLI_MODE_STATS,         /* --stats */
+    CLI_MODE_UPLOAD,        /* --upload FILE */
+    CLI_MODE_PURGE          /* --purge */
+};
+
+struct cli_opts {
+    enum cli_mode mode;
+    const char *address;     /* host name or address literal; argv or a constant */
+    unsigned port;           /* 1..65535 */
+    const char *key_file;    /* argv or a constant */
+    unsigned interval_ms;    /* STATS period of the dashboard */
+    unsigned batch_size;     /* records per UPLOAD, 1..PROTO_UPLOAD_MAX */
+    const char *upload_path; /* --upload FILE ("-": standard input); argv */
+};
+
+enum cli_result {
+    CLI_RUN = 0,  /* options parsed: run */
+    CLI_DONE,     /* --help or --version printed: exit 0 */
+    CLI_BAD_USAGE /* one-line reason in errbuf: exit CLI_EXIT_USAGE */
+};
+
+/* Fills *o with the defaults. */
+void cli_defaults(struct cli_opts *o);
+
+/* Parses argv into *o (which cli_defaults filled); --help and --version print to `out`.
+ * Strings in *o point into argv, which must outlive *o. On CLI_BAD_USAGE errbuf holds a
+ * one-line reason without the program name. */
+enum cli_result cli_parse(struct cli_opts *o, int argc, char **argv, FILE *out, char *errbuf,
+                          size_t errlen);
+
+/* The usage text, for a hint after a usage error. */
+void cli_usage(FILE *out);
+
+#endif

@@ -1,0 +1,212 @@
+/* stats.c - STATS samples, rates from counter deltas, per-second history. */
+#include "stats.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define MS_PER_S 1000
+
+const char *const stats_family_names[STATS_NFAMILIES] = {
+    "created", "assigned", "redeemed", "available", "purged",
+};
+
+const char *const stats_mega_names[STATS_NMEGA] = {
+    "queued", "in flight", "granted", "rejected", "timed out",
+};
+
+/* STAT names holding one counter each. */
+static const struct {
+    const char *name;
+    size_t offset;
+} scalars[] = {
+    {"uptime_s", offsetof(struct stats_counters, uptime_s)},
+    {"connections", offsetof(struct stats_counters, connections)},
+    {"commands", offsetof(struct stats_counters, commands)},
+    {"megadeal.queued", offsetof(struct stats_counters, mega[STATS_MEGA_QUEUED])},
+    {"megadeal.in_flight", offsetof(struct stats_counters, mega[STATS_MEGA_IN_FLIGHT])},
+    {"megadeal.granted", offsetof(struct stats_counters, mega[STATS_MEGA_GRANTED])},
+    {"megadeal.rejected", offsetof(struct stats_counters, mega[STATS_MEGA_REJECTED])},
+    {"megadeal.timed_out", offsetof(struct stats_counters, mega[STATS_MEGA_TIMED_OUT])},
+};
+
+void
+stats_init(struct stats *s)
+{
+    memset(s, 0, sizeof *s);
+}
+
+void
+stats_begin(struct stats *s)
+{
+    memset(&s->next, 0, sizeof s->next);
+}
+
+static bool
+name_is(const char *name, size_t len, const char *want)
+{
+    return strlen(want) == len && memcmp(name, want, len) == 0;
+}
+
+/* "created.FREE" and the like: the counter it names, or NULL. */
+static uint64_t *
+family_counter(struct stats_counters *c, const char *name, size_t len)
+{
+    const char *dot = memchr(name, '.', len);
+
+    if (dot == NULL)
+        return NULL;
+    size_t flen = (size_t)(dot - name), tlen = len - flen - 1;
+    for (int f = 0; f < STATS_NFAMILIES; f++) {
+        if (!name_is(name, flen, stats_family_names[f]))
+            continue;
+        for (int t = 0; t < PROTO_NTYPES; t++)
+            if (name_is(dot + 1, tlen, proto_type_name((enum proto_type)t)))
+                return &c->by_type[f][t];
+    }
+    return NULL;
+}
+
+void
+stats_line(struct stats *s, const char *line, size_t len)
+{
+    const char *name;
+    size_t name_len;
+    uint64_t value;
+
+    if (!proto_reply_stat(line, len, &name, &name_len, &value))
+        return;
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
+        if (name_is(name, name_len, scalars[i].name)) {
+            memcpy((char *)&s->next + scalars[i].offset, &value, sizeof value);
+            return;
+        }
+    }
+    uint64_t *p = family_counter(&s->next, name, name_len);
+    if (p != NULL)
+        *p = value;
+}
+
+/* Moves the series on to second `sec`, clearing the seconds skipped. */
+static void
+series_advance(struct stats_series *r, int64_t sec)
+{
+    if (sec <= r->last_sec)
+        return;
+    int64_t from = r->last_sec + 1;
+    if (sec - from >= STATS_HISTORY_S)
+        from = sec - STATS_HISTORY_S + 1;
+    for (int64_t t = from; t <= sec; t++)
+        r->v[t % STATS_HISTORY_S] = 0;
+    r->last_sec = sec;
+}
+
+/* Spreads `rate` per second over the time (from_ms, to_ms], second by second. */
+static void
+series_add_rate(struct stats_series *r, int64_t from_ms, int64_t to_ms, double rate)
+{
+    series_advance(r, to_ms / MS_PER_S);
+    if (to_ms - from_ms > (int64_t)STATS_HISTORY_S * MS_PER_S)
+        from_ms = to_ms - (int64_t)STATS_HISTORY_S * MS_PER_S;
+    for (int64_t t = from_ms; t < to_ms;) {
+        int64_t sec = t / MS_PER_S;
+        int64_t sec_end = (sec + 1) * MS_PER_S;
+        int64_t stop = sec_end < to_ms ? sec_end : to_ms;
+        r->v[sec % STATS_HISTORY_S] += rate * (double)(stop - t) / MS_PER_S;
+        t = stop;
+    }
+}
+
+/* Sets a gauge for the seconds (from_ms, to_ms]: it held `value` all that time. */
+static void
+series_set_gauge(struct stats_series *r, int64_t from_ms, int64_t to_ms, double value)
+{
+    int64_t to = to_ms / MS_PER_S, from = from_ms / MS_PER_S;
+
+    series_advance(r, to);
+    if (to - from >= STATS_HISTORY_S)
+        from = to - STATS_HISTORY_S + 1;
+    for (int64_t sec = from; sec <= to; sec++)
+        if (r->v[sec % STATS_HISTORY_S] < value)
+            r->v[sec % STATS_HISTORY_S] = value;
+}
+
+/* A counter going down means the server restarted (or is another one). */
+static bool
+same_run(const struct stats_counters *old, const struct stats_counters *now)
+{
+    return now->uptime_s >= old->uptime_s && now->commands >= old->commands &&
+           now->mega[STATS_MEGA_GRANTED] >= old->mega[STATS_MEGA_GRANTED];
+}
+
+void
+stats_end(struct stats *s, int64_t now_ms)
+{
+    const struct stats_counters *n = &s->next;
+    double queue = (double)n->mega[STATS_MEGA_QUEUED];
+
+    s->continuous = s->have && !s->broken && now_ms > s->cur_ms && same_run(&s->cur, n);
+    s->broken = false;
+    if (s->continuous) {
+        double dt = (double)(now_ms - s->cur_ms) / MS_PER_S;
+        s->cmd_rate = (double)(n->commands - s->cur.commands) / dt;
+        s->grant_rate =
+            (double)(n->mega[STATS_MEGA_GRANTED] - s->cur.mega[STATS_MEGA_GRANTED]) / dt;
+        series_add_rate(&s->grants, s->cur_ms, now_ms, s->grant_rate);
+        series_set_gauge(&s->queue, s->cur_ms, now_ms, queue);
+    } else {
+        s->cmd_rate = s->grant_rate = 0;
+        series_advance(&s->grants, now_ms / MS_PER_S);
+        series_set_gauge(&s->queue, now_ms, now_ms, queue);
+    }
+    s->cur = *n;
+    s->cur_ms = now_ms;
+    s->have = true;
+}
+
+void
+stats_break(struct stats *s)
+{
+    s->continuous = false;
+    s->broken = true;
+}
+
+uint64_t
+stats_total(const struct stats_counters *c, enum stats_family f)
+{
+    uint64_t sum = 0;
+
+    for (int t = 0; t < PROTO_NTYPES; t++)
+        sum += c->by_type[f][t];
+    return sum;
+}
+
+static double
+second_value(const struct stats_series *r, int64_t sec)
+{
+    if (sec > r->last_sec || sec <= r->last_sec - STATS_HISTORY_S || sec < 0)
+        return 0;
+    return r->v[sec % STATS_HISTORY_S];
+}
+
+double
+stats_chart(const struct stats_series *series, int64_t now_ms, bool peak, double *out, size_t cols,
+            unsigned *secs_per_col)
+{
+    size_t k = cols > 0 ? (STATS_HISTORY_S + cols - 1) / cols : 1;
+    int64_t newest = now_ms / MS_PER_S - 1;
+    double top = 0;
+
+    *secs_per_col = (unsigned)k;
+    for (size_t j = 0; j < cols; j++) {
+        int64_t last = newest - (int64_t)((cols - 1 - j) * k);
+        double acc = 0;
+        for (size_t i = 0; i < k; i++) {
+            double v = second_value(series, last - (int64_t)i);
+            acc = peak ? (v > acc ? v : acc) : acc + v;
+        }
+        out[j] = peak ? acc : acc / (double)k;
+        if (out[j] > top)
+            top = out[j];
+    }
+    return top;
+}
