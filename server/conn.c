@@ -383,17 +383,55 @@ handle_line(struct conn *c, const char *line, size_t len)
         cmd_execute(c, line, len);
 }
 
+/* The bound on completing a line (CONN_LINE_TIMEOUT, or a shorter --idle-timeout); 0: none. */
+static double
+line_timeout(const struct server *srv)
+{
+    double idle = srv->opts->idle_timeout;
+    return idle < CONN_LINE_TIMEOUT ? idle : CONN_LINE_TIMEOUT;
+}
+
+/* An unfinished line began: make sure the timer fires by its bound (the idle timer may be set
+ * for much later). */
+static void
+watch_line(struct conn *c)
+{
+    struct ev_loop *loop = c->srv->loop;
+    double bound = line_timeout(c->srv);
+    if (bound <= 0 || !ev_is_active(&c->idle_w) || ev_timer_remaining(loop, &c->idle_w) <= bound)
+        return;
+    ev_timer_stop(loop, &c->idle_w);
+    ev_timer_set(&c->idle_w, bound, 0.);
+    ev_timer_start(loop, &c->idle_w);
+}
+
+/* A connection's first line may be over the limit and still be an HTTP request (a long URL):
+ * it is refused as cmd.c refuses every first line that starts with an HTTP method, so that a web
+ * page can never make a browser's request body run as commands. `start` is the beginning of
+ * the line, of which at least PROTO_MAX_LINE bytes are there. True when it was refused. */
+static bool
+refuse_long_http(struct conn *c, const char *start)
+{
+    if (c->spoke || !proto_looks_like_http(start, PROTO_MAX_LINE))
+        return false;
+    cmd_execute(c, start, PROTO_MAX_LINE); /* takes its HTTP branch: ERR, then the close */
+    return true;
+}
+
 /* Frames and handles the complete lines in `in`, stopping when the connection blocks. */
 static void
 process_input(struct conn *c)
 {
     size_t pos = 0;
+    bool ended = false; /* a line ended: what is left began with this input */
     while (pos < c->in_len && !c->blocked && !c->dead && !c->closing) {
         char *start = c->in + pos;
         char *lf = memchr(start, '\n', c->in_len - pos);
         if (!lf) {
             /* No end in sight: a line this long is over the limit even with a CR. */
             if (c->in_len - pos > PROTO_MAX_LINE + 1) {
+                if (!c->skipping && refuse_long_http(c, start))
+                    break;
                 c->skipping = true;
                 pos = c->in_len;
             }
@@ -401,10 +439,14 @@ process_input(struct conn *c)
         }
         size_t len = (size_t)(lf - start);
         pos += len + 1;
+        ended = true;
         if (len > 0 && start[len - 1] == '\r')
             len--;
         if (c->skipping || len > PROTO_MAX_LINE) {
+            bool judged = c->skipping; /* its start was seen when the skipping began */
             c->skipping = false;
+            if (!judged && refuse_long_http(c, start))
+                break;
             handle_line(c, NULL, 0);
         } else {
             handle_line(c, start, len);
@@ -418,6 +460,12 @@ process_input(struct conn *c)
         c->in = NULL;
     } else if (pos > 0) {
         memmove(c->in, c->in + pos, c->in_len);
+    }
+    if (c->in_len == 0 && !c->skipping) {
+        c->line_started = 0;
+    } else if (ended || c->line_started == 0) {
+        c->line_started = ev_now(c->srv->loop);
+        watch_line(c);
     }
 }
 
@@ -464,6 +512,7 @@ conn_resume(struct conn *c)
     c->in_resume = false;
     if (c->dead || c->blocked)
         return;
+    c->line_started = 0; /* nothing was read while blocked: an unfinished line starts anew */
     process_input(c);
     if (c->eof)
         finish_eof(c);
@@ -471,6 +520,7 @@ conn_resume(struct conn *c)
         ev_io_start(c->srv->loop, &c->read_w);
 }
 
+/* The idle timer, which also bounds how long an unfinished line may take (CONN_LINE_TIMEOUT). */
 static void
 idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -478,11 +528,18 @@ idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct conn *c = w->data;
     double timeout = c->srv->opts->idle_timeout;
     double left = c->last_active + timeout - ev_now(loop);
-    if (c->blocked || left > 0) { /* waiting on the server is not idleness */
+    double line_left =
+        c->line_started > 0 ? c->line_started + line_timeout(c->srv) - ev_now(loop) : timeout;
+    if (c->blocked) { /* waiting on the server is neither idleness nor slowness */
         ev_timer_set(w, left > 0 ? left : timeout, 0.);
         ev_timer_start(loop, w);
         return;
     }
-    log_conn(c, "DROP", "reason=idle_timeout");
-    conn_close(c);
+    if (left <= 0 || line_left <= 0) {
+        log_conn(c, "DROP", left <= 0 ? "reason=idle_timeout" : "reason=line_timeout");
+        conn_close(c);
+        return;
+    }
+    ev_timer_set(w, left < line_left ? left : line_left, 0.);
+    ev_timer_start(loop, w);
 }

@@ -30,6 +30,12 @@ struct upload;
  * a reset destroys replies the peer has not read yet. */
 #define CONN_LINGER_TIMEOUT 2.0
 #define CONN_LINGER_BUF     4096
+/* A request line must be complete this many seconds after its first byte arrived, or within
+ * --idle-timeout when that is shorter (and never, when it is off). Every read resets the idle
+ * timer, so a client that dribbles a never-ending line a byte at a time (slowloris) would
+ * otherwise hold its slot and its input buffer forever; no real client takes seconds to send
+ * one line. */
+#define CONN_LINE_TIMEOUT 30.0
 
 struct conn {
     struct server *srv;
@@ -40,6 +46,7 @@ struct conn {
     ev_timer idle_w;  /* --idle-timeout */
     ev_timer delay_w; /* a delayed reply (wrong AUTH) */
     double last_active;
+    double line_started; /* when the unfinished line in `in` began to arrive, or 0 */
 
     /* input */
     char *in; /* CONN_IN_BUF bytes, or NULL */

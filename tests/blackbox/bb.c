@@ -390,6 +390,25 @@ bb_server_restart(struct bb_server *s)
     return false;
 }
 
+bool
+bb_server_restart_any_port(struct bb_server *s)
+{
+    if (s->pid > 0) {
+        fprintf(stderr, "bb: restart of a server that is still running\n");
+        return false;
+    }
+    for (int attempt = 0; attempt < BB_START_ATTEMPTS; attempt++) {
+        int died;
+        if (launch(s, &died))
+            return true;
+        if (died < 0 || died == BB_EXEC_FAILED)
+            break; /* hung, or no binary: another port would not help */
+        s->port = pick_port();
+    }
+    bb_server_dump_stderr(s);
+    return false;
+}
+
 int
 bb_server_wait(struct bb_server *s, int ms)
 {
@@ -987,4 +1006,60 @@ bb_stat_at(const char *file, int line, struct bb_client *c, const char *name)
         bb_fail_at(file, line, c->srv, "STATS: no numeric \"STAT %s\" in a reply ending in OK:\n%s",
                    name, reply);
     return v;
+}
+
+/* ---- The server process, seen from /proc ---- */
+
+long
+bb_proc_kb(const struct bb_server *s, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)s->pid);
+    FILE *f = s->pid > 0 ? fopen(path, "re") : NULL;
+    if (f == NULL)
+        return -1;
+    size_t flen = strlen(field);
+    long kb = -1;
+    while (kb < 0 && fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, field, flen) == 0 && line[flen] == ':')
+            kb = strtol(line + flen + 1, NULL, 10);
+    fclose(f);
+    return kb;
+}
+
+long
+bb_proc_cpu_ms(const struct bb_server *s)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)s->pid);
+    FILE *f = s->pid > 0 ? fopen(path, "re") : NULL;
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name may hold spaces: the fields that follow start after its ')'. Then
+     * state is field 3 and utime, stime are fields 14 and 15. */
+    const char *p = strrchr(buf, ')');
+    unsigned long long utime, stime;
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+        return -1;
+    long tck = sysconf(_SC_CLK_TCK);
+    return tck > 0 ? (long)((utime + stime) * 1000ULL / (unsigned long long)tck) : -1;
+}
+
+int
+bb_file_count(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    char line[BB_LINE_MAX];
+    int n = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strstr(line, needle) != NULL)
+            n++;
+    fclose(f);
+    return n;
 }

@@ -83,6 +83,12 @@ void bb_server_kill(struct bb_server *s);
  * re-reads the key. Returns false after printing why. */
 bool bb_server_restart(struct bb_server *s);
 
+/* As bb_server_restart, but when the server exits during start-up (typically: another process
+ * took its port while it was down, as an outgoing connection's local port), tries again on
+ * fresh free ports, BB_START_ATTEMPTS tries in all; s->port then changes. A failure that is not
+ * about the port (the store does not open) fails every try and is reported as before. */
+bool bb_server_restart_any_port(struct bb_server *s);
+
 /* Closes the clients still open on it (a failed test leaves some), kills the server if it still
  * runs, removes its data dir and frees it. NULL is a no-op. */
 void bb_server_free(struct bb_server *s);
@@ -217,6 +223,17 @@ bool bb_stat_find(const char *reply, const char *name, uint64_t *value);
  * the reply is not OK or lacks the name. */
 #define bb_stat(c, name) bb_stat_at(__FILE__, __LINE__, (c), (name))
 uint64_t bb_stat_at(const char *file, int line, struct bb_client *c, const char *name);
+
+/* ---- The server process, seen from /proc ---- */
+
+/* The value in kB of a field of /proc/PID/status ("VmRSS", "VmHWM", ...), or -1. */
+long bb_proc_kb(const struct bb_server *s, const char *field);
+
+/* CPU time (user + system, every thread) the server has used so far, in ms, or -1. */
+long bb_proc_cpu_ms(const struct bb_server *s);
+
+/* Number of lines of the file at `path` that contain `needle`; -1 when it cannot be read. */
+int bb_file_count(const char *path, const char *needle);
 
 /* ---- Misc ---- */
 
