@@ -866,9 +866,9 @@ put_u64(char *p, uint64_t v)
 static char *
 put_text(char *p, const char *s, size_t max)
 {
-    for (size_t i = 0; i < max && s[i]; i++)
-        *p++ = s[i];
-    return p;
+    size_t n = strnlen(s, max);
+    memcpy(p, s, n);
+    return p + n;
 }
 
 size_t

@@ -241,11 +241,19 @@ log_reopen(struct log *lg)
 /* Appending to a line without printf: the log formats a line per operation, and the printf
  * machinery was a fifth of the server's instructions. Each append stops at `end`. */
 static char *
+put_mem(char *p, const char *end, const char *s, size_t n)
+{
+    size_t room = (size_t)(end - p);
+    if (n > room)
+        n = room;
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static char *
 put_str(char *p, const char *end, const char *s)
 {
-    while (*s && p < end)
-        *p++ = *s++;
-    return p;
+    return put_mem(p, end, s, strlen(s));
 }
 
 static char *
@@ -283,29 +291,39 @@ put_time(struct log *lg, double now, char *p, const char *end)
     return put_str(p, end, "Z");
 }
 
-static bool
-needs_quotes(const char *v)
+/* The length of v when it can be written bare, or SIZE_MAX when logfmt needs it quoted. */
+static size_t
+bare_len(const char *v)
 {
-    if (*v == '\0')
-        return true;
-    for (const unsigned char *s = (const unsigned char *)v; *s; s++)
+    const unsigned char *s = (const unsigned char *)v;
+    for (; *s; s++)
         if (*s <= ' ' || *s == '"' || *s == '=' || *s == '\\' || *s >= 0x7f)
-            return true;
-    return false;
+            return SIZE_MAX;
+    return s == (const unsigned char *)v ? SIZE_MAX : (size_t)(s - (const unsigned char *)v);
 }
 
-/* Appends " key=value", quoting and escaping the value when logfmt needs it. */
+/* Appends `key` (" name=") and a value known to need no quotes: the server's own words, and
+ * codes, which protocol/ allows only A-Z 0-9 _ - . in. */
+static char *
+put_bare(char *p, const char *end, const char *key, const char *v)
+{
+    if (!v)
+        return p;
+    p = put_str(p, end, key);
+    return put_str(p, end, v);
+}
+
+/* Appends `key` (" name=") and the value, quoting and escaping it when logfmt needs it. */
 static char *
 put_field(char *p, const char *end, const char *key, const char *v)
 {
     static const char hex[] = "0123456789abcdef";
     if (!v)
         return p;
-    p = put_str(p, end, " ");
     p = put_str(p, end, key);
-    p = put_str(p, end, "=");
-    if (!needs_quotes(v))
-        return put_str(p, end, v);
+    size_t n = bare_len(v);
+    if (n != SIZE_MAX)
+        return put_mem(p, end, v, n);
     p = put_str(p, end, "\"");
     for (const unsigned char *s = (const unsigned char *)v; *s && p + 5 < end; s++) {
         if (*s == '"' || *s == '\\') {
@@ -354,12 +372,12 @@ log_op(struct log *lg, double now, const struct log_op *op)
     p = put_time(lg, now, p, end);
     p = put_str(p, end, " conn=");
     p = put_u64(p, end, op->conn, 1);
-    p = put_field(p, end, "peer", op->peer);
-    p = put_field(p, end, "op", op->op);
-    p = put_field(p, end, "user", op->user && *op->user ? op->user : NULL);
-    p = put_field(p, end, "code", op->code && *op->code ? op->code : NULL);
-    p = put_field(p, end, "type", op->type);
-    p = put_field(p, end, "result", op->result);
+    p = put_bare(p, end, " peer=", op->peer);
+    p = put_bare(p, end, " op=", op->op);
+    p = put_field(p, end, " user=", op->user && *op->user ? op->user : NULL);
+    p = put_bare(p, end, " code=", op->code && *op->code ? op->code : NULL);
+    p = put_bare(p, end, " type=", op->type);
+    p = put_bare(p, end, " result=", op->result);
     if (op->us >= 0) {
         p = put_str(p, end, " us=");
         p = put_u64(p, end, (uint64_t)op->us, 1);
@@ -380,7 +398,7 @@ log_event(struct log *lg, double now, const char *event, const char *fmt, ...)
     const char *end = start + LOG_LINE_MAX - 1;
     char *p = put_str(start, end, "time=");
     p = put_time(lg, now, p, end);
-    p = put_field(p, end, "op", event);
+    p = put_bare(p, end, " op=", event);
     if (fmt && *fmt && p + 1 < end) {
         *p++ = ' ';
         va_list ap;
