@@ -95,11 +95,21 @@ conn_close(struct conn *c)
     log_conn(c, "CLOSE", NULL);
 }
 
+/* Gives up the input buffer, unless it is the server's shared read buffer (see read_cb). */
+static void
+drop_input(struct conn *c)
+{
+    if (c->in != c->srv->read_buf)
+        free(c->in);
+    c->in = NULL;
+    c->in_len = 0;
+}
+
 void
 conn_free(struct conn *c)
 {
     upload_free(c->upload);
-    free(c->in);
+    drop_input(c);
     free(c->out);
     free(c);
 }
@@ -308,9 +318,7 @@ linger(struct conn *c)
     if (c->lingering || c->dead)
         return;
     c->lingering = true;
-    free(c->in);
-    c->in = NULL;
-    c->in_len = 0;
+    drop_input(c);
     if (shutdown(c->fd, SHUT_WR) != 0) {
         conn_close(c);
         return;
@@ -456,8 +464,7 @@ process_input(struct conn *c)
         return;
     c->in_len -= pos;
     if (c->in_len == 0) {
-        free(c->in);
-        c->in = NULL;
+        drop_input(c);
     } else if (pos > 0) {
         memmove(c->in, c->in + pos, c->in_len);
     }
@@ -483,16 +490,38 @@ finish_eof(struct conn *c)
         conn_close_after_flush(c);
 }
 
+/* Moves what is left in the shared read buffer (a partial line, or lines waiting behind a
+ * blocked command) into a buffer of the connection's own. */
+static void
+keep_input(struct conn *c)
+{
+    if (c->dead || c->in_len == 0) {
+        c->in = NULL;
+        c->in_len = 0;
+        return;
+    }
+    char *own = malloc(CONN_IN_BUF);
+    if (!own) {
+        c->in = NULL;
+        conn_close(c);
+        return;
+    }
+    memcpy(own, c->in, c->in_len);
+    c->in = own;
+}
+
 static void
 read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
     struct conn *c = w->data;
-    if (!c->in && !(c->in = malloc(CONN_IN_BUF))) {
-        conn_close(c);
-        return;
-    }
+    /* A connection with no input left over reads into the server's shared buffer: most reads
+     * hold whole requests, and then it never needs a buffer of its own. */
+    if (!c->in)
+        c->in = c->srv->read_buf;
     ssize_t n = read(c->fd, c->in + c->in_len, CONN_IN_BUF - c->in_len);
+    if (n <= 0 && c->in == c->srv->read_buf)
+        c->in = NULL;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {
@@ -504,6 +533,8 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
     c->in_len += (size_t)n;
     c->last_active = ev_now(loop);
     process_input(c);
+    if (c->in == c->srv->read_buf)
+        keep_input(c);
 }
 
 void

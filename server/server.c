@@ -345,6 +345,22 @@ start_watchers(struct server *srv)
     ev_signal_start(loop, &srv->sighup_w);
 }
 
+/* Frees what server_init made; each part may be missing. */
+static void
+release(struct server *srv)
+{
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    srv->listen_fd = -1;
+    purge_free(srv->purge);
+    megadeal_free(srv->mega);
+    free(srv->read_buf);
+    srv->purge = NULL;
+    srv->mega = NULL;
+    srv->read_buf = NULL;
+    sodium_memzero(srv->admin_key, sizeof srv->admin_key);
+}
+
 bool
 server_init(struct server *srv, struct ev_loop *loop, const struct opts *opts, struct store *store,
             struct log *lg, const unsigned char admin_key[KEYS_BYTES], char *errbuf, size_t errlen)
@@ -356,20 +372,17 @@ server_init(struct server *srv, struct ev_loop *loop, const struct opts *opts, s
     srv->log = lg;
     memcpy(srv->admin_key, admin_key, KEYS_BYTES);
     srv->started = ev_time();
+    srv->listen_fd = -1;
     srv->purge = purge_new(srv);
-    if (!srv->purge) {
+    srv->read_buf = malloc(CONN_IN_BUF);
+    if (!srv->purge || !srv->read_buf) {
         snprintf(errbuf, errlen, "out of memory");
+        release(srv);
         return false;
     }
     srv->mega = megadeal_new(srv, errbuf, errlen);
-    if (!srv->mega) {
-        purge_free(srv->purge);
-        return false;
-    }
-    srv->listen_fd = open_listener(opts, errbuf, errlen);
-    if (srv->listen_fd < 0) {
-        megadeal_free(srv->mega);
-        purge_free(srv->purge);
+    if (!srv->mega || (srv->listen_fd = open_listener(opts, errbuf, errlen)) < 0) {
+        release(srv);
         return false;
     }
     start_watchers(srv);
@@ -394,9 +407,5 @@ server_free(struct server *srv)
     for (struct conn *c = srv->graveyard; c; c = c->dead_next)
         c->in_resume = false;
     bury_dead(srv);
-    if (srv->listen_fd >= 0)
-        close(srv->listen_fd);
-    purge_free(srv->purge);
-    megadeal_free(srv->mega);
-    sodium_memzero(srv->admin_key, sizeof srv->admin_key);
+    release(srv);
 }
