@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "coupon.h"
 #include "keys.h"
 #include "log.h"
 #include "megadeal.h"
@@ -37,25 +38,13 @@ struct cmd_entry {
 
 static const struct cmd_entry cmd_table[PROTO_NCMDS];
 
-static void
-to_proto(const struct store_coupon *sc, struct proto_coupon *pc)
-{
-    memcpy(pc->code, sc->code, sizeof pc->code);
-    pc->type = (enum proto_type)sc->type;
-    pc->kind = (enum proto_kind)sc->kind;
-    pc->discount = sc->discount;
-    pc->expires = sc->expires;
-    pc->uses = sc->uses;
-    pc->max_uses = sc->max_uses;
-}
-
 /* "OK <prefix>code=... max_uses=M" */
 static void
 reply_coupon(struct conn *c, const char *prefix, const struct store_coupon *sc)
 {
     struct proto_coupon pc;
     char buf[PROTO_COUPON_BUF + 1];
-    to_proto(sc, &pc);
+    coupon_to_proto(sc, &pc);
     conn_write(c, "OK ", 3);
     conn_write(c, prefix, strlen(prefix));
     size_t n = proto_fmt_coupon(buf, &pc);

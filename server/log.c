@@ -361,15 +361,25 @@ line_end(struct log *lg, char *p)
     lg->front_lines++;
 }
 
-void
-log_op(struct log *lg, double now, const struct log_op *op)
+/* Starts a line with its time field; returns where it goes on, with its end in *end, or NULL
+ * when memory is short (the line is dropped). */
+static char *
+line_open(struct log *lg, double now, const char **end)
 {
     char *start = line_begin(lg);
     if (!start)
+        return NULL;
+    *end = start + LOG_LINE_MAX - 1;
+    return put_time(lg, now, put_str(start, *end, "time="), *end);
+}
+
+void
+log_op(struct log *lg, double now, const struct log_op *op)
+{
+    const char *end;
+    char *p = line_open(lg, now, &end);
+    if (!p)
         return;
-    const char *end = start + LOG_LINE_MAX - 1;
-    char *p = put_str(start, end, "time=");
-    p = put_time(lg, now, p, end);
     p = put_str(p, end, " conn=");
     p = put_u64(p, end, op->conn, 1);
     p = put_bare(p, end, " peer=", op->peer);
@@ -392,12 +402,10 @@ log_op(struct log *lg, double now, const struct log_op *op)
 void
 log_event(struct log *lg, double now, const char *event, const char *fmt, ...)
 {
-    char *start = line_begin(lg);
-    if (!start)
+    const char *end;
+    char *p = line_open(lg, now, &end);
+    if (!p)
         return;
-    const char *end = start + LOG_LINE_MAX - 1;
-    char *p = put_str(start, end, "time=");
-    p = put_time(lg, now, p, end);
     p = put_bare(p, end, " op=", event);
     if (fmt && *fmt && p + 1 < end) {
         *p++ = ' ';

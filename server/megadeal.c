@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "conn.h"
+#include "coupon.h"
 #include "log.h"
 #include "server.h"
 #include "store.h"
@@ -164,18 +165,6 @@ answer_waiters(struct megadeal *md)
 
 /* ---- the engine ---- */
 
-static void
-to_proto(const struct store_coupon *sc, struct proto_coupon *pc)
-{
-    memcpy(pc->code, sc->code, sizeof pc->code);
-    pc->type = (enum proto_type)sc->type;
-    pc->kind = (enum proto_kind)sc->kind;
-    pc->discount = sc->discount;
-    pc->expires = sc->expires;
-    pc->uses = sc->uses;
-    pc->max_uses = sc->max_uses;
-}
-
 /* A task's allocation was lost: back to the queue, or timed out. */
 static void
 retry(struct megadeal *md, struct mega_task *t, double now, const char *why)
@@ -196,7 +185,7 @@ allocate(struct megadeal *md, struct mega_task *t, double now)
         store_assign(srv->store, STORE_TYPE_MEGADEAL, t->user, server_now_sec(srv), &sc);
     if (e == STORE_OK) {
         struct proto_coupon pc;
-        to_proto(&sc, &pc);
+        coupon_to_proto(&sc, &pc);
         mega_grant_started(md->queue, t, &pc);
         md->pending[md->n_pending++] = t;
         return false;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "coupon.h"
 #include "store.h"
 
 /* A record the parser refused. */
@@ -68,18 +69,6 @@ grow(struct upload *u)
     return true;
 }
 
-static void
-to_store(const struct proto_coupon *pc, struct store_coupon *sc)
-{
-    memset(sc, 0, sizeof *sc);
-    memcpy(sc->code, pc->code, sizeof sc->code);
-    sc->type = (uint8_t)pc->type;
-    sc->kind = (uint8_t)pc->kind;
-    sc->discount = pc->discount;
-    sc->expires = pc->expires;
-    sc->max_uses = pc->max_uses;
-}
-
 bool
 upload_line(struct upload *u, const char *line, size_t len)
 {
@@ -93,7 +82,7 @@ upload_line(struct upload *u, const char *line, size_t len)
     else if (u->nrecs == u->cap && !grow(u))
         reject_line(u, lineno, "server out of memory");
     else {
-        to_store(&pc, &u->recs[u->nrecs]);
+        coupon_from_proto(&pc, &u->recs[u->nrecs]);
         u->lineno[u->nrecs++] = lineno;
     }
     return u->received == u->expected;
