@@ -197,10 +197,12 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     struct server *srv = w->data;
     purge_step(srv->purge);
     commit_group(srv);
+    /* The log lines go to the writer before the replies go out, so a reply is rarely ahead of
+     * its line; the log is still asynchronous and may lose its tail in a crash. */
+    log_flush(srv->log);
     flush_all(srv);
     store_release(srv->store);
     bury_dead(srv);
-    log_flush(srv->log);
     if (srv->shutting_down && !purge_busy(srv->purge) && srv->conns.count == 0)
         ev_break(loop, EVBREAK_ALL);
 }
