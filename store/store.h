@@ -86,8 +86,8 @@ enum store_reject_reason {
 };
 
 struct store_reject {
-    size_t index;       /* index of the rejected record in the batch */
-    size_t first;       /* DUPLICATE: index of the earlier record with the same code */
+    size_t index; /* index of the rejected record in the batch */
+    size_t first; /* DUPLICATE: index of the earlier record with the same code */
     enum store_reject_reason reason;
 };
 
@@ -147,8 +147,8 @@ enum store_err store_upload(struct store *st, const struct store_coupon *recs, s
  * first, ties to the earliest uploaded; fills *out with the coupon as now stored.
  * STORE_NO_COUPONS when there is none. One cursor seek: expired index entries are skipped by
  * seeking to (type, now), never walked. */
-enum store_err store_assign(struct store *st, enum store_type type, const char *user,
-                            int64_t now, struct store_coupon *out);
+enum store_err store_assign(struct store *st, enum store_type type, const char *user, int64_t now,
+                            struct store_coupon *out);
 
 /* Counts one use of `code` by `user` at `now` and records the redemption in the history, after
  * the same checks as store_validate. *out (when not NULL) gets the coupon with the new use
@@ -159,8 +159,7 @@ enum store_err store_redeem(struct store *st, const char *code, const char *user
 /* Deletes up to `max` coupons that expired before `now` (expires < now) and were never
  * redeemed, assigned or not; adds the number to *purged and sets *more when expired ones are
  * left. Redeemed coupons and the history are kept. */
-enum store_err store_purge(struct store *st, int64_t now, size_t max, uint64_t *purged,
-                           bool *more);
+enum store_err store_purge(struct store *st, int64_t now, size_t max, uint64_t *purged, bool *more);
 
 /* --- reads --- */
 
