@@ -90,13 +90,16 @@ widest() { capture | LC_ALL=C.UTF-8 wc -L; }
 resize 200 60
 rows_are() { [ "$(capture | wc -l)" -eq "$1" ]; }
 wait_for "a 60-row screen" rows_are 60
+# tmux resizes the pane at once; the dashboard redraws when its KEY_RESIZE arrives, so poll
+# for the footer on the new last row rather than reading the screen right away.
+footer_last() { capture | tail -n 1 | grep -q 'q  Quit'; }
+wait_for "the footer on row 60" footer_last
 wait_screen '^  TOTAL +12 '
-capture | tail -n 1 | grep -q 'q  Quit' || fail "no footer on row 60"
 [ "$(widest)" -gt 150 ] || fail "the charts do not use the width of 200 columns"
 resize 80 24
 wait_for "a 24-row screen" rows_are 24
+wait_for "the footer on row 24" footer_last
 wait_screen '^  TOTAL +12 '
-capture | tail -n 1 | grep -q 'q  Quit' || fail "no footer on row 24"
 [ "$(widest)" -le 80 ] || fail "a line is wider than 80 columns"
 capture | grep -q 'grants/s' || fail "no grants chart at 80x24"
 capture | grep -q 'queue depth' || fail "no queue chart at 80x24"
