@@ -167,6 +167,10 @@ conn_write(struct conn *c, const char *data, size_t len)
     c->out_len += len;
 }
 
+/* Declared with its format attribute so that clang's -Wformat-nonliteral accepts the call. */
+static void conn_vprintf(struct conn *c, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 conn_vprintf(struct conn *c, const char *fmt, va_list ap)
 {
