@@ -249,12 +249,6 @@ conn_group_done(struct conn *c, bool committed, const char *why)
     schedule_flush(c);
 }
 
-bool
-conn_has_output(const struct conn *c)
-{
-    return c->out_off < c->out_len;
-}
-
 void
 conn_flush(struct conn *c)
 {
@@ -344,13 +338,6 @@ conn_close_after_flush(struct conn *c)
     c->closing = true;
     ev_io_stop(c->srv->loop, &c->read_w);
     schedule_flush(c);
-}
-
-void
-conn_stop_reading(struct conn *c)
-{
-    if (!c->lingering)
-        ev_io_stop(c->srv->loop, &c->read_w);
 }
 
 void

@@ -122,10 +122,4 @@ void conn_resume(struct conn *c);
 /* Closes after the pending output is written (QUIT, 3rd wrong key). */
 void conn_close_after_flush(struct conn *c);
 
-/* Stops reading new input (shutdown). */
-void conn_stop_reading(struct conn *c);
-
-/* True when there is output not yet written. */
-bool conn_has_output(const struct conn *c);
-
 #endif

@@ -35,7 +35,6 @@ struct server_stats {
     uint64_t rejected_clients; /* turned away at --max-clients */
     uint64_t commits;
     uint64_t commit_failures;
-    uint64_t writes; /* write commands committed */
 };
 
 struct server {
