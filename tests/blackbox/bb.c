@@ -876,6 +876,14 @@ bb_auth_at(const char *file, int line, struct bb_client *c)
     bb_expect_at(file, line, c, cmd, "OK");
 }
 
+struct bb_client *
+bb_connect_admin_at(const char *file, int line, struct bb_server *s)
+{
+    struct bb_client *c = bb_connect_at(file, line, s);
+    bb_auth_at(file, line, c);
+    return c;
+}
+
 /* Sends an UPLOAD of the given bytes (records, each ending in LF) and expects OK uploaded=n. */
 static void
 upload_expect_ok(const char *file, int line, struct bb_client *c, char *buf, size_t len, size_t n)

@@ -194,6 +194,17 @@ bool bb_has_prefix(const char *line, const char *prefix);
 #define bb_auth(c) bb_auth_at(__FILE__, __LINE__, (c))
 void bb_auth_at(const char *file, int line, struct bb_client *c);
 
+/* Connects and AUTHs with the server's admin key (bb_connect, then bb_auth). */
+#define bb_connect_admin(s) bb_connect_admin_at(__FILE__, __LINE__, (s))
+struct bb_client *bb_connect_admin_at(const char *file, int line, struct bb_server *s);
+
+/* The server a cmocka setup (bb_setup) left in *state. */
+static inline struct bb_server *
+bb_server_of(void **state)
+{
+    return *state;
+}
+
 /* Uploads `n` generated records "<prefix><i>,<type>,10,FLAT,<expires>,<max_uses>" for i in
  * 0..n-1 (the index zero-padded to 6 digits so codes sort like the upload order) in one write,
  * and expects "OK uploaded=n". `type` may be "" (untyped); `expires` NULL means BB_FAR_EXPIRY. */

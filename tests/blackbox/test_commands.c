@@ -24,18 +24,10 @@
 
 static const char *const types[] = {"NONE", "FREE", "STANDARD", "MEGADEAL"};
 
-static struct bb_server *
-server_of(void **state)
-{
-    return *state;
-}
-
 static struct bb_client *
 admin_client(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
-    bb_auth(c);
-    return c;
+    return bb_connect_admin(bb_server_of(state));
 }
 
 /* Sends "UPLOAD n" and the n record lines in one write, without reading the reply. */
@@ -100,7 +92,7 @@ assert_stat(struct bb_client *c, const char *name, uint64_t want)
 static void
 test_ping(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_expect(c, "PING", "OK PONG");
     bb_expect(c, "PING", "OK PONG");
     bb_close(c);
@@ -123,7 +115,7 @@ test_help_lists_every_verb(void **state)
     static const char *const verbs[] = {"PING",     "HELP",   "AUTH", "REQUEST", "STATUS", "WAIT",
                                         "VALIDATE", "REDEEM", "QUIT", "UPLOAD",  "PURGE",  "STATS"};
     static char reply[BB_REPLY_MAX];
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     const char *status = bb_cmd(c, "HELP", reply);
     assert_string_equal(status, "OK");
     assert_true(status > reply); /* at least one INFO line */
@@ -143,7 +135,7 @@ test_help_lists_every_verb(void **state)
 static void
 test_auth_right_key(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_auth(c);
     bb_expect_prefix(c, "STATS", "OK");
     bb_close(c);
@@ -152,7 +144,7 @@ test_auth_right_key(void **state)
 static void
 test_auth_wrong_key_denied(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     char cmd[BB_KEY_HEX + 8];
     snprintf(cmd, sizeof cmd, "AUTH %0*d", BB_KEY_HEX, 0);
     bb_expect_prefix(c, cmd, "ERR DENIED");
@@ -165,7 +157,7 @@ test_auth_wrong_key_denied(void **state)
 static void
 test_admin_before_auth_denied(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_expect_prefix(c, "STATS", "ERR DENIED");
     bb_expect_prefix(c, "PURGE", "ERR DENIED");
     bb_expect(c, "PING", "OK PONG");
@@ -175,7 +167,7 @@ test_admin_before_auth_denied(void **state)
 static void
 test_upload_before_auth_swallows_records(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     /* The second record reads like QUIT: it must be swallowed, not obeyed. */
     bb_send_str(c, "UPLOAD 2\nA-1,,10,FLAT,2030-01-01,1\nQUIT\nPING\n");
     bb_expect_reply_prefix(c, "ERR DENIED");
@@ -428,7 +420,7 @@ test_session_example(void **state)
     snprintf(r2, sizeof r2, "SUMMER-2,,15,PERCENT,%d-12-31T12:00:00+02:00,1", y);
     snprintf(r3, sizeof r3, "MEGA-1,MEGADEAL,50,PERCENT,%d-12-31,1", y);
     const char *records[] = {r1, r2, r3};
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_auth(c);
     bb_upload(c, records, 3);
     snprintf(want, sizeof want,
@@ -651,7 +643,7 @@ test_megadeal_request_not_immediate(void **state)
 static void
 test_status_wait_bad_task(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_expect_prefix(c, "STATUS abc", "ERR BAD_TASK");
     bb_expect_prefix(c, "WAIT abc", "ERR BAD_TASK");
     bb_expect_prefix(c, "STATUS AQAAAAAAAAEAAAGSx4", "ERR BAD_TASK");
@@ -669,7 +661,7 @@ test_status_wait_malformed_task(void **state)
     memset(long_id, 'A', PROTO_TASK_MAX + 1);
     long_id[PROTO_TASK_MAX + 1] = '\0';
     char cmd[PROTO_TASK_MAX + 32];
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_expect_prefix(c, "STATUS a!b", "ERR BAD_TASK");
     bb_expect_prefix(c, "WAIT a.b", "ERR BAD_TASK");
     snprintf(cmd, sizeof cmd, "STATUS %s", long_id);
@@ -828,14 +820,14 @@ test_purge_timer(void **state)
 static void
 test_quit(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_expect(c, "QUIT", "OK BYE");
     assert_true(bb_wait_closed(c, BB_IO_TIMEOUT_MS));
     bb_close(c);
 
     /* A command pipelined after QUIT is not answered. */
     char line[BB_LINE_MAX];
-    c = bb_connect(server_of(state));
+    c = bb_connect(bb_server_of(state));
     bb_send_str(c, "QUIT\nPING\n");
     assert_int_equal(bb_read_line(c, line, sizeof line), BB_READ_LINE);
     assert_string_equal(line, "OK BYE");
@@ -846,7 +838,7 @@ test_quit(void **state)
 static void
 test_unknown_command(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_expect_prefix(c, "FROB", "ERR UNKNOWN_COMMAND");
     bb_expect_prefix(c, "FROB a b", "ERR UNKNOWN_COMMAND");
     bb_expect_prefix(c, "PINGPING", "ERR UNKNOWN_COMMAND");
@@ -874,7 +866,7 @@ static void
 test_bad_request_values(void **state)
 {
     char user[PROTO_USER_MAX + 2], code[PROTO_CODE_MAX + 2], cmd[512];
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
 
     memset(user, 'u', PROTO_USER_MAX + 1);
     user[PROTO_USER_MAX + 1] = '\0';

@@ -20,12 +20,6 @@
 #define CONC_TIMEOUT_MS 30000 /* a connect may wait for a SYN retransmit on a full backlog */
 #define CODE_PREFIX     "K-"
 
-static struct bb_server *
-server_of(void **state)
-{
-    return *state;
-}
-
 /* Parses the coupon of an OK reply and returns the number after CODE_PREFIX, or -1. */
 static long
 coupon_index(const char *status, struct proto_coupon *cp)
@@ -45,7 +39,7 @@ test_1000_concurrent_requests(void **state)
     static struct bb_client *clients[NCLIENTS];
     static bool seen[NCLIENTS];
     static char reply[BB_REPLY_MAX];
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     struct bb_client *admin = bb_connect(s);
     bb_auth(admin);
     bb_upload_gen(admin, CODE_PREFIX, "", NCLIENTS, NULL, 1);
@@ -91,7 +85,7 @@ test_100_clients_pipelining_redeems(void **state)
     static struct bb_client *clients[NREDEEMERS];
     static char codes[NREDEEMERS][PROTO_CODE_MAX + 1];
     static char reply[BB_REPLY_MAX];
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     struct bb_client *admin = bb_connect(s);
     bb_auth(admin);
     bb_upload_gen(admin, CODE_PREFIX, "", NREDEEMERS, NULL, REDEEMS);

@@ -179,14 +179,6 @@ fill_file(const char *path, size_t bytes)
 
 /* ---- Protocol helpers ---- */
 
-static struct bb_client *
-admin_client(struct bb_server *s)
-{
-    struct bb_client *c = bb_connect(s);
-    bb_auth(c);
-    return c;
-}
-
 /* Uploads records <prefix><first..first+n-1>; returns the status line (in reply). */
 static const char *
 upload_range(struct bb_client *c, const char *prefix, int first, int n, char *reply)
@@ -268,7 +260,7 @@ test_map_full(void **state)
     struct fault_env *e = *state;
     static const char *const args[] = {"--map-size", SMALL_MAP, NULL};
     struct bb_server *s = start(e, args);
-    struct bb_client *c = admin_client(s);
+    struct bb_client *c = bb_connect_admin(s);
     char code[CODE_BUF];
     static char reply[BB_REPLY_MAX];
     assert_string_equal(upload_range(c, "MF-", 0, BATCH, reply), "OK uploaded=200");
@@ -289,7 +281,7 @@ test_map_full(void **state)
     stop_ok(e);
     check_passes(s->dir);
     restart(e);
-    c = admin_client(s);
+    c = bb_connect_admin(s);
     assert_int_equal(bb_stat(c, "created.NONE"), acked);
     validate_ok(c, "alice", code, 0);
     bb_close(c);
@@ -319,7 +311,7 @@ test_data_disk_full(void **state)
     if (mounted)
         assert_int_equal(fill_file(filler, FILLER_BYTES), FILLER_BYTES);
 
-    struct bb_client *c = admin_client(s);
+    struct bb_client *c = bb_connect_admin(s);
     char code[CODE_BUF], later[CODE_BUF];
     static char reply[BB_REPLY_MAX];
     assert_string_equal(upload_range(c, "DF-", 0, BATCH, reply), "OK uploaded=200");
@@ -352,7 +344,7 @@ test_data_disk_full(void **state)
     stop_ok(e);
     check_passes(s->dir);
     restart(e);
-    c = admin_client(s);
+    c = bb_connect_admin(s);
     assert_int_equal(bb_stat(c, "created.NONE"), acked);
     assert_int_equal(bb_stat(c, "assigned.NONE"), 2);
     assert_int_equal(bb_stat(c, "redeemed.NONE"), 1);
@@ -395,7 +387,7 @@ test_commit_fails(void **state)
     struct fault_env *e = *state;
     use_failsys(e, "data.mdb");
     struct bb_server *s = start(e, NULL);
-    struct bb_client *c = admin_client(s);
+    struct bb_client *c = bb_connect_admin(s);
     static char reply[BB_REPLY_MAX];
     char held[CODE_BUF], next[CODE_BUF];
     assert_string_equal(upload_range(c, "CF-", 0, 20, reply), "OK uploaded=20");
@@ -424,7 +416,7 @@ test_commit_fails(void **state)
     stop_ok(e);
     check_passes(s->dir);
     restart(e);
-    c = admin_client(s);
+    c = bb_connect_admin(s);
     assert_int_equal(bb_stat(c, "created.NONE"), 25);
     assert_int_equal(bb_stat(c, "assigned.NONE"), 2);
     assert_int_equal(bb_stat(c, "redeemed.NONE"), 0);

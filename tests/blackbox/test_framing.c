@@ -23,12 +23,6 @@
 #define BIG_UPLOAD            PROTO_UPLOAD_MAX /* records in the largest upload */
 #define BIG_UPLOAD_TIMEOUT_MS 120000           /* an ASan server on a busy CI machine is slow */
 
-static struct bb_server *
-server_of(void **state)
-{
-    return *state;
-}
-
 /* Sends `s` in pieces, the lengths of which are given by `cuts` (0-terminated), pausing between
  * them; the remainder goes last. */
 static void
@@ -59,7 +53,7 @@ static void
 test_pipelined_replies_in_order(void **state)
 {
     static char reply[BB_REPLY_MAX];
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_auth(c);
     bb_upload_gen(c, "P-", "", PIPELINE_ROUNDS, NULL, 1);
     size_t cap = PIPELINE_ROUNDS * 64;
@@ -90,7 +84,7 @@ static void
 test_command_split_across_writes(void **state)
 {
     static const size_t request_cuts[] = {3, 4, 3, 0}; /* "REQ" "UEST" " al" "ice\n" */
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_auth(c);
     bb_upload_gen(c, "S-", "", 1, NULL, 1);
     send_in_pieces(c, "REQUEST alice\n", request_cuts);
@@ -105,7 +99,7 @@ static void
 test_two_commands_in_one_packet(void **state)
 {
     static char reply[BB_REPLY_MAX];
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_send_str(c, "PING\nHELP\n");
     expect_line(c, "OK PONG");
     int lines = bb_read_reply(c, reply);
@@ -124,11 +118,11 @@ test_two_commands_in_one_packet(void **state)
 static void
 test_crlf(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_send_str(c, "PING\r\n");
     expect_line(c, "OK PONG");
     bb_send_str(c, "AUTH ");
-    bb_send_str(c, server_of(state)->key);
+    bb_send_str(c, bb_server_of(state)->key);
     bb_send_str(c, "\r\n");
     expect_line(c, "OK");
     bb_send_str(c, "UPLOAD 1\r\nC-1,,10,FLAT,2030-01-01,1\r\n");
@@ -144,7 +138,7 @@ test_crlf(void **state)
 static void
 test_blank_lines_get_no_reply(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_send_str(c, "\n\n   \n\t\n\r\n \t \r\nPING\n");
     expect_line(c, "OK PONG");
     bb_send_str(c, "\n\nFROB\n\n");
@@ -159,7 +153,7 @@ test_blank_lines_get_no_reply(void **state)
 static void
 test_tabs_and_multiple_spaces(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_auth(c);
     bb_upload_gen(c, "W-", "STANDARD", 1, NULL, 2);
     bb_send_str(c, "REQUEST \t alice\t\tSTANDARD  \n");
@@ -175,11 +169,11 @@ static void
 test_lower_case_verbs(void **state)
 {
     char cmd[BB_KEY_HEX + 8];
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_expect(c, "ping", "OK PONG");
     bb_expect(c, "Ping", "OK PONG");
     bb_expect_prefix(c, "hElP", "OK");
-    snprintf(cmd, sizeof cmd, "auth %s", server_of(state)->key);
+    snprintf(cmd, sizeof cmd, "auth %s", bb_server_of(state)->key);
     bb_expect(c, cmd, "OK");
     bb_expect_prefix(c, "stats", "OK");
     bb_expect_prefix(c, "request alice", "ERR NO_COUPONS");
@@ -191,7 +185,7 @@ static void
 test_line_limit_4096(void **state)
 {
     static char line[PROTO_MAX_LINE + 2];
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     /* Exactly 4096 bytes: accepted and parsed (the trailing blanks are separators). */
     memset(line, ' ', PROTO_MAX_LINE);
     memcpy(line, "PING", 4);
@@ -216,7 +210,7 @@ test_huge_line_answered_once(void **state)
     assert_non_null(huge);
     memset(huge, 'A', HUGE_LINE);
     memcpy(huge + HUGE_LINE, "\nPING\n", 7);
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
 
     bb_send_str(c, huge); /* all in one write */
     bb_expect_reply_prefix(c, "ERR TOO_LONG");
@@ -240,7 +234,7 @@ test_nul_and_control_bytes(void **state)
 {
     static const char nul_inside[] = "PI\0NG\n";
     static const char nul_at_end[] = "PING\0\n";
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_send(c, nul_inside, sizeof nul_inside - 1);
     bb_expect_reply_prefix(c, "ERR BAD_REQUEST");
     bb_send(c, nul_at_end, sizeof nul_at_end - 1);
@@ -260,7 +254,7 @@ test_upload_records_split_across_writes(void **state)
     static const char upload[] = "UPLOAD 3\nA-1,,10,FLAT,2030-01-01,1\nA-2,,10,FLAT,2030-01-01,1\n"
                                  "A-3,,10,FLAT,2030-01-01,1\n";
     static const size_t cuts[] = {3, 9, 14, 20, 6, 27, 0};
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_auth(c);
     send_in_pieces(c, upload, cuts);
     expect_line(c, "OK uploaded=3");
@@ -272,7 +266,7 @@ static void
 test_record_lines_are_never_commands(void **state)
 {
     static char reply[BB_REPLY_MAX];
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_auth(c);
     bb_send_str(c, "UPLOAD 2\nQUIT\nPING\nPING\n");
     int lines = bb_read_reply(c, reply);
@@ -288,7 +282,7 @@ test_record_lines_are_never_commands(void **state)
 static void
 test_upload_50000_records(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_auth(c);
     bb_set_timeout(c, BIG_UPLOAD_TIMEOUT_MS);
     int64_t t0 = bb_now_ms();

@@ -99,20 +99,6 @@
 /* HTTP */
 #define HTTP_LONG_URL 5000 /* a request line longer than the protocol's 4096 bytes */
 
-static struct bb_server *
-server_of(void **state)
-{
-    return *state;
-}
-
-static struct bb_client *
-admin_client(struct bb_server *s)
-{
-    struct bb_client *c = bb_connect(s);
-    bb_auth(c);
-    return c;
-}
-
 /* A bare connected socket, without the harness's client (10,000 of those would be heavy). */
 static int
 raw_connect(uint16_t port)
@@ -215,9 +201,9 @@ normal_client_served(struct bb_server *s, const char *user)
 static void
 test_ten_thousand_idle(void **state)
 {
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     raise_nofile(IDLE_NOFILE);
-    struct bb_client *admin = admin_client(s);
+    struct bb_client *admin = bb_connect_admin(s);
     bb_upload_gen(admin, "IDLE-", "", 10, NULL, 1);
     long rss0 = kb_of(s, "VmRSS");
 
@@ -263,7 +249,7 @@ test_ten_thousand_idle(void **state)
 static void
 test_slowloris_dropped(void **state)
 {
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     struct bb_client *plain = bb_connect(s);   /* dribbles a short line that never ends */
     struct bb_client *longer = bb_connect(s);  /* dribbles on after 5 KiB of one line */
     struct bb_client *slow_ok = bb_connect(s); /* sends PING slowly, but within the bound */
@@ -317,7 +303,7 @@ test_slowloris_dropped(void **state)
 static void
 test_million_pipelined_never_read(void **state)
 {
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     struct bb_client *other = bb_connect(s);
     bb_expect(other, "PING", "OK PONG");
     long hwm0 = kb_of(s, "VmHWM");
@@ -401,8 +387,8 @@ drain_garbage(struct bb_client *c, int idx)
 static void
 test_random_garbage(void **state)
 {
-    struct bb_server *s = server_of(state);
-    struct bb_client *admin = admin_client(s);
+    struct bb_server *s = bb_server_of(state);
+    struct bb_client *admin = bb_connect_admin(s);
     bb_upload_gen(admin, "JUNK-", "", 10, NULL, 1);
     bb_close(admin);
     struct bb_client *c[JUNK_CONNS];
@@ -459,11 +445,11 @@ rss_plateau(const struct bb_server *s)
 static void
 test_upload_cut_off_releases_memory(void **state)
 {
-    struct bb_server *s = server_of(state);
-    struct bb_client *admin = admin_client(s);
+    struct bb_server *s = bb_server_of(state);
+    struct bb_client *admin = bb_connect_admin(s);
     assert_int_equal(bb_stat(admin, "created.NONE"), 0);
     long rss0 = kb_of(s, "VmRSS");
-    struct bb_client *c = admin_client(s);
+    struct bb_client *c = bb_connect_admin(s);
     size_t cap = 32 + (size_t)CUT_SENT * 64;
     char *buf = malloc(cap);
     assert_non_null(buf);
@@ -510,7 +496,7 @@ wrong_key(char *buf, size_t size, int conn, int attempt)
 static void
 test_auth_brute_force(void **state)
 {
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     struct bb_client *c[BRUTE_CONNS];
     int64_t at[BRUTE_CONNS][BRUTE_KEYS];
     int got[BRUTE_CONNS] = {0};
@@ -644,8 +630,8 @@ http_refused(struct bb_server *s, const char *request)
 static void
 test_http_refused(void **state)
 {
-    struct bb_server *s = server_of(state);
-    struct bb_client *admin = admin_client(s);
+    struct bb_server *s = bb_server_of(state);
+    struct bb_client *admin = bb_connect_admin(s);
     bb_upload_gen(admin, "HTTP-", "", 1, NULL, 1);
 
     http_refused(s, "GET / HTTP/1.1\r\nHost: 127.0.0.1:7070\r\nAccept: */*\r\n\r\n");

@@ -39,12 +39,6 @@
 static const char wrong_key[] =
     "AUTH 0000000000000000000000000000000000000000000000000000000000000000";
 
-static struct bb_server *
-server_of(void **state)
-{
-    return *state;
-}
-
 /* ---- Connection cap ---- */
 
 /* Connects and PINGs until the server serves the connection: it may still count one that was
@@ -87,7 +81,7 @@ expect_turned_away(struct bb_server *s)
 static void
 test_max_clients(void **state)
 {
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     struct bb_client *c[MAX_CLIENTS];
     for (int i = 0; i < MAX_CLIENTS; i++)
         c[i] = connect_served(s);
@@ -106,7 +100,7 @@ test_max_clients(void **state)
 static void
 test_idle_timeout(void **state)
 {
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     struct bb_client *idle = bb_connect(s);
     struct bb_client *active = bb_connect(s);
     bb_expect(idle, "PING", "OK PONG");
@@ -134,7 +128,7 @@ test_idle_timeout(void **state)
 static void
 test_wrong_key_delayed_others_served(void **state)
 {
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     struct bb_client *slow = bb_connect(s);
     struct bb_client *other = bb_connect(s);
     char line[BB_LINE_MAX];
@@ -168,7 +162,7 @@ test_wrong_key_delayed_others_served(void **state)
 static void
 test_third_wrong_key_closes(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
+    struct bb_client *c = bb_connect(bb_server_of(state));
     bb_expect_prefix(c, wrong_key, "ERR DENIED");
     bb_expect_prefix(c, wrong_key, "ERR DENIED");
     bb_expect(c, "PING", "OK PONG"); /* two wrong keys: still open */
@@ -193,7 +187,7 @@ peer_gone(const struct bb_client *c)
 static void
 test_output_cap_disconnects_non_reader(void **state)
 {
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     struct bb_client *flood = bb_connect_opt(s, FLOOD_RCVBUF);
     assert_non_null(flood);
     bb_set_timeout(flood, FLOOD_SEND_TIMEOUT);

@@ -35,17 +35,10 @@ static const char *const rate_one_wait_two[] = {"--megadeal-rate", "1", "--megad
 
 /* ---- helpers ---- */
 
-static struct bb_server *
-server_of(void **state)
-{
-    return *state;
-}
-
 static struct bb_client *
 admin_client(void **state)
 {
-    struct bb_client *c = bb_connect(server_of(state));
-    bb_auth(c);
+    struct bb_client *c = bb_connect_admin(bb_server_of(state));
     bb_set_timeout(c, WAIT_IO_MS);
     return c;
 }
@@ -218,7 +211,7 @@ grant_log_times(struct bb_server *s, int64_t *at, int want)
 static void
 test_rate_thirty_waits(void **state)
 {
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     static char reply[BB_REPLY_MAX];
     static char warm[RATE][ID_BUF], ids[THIRTY][ID_BUF];
     struct bb_client *c[THIRTY];
@@ -449,7 +442,7 @@ test_timeout(void **state)
     request_batch(c, "t", 5, ids);
     struct bb_client *w[5];
     for (int i = 0; i < 5; i++) {
-        w[i] = bb_connect(server_of(state));
+        w[i] = bb_connect(bb_server_of(state));
         bb_set_timeout(w[i], WAIT_IO_MS);
         bb_send_str(w[i], task_cmd("WAIT", ids[i]));
         bb_send_str(w[i], "\n");
@@ -489,7 +482,7 @@ test_timeout(void **state)
 static void
 test_restart_unknown_task(void **state)
 {
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     static char reply[BB_REPLY_MAX];
     static char ids[3][ID_BUF];
     char code[PROTO_CODE_MAX + 1], cmd[128];
@@ -530,7 +523,7 @@ test_restart_unknown_task(void **state)
 static void
 test_disconnect_while_waiting(void **state)
 {
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     static char reply[BB_REPLY_MAX];
     static char ids[2][ID_BUF];
     struct bb_client *c = admin_client(state);

@@ -34,20 +34,6 @@ static const char *const types[] = {"NONE", "FREE", "STANDARD", "MEGADEAL"};
 static const char *const counters[] = {"created", "assigned", "redeemed", "available", "purged"};
 enum { NTYPES = 4, NCOUNTERS = 5 };
 
-static struct bb_server *
-server_of(void **state)
-{
-    return *state;
-}
-
-static struct bb_client *
-admin_client(struct bb_server *s)
-{
-    struct bb_client *c = bb_connect(s);
-    bb_auth(c);
-    return c;
-}
-
 /* Reads every per-type counter into v[counter][type]. */
 static void
 read_counters(struct bb_client *c, uint64_t v[NCOUNTERS][NTYPES])
@@ -85,8 +71,8 @@ restart_or_fail(struct bb_server *s)
 static void
 test_sigterm_restart_keeps_data(void **state)
 {
-    struct bb_server *s = server_of(state);
-    struct bb_client *c = admin_client(s);
+    struct bb_server *s = bb_server_of(state);
+    struct bb_client *c = bb_connect_admin(s);
     bb_upload_gen(c, "K-", "", 10, NULL, 3);
     bb_upload_gen(c, "F-", "FREE", 5, NULL, 1);
     bb_expect_prefix(c, "REQUEST alice", "OK code=K-000000 ");
@@ -102,7 +88,7 @@ test_sigterm_restart_keeps_data(void **state)
     assert_int_equal(bb_server_stop(s), 0);
     restart_or_fail(s);
 
-    c = admin_client(s);
+    c = bb_connect_admin(s);
     read_counters(c, after);
     assert_counters_equal(before, after);
     bb_expect(c, "VALIDATE alice K-000000",
@@ -117,14 +103,14 @@ test_sigterm_restart_keeps_data(void **state)
 static void
 test_sigint_exits_zero(void **state)
 {
-    struct bb_server *s = server_of(state);
-    struct bb_client *c = admin_client(s);
+    struct bb_server *s = bb_server_of(state);
+    struct bb_client *c = bb_connect_admin(s);
     bb_upload_gen(c, "I-", "", 2, NULL, 1);
     bb_close(c);
     bb_server_signal(s, SIGINT);
     assert_int_equal(bb_server_wait(s, BB_STOP_TIMEOUT_MS), 0);
     restart_or_fail(s);
-    c = admin_client(s);
+    c = bb_connect_admin(s);
     assert_int_equal(bb_stat(c, "created.NONE"), 2);
     bb_close(c);
 }
@@ -133,14 +119,14 @@ static void
 test_kill9_keeps_acknowledged_writes(void **state)
 {
     static char reply[BB_REPLY_MAX];
-    struct bb_server *s = server_of(state);
-    struct bb_client *c = admin_client(s);
+    struct bb_server *s = bb_server_of(state);
+    struct bb_client *c = bb_connect_admin(s);
     bb_upload_gen(c, "K-", "", 10, NULL, 5);
     bb_server_kill(s); /* right after the acknowledgement */
     bb_close(c);
     restart_or_fail(s);
 
-    c = admin_client(s);
+    c = bb_connect_admin(s);
     assert_int_equal(bb_stat(c, "created.NONE"), 10);
     bb_send_str(c, "REQUEST alice\nREQUEST alice\nREQUEST bob\n");
     for (int i = 0; i < 3; i++)
@@ -149,7 +135,7 @@ test_kill9_keeps_acknowledged_writes(void **state)
     bb_close(c);
     restart_or_fail(s);
 
-    c = admin_client(s);
+    c = bb_connect_admin(s);
     bb_expect_prefix(c, "VALIDATE alice K-000000", "OK code=K-000000 ");
     bb_expect_prefix(c, "VALIDATE alice K-000001", "OK code=K-000001 ");
     bb_expect_prefix(c, "VALIDATE bob K-000002", "OK code=K-000002 ");
@@ -160,7 +146,7 @@ test_kill9_keeps_acknowledged_writes(void **state)
     bb_close(c);
     restart_or_fail(s);
 
-    c = admin_client(s);
+    c = bb_connect_admin(s);
     bb_expect(c, "VALIDATE alice K-000000",
               "OK code=K-000000 type=NONE discount=10.00 kind=FLAT "
               "expires=2099-12-31T23:59:59Z uses=2 max_uses=5");
@@ -220,7 +206,7 @@ sigterm_round(struct bb_server *s, int round, int delay_ms, int rcvbuf)
     int status = bb_server_wait(s, BB_STOP_TIMEOUT_MS);
     restart_or_fail(s);
 
-    c = admin_client(s);
+    c = bb_connect_admin(s);
     uint64_t stored = bb_stat(c, "assigned.NONE") - assigned_before;
     print_message("SIGTERM %d ms after %d pipelined REQUESTs (rcvbuf %d): %d answered, %llu "
                   "stored\n",
@@ -249,16 +235,16 @@ test_sigterm_answers_what_it_commits(void **state)
     static const int delays_ms[] = {0, 0, 1, 1, 2, 3, 5, 10};
     int n = (int)(sizeof delays_ms / sizeof delays_ms[0]);
     for (int i = 0; i < n; i++)
-        sigterm_round(server_of(state), i, delays_ms[i], 0);
+        sigterm_round(bb_server_of(state), i, delays_ms[i], 0);
     /* All processed, most replies still queued in the server: they must all be sent. */
-    sigterm_round(server_of(state), n, SETTLE_BEFORE_TERM_MS, SMALL_RCVBUF);
+    sigterm_round(bb_server_of(state), n, SETTLE_BEFORE_TERM_MS, SMALL_RCVBUF);
 }
 
 static void
 test_upload_cut_off_stores_nothing(void **state)
 {
-    struct bb_server *s = server_of(state);
-    struct bb_client *c = admin_client(s);
+    struct bb_server *s = bb_server_of(state);
+    struct bb_client *c = bb_connect_admin(s);
     size_t cap = 32 + CUT_SENT * 64;
     char *buf = malloc(cap);
     assert_non_null(buf);
@@ -271,14 +257,14 @@ test_upload_cut_off_stores_nothing(void **state)
     bb_close(c);
     bb_sleep_ms(CLOSE_SETTLE_MS);
 
-    c = admin_client(s);
+    c = bb_connect_admin(s);
     assert_int_equal(bb_stat(c, "created.NONE"), 0);
     bb_expect_prefix(c, "REQUEST alice", "ERR NO_COUPONS");
     bb_close(c);
     assert_int_equal(bb_server_stop(s), 0);
     restart_or_fail(s);
 
-    c = admin_client(s);
+    c = bb_connect_admin(s);
     assert_int_equal(bb_stat(c, "created.NONE"), 0);
     bb_upload_gen(c, "CUT-", "", CUT_BATCH, "2030-01-01", 1); /* the codes are free */
     bb_close(c);
@@ -314,7 +300,7 @@ check_key_file(const struct bb_server *s, char text[KEY_FILE_BYTES + 1])
 static void
 test_admin_key_file(void **state)
 {
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     char first[KEY_FILE_BYTES + 1], second[KEY_FILE_BYTES + 1];
     check_key_file(s, first);
     assert_int_equal(bb_server_stop(s), 0);
@@ -366,11 +352,11 @@ static void
 test_ops_log_reopened_on_sighup(void **state)
 {
     static char text[LOG_READ_MAX];
-    struct bb_server *s = server_of(state);
+    struct bb_server *s = bb_server_of(state);
     char log[BB_PATH_MAX + 16], rotated[BB_PATH_MAX + 16];
     snprintf(log, sizeof log, "%s/ops.log", s->dir);
     snprintf(rotated, sizeof rotated, "%s/ops.log.1", s->dir);
-    struct bb_client *c = admin_client(s);
+    struct bb_client *c = bb_connect_admin(s);
     bb_expect_prefix(c, "REQUEST before-rotation", "ERR NO_COUPONS");
     if (!log_shows(log, "user=before-rotation", text, sizeof text))
         fail_msg("%s does not show the REQUEST of before-rotation:\n%s", log, text);
