@@ -1,38 +1,42 @@
-/* store.h - coupons in LMDB: the whole data model of coupond.
+/* store.h - the coupon store: coupond's whole data model, behind one interface that every
+ * backend (store/lmdb/, ...) implements.
  *
  * The store knows coupons, users, counters and time; it never sees protocol text or sockets.
  * Time is always passed in (seconds since the epoch, UTC) so that tests control it.
  *
- * Transactions. Writes are group-committed: the first write after a commit opens one LMDB
- * write transaction (the "group"); every write operation runs in its own nested transaction
- * inside the group, so a failing operation (bad batch, map full) is undone alone and the others
- * stay. store_commit() makes the whole group durable with one commit and one fsync. Reads run
- * inside the group when one is open (so they see the writes before them), otherwise on a
- * read snapshot of the last commit, which store_commit() and store_release() refresh.
- * The store is single-threaded: one thread calls every function of one store.
+ * Operations. Everything the store does is a `struct store_op`: a kind, its inputs, its
+ * outputs, and a completion callback. Two ways in:
+ *   - store_read() runs a read against the last committed state. It never waits for a commit
+ *     in progress. It may complete before it returns (LMDB does), or later (a networked
+ *     database).
+ *   - store_commit() runs a batch of operations, writes and reads mixed, in order, in one
+ *     transaction, and makes it durable with one commit. Each operation is isolated: one that
+ *     fails (a bad upload, no coupon left) is undone alone and the others stay. The batch
+ *     completes later, never inside store_commit(): first each operation's callback in batch
+ *     order, then the batch's. A read in a batch sees the writes before it in the batch, and is
+ *     answered only when they are durable, so a client reads its own writes.
+ * At most one batch is in flight per store: the caller waits for a batch's completion before
+ * it commits the next (server/group.c is the one caller that batches).
  *
- * Data (one LMDB environment, named sub-databases, every record with a version byte):
- *   coupons  code -> coupon record (type, kind, discount, expiry, uses, max_uses, upload
- *            sequence, assigned user and time)
- *   avail    (type, expiry, sequence) -> code, for unassigned coupons: "next coupon" is one
- *            cursor seek from (type, now)
- *   expiry   (expiry, sequence) -> code, for never-redeemed coupons: what PURGE may delete
- *   history  redemption sequence -> (time, code, type, user)
- *   meta     "state" -> next sequences and the per-type counters
+ * Threads. Every function here is called from one thread, the one running `loop`, and every
+ * callback runs on it. A backend may work on threads of its own (LMDB's writer thread runs the
+ * batches and their fsyncs) but hands results back on the loop's thread.
+ *
+ * Ownership. An operation and its batch belong to the caller, who must keep them alive and
+ * untouched from submission until their callbacks ran. Inputs that are pointers (an upload's
+ * records and reject array) must stay valid as long.
  */
 #ifndef COUPOND_STORE_H
 #define COUPOND_STORE_H
 
+#include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define STORE_CODE_MAX 64  /* bytes in a code (upper case A-Z 0-9 _ - .) */
 #define STORE_USER_MAX 128 /* bytes in a user name */
-/* Default LMDB map size: the file grows as needed up to this, so a large value costs only
- * address space. 16 GiB holds well over 50 million coupons. */
-#define STORE_MAP_SIZE_DEFAULT (16ULL << 30)
-#define STORE_MAP_SIZE_MIN     (1ULL << 20) /* smaller maps cannot even hold the DBIs */
+#define STORE_ERR_MAX  256 /* a one-line reason: an operation name plus the engine's message */
 
 /* Types and kinds; same order and values as the protocol's enums. */
 enum store_type { STORE_TYPE_NONE = 0, STORE_TYPE_FREE, STORE_TYPE_STANDARD, STORE_TYPE_MEGADEAL };
@@ -46,9 +50,11 @@ enum store_err {
     STORE_EXHAUSTED,  /* uses == max_uses */
     STORE_EXPIRED,    /* now > expires */
     STORE_REJECTED,   /* upload: some records rejected, nothing stored */
-    STORE_FULL,       /* LMDB map full: nothing of this operation was written */
+    STORE_FULL,       /* no room (LMDB map full): nothing of this operation was written */
     STORE_CORRUPT,    /* store_check found an inconsistency, or a record fails to decode */
-    STORE_IO          /* any other LMDB or system error: nothing of this operation was written */
+    STORE_IO,         /* any other engine or system error: nothing of this operation was written */
+    STORE_NO_STORE,   /* open with STORE_OPEN_EXISTING: there is no store at that place */
+    STORE_NERRS
 };
 
 struct store;
@@ -99,93 +105,122 @@ struct store_redemption {
     char user[STORE_USER_MAX + 1];
 };
 
-/* Opens (creating if needed) the store in directory `dir`, which must exist. `map_size` is the
- * LMDB map size in bytes (rounded as LMDB requires; at least STORE_MAP_SIZE_MIN).
- * On failure returns STORE_IO or STORE_CORRUPT, *out is NULL, and `errbuf` (when not NULL)
- * holds a one-line reason. */
-enum store_err store_open(const char *dir, uint64_t map_size, struct store **out, char *errbuf,
-                          size_t errlen);
+/* What an operation does. R: a read (store_read, or in a batch); W: a write (only in a batch). */
+enum store_op_kind {
+    STORE_OP_UPLOAD = 0, /* W: in.upload -> out.n_rejected, the rejects array */
+    STORE_OP_ASSIGN,     /* W: in.type, in.user -> out.coupon */
+    STORE_OP_REDEEM,     /* W: in.code, in.user -> out.coupon */
+    STORE_OP_PURGE,      /* W: in.max -> out.count, out.more */
+    STORE_OP_VALIDATE,   /* R: in.code, in.user -> out.coupon */
+    STORE_OP_GET,        /* R: in.code -> out.coupon */
+    STORE_OP_COUNTERS,   /* R: -> out.counters */
+    STORE_OP_HISTORY,    /* R: in.after, in.rows/in.cap -> out.count rows */
+    STORE_OP_CHECK,      /* R: full consistency check -> out.msg on STORE_CORRUPT */
+    STORE_NOPS
+};
 
-/* Aborts any open group (its writes are lost: they were never acknowledged) and closes. */
+/* True for the kinds that change the store (allowed only in a batch). */
+bool store_op_writes(enum store_op_kind kind);
+
+struct store_op {
+    enum store_op_kind kind;
+    int64_t now; /* the time the operation happens at */
+
+    /* inputs, as the kind needs them */
+    struct {
+        enum store_type type;
+        char user[STORE_USER_MAX + 1];
+        char code[STORE_CODE_MAX + 1];
+        size_t max;     /* PURGE: coupons deleted at most */
+        uint64_t after; /* HISTORY: redemptions with seq > after */
+        /* UPLOAD: the records, each with a valid code, type, kind, discount (> 0; <= 10000 for
+         * PERCENT), max_uses (1..1000000) and uses == 0; seq, user, assigned_at are ignored.
+         * With check_only, or when any record is rejected, nothing is stored. Up to rej_cap
+         * rejects are written to `rejects` in batch order. */
+        const struct store_coupon *recs;
+        size_t n;
+        bool check_only;
+        struct store_reject *rejects;
+        size_t rej_cap;
+        /* HISTORY: room for `cap` rows */
+        struct store_redemption *rows;
+        size_t cap;
+    } in;
+
+    /* outputs, set when the operation completes */
+    enum store_err err;
+    struct {
+        /* ASSIGN, REDEEM, VALIDATE, GET: the coupon as stored after the operation; on
+         * EXHAUSTED/EXPIRED (and VALIDATE's, REDEEM's INVALID of a coupon assigned to someone
+         * else: not filled) the coupon as found. */
+        struct store_coupon coupon;
+        struct store_counters counters; /* COUNTERS */
+        uint64_t count;                 /* PURGE: deleted; HISTORY: rows filled */
+        bool more;                      /* PURGE: expired coupons are left */
+        size_t n_rejected;              /* UPLOAD: all rejected records */
+        char msg[STORE_ERR_MAX];        /* any error: a one-line reason for logs */
+    } out;
+
+    /* completion, on the loop's thread */
+    void (*done)(struct store_op *op);
+    void *arg;
+    struct store_op *next; /* the batch's list; the store's while submitted */
+};
+
+/* A batch: operations committed together. */
+struct store_batch {
+    struct store_op *head, **tail;
+    size_t n;
+    size_t writes; /* operations of writing kinds */
+    /* completion, on the loop's thread, after every operation's: err is STORE_OK when the
+     * batch is durable; else nothing of it was stored, and every operation got `err` too. */
+    void (*done)(struct store_batch *b, enum store_err err);
+    void *arg;
+    char msg[STORE_ERR_MAX]; /* on failure: a one-line reason for logs */
+};
+
+/* How to open. */
+enum store_open_mode {
+    STORE_OPEN_CREATE = 0, /* open, creating an empty store when there is none */
+    STORE_OPEN_EXISTING    /* open read-only what exists, create nothing (coupond --check) */
+};
+
+struct store_config {
+    struct ev_loop *loop; /* completions are delivered on the thread running this loop */
+    enum store_open_mode mode;
+    uint64_t map_size; /* LMDB: map size in bytes, 0 for the backend's default */
+};
+
+/* Opens the store at `uri`: `lmdb:DIR` (or a plain path, taken as an LMDB directory that must
+ * exist). On failure returns the error, *out is NULL and errbuf (when not NULL) holds a
+ * one-line reason naming the place. STORE_NO_STORE: mode EXISTING and nothing there. */
+enum store_err store_open(const char *uri, const struct store_config *cfg, struct store **out,
+                          char *errbuf, size_t errlen);
+
+/* Waits for a batch in flight (its callbacks do not run), then closes. NULL is a no-op. */
 void store_close(struct store *st);
+
+/* The backend's name: "lmdb". */
+const char *store_backend(const struct store *st);
 
 /* One-line text for an error code ("map full", ...). */
 const char *store_strerror(enum store_err e);
 
-/* Text of the last LMDB/system error behind a STORE_IO/STORE_FULL/STORE_CORRUPT, for logs.
- * Valid until the next store call. */
-const char *store_last_error(const struct store *st);
+/* Runs a read now, against the last committed state (see the top of this file). */
+void store_read(struct store *st, struct store_op *op);
 
-/* --- group commit --- */
+/* Empties a batch; `done` and `arg` are the caller's to set. */
+void store_batch_init(struct store_batch *b);
 
-/* True when a group (write transaction) is open with at least one operation in it. */
-bool store_pending(const struct store *st);
+/* Appends an operation to a batch not yet committed. */
+void store_batch_add(struct store_batch *b, struct store_op *op);
 
-/* Commits the open group durably (fsync). With no group open: returns STORE_OK.
- * On failure nothing of the group is stored (STORE_FULL or STORE_IO) and the group is gone. */
-enum store_err store_commit(struct store *st);
+/* Commits a non-empty batch (see the top of this file). The caller must not commit another
+ * batch before this one completed. */
+void store_commit(struct store *st, struct store_batch *b);
 
-/* Drops the read snapshot, so that LMDB can reuse old pages; the next read takes a new one.
- * Call it when the caller goes idle (the server: once per loop iteration). */
+/* Drops the read snapshot, so the engine can reuse old pages; the next read takes a new one.
+ * Call it when idle (the server: once per loop iteration). */
 void store_release(struct store *st);
-
-/* --- writes (each in its own nested transaction of the group, opening the group if needed) */
-
-/* Stores a batch atomically: every record or none. Each record must have a valid code, type,
- * kind, discount (> 0; <= 10000 for PERCENT), max_uses (>= 1) and uses == 0; `seq`, `user` and
- * `assigned_at` are ignored. Checks every record: a code that already exists or repeats one of
- * the batch is rejected, and so is a record with a field out of range. Up to `rej_cap` rejects
- * are written to `rejects` in batch order; *n_rejected gets the total count.
- * When there are rejects, or when `check_only` is true, nothing is stored and the result is
- * STORE_REJECTED (rejects) or STORE_OK (check_only, no rejects). Otherwise STORE_OK: the batch
- * is in the group, upload order as given. STORE_FULL/STORE_IO: nothing stored. */
-enum store_err store_upload(struct store *st, const struct store_coupon *recs, size_t n,
-                            bool check_only, struct store_reject *rejects, size_t rej_cap,
-                            size_t *n_rejected);
-
-/* Assigns to `user` the unassigned, unexpired (expires >= now) coupon of `type` that expires
- * first, ties to the earliest uploaded; fills *out with the coupon as now stored.
- * STORE_NO_COUPONS when there is none. One cursor seek: expired index entries are skipped by
- * seeking to (type, now), never walked. */
-enum store_err store_assign(struct store *st, enum store_type type, const char *user, int64_t now,
-                            struct store_coupon *out);
-
-/* Counts one use of `code` by `user` at `now` and records the redemption in the history, after
- * the same checks as store_validate. *out (when not NULL) gets the coupon with the new use
- * counted; on INVALID/EXHAUSTED/EXPIRED it gets the coupon as found when there is one. */
-enum store_err store_redeem(struct store *st, const char *code, const char *user, int64_t now,
-                            struct store_coupon *out);
-
-/* Deletes up to `max` coupons that expired before `now` (expires < now) and were never
- * redeemed, assigned or not; adds the number to *purged and sets *more when expired ones are
- * left. Redeemed coupons and the history are kept. */
-enum store_err store_purge(struct store *st, int64_t now, size_t max, uint64_t *purged, bool *more);
-
-/* --- reads --- */
-
-/* Checks, in this order: `code` exists and is assigned to `user` (else STORE_INVALID);
- * uses < max_uses (else STORE_EXHAUSTED); now <= expires (else STORE_EXPIRED).
- * *out (when not NULL) gets the coupon whenever it exists and belongs to `user`. */
-enum store_err store_validate(struct store *st, const char *code, const char *user, int64_t now,
-                              struct store_coupon *out);
-
-/* Reads one coupon by code, whoever holds it (STORE_INVALID when there is none). */
-enum store_err store_get(struct store *st, const char *code, struct store_coupon *out);
-
-/* The counters, with `available` as of `now`. Costs O(types), plus, amortised, one visit per
- * coupon that expired since the previous call. */
-enum store_err store_counters(struct store *st, int64_t now, struct store_counters *out);
-
-/* Calls fn for each redemption with seq > after, in order, until fn returns false or `max`
- * were visited. */
-enum store_err store_history(struct store *st, uint64_t after, size_t max,
-                             bool (*fn)(const struct store_redemption *r, void *arg), void *arg);
-
-/* Full consistency check (reads everything): every record decodes; the avail index holds
- * exactly the unassigned coupons and the expiry index exactly the never-redeemed ones, each
- * entry matching its record; no coupon has uses > max_uses; an assigned coupon has a user;
- * the history agrees with the redeemed counters and records; the counters equal a recount.
- * STORE_OK, or STORE_CORRUPT with the first inconsistency described in `msg`. */
-enum store_err store_check(struct store *st, int64_t now, char *msg, size_t msglen);
 
 #endif
