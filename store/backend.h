@@ -34,8 +34,8 @@ struct store {
 /* Completes a read: calls op->done. For backends. */
 void store_op_complete(struct store_op *op);
 
-/* Completes a batch on the loop's thread: every operation's callback in order (with `err`
- * forced onto each when the batch failed), then the batch's. For backends. */
+/* Completes a batch on the loop's thread: when it failed, sets `err` and b->msg on every
+ * operation; then calls the batch's callback. For backends. */
 void store_batch_complete(struct store_batch *b, enum store_err err);
 
 /* Sets op->err and a printf-formatted one-line reason in op->out.msg; returns err. */

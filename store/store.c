@@ -138,15 +138,11 @@ store_op_complete(struct store_op *op)
 void
 store_batch_complete(struct store_batch *b, enum store_err err)
 {
-    struct store_op *op = b->head, *next;
-
-    for (; op != NULL; op = next) {
-        next = op->next; /* the callback may reuse the operation */
-        if (err != STORE_OK) {
+    if (err != STORE_OK) {
+        for (struct store_op *op = b->head; op != NULL; op = op->next) {
             op->err = err;
             snprintf(op->out.msg, sizeof op->out.msg, "%s", b->msg);
         }
-        op->done(op);
     }
     b->done(b, err);
 }

@@ -12,9 +12,11 @@
  *   - store_commit() runs a batch of operations, writes and reads mixed, in order, in one
  *     transaction, and makes it durable with one commit. Each operation is isolated: one that
  *     fails (a bad upload, no coupon left) is undone alone and the others stay. The batch
- *     completes later, never inside store_commit(): first each operation's callback in batch
- *     order, then the batch's. A read in a batch sees the writes before it in the batch, and is
- *     answered only when they are durable, so a client reads its own writes.
+ *     completes later, never inside store_commit(), through the batch's one callback, with
+ *     every operation's outputs set; the operations' own callbacks are not called (the caller
+ *     walks the batch and completes its members). A read in a batch sees the writes before it
+ *     in the batch, and its result is delivered only when they are durable, so a client reads
+ *     its own writes.
  * At most one batch is in flight per store: the caller waits for a batch's completion before
  * it commits the next (server/group.c is the one caller that batches).
  *
@@ -161,7 +163,7 @@ struct store_op {
         char msg[STORE_ERR_MAX];        /* any error: a one-line reason for logs */
     } out;
 
-    /* completion, on the loop's thread */
+    /* completion of store_read, on the loop's thread (not called for a batch's operations) */
     void (*done)(struct store_op *op);
     void *arg;
     struct store_op *next; /* the batch's list; the store's while submitted */
@@ -172,8 +174,9 @@ struct store_batch {
     struct store_op *head, **tail;
     size_t n;
     size_t writes; /* operations of writing kinds */
-    /* completion, on the loop's thread, after every operation's: err is STORE_OK when the
-     * batch is durable; else nothing of it was stored, and every operation got `err` too. */
+    /* completion, on the loop's thread: err is STORE_OK when the batch is durable, and each
+     * operation has its own outcome; else nothing of it was stored, and every operation's err
+     * is `err` too (its other outputs mean nothing). */
     void (*done)(struct store_batch *b, enum store_err err);
     void *arg;
     char msg[STORE_ERR_MAX]; /* on failure: a one-line reason for logs */
