@@ -582,7 +582,6 @@ proto_parse_task(const char *s, size_t len, char out[PROTO_TASK_MAX + 1], const 
 bool
 proto_line_is_blank(const char *line, size_t len)
 {
-    len = strip_cr(line, len);
     for (size_t i = 0; i < len; i++)
         if (!is_blank(line[i]))
             return false;
@@ -710,12 +709,12 @@ proto_parse_request(const char *line, size_t len, struct proto_request *req,
 {
     struct span w[PROTO_MAX_WORDS];
 
-    /* The limit counts every byte before the LF, a CR included, as PROTOCOL.md says. */
+    /* The framer (frame.h) removed the LF and one CR before it; the limit counts every byte
+     * before the LF, that CR included, so a line handed in here is at most the limit. */
     if (len > PROTO_MAX_LINE) {
         set_err(err, PROTO_ERR_TOO_LONG, "line longer than 4096 bytes");
         return false;
     }
-    len = strip_cr(line, len);
     if (!check_request_bytes(line, len, err))
         return false;
     size_t n = split_words(line, len, w, PROTO_MAX_WORDS);
@@ -784,7 +783,6 @@ proto_parse_record(const char *line, size_t len, struct proto_coupon *out, const
     struct span f[6];
     struct proto_coupon c;
 
-    len = strip_cr(line, len);
     const char *bad = record_byte_reason(line, len);
     if (bad != NULL)
         return fail(why, bad);

@@ -136,7 +136,8 @@ const char *proto_type_name(enum proto_type t);
 /* Upper-case name of a discount kind ("FLAT", "PERCENT"). */
 const char *proto_kind_name(enum proto_kind k);
 
-/* Parses one request line (without its LF; a trailing CR is ignored). Words are separated by
+/* Parses one request line as the framer (frame.h) cut it: without its LF and the one CR before
+ * it; any CR left is a control byte. Words are separated by
  * runs of spaces and tabs; the verb is case-insensitive.
  * Returns true and fills *req on success. Returns false and fills *err otherwise:
  *   - NUL byte anywhere, or a byte outside printable ASCII other than space/tab: BAD_REQUEST;
@@ -152,7 +153,7 @@ const char *proto_kind_name(enum proto_kind k);
 bool proto_parse_request(const char *line, size_t len, struct proto_request *req,
                          struct proto_error *err);
 
-/* True when the line (LF excluded) holds only spaces, tabs and an optional trailing CR. */
+/* True when the line (as the framer cut it) holds only spaces and tabs. */
 bool proto_line_is_blank(const char *line, size_t len);
 
 /* True when the line starts like an HTTP request: an HTTP method in upper case ("GET",
@@ -183,8 +184,9 @@ bool proto_parse_max_uses(const char *s, size_t len, uint32_t *out, const char *
 /* At most PROTO_TASK_MAX characters of A-Z a-z 0-9 _ -, at least 1. */
 bool proto_parse_task(const char *s, size_t len, char out[PROTO_TASK_MAX + 1], const char **why);
 
-/* Parses an upload record line "code,type,discount,kind,expires,max_uses" (LF excluded, a
- * trailing CR ignored; blanks around fields are ignored). Fills *out (uses = 0) and returns
+/* Parses an upload record line "code,type,discount,kind,expires,max_uses" as the framer cut
+ * it (LF and the one CR before it removed; any other CR is a control byte); blanks around
+ * fields are ignored. Fills *out (uses = 0) and returns
  * true; or returns false with a static reason in *why naming the field, e.g.
  * "bad discount: more than 2 decimal places". */
 bool proto_parse_record(const char *line, size_t len, struct proto_coupon *out, const char **why);

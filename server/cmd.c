@@ -1,98 +1,286 @@
-/* cmd.c - the command handlers and their dispatch table. The verbs, their arities and which
- * need AUTH live in protocol/'s proto_verbs[] (the dashboard shares it); this table adds what
- * only the server knows: the handler, and whether it touches the store and writes. */
+/* cmd.c - the command handlers and their dispatch table (see cmd.h). Each verb has a start
+ * function, run when its line arrives, and a reply function, run when its turn to answer
+ * comes; errors share one reply. */
 #include "cmd.h"
 
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
 #include "coupon.h"
+#include "group.h"
 #include "keys.h"
 #include "log.h"
-#include "megadeal.h"
-#include "purge.h"
-#include "server.h"
-#include "store.h"
+#include "opts.h"
 #include "upload.h"
 
-/* What one command did, for its log line. */
-struct cmd_result {
-    enum proto_err err;
-    const char *code; /* coupon code, when there is one */
-    const char *type;
-    char code_buf[PROTO_CODE_MAX + 1];
-    char extra[64];
-    bool deferred;     /* the reply is written later, by a timer, the upload or the purge */
-    bool logged_later; /* and so is the log line */
-};
-
-typedef void cmd_fn(struct conn *c, const struct proto_request *req, struct cmd_result *res);
+typedef void cmd_start_fn(struct cmd_req *r);
+typedef void cmd_reply_fn(struct cmd_req *r, struct proto_out *o);
 
 struct cmd_entry {
-    cmd_fn *fn;
-    const char *help; /* what HELP says the verb does */
-    bool store;       /* reads or writes the store: joins an open group */
-    bool write;       /* writes: always in a group, answered after its commit */
+    cmd_start_fn *start;
+    cmd_reply_fn *reply; /* for an OK outcome; errors are written alike for every verb */
+    const char *help;    /* what HELP says the verb does */
 };
 
 static const struct cmd_entry cmd_table[PROTO_NCMDS];
 
-/* "OK <prefix>code=... max_uses=M" */
-static void
-reply_coupon(struct conn *c, const char *prefix, const struct store_coupon *sc)
+/* ---- life of a request ---- */
+
+struct cmd_req *
+cmd_req_new(struct cmd_env *env, struct cmd_client *client, void (*complete)(struct cmd_req *r),
+            void *owner)
 {
-    struct proto_coupon pc;
-    char buf[PROTO_COUPON_BUF + 1];
-    coupon_to_proto(sc, &pc);
-    conn_write(c, "OK ", 3);
-    conn_write(c, prefix, strlen(prefix));
-    size_t n = proto_fmt_coupon(buf, &pc);
-    buf[n] = '\n';
-    conn_write(c, buf, n + 1);
+    struct cmd_req *r = malloc(sizeof *r);
+
+    if (r == NULL)
+        return NULL;
+    r->next = NULL;
+    r->complete = complete;
+    r->owner = owner;
+    r->done = r->blocks = r->closes = false;
+    r->records_left = 0;
+    r->env = env;
+    r->client = client;
+    r->entry = NULL;
+    r->after = NULL;
+    r->verb = "INVALID";
+    r->started = ev_time();
+    r->err = PROTO_OK;
+    r->msg[0] = r->note[0] = '\0';
+    r->counted_write = r->op_busy = r->logged_reads = r->ticket_held = false;
+    r->upload = NULL;
+    r->drop_err = PROTO_OK;
+    ev_init(&r->delay_w, NULL);
+    r->parsed = false;
+    r->preq.user[0] = r->preq.code[0] = '\0';
+    r->op.kind = STORE_OP_GET;
+    r->op.out.coupon.code[0] = '\0';
+    return r;
 }
 
-/* Answers a store error with its protocol error and message; returns the code. */
-static enum proto_err
-reply_store_error(struct conn *c, enum store_err e, const char *code, const char *user,
-                  const struct store_coupon *sc)
+static void
+release(struct cmd_req *r)
 {
+    upload_free(r->upload);
+    free(r);
+}
+
+void
+cmd_req_free(struct cmd_req *r)
+{
+    struct cmd_env *env = r->env;
+
+    r->client = NULL;
+    if (ev_is_active(&r->delay_w))
+        ev_timer_stop(env->loop, &r->delay_w);
+    if (r->ticket_held && r->parsed && r->preq.cmd == PROTO_CMD_WAIT)
+        megadeal_cancel(env->mega, &r->mega_ticket);
+    else if (r->ticket_held)
+        purge_cancel(env->purge, &r->purge_ticket);
+    r->ticket_held = false;
+    if (!r->op_busy) /* else op_done frees it */
+        release(r);
+}
+
+static void fail(struct cmd_req *r, enum proto_err err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+fail(struct cmd_req *r, enum proto_err err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+    r->err = err;
+}
+
+static void
+log_req(struct cmd_req *r)
+{
+    const char *user = r->preq.user[0] ? r->preq.user : NULL;
+    const char *code = NULL, *type = NULL;
+
+    if (r->logged_reads && !r->env->opts->log_reads)
+        return;
+    if (r->op.kind == STORE_OP_ASSIGN || r->op.kind == STORE_OP_REDEEM ||
+        r->op.kind == STORE_OP_VALIDATE) {
+        code = r->op.out.coupon.code[0] ? r->op.out.coupon.code : NULL;
+        type = code != NULL ? proto_type_name((enum proto_type)r->op.out.coupon.type) : NULL;
+    }
+    if (r->parsed && r->preq.cmd == PROTO_CMD_REQUEST)
+        type = proto_type_name(r->preq.type);
+    if (code == NULL && r->preq.code[0])
+        code = r->preq.code;
+    struct log_op lo = {
+        .conn = r->client != NULL ? r->client->conn : 0,
+        .peer = r->client != NULL ? r->client->peer : NULL,
+        .op = r->verb,
+        .user = user,
+        .code = code,
+        .type = type,
+        .result = proto_err_name(r->err),
+        .us = (int64_t)((ev_time() - r->started) * 1e6),
+        .extra = r->note[0] ? r->note : NULL,
+    };
+    log_op(r->env->log, ev_now(r->env->loop), &lo);
+}
+
+/* The outcome is known: log it and hand the request to the session (or free an orphan). */
+static void
+finish(struct cmd_req *r)
+{
+    r->done = true;
+    log_req(r);
+    if (r->client == NULL) {
+        release(r);
+        return;
+    }
+    r->complete(r);
+}
+
+/* ---- the store ---- */
+
+static int64_t
+now_sec(const struct cmd_env *env)
+{
+    return (int64_t)floor(ev_now(env->loop));
+}
+
+static void
+op_done(struct store_op *op)
+{
+    struct cmd_req *r = op->arg;
+
+    r->op_busy = false;
+    if (r->counted_write && r->client != NULL)
+        r->client->writes_unfinished--;
+    r->counted_write = false;
+    if (r->client == NULL) { /* the connection is gone: nobody to answer */
+        finish(r);
+        return;
+    }
+    if (r->after != NULL)
+        r->after(r);
+    else
+        finish(r);
+}
+
+/* Runs the request's store operation: a write in the group; a read too when this client has a
+ * write in flight (so it reads its own writes), else at once on the committed state. `after`
+ * (or finish) runs when it completes. */
+static void
+submit(struct cmd_req *r, enum store_op_kind kind, void (*after)(struct cmd_req *r))
+{
+    struct cmd_env *env = r->env;
+
+    r->op.kind = kind;
+    r->op.now = now_sec(env);
+    r->op.done = op_done;
+    r->op.arg = r;
+    r->after = after;
+    r->op_busy = true;
+    if (store_op_writes(kind)) {
+        r->client->writes_unfinished++;
+        r->counted_write = true;
+        group_add(env->group, &r->op);
+    } else if (r->client->writes_unfinished > 0) {
+        group_add(env->group, &r->op);
+    } else {
+        store_read(env->store, &r->op);
+    }
+}
+
+/* The protocol error of a store outcome, with its message. */
+static void
+fail_store(struct cmd_req *r, const char *code, const char *user)
+{
+    const struct store_coupon *sc = &r->op.out.coupon;
     char when[PROTO_TIME_BUF];
-    switch (e) {
+
+    switch (r->op.err) {
     case STORE_INVALID:
-        conn_error(c, PROTO_ERR_INVALID, "coupon %s is not assigned to %s", code, user);
-        return PROTO_ERR_INVALID;
+        fail(r, PROTO_ERR_INVALID, "coupon %s is not assigned to %s", code, user);
+        return;
     case STORE_EXHAUSTED:
-        conn_error(c, PROTO_ERR_EXHAUSTED, "coupon %s has no uses left (%u of %u used)", code,
-                   sc->uses, sc->max_uses);
-        return PROTO_ERR_EXHAUSTED;
+        fail(r, PROTO_ERR_EXHAUSTED, "coupon %s has no uses left (%u of %u used)", code, sc->uses,
+             sc->max_uses);
+        return;
     case STORE_EXPIRED:
         proto_fmt_time(when, sc->expires);
-        conn_error(c, PROTO_ERR_EXPIRED, "coupon %s expired at %s", code, when);
-        return PROTO_ERR_EXPIRED;
+        fail(r, PROTO_ERR_EXPIRED, "coupon %s expired at %s", code, when);
+        return;
+    case STORE_NO_COUPONS:
+        fail(r, PROTO_ERR_NO_COUPONS, "no %s coupon left", proto_type_name(r->preq.type));
+        return;
     default:
-        conn_error(c, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(e));
-        return PROTO_ERR_INTERNAL;
+        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
     }
 }
 
 static void
-cmd_ping(struct conn *c, const struct proto_request *req, struct cmd_result *res)
+reply_coupon(struct cmd_req *r, struct proto_out *o)
 {
-    (void)req;
-    (void)res;
-    conn_printf(c, "OK PONG\n");
+    struct proto_coupon pc;
+
+    coupon_to_proto(&r->op.out.coupon, &pc);
+    proto_out_begin(o, "OK");
+    proto_out_coupon(o, &pc);
+    proto_out_end(o);
+}
+
+/* A coupon operation completed: OK with the coupon, or its error. */
+static void
+after_coupon(struct cmd_req *r)
+{
+    if (r->op.err != STORE_OK)
+        fail_store(r, r->preq.code[0] ? r->preq.code : "-", r->preq.user);
+    else if (r->preq.cmd == PROTO_CMD_REDEEM)
+        snprintf(r->note, sizeof r->note, "uses=%u", r->op.out.coupon.uses);
+    finish(r);
+}
+
+/* ---- the commands ---- */
+
+static void
+start_now(struct cmd_req *r)
+{
+    finish(r);
 }
 
 static void
-cmd_help(struct conn *c, const struct proto_request *req, struct cmd_result *res)
+reply_pong(struct cmd_req *r, struct proto_out *o)
 {
-    (void)req;
-    (void)res;
-    for (int i = 0; i < PROTO_NCMDS; i++)
-        conn_printf(c, "INFO %s - %s%s\n", proto_verbs[i].synopsis, cmd_table[i].help,
-                    proto_verbs[i].admin ? " (after AUTH)" : "");
-    conn_printf(c, "OK\n");
+    (void)r;
+    proto_out_begin(o, "OK");
+    proto_out_word(o, "PONG");
+    proto_out_end(o);
+}
+
+static void
+reply_help(struct cmd_req *r, struct proto_out *o)
+{
+    (void)r;
+    for (int i = 0; i < PROTO_NCMDS; i++) {
+        char text[PROTO_MAX_LINE / 2];
+        snprintf(text, sizeof text, "%s - %s%s", proto_verbs[i].synopsis, cmd_table[i].help,
+                 proto_verbs[i].admin ? " (after AUTH)" : "");
+        proto_out_begin(o, "INFO");
+        proto_out_text(o, text);
+        proto_out_end(o);
+    }
+    proto_out_ok(o);
+}
+
+static void
+reply_ok(struct cmd_req *r, struct proto_out *o)
+{
+    (void)r;
+    proto_out_ok(o);
 }
 
 static void
@@ -100,326 +288,424 @@ auth_delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    struct conn *c = w->data;
-    conn_error(c, PROTO_ERR_DENIED, "wrong key");
-    conn_reply_done(c);
-    if (c->auth_failures >= CONN_AUTH_TRIES)
-        conn_close_after_flush(c);
+    finish(w->data);
+}
+
+static void
+start_auth(struct cmd_req *r)
+{
+    struct cmd_client *cl = r->client;
+
+    if (keys_match(r->env->admin_key, r->preq.key, r->preq.key_len)) {
+        cl->authed = true;
+        finish(r);
+        return;
+    }
+    /* Answer later, without holding up the loop: guessing keys must be slow. A wrong key
+     * after a right one takes the rights away. */
+    cl->authed = false;
+    cl->auth_failures++;
+    fail(r, PROTO_ERR_DENIED, "wrong key");
+    snprintf(r->note, sizeof r->note, "failures=%u", cl->auth_failures);
+    r->blocks = true;
+    r->closes = cl->auth_failures >= CMD_AUTH_TRIES;
+    ev_timer_init(&r->delay_w, auth_delay_cb, CMD_AUTH_DELAY, 0.);
+    r->delay_w.data = r;
+    ev_timer_start(r->env->loop, &r->delay_w);
+}
+
+static void
+mega_enqueue_after(struct cmd_req *r)
+{
+    struct cmd_env *env = r->env;
+    struct megadeal_view *v = &r->u.mega;
+
+    if (r->op.err != STORE_OK) {
+        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+    } else {
+        megadeal_enqueue(env->mega, r->preq.user,
+                         r->op.out.counters.type[STORE_TYPE_MEGADEAL].available, r->client->conn,
+                         r->client->peer, v);
+        snprintf(r->note, sizeof r->note, "%s", v->note);
+        if (v->err != PROTO_OK)
+            fail(r, v->err, "%s", v->msg);
+    }
+    finish(r);
+}
+
+static void
+start_request(struct cmd_req *r)
+{
+    if (r->preq.type == PROTO_TYPE_MEGADEAL) {
+        /* A place in the queue, which no commit makes durable: it needs the count of coupons
+         * left, no write. */
+        submit(r, STORE_OP_COUNTERS, mega_enqueue_after);
+        return;
+    }
+    r->op.in.type = (enum store_type)r->preq.type;
+    snprintf(r->op.in.user, sizeof r->op.in.user, "%s", r->preq.user);
+    r->op.in.min_expires = now_sec(r->env) + (int64_t)r->env->opts->min_validity;
+    submit(r, STORE_OP_ASSIGN, after_coupon);
+}
+
+static void
+reply_task(struct cmd_req *r, struct proto_out *o)
+{
+    const struct megadeal_view *v = &r->u.mega;
+
+    proto_out_begin(o, "OK");
+    proto_out_field(o, "task", v->id);
+    if (v->granted) {
+        proto_out_field(o, "status", "granted");
+        proto_out_coupon(o, &v->coupon);
+    } else {
+        proto_out_field(o, "status", "queued");
+        proto_out_field_u64(o, "position", v->position);
+    }
+    proto_out_end(o);
+}
+
+static void
+reply_request(struct cmd_req *r, struct proto_out *o)
+{
+    if (r->preq.type == PROTO_TYPE_MEGADEAL)
+        reply_task(r, o);
     else
-        conn_unblock(c);
+        reply_coupon(r, o);
+}
+
+/* The outcome of a MEGADEAL view as this request's. */
+static void
+take_view(struct cmd_req *r, const struct megadeal_view *v)
+{
+    if (&r->u.mega != v)
+        r->u.mega = *v;
+    snprintf(r->note, sizeof r->note, "%s", v->note);
+    if (v->err != PROTO_OK)
+        fail(r, v->err, "%s", v->msg);
 }
 
 static void
-cmd_auth(struct conn *c, const struct proto_request *req, struct cmd_result *res)
+wait_done(struct megadeal_ticket *t)
 {
-    if (keys_match(c->srv->admin_key, req->key, req->key_len)) {
-        c->authed = true;
-        conn_printf(c, "OK\n");
-        return;
-    }
-    /* Answer later, without holding up the loop: guessing keys must be slow. */
-    c->authed = false;
-    c->auth_failures++;
-    res->err = PROTO_ERR_DENIED;
-    res->deferred = true;
-    snprintf(res->extra, sizeof res->extra, "failures=%u", c->auth_failures);
-    conn_block(c);
-    ev_timer_init(&c->delay_w, auth_delay_cb, CONN_AUTH_DELAY, 0.);
-    ev_timer_start(c->srv->loop, &c->delay_w);
+    struct cmd_req *r = t->arg;
+
+    r->ticket_held = false;
+    take_view(r, &t->view);
+    finish(r);
 }
 
 static void
-cmd_request(struct conn *c, const struct proto_request *req, struct cmd_result *res)
+start_task(struct cmd_req *r)
 {
-    res->type = proto_type_name(req->type);
-    if (req->type == PROTO_TYPE_MEGADEAL) {
-        res->err = megadeal_request(c->srv->mega, c, req->user, res->extra, sizeof res->extra);
+    struct cmd_env *env = r->env;
+
+    if (r->preq.cmd == PROTO_CMD_STATUS) {
+        megadeal_status(env->mega, r->preq.task, &r->u.mega);
+        take_view(r, &r->u.mega);
+        finish(r);
         return;
     }
-    struct store_coupon sc;
-    enum store_err e = store_assign(c->srv->store, (enum store_type)req->type, req->user,
-                                    server_now_sec(c->srv), &sc);
-    if (e == STORE_NO_COUPONS) {
-        res->err = PROTO_ERR_NO_COUPONS;
-        conn_error(c, PROTO_ERR_NO_COUPONS, "no %s coupon left", res->type);
+    r->mega_ticket.done = wait_done;
+    r->mega_ticket.arg = r;
+    if (!megadeal_wait(env->mega, r->preq.task, &r->mega_ticket)) {
+        take_view(r, &r->mega_ticket.view);
+        finish(r);
         return;
     }
-    if (e != STORE_OK) {
-        res->err = reply_store_error(c, e, "-", req->user, &sc);
-        return;
-    }
-    memcpy(res->code_buf, sc.code, sizeof res->code_buf);
-    res->code = res->code_buf;
-    reply_coupon(c, "", &sc);
+    /* WAIT holds back the replies queued after it. */
+    snprintf(r->note, sizeof r->note, "%s", r->mega_ticket.view.note);
+    r->ticket_held = r->blocks = true;
 }
 
 static void
-cmd_task(struct conn *c, const struct proto_request *req, struct cmd_result *res)
+reply_wait(struct cmd_req *r, struct proto_out *o)
 {
-    res->err = megadeal_status(c->srv->mega, c, req->task, req->cmd == PROTO_CMD_WAIT,
-                               &res->deferred, res->extra, sizeof res->extra);
+    if (r->preq.cmd == PROTO_CMD_WAIT)
+        r->u.mega = r->mega_ticket.view;
+    reply_task(r, o);
 }
 
 static void
-cmd_validate(struct conn *c, const struct proto_request *req, struct cmd_result *res)
+start_coupon_op(struct cmd_req *r)
 {
-    struct store_coupon sc;
-    res->code = req->code;
-    enum store_err e =
-        store_validate(c->srv->store, req->code, req->user, server_now_sec(c->srv), &sc);
-    if (e != STORE_OK) {
-        res->err = reply_store_error(c, e, req->code, req->user, &sc);
+    snprintf(r->op.in.user, sizeof r->op.in.user, "%s", r->preq.user);
+    snprintf(r->op.in.code, sizeof r->op.in.code, "%s", r->preq.code);
+    submit(r, r->preq.cmd == PROTO_CMD_REDEEM ? STORE_OP_REDEEM : STORE_OP_VALIDATE, after_coupon);
+}
+
+static void
+start_quit(struct cmd_req *r)
+{
+    r->closes = true;
+    finish(r);
+}
+
+static void
+reply_bye(struct cmd_req *r, struct proto_out *o)
+{
+    (void)r;
+    proto_out_begin(o, "OK");
+    proto_out_word(o, "BYE");
+    proto_out_end(o);
+}
+
+/* ---- UPLOAD ---- */
+
+static void
+start_upload(struct cmd_req *r)
+{
+    struct cmd_env *env = r->env;
+
+    r->records_left = r->preq.count;
+    snprintf(r->note, sizeof r->note, "count=%llu", (unsigned long long)r->preq.count);
+    /* A refused UPLOAD still reads its records, so the connection stays in step. */
+    if (!r->client->authed)
+        r->drop_err = PROTO_ERR_DENIED;
+    else if (r->preq.count > env->opts->max_upload)
+        r->drop_err = PROTO_ERR_TOO_LARGE;
+    else if ((r->upload = upload_new(r->preq.count)) == NULL)
+        r->drop_err = PROTO_ERR_INTERNAL;
+}
+
+static void
+upload_refused(struct cmd_req *r)
+{
+    switch (r->drop_err) {
+    case PROTO_ERR_DENIED:
+        fail(r, r->drop_err, "UPLOAD needs AUTH first; its records were dropped");
+        break;
+    case PROTO_ERR_TOO_LARGE:
+        fail(r, r->drop_err, "UPLOAD takes at most %u records; they were dropped",
+             r->env->opts->max_upload);
+        break;
+    default:
+        fail(r, r->drop_err, "server out of memory; the records were dropped");
+    }
+    finish(r);
+}
+
+static void
+upload_after(struct cmd_req *r)
+{
+    uint64_t stored;
+
+    r->err = upload_result(r->upload, &r->op, &stored);
+    snprintf(r->note, sizeof r->note, "count=%llu stored=%llu", (unsigned long long)r->preq.count,
+             (unsigned long long)stored);
+    finish(r);
+}
+
+void
+cmd_record(struct cmd_req *r, const char *line, size_t len)
+{
+    if (r->records_left == 0)
+        return;
+    r->records_left--;
+    if (r->upload == NULL) {
+        if (r->records_left == 0)
+            upload_refused(r);
         return;
     }
-    res->type = proto_type_name((enum proto_type)sc.type);
-    reply_coupon(c, "", &sc);
-}
-
-static void
-cmd_redeem(struct conn *c, const struct proto_request *req, struct cmd_result *res)
-{
-    struct store_coupon sc;
-    res->code = req->code;
-    enum store_err e =
-        store_redeem(c->srv->store, req->code, req->user, server_now_sec(c->srv), &sc);
-    if (e != STORE_OK) {
-        res->err = reply_store_error(c, e, req->code, req->user, &sc);
+    if (!upload_line(r->upload, line, len))
+        return;
+    upload_op(r->upload, now_sec(r->env), &r->op);
+    if (!upload_has_records(r->upload)) { /* every record was refused by the parser */
+        upload_after(r);
         return;
     }
-    res->type = proto_type_name((enum proto_type)sc.type);
-    snprintf(res->extra, sizeof res->extra, "uses=%u", sc.uses);
-    reply_coupon(c, "", &sc);
+    submit(r, STORE_OP_UPLOAD, upload_after);
 }
 
 static void
-cmd_quit(struct conn *c, const struct proto_request *req, struct cmd_result *res)
+reply_upload(struct cmd_req *r, struct proto_out *o)
 {
-    (void)req;
-    (void)res;
-    conn_printf(c, "OK BYE\n");
-    conn_close_after_flush(c);
+    upload_reply(r->upload, &r->op, o);
 }
 
-/* Refuses an UPLOAD but reads its n record lines first, so the connection stays in step. */
-static void
-refuse_upload(struct conn *c, uint64_t count, enum proto_err err, struct cmd_result *res)
-{
-    c->drop_lines = count;
-    c->drop_err = err;
-    res->err = err;
-    res->deferred = true;
-}
+/* ---- PURGE ---- */
 
 static void
-cmd_upload(struct conn *c, const struct proto_request *req, struct cmd_result *res)
+purge_done(struct purge_ticket *t)
 {
-    snprintf(res->extra, sizeof res->extra, "count=%llu", (unsigned long long)req->count);
-    if (!c->authed) {
-        refuse_upload(c, req->count, PROTO_ERR_DENIED, res);
-        return;
-    }
-    if (req->count > c->srv->opts->max_upload) {
-        refuse_upload(c, req->count, PROTO_ERR_TOO_LARGE, res);
-        return;
-    }
-    c->upload = upload_new(req->count);
-    if (!c->upload) {
-        refuse_upload(c, req->count, PROTO_ERR_INTERNAL, res);
-        return;
-    }
-    res->deferred = res->logged_later = true;
+    struct cmd_req *r = t->arg;
+
+    r->ticket_held = false;
+    snprintf(r->note, sizeof r->note, "purged=%llu%s", (unsigned long long)t->purged,
+             t->more ? " more=1" : "");
+    if (!t->ok)
+        fail(r, PROTO_ERR_INTERNAL, "purge stopped after %llu coupons: %s",
+             (unsigned long long)t->purged, t->why);
+    finish(r);
 }
 
 static void
-cmd_purge(struct conn *c, const struct proto_request *req, struct cmd_result *res)
+start_purge(struct cmd_req *r)
 {
-    (void)req;
-    if (!purge_request(c->srv->purge, c)) {
-        res->err = PROTO_ERR_INTERNAL;
-        conn_error(c, PROTO_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    res->deferred = res->logged_later = true;
-    conn_block(c);
+    r->purge_ticket.done = purge_done;
+    r->purge_ticket.arg = r;
+    r->ticket_held = r->blocks = true;
+    purge_request(r->env->purge, &r->purge_ticket);
 }
 
 static void
-stat_line(struct conn *c, const char *name, const char *suffix, uint64_t v)
+reply_purge(struct cmd_req *r, struct proto_out *o)
 {
-    conn_printf(c, "STAT %s%s %llu\n", name, suffix, (unsigned long long)v);
+    proto_out_begin(o, "OK");
+    proto_out_field_u64(o, "purged", r->purge_ticket.purged);
+    if (r->purge_ticket.more)
+        proto_out_field(o, "more", "1");
+    proto_out_end(o);
 }
 
+/* ---- STATS ---- */
+
 static void
-cmd_stats(struct conn *c, const struct proto_request *req, struct cmd_result *res)
+stats_after(struct cmd_req *r)
 {
-    (void)req;
-    struct server *srv = c->srv;
-    struct store_counters sc;
-    enum store_err e = store_counters(srv->store, server_now_sec(srv), &sc);
-    if (e != STORE_OK) {
-        res->err = reply_store_error(c, e, "-", "-", NULL);
-        return;
-    }
-    stat_line(c, "uptime_s", "", (uint64_t)(server_now(srv) - srv->started));
-    stat_line(c, "connections", "", srv->conns.count);
-    stat_line(c, "commands", "", srv->stats.commands);
-    stat_line(c, "connections_total", "", srv->stats.connections_total);
-    stat_line(c, "clients_rejected", "", srv->stats.rejected_clients);
-    stat_line(c, "commits", "", srv->stats.commits);
-    stat_line(c, "commit_failures", "", srv->stats.commit_failures);
-    static const char *const names[] = {"created.", "assigned.", "redeemed.", "available.",
-                                        "purged."};
-    for (int t = 0; t < STORE_NTYPES; t++) {
-        const struct store_type_counters *tc = &sc.type[t];
-        const uint64_t v[] = {tc->created, tc->assigned, tc->redeemed, tc->available, tc->purged};
-        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
-            stat_line(c, names[i], proto_type_name((enum proto_type)t), v[i]);
-    }
+    struct cmd_env *env = r->env;
+    struct proto_stats *s = &r->u.stats;
     struct mega_counters mc;
-    megadeal_counters(srv->mega, &mc);
-    stat_line(c, "megadeal.queued", "", mc.queued);
-    stat_line(c, "megadeal.in_flight", "", mc.in_flight);
-    stat_line(c, "megadeal.granted", "", mc.granted);
-    stat_line(c, "megadeal.rejected", "", mc.rejected);
-    stat_line(c, "megadeal.timed_out", "", mc.timed_out);
-    conn_printf(c, "OK\n");
+
+    if (r->op.err != STORE_OK) {
+        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+        finish(r);
+        return;
+    }
+    memset(s, 0, sizeof *s);
+    env->server_stats(env->server_stats_arg, s);
+    for (int t = 0; t < STORE_NTYPES; t++) {
+        const struct store_type_counters *tc = &r->op.out.counters.type[t];
+        s->v[PROTO_STAT_CREATED][t] = tc->created;
+        s->v[PROTO_STAT_ASSIGNED][t] = tc->assigned;
+        s->v[PROTO_STAT_REDEEMED][t] = tc->redeemed;
+        s->v[PROTO_STAT_AVAILABLE][t] = tc->available;
+        s->v[PROTO_STAT_PURGED][t] = tc->purged;
+    }
+    megadeal_counters(env->mega, &mc);
+    s->v[PROTO_STAT_MEGA_QUEUED][0] = mc.queued;
+    s->v[PROTO_STAT_MEGA_IN_FLIGHT][0] = mc.in_flight;
+    s->v[PROTO_STAT_MEGA_GRANTED][0] = mc.granted;
+    s->v[PROTO_STAT_MEGA_REJECTED][0] = mc.rejected;
+    s->v[PROTO_STAT_MEGA_TIMED_OUT][0] = mc.timed_out;
+    finish(r);
 }
+
+static void
+start_stats(struct cmd_req *r)
+{
+    r->logged_reads = true; /* a dashboard polls it: logged with --log-reads only */
+    submit(r, STORE_OP_COUNTERS, stats_after);
+}
+
+static void
+stat_line(struct proto_out *o, const char *name, const char *suffix, uint64_t v)
+{
+    char full[64];
+
+    snprintf(full, sizeof full, "%s%s%s", name, suffix[0] ? "." : "", suffix);
+    proto_out_begin(o, "STAT");
+    proto_out_word(o, full);
+    proto_out_u64(o, v);
+    proto_out_end(o);
+}
+
+static void
+reply_stats(struct cmd_req *r, struct proto_out *o)
+{
+    const struct proto_stats *s = &r->u.stats;
+
+    for (int i = 0; i < PROTO_NSTATS; i++) {
+        const struct proto_stat_def *d = &proto_stat_defs[i];
+        if (!d->per_type) {
+            stat_line(o, d->name, "", s->v[i][0]);
+            continue;
+        }
+        for (int t = 0; t < PROTO_NTYPES; t++)
+            stat_line(o, d->name, proto_type_name((enum proto_type)t), s->v[i][t]);
+    }
+    proto_out_ok(o);
+}
+
+/* ---- dispatch ---- */
 
 static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
-    [PROTO_CMD_PING] = {cmd_ping, "check that the server answers", false, false},
-    [PROTO_CMD_HELP] = {cmd_help, "list the commands", false, false},
-    [PROTO_CMD_AUTH] = {cmd_auth, "unlock the admin commands with the key in admin.key", false,
-                        false},
-    [PROTO_CMD_REQUEST] = {cmd_request,
+    [PROTO_CMD_PING] = {start_now, reply_pong, "check that the server answers"},
+    [PROTO_CMD_HELP] = {start_now, reply_help, "list the commands"},
+    [PROTO_CMD_AUTH] = {start_auth, reply_ok,
+                        "unlock the admin commands with the key in admin.key"},
+    [PROTO_CMD_REQUEST] = {start_request, reply_request,
                            "assign a new coupon of the type (default: untyped) to user; "
-                           "MEGADEAL queues a task",
-                           true, true},
-    [PROTO_CMD_STATUS] = {cmd_task, "show a MEGADEAL task", false, false},
-    [PROTO_CMD_WAIT] = {cmd_task, "wait until a MEGADEAL task is granted or times out", false,
-                        false},
-    [PROTO_CMD_VALIDATE] = {cmd_validate, "check that user could redeem the coupon now", true,
-                            false},
-    [PROTO_CMD_REDEEM] = {cmd_redeem, "count one use of the coupon by user", true, true},
-    [PROTO_CMD_QUIT] = {cmd_quit, "close the connection", false, false},
-    [PROTO_CMD_UPLOAD] =
-        {cmd_upload,
-         "store n coupons given on the next n lines as code,type,discount,kind,expires,max_uses",
-         false, false}, /* joins the group when complete */
-    [PROTO_CMD_PURGE] = {cmd_purge, "delete expired coupons never redeemed", false,
-                         false}, /* the purge engine commits it */
-    [PROTO_CMD_STATS] = {cmd_stats, "show the counters", true, false},
+                           "MEGADEAL queues a task"},
+    [PROTO_CMD_STATUS] = {start_task, reply_wait, "show a MEGADEAL task"},
+    [PROTO_CMD_WAIT] = {start_task, reply_wait,
+                        "wait until a MEGADEAL task is granted or times out"},
+    [PROTO_CMD_VALIDATE] = {start_coupon_op, reply_coupon,
+                            "check that user could redeem the coupon now"},
+    [PROTO_CMD_REDEEM] = {start_coupon_op, reply_coupon, "count one use of the coupon by user"},
+    [PROTO_CMD_QUIT] = {start_quit, reply_bye, "close the connection"},
+    [PROTO_CMD_UPLOAD] = {start_upload, reply_upload,
+                          "store n coupons given on the next n lines as "
+                          "code,type,discount,kind,expires,max_uses"},
+    [PROTO_CMD_PURGE] = {start_purge, reply_purge, "delete expired coupons never redeemed"},
+    [PROTO_CMD_STATS] = {start_stats, reply_stats, "show the counters"},
 };
 
-/* A write always goes in the group; a read joins it when one is open, because it then reads
- * the group's uncommitted state and must not be answered before the commit. REQUEST MEGADEAL
- * writes nothing (its grant comes later, in a group of its own) and its reply promises only a
- * place in the queue, which no commit makes durable: it does not wait for one. */
-static bool
-joins_group(const struct cmd_entry *entry, const struct proto_request *req, const struct store *st)
-{
-    if (req->cmd == PROTO_CMD_REQUEST && req->type == PROTO_TYPE_MEGADEAL)
-        return false;
-    return entry->write || (entry->store && store_pending(st));
-}
-
-static void
-log_command(struct conn *c, const char *op, const struct proto_request *req,
-            const struct cmd_result *res, double started)
-{
-    struct log_op lo = {
-        .conn = c->id,
-        .peer = c->peer,
-        .op = op,
-        .user = req ? req->user : NULL,
-        .code = res->code,
-        .type = res->type,
-        .result = proto_err_name(res->err),
-        .us = (int64_t)((server_now_precise(c->srv) - started) * 1e6),
-        .extra = res->extra[0] ? res->extra : NULL,
-    };
-    log_op(c->srv->log, server_now(c->srv), &lo);
-}
-
 void
-cmd_execute(struct conn *c, const char *line, size_t len)
+cmd_line(struct cmd_req *r, const char *line, size_t len)
 {
-    struct server *srv = c->srv;
-    double started = server_now_precise(srv);
-    struct proto_request req;
     struct proto_error perr;
-    struct cmd_result res = {.err = PROTO_OK};
-    srv->stats.commands++;
-    if (!c->spoke) {
-        c->spoke = true;
-        if (proto_looks_like_http(line, len)) {
-            /* A browser can be made to send anything to localhost: never let one drive us. */
-            res.err = PROTO_ERR_BAD_REQUEST;
-            conn_error(c, PROTO_ERR_BAD_REQUEST, "this is coupond's line protocol, not HTTP");
-            conn_reply_done(c);
-            conn_close_after_flush(c);
-            log_command(c, "HTTP", NULL, &res, started);
-            return;
-        }
-    }
-    if (!proto_parse_request(line, len, &req, &perr)) {
-        res.err = perr.code;
-        conn_printf(c, "ERR %s %s\n", proto_err_name(perr.code), perr.msg);
-        conn_reply_done(c);
-        log_command(c, "INVALID", NULL, &res, started);
+
+    r->env->commands++;
+    if (!proto_parse_request(line, len, &r->preq, &perr)) {
+        r->preq.user[0] = r->preq.code[0] = '\0';
+        fail(r, perr.code, "%s", perr.msg);
+        finish(r);
         return;
     }
-    const struct proto_verb *verb = &proto_verbs[req.cmd];
-    const struct cmd_entry *entry = &cmd_table[req.cmd];
-    if (verb->admin && !c->authed && req.cmd != PROTO_CMD_UPLOAD) {
-        res.err = PROTO_ERR_DENIED;
-        conn_error(c, PROTO_ERR_DENIED, "%s needs AUTH first", verb->name);
-        conn_reply_done(c);
-        log_command(c, verb->name, &req, &res, started);
+    r->parsed = true;
+    const struct proto_verb *verb = &proto_verbs[r->preq.cmd];
+    r->entry = &cmd_table[r->preq.cmd];
+    r->verb = verb->name;
+    memset(&r->op.in, 0, sizeof r->op.in);
+    if (verb->admin && !r->client->authed && r->preq.cmd != PROTO_CMD_UPLOAD) {
+        fail(r, PROTO_ERR_DENIED, "%s needs AUTH first", verb->name);
+        finish(r);
         return;
     }
-    if (joins_group(entry, &req, srv->store))
-        conn_join_group(c);
-    entry->fn(c, &req, &res);
-    if (!res.deferred)
-        conn_reply_done(c);
-    if (!res.logged_later)
-        log_command(c, verb->name, &req, &res, started);
+    r->entry->start(r);
 }
 
 void
-cmd_upload_complete(struct conn *c)
+cmd_too_long(struct cmd_req *r)
 {
-    struct server *srv = c->srv;
-    double started = server_now_precise(srv);
-    struct cmd_result res = {.err = PROTO_OK};
-    uint64_t stored;
-    conn_join_group(c);
-    res.err = upload_finish(c->upload, srv->store, c, &stored);
-    snprintf(res.extra, sizeof res.extra, "stored=%llu", (unsigned long long)stored);
-    upload_free(c->upload);
-    c->upload = NULL;
-    conn_reply_done(c);
-    log_command(c, "UPLOAD", NULL, &res, started);
+    r->env->commands++;
+    r->verb = "TOO_LONG";
+    fail(r, PROTO_ERR_TOO_LONG, "line longer than %d bytes", PROTO_MAX_LINE);
+    finish(r);
 }
 
 void
-cmd_upload_dropped(struct conn *c)
+cmd_http(struct cmd_req *r)
 {
-    enum proto_err e = c->drop_err;
-    if (e == PROTO_ERR_DENIED)
-        conn_error(c, e, "UPLOAD needs AUTH first; its records were dropped");
-    else if (e == PROTO_ERR_TOO_LARGE)
-        conn_error(c, e, "UPLOAD takes at most %u records; they were dropped",
-                   c->srv->opts->max_upload);
-    else
-        conn_error(c, e, "server out of memory; the records were dropped");
-    conn_reply_done(c);
+    /* A browser can be made to send anything to localhost: never let one drive us. */
+    r->env->commands++;
+    r->verb = "HTTP";
+    r->closes = true;
+    fail(r, PROTO_ERR_BAD_REQUEST, "this is coupond's line protocol, not HTTP");
+    finish(r);
 }
 
 void
-cmd_conn_closed(struct conn *c)
+cmd_reply(struct cmd_req *r, struct proto_out *o)
 {
-    purge_cancel(c->srv->purge, c);
-    if (c->blocked) /* only a blocked connection can be waiting on a task */
-        megadeal_conn_closed(c->srv->mega, c);
+    if (r->upload != NULL) { /* an upload's reply tells its outcome, errors included */
+        reply_upload(r, o);
+        return;
+    }
+    if (r->err != PROTO_OK) {
+        proto_out_error(o, r->err, "%s", r->msg);
+        return;
+    }
+    r->entry->reply(r, o);
 }

@@ -1,21 +1,121 @@
-/* cmd.h - executing commands: the dispatch table from verbs to handlers. */
+/* cmd.h - executing requests. A request is started when its line arrives and is done when its
+ * outcome is known: at once (PING), when the store answers (a read, or a write once its group
+ * commit is durable), or when a service calls back (WAIT, PURGE). Its reply is written later,
+ * in order, by whoever holds the connection (session.c), through cmd_reply. The verbs, their
+ * arities and which need AUTH are protocol/'s proto_verbs[]; this module adds what only the
+ * server knows: the handlers and their dispatch table. */
 #ifndef COUPOND_CMD_H
 #define COUPOND_CMD_H
 
+#include <ev.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-struct conn;
+#include "megadeal.h"
+#include "proto.h"
+#include "purge.h"
+#include "reply.h"
+#include "stat.h"
+#include "store.h"
 
-/* Parses and executes one request line (CR LF removed, not blank) and writes its reply. */
-void cmd_execute(struct conn *c, const char *line, size_t len);
+struct group;
+struct log;
+struct opts;
+struct upload;
 
-/* The last record of the connection's UPLOAD arrived: store it and reply. */
-void cmd_upload_complete(struct conn *c);
+#define CMD_AUTH_DELAY 1.0 /* seconds before a wrong AUTH is answered: guessing must be slow */
+#define CMD_AUTH_TRIES 3   /* wrong keys before the connection is closed */
+#define CMD_MSG_MAX    256 /* an error reply's message */
+#define CMD_NOTE_MAX   96  /* a log line's extra fields */
 
-/* The last line of a refused UPLOAD was dropped: send the refusal. */
-void cmd_upload_dropped(struct conn *c);
+/* What commands reach; the server fills it once. */
+struct cmd_env {
+    struct ev_loop *loop;
+    const struct opts *opts;
+    struct store *store;
+    struct group *group;
+    struct megadeal *mega;
+    struct purge *purge;
+    struct log *log;
+    const unsigned char *admin_key; /* KEYS_BYTES */
+    /* The server's own values for STATS (uptime, connections, commits, ...). */
+    void (*server_stats)(void *arg, struct proto_stats *out);
+    void *server_stats_arg;
+    uint64_t commands; /* request lines executed */
+};
 
-/* The connection is closing: forget it wherever a command waits on its behalf. */
-void cmd_conn_closed(struct conn *c);
+/* One connection's protocol state that commands read and change; the session owns it. */
+struct cmd_client {
+    uint64_t conn;
+    const char *peer;
+    bool authed;
+    unsigned auth_failures;
+    /* Writes of this client not yet durable: its reads go into the group behind them, so a
+     * client always reads its own writes. */
+    unsigned writes_unfinished;
+};
+
+/* A request. The session reads the public part; the rest is cmd.c's. */
+struct cmd_req {
+    /* public */
+    struct cmd_req *next;                /* the session's queue */
+    void (*complete)(struct cmd_req *r); /* the session's: the reply may be written now */
+    void *owner;                         /* the session */
+    bool done;                           /* the outcome is known: cmd_reply may run */
+    bool blocks;                         /* no further line may start until this one is done */
+    bool closes;                         /* the connection closes after this reply */
+    uint64_t records_left;               /* UPLOAD: the next lines are its records */
+
+    /* cmd.c's own */
+    struct cmd_env *env;
+    struct cmd_client *client; /* NULL once the connection is gone */
+    const struct cmd_entry *entry;
+    void (*after)(struct cmd_req *r); /* runs when the store operation completes */
+    struct proto_request preq;
+    const char *verb; /* for the log line */
+    double started;
+    enum proto_err err;
+    char msg[CMD_MSG_MAX];
+    char note[CMD_NOTE_MAX];
+    bool parsed;        /* preq holds a parsed request */
+    bool counted_write; /* counted in client->writes_unfinished */
+    bool op_busy;       /* the store operation is submitted and not completed */
+    bool logged_reads;  /* a read that is logged only with --log-reads */
+    struct store_op op;
+    struct upload *upload;
+    enum proto_err drop_err; /* UPLOAD refused: the error once its records are dropped */
+    ev_timer delay_w;        /* a wrong AUTH's delay */
+    struct megadeal_ticket mega_ticket;
+    struct purge_ticket purge_ticket;
+    bool ticket_held; /* one of the tickets is with its service */
+    union {
+        struct megadeal_view mega;
+        struct proto_stats stats;
+    } u;
+};
+
+/* A new request of `client`, or NULL when out of memory. */
+struct cmd_req *cmd_req_new(struct cmd_env *env, struct cmd_client *client,
+                            void (*complete)(struct cmd_req *r), void *owner);
+
+/* The session is done with the request: it is freed now, or, when the store or a service
+ * still holds it, left to free itself when that completes (its reply then goes nowhere). */
+void cmd_req_free(struct cmd_req *r);
+
+/* Starts a request line (as framed, not blank). */
+void cmd_line(struct cmd_req *r, const char *line, size_t len);
+
+/* A line over PROTO_MAX_LINE: ERR TOO_LONG. */
+void cmd_too_long(struct cmd_req *r);
+
+/* A first line that speaks HTTP: ERR BAD_REQUEST, then the close. */
+void cmd_http(struct cmd_req *r);
+
+/* One record line of an UPLOAD (r->records_left > 0); NULL for a line over the limit. */
+void cmd_record(struct cmd_req *r, const char *line, size_t len);
+
+/* Writes the reply of a done request. */
+void cmd_reply(struct cmd_req *r, struct proto_out *o);
 
 #endif

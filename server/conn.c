@@ -1,118 +1,277 @@
-/* conn.c - one client connection: reads and frames lines, holds replies until their group is
- * durable, writes them with one send per flush, and cuts off clients that do not read. */
+/* conn.c - the transport (see conn.h): reads and frames input, writes output with one send per
+ * iteration, stops taking input while its output backs up, and closes without a reset. */
 #include "conn.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cmd.h"
 #include "log.h"
-#include "server.h"
-#include "upload.h"
+
+struct conn {
+    struct conn_pool *pool;
+    uint64_t id;
+    int fd;
+    char peer[CONN_PEER_MAX];
+    const struct conn_handler *h;
+    void *arg;
+    ev_io read_w, write_w;
+    ev_timer timer_w; /* idle and line timeouts; the linger bound when lingering */
+    double last_active;
+    double line_started; /* when the unfinished line in `in` began to arrive, or 0 */
+
+    struct proto_framer framer;
+    char *in; /* CONN_IN_BUF bytes (the pool's scratch while a read is handled), or NULL */
+    size_t in_len;
+    char *out;
+    size_t out_off, out_len, out_cap;
+
+    bool started;
+    bool paused;    /* the handler takes no frames until conn_resume */
+    bool backed_up; /* output above CONN_OUT_SOFT: no frames until it drains */
+    bool waiting;   /* the handler owes replies: not idle */
+    bool eof;       /* the peer closed its side */
+    bool eof_told;  /* on_eof was called */
+    bool closing;   /* close once the output is written */
+    bool lingering; /* output written; draining the peer's input before the close */
+    bool dead;      /* closed; freed at the iteration's end */
+    bool in_flush, in_resume;
+    struct conn *prev, *next; /* the pool's open connections */
+    struct conn *flush_next, *resume_next, *dead_next;
+};
+
+struct conn_pool {
+    struct ev_loop *loop;
+    struct conn_config cfg;
+    struct log *log;
+    char *scratch; /* CONN_IN_BUF bytes: where a connection with no leftover input reads */
+    struct conn *head;
+    size_t count;
+    uint64_t total, next_id;
+    struct conn *flush, *resume, *dead;
+    ev_timer resume_w; /* runs resumed connections at the next iteration */
+};
 
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents);
-static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents);
-static void linger(struct conn *c);
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void process_input(struct conn *c);
 
-static void
-list_add(struct conn_list *l, struct conn *c)
-{
-    c->prev = NULL;
-    c->next = l->head;
-    if (l->head)
-        l->head->prev = c;
-    l->head = c;
-    l->count++;
-}
+/* ---- the pool ---- */
 
-static void
-list_remove(struct conn_list *l, struct conn *c)
+struct conn_pool *
+conn_pool_new(struct ev_loop *loop, const struct conn_config *cfg, struct log *lg)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        l->head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    l->count--;
-}
+    struct conn_pool *p = calloc(1, sizeof *p);
 
-static void
-log_conn(struct conn *c, const char *op, const char *extra)
-{
-    struct log_op lo = {.conn = c->id, .peer = c->peer, .op = op, .us = -1, .extra = extra};
-    log_op(c->srv->log, server_now(c->srv), &lo);
-}
-
-struct conn *
-conn_new(struct server *srv, int fd, const char *peer)
-{
-    struct conn *c = calloc(1, sizeof *c);
-    if (!c)
+    if (p == NULL || (p->scratch = malloc(CONN_IN_BUF)) == NULL) {
+        free(p);
         return NULL;
-    c->srv = srv;
-    c->id = ++srv->next_conn_id;
-    c->fd = fd;
-    snprintf(c->peer, sizeof c->peer, "%s", peer);
-    c->last_active = ev_now(srv->loop);
-    ev_io_init(&c->read_w, read_cb, fd, EV_READ);
-    ev_io_init(&c->write_w, write_cb, fd, EV_WRITE);
-    c->read_w.data = c->write_w.data = c->idle_w.data = c->delay_w.data = c;
-    ev_io_start(srv->loop, &c->read_w);
-    if (srv->opts->idle_timeout) {
-        ev_timer_init(&c->idle_w, idle_cb, srv->opts->idle_timeout, 0.);
-        ev_timer_start(srv->loop, &c->idle_w);
     }
-    list_add(&srv->conns, c);
-    srv->stats.connections_total++;
-    log_conn(c, "CONNECT", NULL);
-    return c;
+    p->loop = loop;
+    p->cfg = *cfg;
+    p->log = lg;
+    ev_timer_init(&p->resume_w, resume_cb, 0., 0.);
+    p->resume_w.data = p;
+    return p;
 }
 
-void
-conn_close(struct conn *c)
+size_t
+conn_pool_count(const struct conn_pool *p)
 {
-    if (c->dead)
-        return;
-    struct server *srv = c->srv;
-    c->dead = true;
-    ev_io_stop(srv->loop, &c->read_w);
-    ev_io_stop(srv->loop, &c->write_w);
-    ev_timer_stop(srv->loop, &c->idle_w);
-    ev_timer_stop(srv->loop, &c->delay_w);
-    cmd_conn_closed(c);
-    close(c->fd);
-    c->fd = -1;
-    list_remove(&srv->conns, c);
-    c->dead_next = srv->graveyard;
-    srv->graveyard = c;
-    log_conn(c, "CLOSE", NULL);
+    return p->count;
 }
 
-/* Gives up the input buffer, unless it is the server's shared read buffer (see read_cb). */
+uint64_t
+conn_pool_total(const struct conn_pool *p)
+{
+    return p->total;
+}
+
+static void
+log_conn(struct conn *c, const char *op, const char *reason)
+{
+    struct log_op lo = {.conn = c->id, .peer = c->peer, .op = op, .us = -1, .extra = reason};
+
+    log_op(c->pool->log, ev_now(c->pool->loop), &lo);
+}
+
+/* Gives up the input buffer, unless it is the pool's scratch. */
 static void
 drop_input(struct conn *c)
 {
-    if (c->in != c->srv->read_buf)
+    if (c->in != c->pool->scratch)
         free(c->in);
     c->in = NULL;
     c->in_len = 0;
 }
 
-void
+static void
 conn_free(struct conn *c)
 {
-    upload_free(c->upload);
     drop_input(c);
     free(c->out);
     free(c);
 }
+
+/* Frees the closed connections that no list still holds. */
+static void
+bury(struct conn_pool *p)
+{
+    struct conn *keep = NULL, *c = p->dead, *next;
+
+    p->dead = NULL;
+    for (; c != NULL; c = next) {
+        next = c->dead_next;
+        if (c->in_resume || c->in_flush) {
+            c->dead_next = keep;
+            keep = c;
+            continue;
+        }
+        if (c->started && c->h->on_close != NULL) {
+            c->started = false;
+            c->h->on_close(c->arg);
+        }
+        conn_free(c);
+    }
+    p->dead = keep;
+}
+
+static void conn_flush(struct conn *c);
+
+void
+conn_pool_flush(struct conn_pool *p)
+{
+    struct conn *c = p->flush;
+
+    p->flush = NULL;
+    while (c != NULL) {
+        struct conn *next = c->flush_next;
+        c->in_flush = false;
+        conn_flush(c);
+        c = next;
+    }
+    bury(p);
+}
+
+void
+conn_pool_free(struct conn_pool *p)
+{
+    if (p == NULL)
+        return;
+    while (p->head != NULL)
+        conn_close(p->head, NULL);
+    ev_timer_stop(p->loop, &p->resume_w);
+    for (struct conn *c = p->dead; c != NULL; c = c->dead_next)
+        c->in_resume = c->in_flush = false;
+    p->flush = p->resume = NULL;
+    bury(p);
+    free(p->scratch);
+    free(p);
+}
+
+/* ---- life ---- */
+
+struct conn *
+conn_new(struct conn_pool *p, int fd, const char *peer)
+{
+    struct conn *c = calloc(1, sizeof *c);
+
+    if (c == NULL)
+        return NULL;
+    c->pool = p;
+    c->id = ++p->next_id;
+    c->fd = fd;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->last_active = ev_now(p->loop);
+    ev_io_init(&c->read_w, read_cb, fd, EV_READ);
+    ev_io_init(&c->write_w, write_cb, fd, EV_WRITE);
+    ev_init(&c->timer_w, timer_cb);
+    c->read_w.data = c->write_w.data = c->timer_w.data = c;
+    c->next = p->head;
+    if (p->head != NULL)
+        p->head->prev = c;
+    p->head = c;
+    p->count++;
+    p->total++;
+    log_conn(c, "CONNECT", NULL);
+    return c;
+}
+
+/* Arms the timer for the idle timeout, or for the line timeout when that comes first. */
+static void
+arm_timer(struct conn *c)
+{
+    struct ev_loop *loop = c->pool->loop;
+    double idle = c->pool->cfg.idle_timeout, now = ev_now(loop);
+
+    ev_timer_stop(loop, &c->timer_w);
+    if (idle <= 0 || c->dead || c->lingering)
+        return;
+    double at = c->last_active + idle;
+    double line_bound = idle < CONN_LINE_TIMEOUT ? idle : CONN_LINE_TIMEOUT;
+    if (c->line_started > 0 && c->line_started + line_bound < at)
+        at = c->line_started + line_bound;
+    ev_timer_set(&c->timer_w, at > now ? at - now : 0., 0.);
+    ev_timer_start(loop, &c->timer_w);
+}
+
+void
+conn_start(struct conn *c, const struct conn_handler *h, void *arg)
+{
+    c->h = h;
+    c->arg = arg;
+    c->started = true;
+    ev_io_start(c->pool->loop, &c->read_w);
+    arm_timer(c);
+}
+
+uint64_t
+conn_id(const struct conn *c)
+{
+    return c->id;
+}
+
+const char *
+conn_peer(const struct conn *c)
+{
+    return c->peer;
+}
+
+void
+conn_close(struct conn *c, const char *reason)
+{
+    struct conn_pool *p = c->pool;
+
+    if (c->dead)
+        return;
+    c->dead = true;
+    ev_io_stop(p->loop, &c->read_w);
+    ev_io_stop(p->loop, &c->write_w);
+    ev_timer_stop(p->loop, &c->timer_w);
+    close(c->fd);
+    c->fd = -1;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        p->head = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    p->count--;
+    c->dead_next = p->dead;
+    p->dead = c;
+    if (reason != NULL)
+        log_conn(c, "DROP", reason);
+    log_conn(c, "CLOSE", NULL);
+    /* The handler hears of it at the iteration's end (bury), never from inside one of its own
+     * calls into the connection. */
+}
+
+/* ---- output ---- */
 
 static void
 schedule_flush(struct conn *c)
@@ -120,26 +279,29 @@ schedule_flush(struct conn *c)
     if (c->in_flush || c->dead)
         return;
     c->in_flush = true;
-    c->flush_next = c->srv->flush;
-    c->srv->flush = c;
+    c->flush_next = c->pool->flush;
+    c->pool->flush = c;
+}
+
+static size_t
+unsent(const struct conn *c)
+{
+    return c->out_len - c->out_off;
 }
 
 /* Makes room for `len` more output bytes; false (and the connection closed) past the cap. */
 static bool
 out_reserve(struct conn *c, size_t len)
 {
-    if (c->out_len - c->out_off + len > CONN_OUT_MAX) {
-        log_conn(c, "DROP", "reason=output_cap");
-        conn_close(c);
+    if (unsent(c) + len > CONN_OUT_MAX) {
+        conn_close(c, "reason=output_cap");
         return false;
     }
     if (c->out_len + len <= c->out_cap)
         return true;
     if (c->out_off > 0) { /* slide the unsent part to the front */
-        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        memmove(c->out, c->out + c->out_off, unsent(c));
         c->out_len -= c->out_off;
-        c->out_sendable -= c->out_off;
-        c->group_mark -= c->in_group ? c->out_off : 0;
         c->out_off = 0;
         if (c->out_len + len <= c->out_cap)
             return true;
@@ -147,13 +309,12 @@ out_reserve(struct conn *c, size_t len)
     size_t cap = c->out_cap ? c->out_cap : CONN_OUT_MIN;
     while (cap < c->out_len + len)
         cap *= 2;
-    char *p = realloc(c->out, cap);
-    if (!p) {
-        log_conn(c, "DROP", "reason=out_of_memory");
-        conn_close(c);
+    char *np = realloc(c->out, cap);
+    if (np == NULL) {
+        conn_close(c, "reason=out_of_memory");
         return false;
     }
-    c->out = p;
+    c->out = np;
     c->out_cap = cap;
     return true;
 }
@@ -165,118 +326,45 @@ conn_write(struct conn *c, const char *data, size_t len)
         return;
     memcpy(c->out + c->out_len, data, len);
     c->out_len += len;
+    if (unsent(c) > CONN_OUT_SOFT)
+        c->backed_up = true;
+    schedule_flush(c);
 }
 
-/* Declared with its format attribute so that clang's -Wformat-nonliteral accepts the call. */
-static void conn_vprintf(struct conn *c, const char *fmt, va_list ap)
-    __attribute__((format(printf, 2, 0)));
+static void schedule_resume(struct conn *c);
+static void linger(struct conn *c);
 
+/* Writes what is pending; arms the write watcher when the socket is full. */
 static void
-conn_vprintf(struct conn *c, const char *fmt, va_list ap)
-{
-    char line[PROTO_MAX_LINE];
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    if (n < 0)
-        return;
-    conn_write(c, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
-void
-conn_printf(struct conn *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    conn_vprintf(c, fmt, ap);
-    va_end(ap);
-}
-
-void
-conn_error(struct conn *c, enum proto_err code, const char *fmt, ...)
-{
-    char msg[PROTO_MAX_LINE / 2];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    conn_printf(c, "ERR %s %s\n", proto_err_name(code), msg);
-}
-
-void
-conn_reply_done(struct conn *c)
-{
-    if (c->dead)
-        return;
-    if (c->in_group) {
-        c->group_cmds++;
-        return;
-    }
-    c->out_sendable = c->out_len;
-    schedule_flush(c);
-}
-
-void
-conn_join_group(struct conn *c)
-{
-    if (c->in_group || c->dead)
-        return;
-    c->in_group = true;
-    c->group_mark = c->out_len;
-    c->group_cmds = 0;
-    c->group_next = c->srv->group;
-    c->srv->group = c;
-}
-
-void
-conn_group_done(struct conn *c, bool committed, const char *why)
-{
-    if (!c->in_group)
-        return;
-    c->in_group = false;
-    if (c->dead)
-        return;
-    if (!committed) {
-        /* Nothing of the group is stored: every reply in it becomes an error, so that no
-         * client is told of a write that was lost. */
-        unsigned cmds = c->group_cmds;
-        c->out_len = c->group_mark;
-        for (unsigned i = 0; i < cmds && !c->dead; i++)
-            conn_error(c, PROTO_ERR_INTERNAL, "commit failed, nothing was changed: %s", why);
-    }
-    c->group_cmds = 0;
-    if (c->dead)
-        return;
-    c->out_sendable = c->out_len;
-    schedule_flush(c);
-}
-
-void
 conn_flush(struct conn *c)
 {
-    c->in_flush = false;
     if (c->dead)
         return;
-    while (c->out_off < c->out_sendable) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_sendable - c->out_off, MSG_NOSIGNAL);
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, unsent(c), MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            ev_io_start(c->srv->loop, &c->write_w);
+            ev_io_start(c->pool->loop, &c->write_w);
             return;
         }
         if (n <= 0) {
-            conn_close(c);
+            conn_close(c, NULL);
             return;
         }
         c->out_off += (size_t)n;
+        c->last_active = ev_now(c->pool->loop);
     }
-    ev_io_stop(c->srv->loop, &c->write_w);
-    if (c->out_off == c->out_len) { /* all written: hold no memory while idle */
-        free(c->out);
-        c->out = NULL;
-        c->out_off = c->out_len = c->out_cap = c->out_sendable = 0;
-        if (c->closing)
-            linger(c);
+    ev_io_stop(c->pool->loop, &c->write_w);
+    free(c->out); /* all written: hold no memory while idle */
+    c->out = NULL;
+    c->out_off = c->out_len = c->out_cap = 0;
+    if (c->backed_up) {
+        c->backed_up = false;
+        schedule_resume(c);
     }
+    if (c->closing)
+        linger(c);
 }
 
 static void
@@ -284,8 +372,16 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     (void)revents;
-    conn_flush(w->data);
+    struct conn *c = w->data;
+
+    conn_flush(c);
+    if (!c->dead && c->backed_up && unsent(c) <= CONN_OUT_SOFT) {
+        c->backed_up = false;
+        schedule_resume(c);
+    }
 }
+
+/* ---- closing without a reset ---- */
 
 static void
 linger_read_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -295,16 +391,9 @@ linger_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     struct conn *c = w->data;
     char sink[CONN_LINGER_BUF];
     ssize_t n = read(c->fd, sink, sizeof sink);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-        conn_close(c);
-}
 
-static void
-linger_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    conn_close(w->data);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        conn_close(c, NULL);
 }
 
 /* Every reply is written: tell the peer we are done, and close once it is done too (or after
@@ -312,177 +401,117 @@ linger_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 linger(struct conn *c)
 {
-    struct ev_loop *loop = c->srv->loop;
+    struct ev_loop *loop = c->pool->loop;
+
     if (c->lingering || c->dead)
         return;
     c->lingering = true;
     drop_input(c);
     if (shutdown(c->fd, SHUT_WR) != 0) {
-        conn_close(c);
+        conn_close(c, NULL);
         return;
     }
-    ev_timer_stop(loop, &c->idle_w);
-    ev_timer_stop(loop, &c->delay_w);
     ev_io_stop(loop, &c->read_w);
     ev_set_cb(&c->read_w, linger_read_cb);
     ev_io_start(loop, &c->read_w);
-    ev_timer_init(&c->delay_w, linger_timeout_cb, CONN_LINGER_TIMEOUT, 0.);
-    ev_timer_start(loop, &c->delay_w);
+    ev_timer_stop(loop, &c->timer_w);
+    ev_timer_set(&c->timer_w, CONN_LINGER_TIMEOUT, 0.);
+    ev_timer_start(loop, &c->timer_w);
 }
 
 void
 conn_close_after_flush(struct conn *c)
 {
-    if (c->dead)
+    if (c->dead || c->closing)
         return;
     c->closing = true;
-    ev_io_stop(c->srv->loop, &c->read_w);
+    ev_io_stop(c->pool->loop, &c->read_w);
     schedule_flush(c);
 }
 
-void
-conn_block(struct conn *c)
-{
-    c->blocked = true;
-    ev_io_stop(c->srv->loop, &c->read_w);
-}
+/* ---- input ---- */
 
 void
-conn_unblock(struct conn *c)
+conn_set_waiting(struct conn *c, bool waiting)
 {
-    c->blocked = false;
-    if (c->dead || c->in_resume)
+    if (c->waiting == waiting || c->dead)
+        return;
+    c->waiting = waiting;
+    if (!waiting) /* the server answered: idleness counts from now */
+        c->last_active = ev_now(c->pool->loop);
+}
+
+static void
+schedule_resume(struct conn *c)
+{
+    if (c->in_resume || c->dead)
         return;
     c->in_resume = true;
-    c->resume_next = c->srv->resume;
-    c->srv->resume = c;
-    server_defer(c->srv);
+    c->resume_next = c->pool->resume;
+    c->pool->resume = c;
+    if (!ev_is_active(&c->pool->resume_w))
+        ev_timer_start(c->pool->loop, &c->pool->resume_w);
 }
 
-/* One complete line (LF and CR removed), or a line that was too long (line == NULL). */
-static void
-handle_line(struct conn *c, const char *line, size_t len)
+void
+conn_resume(struct conn *c)
 {
-    if (c->upload) {
-        if (upload_line(c->upload, line, len))
-            cmd_upload_complete(c);
+    if (c->dead || !c->paused)
         return;
-    }
-    if (c->drop_lines) {
-        if (--c->drop_lines == 0)
-            cmd_upload_dropped(c);
-        return;
-    }
-    if (!line) {
-        conn_error(c, PROTO_ERR_TOO_LONG, "line longer than %d bytes", PROTO_MAX_LINE);
-        conn_reply_done(c);
-        return;
-    }
-    if (!proto_line_is_blank(line, len))
-        cmd_execute(c, line, len);
+    c->paused = false;
+    schedule_resume(c);
 }
 
-/* The bound on completing a line (CONN_LINE_TIMEOUT, or a shorter --idle-timeout); 0: none. */
-static double
-line_timeout(const struct server *srv)
-{
-    double idle = srv->opts->idle_timeout;
-    return idle < CONN_LINE_TIMEOUT ? idle : CONN_LINE_TIMEOUT;
-}
-
-/* An unfinished line began: make sure the timer fires by its bound (the idle timer may be set
- * for much later). */
-static void
-watch_line(struct conn *c)
-{
-    struct ev_loop *loop = c->srv->loop;
-    double bound = line_timeout(c->srv);
-    if (bound <= 0 || !ev_is_active(&c->idle_w) || ev_timer_remaining(loop, &c->idle_w) <= bound)
-        return;
-    ev_timer_stop(loop, &c->idle_w);
-    ev_timer_set(&c->idle_w, bound, 0.);
-    ev_timer_start(loop, &c->idle_w);
-}
-
-/* A connection's first line may be over the limit and still be an HTTP request (a long URL):
- * it is refused as cmd.c refuses every first line that starts with an HTTP method, so that a web
- * page can never make a browser's request body run as commands. `start` is the beginning of
- * the line, of which at least PROTO_MAX_LINE bytes are there. True when it was refused. */
+/* Whether frames may be handed over now. */
 static bool
-refuse_long_http(struct conn *c, const char *start)
+taking(const struct conn *c)
 {
-    if (c->spoke || !proto_looks_like_http(start, PROTO_MAX_LINE))
-        return false;
-    cmd_execute(c, start, PROTO_MAX_LINE); /* takes its HTTP branch: ERR, then the close */
-    return true;
+    return !c->paused && !c->backed_up && !c->closing && !c->dead;
 }
 
-/* Frames and handles the complete lines in `in`, stopping when the connection blocks. */
+/* Reads only while frames are taken and the peer may still send. */
 static void
-process_input(struct conn *c)
+update_reading(struct conn *c)
+{
+    if (c->dead || c->lingering)
+        return;
+    if (taking(c) && !c->eof)
+        ev_io_start(c->pool->loop, &c->read_w);
+    else
+        ev_io_stop(c->pool->loop, &c->read_w);
+}
+
+/* Hands the complete frames in `in` to the handler while it takes them. */
+static void
+hand_over(struct conn *c)
 {
     size_t pos = 0;
     bool ended = false; /* a line ended: what is left began with this input */
-    while (pos < c->in_len && !c->blocked && !c->dead && !c->closing) {
-        char *start = c->in + pos;
-        char *lf = memchr(start, '\n', c->in_len - pos);
-        if (!lf) {
-            /* No end in sight: a line this long is over the limit even with a CR. */
-            if (c->in_len - pos > PROTO_MAX_LINE + 1) {
-                if (!c->skipping && refuse_long_http(c, start))
-                    break;
-                c->skipping = true;
-                pos = c->in_len;
-            }
+
+    while (taking(c)) {
+        struct proto_frame f;
+        proto_frame_next(&c->framer, c->in + pos, c->in_len - pos, &f);
+        pos += f.used;
+        if (f.kind == PROTO_FRAME_NEED_MORE)
             break;
-        }
-        size_t len = (size_t)(lf - start);
-        pos += len + 1;
-        ended = true;
-        if (len > 0 && start[len - 1] == '\r')
-            len--;
-        if (c->skipping || len > PROTO_MAX_LINE) {
-            bool judged = c->skipping; /* its start was seen when the skipping began */
-            c->skipping = false;
-            if (!judged && refuse_long_http(c, start))
-                break;
-            handle_line(c, NULL, 0);
-        } else {
-            handle_line(c, start, len);
-        }
+        ended = ended || f.kind != PROTO_FRAME_LONG_BEGIN;
+        if (!c->h->on_frame(c->arg, &f))
+            c->paused = true;
     }
     if (c->dead)
         return;
     c->in_len -= pos;
-    if (c->in_len == 0) {
+    if (c->in_len == 0)
         drop_input(c);
-    } else if (pos > 0) {
+    else if (pos > 0)
         memmove(c->in, c->in + pos, c->in_len);
-    }
-    if (c->in_len == 0 && !c->skipping) {
+    if (c->in_len == 0 && !c->framer.skipping)
         c->line_started = 0;
-    } else if (ended || c->line_started == 0) {
-        c->line_started = ev_now(c->srv->loop);
-        watch_line(c);
-    }
+    else if (ended || c->line_started == 0)
+        c->line_started = ev_now(c->pool->loop);
 }
 
-/* After the peer closed its side and every complete line it sent was handled: an unfinished
- * line or upload is dropped whole (nothing of it was stored), and the connection closes once
- * its replies are written. */
-static void
-finish_eof(struct conn *c)
-{
-    if (c->dead || c->blocked || !c->eof)
-        return;
-    if (c->upload || c->drop_lines || c->in_len > 0)
-        conn_close(c);
-    else
-        conn_close_after_flush(c);
-}
-
-/* Moves what is left in the shared read buffer (a partial line, or lines waiting behind a
- * blocked command) into a buffer of the connection's own. */
+/* Moves what is left in the pool's scratch buffer into a buffer of the connection's own. */
 static void
 keep_input(struct conn *c)
 {
@@ -492,13 +521,35 @@ keep_input(struct conn *c)
         return;
     }
     char *own = malloc(CONN_IN_BUF);
-    if (!own) {
+    if (own == NULL) {
         c->in = NULL;
-        conn_close(c);
+        c->in_len = 0;
+        conn_close(c, "reason=out_of_memory");
         return;
     }
     memcpy(own, c->in, c->in_len);
     c->in = own;
+}
+
+/* After the peer's EOF, once every complete frame was taken: tell the handler, once. */
+static void
+tell_eof(struct conn *c)
+{
+    if (c->dead || !c->eof || c->eof_told || !taking(c))
+        return;
+    c->eof_told = true;
+    c->h->on_eof(c->arg, c->in_len > 0 || c->framer.skipping);
+}
+
+static void
+process_input(struct conn *c)
+{
+    if (c->in_len > 0)
+        hand_over(c);
+    tell_eof(c);
+    update_reading(c);
+    if (!c->dead)
+        arm_timer(c);
 }
 
 static void
@@ -506,62 +557,65 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
     struct conn *c = w->data;
-    /* A connection with no input left over reads into the server's shared buffer: most reads
-     * hold whole requests, and then it never needs a buffer of its own. */
-    if (!c->in)
-        c->in = c->srv->read_buf;
+
+    /* With no leftover input, read into the pool's scratch buffer: most reads hold whole
+     * requests, and then the connection never needs a buffer of its own. */
+    if (c->in == NULL)
+        c->in = c->pool->scratch;
     ssize_t n = read(c->fd, c->in + c->in_len, CONN_IN_BUF - c->in_len);
-    if (n <= 0 && c->in == c->srv->read_buf)
-        c->in = NULL;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
-    if (n <= 0) {
+    if (n > 0) {
+        c->in_len += (size_t)n;
+        c->last_active = ev_now(loop);
+    } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         c->eof = true;
-        ev_io_stop(loop, &c->read_w);
-        finish_eof(c);
-        return;
     }
-    c->in_len += (size_t)n;
-    c->last_active = ev_now(loop);
     process_input(c);
-    if (c->in == c->srv->read_buf)
+    if (c->in == c->pool->scratch)
         keep_input(c);
 }
 
-void
-conn_resume(struct conn *c)
+static void
+resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    c->in_resume = false;
-    if (c->dead || c->blocked)
-        return;
-    c->line_started = 0; /* nothing was read while blocked: an unfinished line starts anew */
-    process_input(c);
-    if (c->eof)
-        finish_eof(c);
-    else if (!c->dead && !c->blocked && !c->closing && !c->srv->shutting_down)
-        ev_io_start(c->srv->loop, &c->read_w);
+    (void)loop;
+    (void)revents;
+    struct conn_pool *p = w->data;
+    struct conn *c = p->resume;
+
+    p->resume = NULL;
+    while (c != NULL) {
+        struct conn *next = c->resume_next;
+        c->in_resume = false;
+        if (!c->dead && taking(c)) {
+            c->line_started = 0; /* nothing was read meanwhile: an unfinished line starts anew */
+            process_input(c);
+        }
+        c = next;
+    }
 }
 
-/* The idle timer, which also bounds how long an unfinished line may take (CONN_LINE_TIMEOUT). */
+/* Idle and line timeouts; the linger bound while lingering. */
 static void
-idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     struct conn *c = w->data;
-    double timeout = c->srv->opts->idle_timeout;
-    double left = c->last_active + timeout - ev_now(loop);
-    double line_left =
-        c->line_started > 0 ? c->line_started + line_timeout(c->srv) - ev_now(loop) : timeout;
-    if (c->blocked) { /* waiting on the server is neither idleness nor slowness */
-        ev_timer_set(w, left > 0 ? left : timeout, 0.);
-        ev_timer_start(loop, w);
+    double idle = c->pool->cfg.idle_timeout, now = ev_now(loop);
+
+    if (c->lingering) {
+        conn_close(c, NULL);
         return;
     }
-    if (left <= 0 || line_left <= 0) {
-        log_conn(c, "DROP", left <= 0 ? "reason=idle_timeout" : "reason=line_timeout");
-        conn_close(c);
+    double line_bound = idle < CONN_LINE_TIMEOUT ? idle : CONN_LINE_TIMEOUT;
+    if (c->line_started > 0 && taking(c) && now >= c->line_started + line_bound) {
+        conn_close(c, "reason=line_timeout");
         return;
     }
-    ev_timer_set(w, left < line_left ? left : line_left, 0.);
-    ev_timer_start(loop, w);
+    if (c->waiting) /* waiting on the server is neither idleness nor slowness */
+        c->last_active = now;
+    else if (now >= c->last_active + idle) {
+        conn_close(c, "reason=idle_timeout");
+        return;
+    }
+    arm_timer(c);
 }

@@ -1,5 +1,10 @@
-/* conn.h - one client connection: input framing, bounded output, blocking and resuming, the
- * per-connection part of the group commit. */
+/* conn.h - the transport: one client connection's socket, its input cut into frames, its
+ * bounded output, flow control, timeouts and the lingering close. It knows no commands: it hands
+ * each frame to the handler it was given and writes the bytes it is given.
+ *
+ * Connections live in a pool (one per server), which owns what they share: the loop, a
+ * scratch read buffer, the list of connections with output to send at the end of the loop
+ * iteration, and the closed ones waiting to be freed. */
 #ifndef COUPOND_CONN_H
 #define COUPOND_CONN_H
 
@@ -8,118 +13,90 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto.h"
+#include "frame.h"
 
-struct server;
-struct upload;
+struct conn;
+struct conn_pool;
+struct log;
 
-/* Input is read into a buffer made when data arrives and freed when all of it is consumed,
- * so idle connections hold none. It fits a maximal line with its CR LF, and then some, so
- * one read usually brings many pipelined commands. */
+/* Input is read into a buffer made when data arrives and freed when all of it is consumed, so
+ * idle connections hold none. It fits a maximal line with its CR LF, and then some, so one
+ * read usually brings many pipelined requests. */
 #define CONN_IN_BUF (16 * 1024)
-/* A client that lets this much of its replies pile up unsent is cut off: it does not read,
- * and its replies must not grow the server's memory without end. The largest single reply
- * (100 REJECT lines, or STATS) is a few KiB. */
-#define CONN_OUT_MAX    (256 * 1024)
-#define CONN_OUT_MIN    4096 /* first output buffer size */
-#define CONN_PEER_MAX   64   /* "[ipv6]:port" */
-#define CONN_AUTH_DELAY 1.0  /* seconds before a wrong AUTH is answered */
-#define CONN_AUTH_TRIES 3    /* wrong keys before the connection is closed */
+_Static_assert(CONN_IN_BUF >= PROTO_FRAME_MIN_BUF, "a longest line must fit the input buffer");
+/* Flow control: while this much output is unsent, no more frames are handed over and nothing
+ * more is read, so a client pipelining faster than it reads is slowed, never dropped. The
+ * largest single reply (100 REJECT lines, STATS, HELP) is a few KiB, so a reply started below
+ * this mark ends well below the hard cap. */
+#define CONN_OUT_SOFT (64 * 1024)
+/* A client whose unsent output passes this is cut off: only one that stopped reading while a
+ * reply was being written gets here, and its replies must not grow memory without end. */
+#define CONN_OUT_MAX  (256 * 1024)
+#define CONN_OUT_MIN  4096 /* first output buffer size */
+#define CONN_PEER_MAX 64   /* "[ipv6]:port" */
 /* A closing connection first shuts down its sending side and discards what the peer still
  * sends, for at most this long: closing with unread input makes the kernel send a reset, and
  * a reset destroys replies the peer has not read yet. */
 #define CONN_LINGER_TIMEOUT 2.0
 #define CONN_LINGER_BUF     4096
 /* A request line must be complete this many seconds after its first byte arrived, or within
- * --idle-timeout when that is shorter (and never, when it is off). Every read resets the idle
- * timer, so a client that dribbles a never-ending line a byte at a time (slowloris) would
- * otherwise hold its slot and its input buffer forever; no real client takes seconds to send
- * one line. */
+ * the idle timeout when that is shorter (and never, when it is off). Reads do not reset this
+ * bound, so a client that dribbles a never-ending line a byte at a time (slowloris) cannot
+ * hold its slot and its input buffer forever; no real client takes seconds to send a line. */
 #define CONN_LINE_TIMEOUT 30.0
 
-struct conn {
-    struct server *srv;
-    uint64_t id;
-    int fd;
-    char peer[CONN_PEER_MAX];
-    ev_io read_w, write_w;
-    ev_timer idle_w;  /* --idle-timeout */
-    ev_timer delay_w; /* a delayed reply (wrong AUTH) */
-    double last_active;
-    double line_started; /* when the unfinished line in `in` began to arrive, or 0 */
-
-    /* input */
-    char *in; /* CONN_IN_BUF bytes, or NULL */
-    size_t in_len;
-    bool skipping;         /* inside a line longer than PROTO_MAX_LINE: drop up to its LF */
-    struct upload *upload; /* reading UPLOAD records, or NULL */
-    uint64_t drop_lines;   /* record lines left to drop (UPLOAD refused) */
-    enum proto_err drop_err;
-
-    /* output: bytes [out_off, out_sendable) may be sent; the rest wait for the commit */
-    char *out;
-    size_t out_off, out_len, out_cap, out_sendable;
-
-    /* the group commit */
-    size_t group_mark;   /* out_len when the connection joined the group */
-    unsigned group_cmds; /* commands answered inside the group */
-    bool in_group;
-
-    /* state */
-    bool spoke; /* a first command line was seen (the HTTP check is done) */
-    bool authed;
-    uint8_t auth_failures;
-    bool blocked;   /* waiting on a delayed reply or a purge: input waits in `in` */
-    bool closing;   /* close once the output is written */
-    bool eof;       /* the peer closed its side: answer what it sent, then close */
-    bool lingering; /* replies all written; draining the peer's input before the close */
-    bool dead;      /* closed; freed at the iteration's end */
-    bool in_flush, in_resume;
-
-    /* lists */
-    struct conn *prev, *next; /* server's conns */
-    struct conn *group_next, *flush_next, *resume_next, *dead_next;
+/* What a connection calls; `arg` is the handler's. */
+struct conn_handler {
+    /* A frame arrived. Return false to take no more frames until conn_resume(). */
+    bool (*on_frame)(void *arg, const struct proto_frame *f);
+    /* The peer closed its sending side; every complete frame before it was handed over.
+     * `partial`: an unfinished line was left. The handler closes the connection when it is
+     * done (conn_close or conn_close_after_flush). */
+    void (*on_eof)(void *arg, bool partial);
+    /* The connection was closed (any reason), at the end of the iteration it happened in; the
+     * handler must not use it any more. Until then its calls on it are harmless no-ops. */
+    void (*on_close)(void *arg);
 };
 
-/* Accepted socket `fd` (non-blocking) from `peer`: makes the connection and starts reading. */
-struct conn *conn_new(struct server *srv, int fd, const char *peer);
+struct conn_config {
+    double idle_timeout; /* seconds without traffic or pending work before closing; 0: off */
+};
 
-/* Closes at once: stops its watchers, closes the socket, and leaves it to be freed at the end
- * of the iteration (pending work may still point at it; it checks `dead`). */
-void conn_close(struct conn *c);
+/* A pool for `loop`; `lg` gets the CONNECT/CLOSE/DROP lines. NULL when out of memory. */
+struct conn_pool *conn_pool_new(struct ev_loop *loop, const struct conn_config *cfg,
+                                struct log *lg);
+/* Closes every connection and frees the pool. */
+void conn_pool_free(struct conn_pool *p);
+/* The end of a loop iteration: writes pending output and frees closed connections. */
+void conn_pool_flush(struct conn_pool *p);
+/* Open connections. */
+size_t conn_pool_count(const struct conn_pool *p);
+/* Connections accepted since start. */
+uint64_t conn_pool_total(const struct conn_pool *p);
 
-/* Frees a dead connection. Only the server's iteration end calls it. */
-void conn_free(struct conn *c);
+/* Accepted socket `fd` (non-blocking) from `peer`: makes the connection. It reads nothing until
+ * conn_start. NULL when out of memory (the caller closes fd). */
+struct conn *conn_new(struct conn_pool *p, int fd, const char *peer);
+/* Sets the handler and starts reading. */
+void conn_start(struct conn *c, const struct conn_handler *h, void *arg);
 
-/* Appends reply bytes. When the connection is in the group, they wait for the commit. */
+uint64_t conn_id(const struct conn *c);
+const char *conn_peer(const struct conn *c);
+
+/* Appends output; it is written at the end of the loop iteration. */
 void conn_write(struct conn *c, const char *data, size_t len);
-void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* "ERR CODE message\n" */
-void conn_error(struct conn *c, enum proto_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
-/* Marks the end of one command's reply: counts it for the group when in one, else makes the
- * output so far sendable. */
-void conn_reply_done(struct conn *c);
-
-/* Puts the connection in the current group: its later replies wait for the commit. */
-void conn_join_group(struct conn *c);
-
-/* Called by the server after the group's commit: on success the held replies become
- * sendable; on failure each command of the group is answered ERR INTERNAL instead. */
-void conn_group_done(struct conn *c, bool committed, const char *why);
-
-/* Writes what is sendable; arms the write watcher when the socket is full. */
-void conn_flush(struct conn *c);
-
-/* Blocks the connection: no more input is processed until conn_unblock. */
-void conn_block(struct conn *c);
-/* Unblocks it; its buffered input is processed at the next iteration. */
-void conn_unblock(struct conn *c);
-/* Processes buffered input (the server's deferred work calls it for unblocked connections). */
+/* Frames are handed over again (those buffered first, at the next iteration). */
 void conn_resume(struct conn *c);
 
-/* Closes after the pending output is written (QUIT, 3rd wrong key). */
+/* While true, the connection is waiting for the server (replies owed), not idle. */
+void conn_set_waiting(struct conn *c, bool waiting);
+
+/* Closes once the output is written, lingering so no reset destroys it. Reads no more. */
 void conn_close_after_flush(struct conn *c);
+
+/* Closes at once; `reason` (or NULL) goes to the log's DROP line. on_close runs at the end of
+ * the iteration. */
+void conn_close(struct conn *c, const char *reason);
 
 #endif

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "keys.h"
 #include "log.h"
 #include "opts.h"
@@ -110,18 +112,43 @@ raise_fd_limit(const struct opts *o)
             (unsigned long long)rl.rlim_max, (unsigned long long)want, o->max_clients);
 }
 
+static void
+check_done(struct store_op *op)
+{
+    *(bool *)op->arg = true;
+}
+
+/* Runs one read to its end on `loop` (a store may answer later than at once). */
+static void
+read_now(struct ev_loop *loop, struct store *st, struct store_op *op)
+{
+    bool done = false;
+
+    op->done = check_done;
+    op->arg = &done;
+    store_read(st, op);
+    while (!done)
+        ev_run(loop, EVRUN_ONCE);
+}
+
+/* --check: opens what is there read-only, creates nothing, and verifies it. */
 static int
-run_check(const struct opts *o)
+run_check(const struct opts *o, struct ev_loop *loop)
 {
     char err[ERRBUF_MAX];
     struct store *st;
-    if (store_open(o->data_dir, o->map_size, &st, err, sizeof err) != STORE_OK)
+    struct store_config cfg = {.loop = loop, .mode = STORE_OPEN_EXISTING, .map_size = o->map_size};
+    static struct store_op op; /* large; main runs once */
+
+    if (store_open(o->data_dir, &cfg, &st, err, sizeof err) != STORE_OK)
         return die(err);
-    enum store_err e = store_check(st, (int64_t)time(NULL), err, sizeof err);
+    op.kind = STORE_OP_CHECK;
+    op.now = (int64_t)time(NULL);
+    read_now(loop, st, &op);
     store_close(st);
-    if (e != STORE_OK) {
+    if (op.err != STORE_OK) {
         char msg[ERRBUF_MAX + 16];
-        snprintf(msg, sizeof msg, "check failed: %s", err);
+        snprintf(msg, sizeof msg, "check failed: %s", op.out.msg);
         return die(msg);
     }
     printf("coupond: %s: store is consistent\n", o->data_dir);
@@ -129,34 +156,38 @@ run_check(const struct opts *o)
 }
 
 static int
-serve(const struct opts *o)
+serve(const struct opts *o, struct ev_loop *loop)
 {
     char err[ERRBUF_MAX];
     unsigned char key[KEYS_BYTES];
-    if (!lock_data_dir(o->data_dir, err, sizeof err) ||
+    struct store_config cfg = {.loop = loop, .mode = STORE_OPEN_CREATE, .map_size = o->map_size};
+
+    if (!prepare_data_dir(o->data_dir, err, sizeof err) ||
+        !lock_data_dir(o->data_dir, err, sizeof err) ||
         !keys_load_or_create(o->data_dir, KEYS_ADMIN_FILE, KEYS_HEX, key, err, sizeof err))
         return die(err);
     raise_fd_limit(o);
     struct store *st;
-    if (store_open(o->data_dir, o->map_size, &st, err, sizeof err) != STORE_OK)
+    if (store_open(o->data_dir, &cfg, &st, err, sizeof err) != STORE_OK)
         return die(err);
     struct log *lg = log_open(o->log_path, err, sizeof err);
     if (!lg) {
         store_close(st);
         return die(err);
     }
-    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-    struct server srv;
-    if (!loop || !server_init(&srv, loop, o, st, lg, key, err, sizeof err)) {
+    struct server *srv = server_new(loop, o, st, lg, key, err, sizeof err);
+    sodium_memzero(key, sizeof key);
+    if (srv == NULL) {
         log_close(lg);
         store_close(st);
-        return die(loop ? err : "cannot start the event loop");
+        return die(err);
     }
-    sodium_memzero(key, sizeof key);
     log_event(lg, ev_time(), "START", "version=%s data_dir=%s", COUPOND_VERSION, o->data_dir);
-    server_run(&srv);
-    server_free(&srv);
+    server_run(srv);
+    /* A commit still in flight (the shutdown grace ran out) is waited for; then the server's
+     * state can go. */
     store_close(st);
+    server_free(srv);
     log_event(lg, ev_time(), "STOP", NULL);
     log_close(lg);
     return EXIT_SUCCESS;
@@ -180,7 +211,8 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (sodium_init() < 0)
         return die("cannot initialise libsodium");
-    if (!prepare_data_dir(o.data_dir, err, sizeof err))
-        return die(err);
-    return o.mode == OPTS_MODE_CHECK ? run_check(&o) : serve(&o);
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    if (loop == NULL)
+        return die("cannot start the event loop");
+    return o.mode == OPTS_MODE_CHECK ? run_check(&o, loop) : serve(&o, loop);
 }

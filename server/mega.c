@@ -292,9 +292,10 @@ mega_enqueue(struct mega *m, const char *user, double now, int64_t stamp, uint64
         t = find_user(&m->queue, user);
     bool made = false;
     if (!t) {
-        if (m->queue.len >= MEGA_QUEUE_MAX || m->queue.len >= available) {
+        size_t limit = mega_queue_max(m);
+        if (m->queue.len >= limit || m->queue.len >= available) {
             m->rejected++;
-            return m->queue.len >= MEGA_QUEUE_MAX ? MEGA_BUSY : MEGA_NO_COUPONS;
+            return m->queue.len >= limit ? MEGA_BUSY : MEGA_NO_COUPONS;
         }
         t = new_task(m, user, now, stamp);
         if (!t)
@@ -347,18 +348,18 @@ mega_next_grant(struct mega *m, double now)
 }
 
 void
-mega_grant_started(struct mega *m, struct mega_task *t, const struct proto_coupon *c)
+mega_grant_started(struct mega *m, struct mega_task *t)
 {
     list_remove(&m->queue, t);
     t->state = MEGA_IN_FLIGHT;
-    t->coupon = *c;
     list_append(&m->flight, t);
 }
 
 void
-mega_grant_committed(struct mega *m, struct mega_task *t, double now)
+mega_grant_committed(struct mega *m, struct mega_task *t, double now, const struct proto_coupon *c)
 {
     list_remove(&m->flight, t);
+    t->coupon = *c;
     ring_push(m, now);
     finish(m, t, now, MEGA_GRANTED, MEGA_FAIL_NONE);
 }
@@ -467,6 +468,16 @@ mega_counters(const struct mega *m, struct mega_counters *out)
         .rejected = m->rejected,
         .timed_out = m->timed_out,
     };
+}
+
+size_t
+mega_queue_max(const struct mega *m)
+{
+    double n = (double)m->cfg.rate / m->cfg.window * m->cfg.wait;
+
+    if (n < 1)
+        return 1;
+    return n > MEGA_QUEUE_CAP ? MEGA_QUEUE_CAP : (size_t)n;
 }
 
 const struct mega_config *

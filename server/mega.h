@@ -12,9 +12,14 @@
 #include "proto.h"
 
 /* PROTOCOL.md's limits, which are also the defaults of the server's flags. */
-/* Queued tasks; one more REQUEST is ERR BUSY. A grant whose commit failed goes back to the
- * queue even when it is full, so it may hold up to `concurrency` more for a while. */
-#define MEGA_QUEUE_MAX           100
+/* Queued tasks: as many as the rate can grant within the wait (rate x wait), so a task admitted
+ * has a chance; one more REQUEST is ERR BUSY. A grant whose commit failed goes back to the
+ * queue even when it is full, so it may hold up to `concurrency` more for a while.
+ * MEGA_QUEUE_MAX is that bound with the default flags. */
+#define MEGA_QUEUE_MAX 100
+/* The bound whatever the flags: 100,000 tasks of about 300 bytes is 30 MB, and no client waits
+ * behind 100,000 others (the largest rate x wait would be 3.6 million). */
+#define MEGA_QUEUE_CAP           100000
 #define MEGA_RATE_DEFAULT        10   /* grants in any window of MEGA_WINDOW_SECONDS */
 #define MEGA_CONCURRENCY_DEFAULT 5    /* grants allocated and not yet committed and answered */
 #define MEGA_WAIT_DEFAULT        10   /* seconds from REQUEST to ERR TIMEOUT */
@@ -51,7 +56,7 @@ enum mega_fail {
 
 enum mega_err {
     MEGA_OK = 0,
-    MEGA_BUSY,       /* MEGA_QUEUE_MAX tasks are queued */
+    MEGA_BUSY,       /* mega_queue_max() tasks are queued */
     MEGA_NO_COUPONS, /* the queue holds as many tasks as there are coupons */
     MEGA_NOMEM
 };
@@ -66,7 +71,7 @@ struct mega_task {
     double finished;               /* GRANTED or FAILED: when */
     enum mega_state state;
     enum mega_fail fail;           /* FAILED: why */
-    struct proto_coupon coupon;    /* IN_FLIGHT, GRANTED: the coupon allocated */
+    struct proto_coupon coupon;    /* GRANTED: the coupon */
     struct mega_task *prev, *next; /* private: the list the state puts it on */
 };
 
@@ -86,7 +91,7 @@ struct mega *mega_new(const struct mega_config *cfg);
 void mega_free(struct mega *m);
 
 /* Admits a REQUEST of `user` at `now`, checked in this order: when the user already has a task
- * queued or in flight, that task (*fresh = false); MEGA_BUSY when MEGA_QUEUE_MAX tasks are
+ * queued or in flight, that task (*fresh = false); MEGA_BUSY when mega_queue_max tasks are
  * queued; MEGA_NO_COUPONS when at least `available` tasks are queued (the unassigned,
  * unexpired MEGADEAL coupons, counting none in flight); otherwise a new task at the tail
  * (*fresh = true) with `stamp` kept in it. On MEGA_OK, *out is the task and *position its
@@ -107,12 +112,13 @@ struct mega_task *mega_expire(struct mega *m, double now);
  * The caller then calls mega_grant_started or mega_grant_failed on it before anything else. */
 struct mega_task *mega_next_grant(struct mega *m, double now);
 
-/* The task's coupon is allocated (not yet durable): it leaves the queue and is in flight. */
-void mega_grant_started(struct mega *m, struct mega_task *t, const struct proto_coupon *c);
+/* The task's coupon is being allocated and committed: it leaves the queue and is in flight. */
+void mega_grant_started(struct mega *m, struct mega_task *t);
 
-/* The commit holding an in-flight task's coupon is durable at `now`: the task is GRANTED and
- * `now` is its grant time in the window. */
-void mega_grant_committed(struct mega *m, struct mega_task *t, double now);
+/* The commit holding an in-flight task's coupon `c` is durable at `now`: the task is GRANTED
+ * with it, and `now` is its grant time in the window. */
+void mega_grant_committed(struct mega *m, struct mega_task *t, double now,
+                          const struct proto_coupon *c);
 
 /* A task from mega_next_grant (queued, or in flight) will never be granted: it fails with `why`,
  * MEGA_FAIL_NO_COUPONS when the store found no coupon for it. */
@@ -143,6 +149,9 @@ unsigned mega_position(const struct mega *m, const struct mega_task *t);
 
 /* The counters. */
 void mega_counters(const struct mega *m, struct mega_counters *out);
+
+/* Tasks the queue holds at most: rate x wait, at least 1, at most MEGA_QUEUE_CAP. */
+size_t mega_queue_max(const struct mega *m);
 
 /* The configuration in force. */
 const struct mega_config *mega_config(const struct mega *m);

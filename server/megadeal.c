@@ -1,41 +1,44 @@
-/* megadeal.c - the MEGADEAL queue in the server. One ev_timer is always set for the queue's
- * next event (window slot, deadline, end of a retention); its callback expires and grants.
- * Grants are store_assign calls in the iteration's group, so they share its commit; the
- * server calls megadeal_committed after it, and only then is a task granted and answered. */
+/* megadeal.c - the MEGADEAL service (see megadeal.h). One ev_timer is always set for the
+ * queue's next event (window slot, deadline, end of a retention); its callback expires and
+ * grants. A grant is an ASSIGN in the group's next batch; only when that batch is durable is
+ * the task granted and its waiters answered. */
 #include "megadeal.h"
 
-#include <ev.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "conn.h"
 #include "coupon.h"
+#include "group.h"
 #include "log.h"
-#include "server.h"
 #include "store.h"
-#include "task.h"
 
-/* A WAIT held back until its task is granted or fails. */
-struct waiter {
-    struct conn *c;
-    uint64_t seq;
+/* A grant on its way through the group: one slot per allowed grant in flight. */
+struct grant {
+    struct store_op op;
+    struct mega_task *t;
+    struct megadeal *md;
+    bool busy;
 };
 
 struct megadeal {
-    struct server *srv;
+    struct ev_loop *loop;
+    struct group *group;
+    struct log *log;
     struct mega *queue;
     struct task_key *key;
     ev_timer timer_w;
     int64_t wait_ms; /* deadline_ms - issued_ms of every id */
-    struct waiter *waiters;
-    size_t n_waiters, cap_waiters;
-    struct mega_task **pending; /* allocated in the open group: `concurrency` slots */
-    size_t n_pending;
+    struct megadeal_ticket *tickets;
+    struct grant *grants; /* `concurrency` slots */
+    unsigned n_grants;
+    unsigned in_flight;
     bool stopped;
 };
+
+static void pump(struct megadeal *md);
 
 /* The queue's clock: monotonic, read exactly (not the loop's cached time), because a grant's
  * time in the window is when its commit was done, which is after the iteration began. */
@@ -43,174 +46,200 @@ static double
 mono_now(void)
 {
     struct timespec ts;
+
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int64_t
-wall_ms(const struct megadeal *md)
+wall_ms(void)
 {
-    return (int64_t)(server_now_precise(md->srv) * 1000.0);
+    return (int64_t)(ev_time() * 1000.0);
 }
 
 /* ---- log lines ---- */
 
-static void log_task(struct megadeal *md, const struct conn *c, const char *op, const char *user,
-                     const struct mega_task *t, const char *result, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
+static void log_task(struct megadeal *md, uint64_t conn, const char *peer, const char *op,
+                     const char *user, const struct mega_task *t, const char *result,
+                     const char *fmt, ...) __attribute__((format(printf, 8, 9)));
 
 static void
-log_task(struct megadeal *md, const struct conn *c, const char *op, const char *user,
+log_task(struct megadeal *md, uint64_t conn, const char *peer, const char *op, const char *user,
          const struct mega_task *t, const char *result, const char *fmt, ...)
 {
     char extra[128];
     va_list ap;
+
     va_start(ap, fmt);
     vsnprintf(extra, sizeof extra, fmt, ap);
     va_end(ap);
-    struct log_op lo = {.conn = c ? c->id : 0,
-                        .peer = c ? c->peer : NULL,
+    struct log_op lo = {.conn = conn,
+                        .peer = peer,
                         .op = op,
-                        .user = t ? t->user : user,
-                        .code = t && t->state == MEGA_GRANTED ? t->coupon.code : NULL,
+                        .user = t != NULL ? t->user : user,
+                        .code = t != NULL && t->state == MEGA_GRANTED ? t->coupon.code : NULL,
                         .type = "MEGADEAL",
                         .result = result,
                         .us = -1,
                         .extra = extra};
-    log_op(md->srv->log, server_now(md->srv), &lo);
+    log_op(md->log, ev_now(md->loop), &lo);
 }
 
 static void
 log_timeout(struct megadeal *md, const struct mega_task *t)
 {
-    log_task(md, NULL, "MEGADEAL_TIMEOUT", NULL, t, "TIMEOUT", "task=%llu waited_ms=%lld",
+    log_task(md, 0, NULL, "MEGADEAL_TIMEOUT", NULL, t, "TIMEOUT", "task=%llu waited_ms=%lld",
              (unsigned long long)t->seq, (long long)((t->finished - t->enqueued) * 1e3));
 }
 
-/* ---- replies ---- */
+/* ---- views ---- */
 
 static void
-task_id(const struct megadeal *md, const struct mega_task *t, char id[TASK_ID_BUF])
+view_error(struct megadeal_view *v, enum proto_err err, const char *msg)
 {
-    struct task_payload p;
-    task_payload_make(md->key, t->seq, t->stamp, t->stamp + md->wait_ms, t->user, &p);
-    task_encode(md->key, &p, id);
+    v->err = err;
+    snprintf(v->msg, sizeof v->msg, "%s", msg);
 }
 
-/* Writes a task's state: queued with its position, granted with its coupon, or its failure. */
-static enum proto_err
-reply_task(struct megadeal *md, struct conn *c, const struct mega_task *t)
+/* A task's state as a reply shows it. */
+static void
+view_task(const struct megadeal *md, const struct mega_task *t, struct megadeal_view *v)
 {
-    char id[TASK_ID_BUF], coupon[PROTO_COUPON_BUF];
-    task_id(md, t, id);
+    struct task_payload p;
+
+    task_payload_make(md->key, t->seq, t->stamp, t->stamp + md->wait_ms, t->user, &p);
+    task_encode(md->key, &p, v->id);
+    v->err = PROTO_OK;
     switch (t->state) {
     case MEGA_QUEUED:
     case MEGA_IN_FLIGHT:
-        conn_printf(c, "OK task=%s status=queued position=%u\n", id, mega_position(md->queue, t));
-        return PROTO_OK;
+        v->granted = false;
+        v->position = mega_position(md->queue, t);
+        return;
     case MEGA_GRANTED:
-        proto_fmt_coupon(coupon, &t->coupon);
-        conn_printf(c, "OK task=%s status=granted %s\n", id, coupon);
-        return PROTO_OK;
+        v->granted = true;
+        v->coupon = t->coupon;
+        return;
     case MEGA_FAILED:
         break;
     }
     if (t->fail == MEGA_FAIL_NO_COUPONS) {
-        conn_error(c, PROTO_ERR_NO_COUPONS, "no MEGADEAL coupon left");
-        return PROTO_ERR_NO_COUPONS;
+        view_error(v, PROTO_ERR_NO_COUPONS, "no MEGADEAL coupon left");
+        return;
     }
-    conn_error(c, PROTO_ERR_TIMEOUT, "task not granted within %lld seconds",
-               (long long)(md->wait_ms / 1000));
-    return PROTO_ERR_TIMEOUT;
+    v->err = PROTO_ERR_TIMEOUT;
+    snprintf(v->msg, sizeof v->msg, "task not granted within %lld seconds",
+             (long long)(md->wait_ms / 1000));
 }
 
 static bool
-waiter_add(struct megadeal *md, struct conn *c, uint64_t seq)
+finished(const struct mega_task *t)
 {
-    if (md->n_waiters == md->cap_waiters) {
-        size_t cap = md->cap_waiters ? md->cap_waiters * 2 : 16;
-        struct waiter *v = realloc(md->waiters, cap * sizeof *v);
-        if (!v)
-            return false;
-        md->waiters = v;
-        md->cap_waiters = cap;
-    }
-    md->waiters[md->n_waiters++] = (struct waiter){c, seq};
-    return true;
+    return t->state == MEGA_GRANTED || t->state == MEGA_FAILED;
 }
 
-/* Answers every WAIT whose task has finished. An entry is taken out before its reply is
- * written, because writing can close the connection, which calls megadeal_conn_closed. */
+/* Answers every held ticket whose task has finished (or is gone). A ticket is unlinked before
+ * its callback, which may free it. */
 static void
-answer_waiters(struct megadeal *md)
+answer_tickets(struct megadeal *md)
 {
     double now = mono_now();
-    size_t i = 0;
-    while (i < md->n_waiters) {
-        struct waiter w = md->waiters[i];
-        const struct mega_task *t = mega_lookup(md->queue, w.seq, now);
-        if (t && (t->state == MEGA_QUEUED || t->state == MEGA_IN_FLIGHT)) {
-            i++;
+    struct megadeal_ticket *t = md->tickets, *next;
+
+    for (; t != NULL; t = next) {
+        next = t->next;
+        const struct mega_task *task = mega_lookup(md->queue, t->seq, now);
+        if (task != NULL && !finished(task))
             continue;
-        }
-        md->waiters[i] = md->waiters[--md->n_waiters];
-        if (t)
-            reply_task(md, w.c, t);
+        megadeal_cancel(md, t);
+        if (task != NULL)
+            view_task(md, task, &t->view);
         else
-            conn_error(w.c, PROTO_ERR_UNKNOWN_TASK, "no such task");
-        conn_reply_done(w.c);
-        conn_unblock(w.c);
+            view_error(&t->view, PROTO_ERR_UNKNOWN_TASK, "no such task");
+        t->done(t);
     }
 }
 
-/* ---- the engine ---- */
+/* ---- grants ---- */
 
 /* A task's allocation was lost: back to the queue, or timed out. */
 static void
 retry(struct megadeal *md, struct mega_task *t, double now, const char *why)
 {
-    log_task(md, NULL, "MEGADEAL_RETRY", NULL, t, "INTERNAL", "task=%llu reason=\"%s\"",
+    log_task(md, 0, NULL, "MEGADEAL_RETRY", NULL, t, "INTERNAL", "task=%llu reason=\"%s\"",
              (unsigned long long)t->seq, why);
     if (!mega_grant_retry(md->queue, t, now))
         log_timeout(md, t);
 }
 
-/* Allocates the head task's coupon in the open group. True when a task finished here. */
-static bool
-allocate(struct megadeal *md, struct mega_task *t, double now)
+/* A grant's batch completed: the task is granted, found no coupon, or goes back. */
+static void
+grant_done(struct store_op *op)
 {
-    struct server *srv = md->srv;
-    struct store_coupon sc;
-    enum store_err e =
-        store_assign(srv->store, STORE_TYPE_MEGADEAL, t->user, server_now_sec(srv), &sc);
-    if (e == STORE_OK) {
+    struct grant *g = op->arg;
+    struct megadeal *md = g->md;
+    struct mega_task *t = g->t;
+    double now = mono_now();
+
+    g->busy = false;
+    md->in_flight--;
+    if (op->err == STORE_OK) {
         struct proto_coupon pc;
-        coupon_to_proto(&sc, &pc);
-        mega_grant_started(md->queue, t, &pc);
-        md->pending[md->n_pending++] = t;
-        return false;
-    }
-    if (e == STORE_NO_COUPONS) {
+        coupon_to_proto(&op->out.coupon, &pc);
+        mega_grant_committed(md->queue, t, now, &pc);
+        log_task(md, 0, NULL, "MEGADEAL_GRANT", NULL, t, "OK", "task=%llu waited_ms=%lld",
+                 (unsigned long long)t->seq, (long long)((now - t->enqueued) * 1e3));
+    } else if (op->err == STORE_NO_COUPONS) {
         mega_grant_failed(md->queue, t, now, MEGA_FAIL_NO_COUPONS);
-        log_task(md, NULL, "MEGADEAL_REJECT", NULL, t, "NO_COUPONS", "task=%llu",
+        log_task(md, 0, NULL, "MEGADEAL_REJECT", NULL, t, "NO_COUPONS", "task=%llu",
                  (unsigned long long)t->seq);
-        return true;
+    } else {
+        retry(md, t, now, op->out.msg[0] ? op->out.msg : store_strerror(op->err));
     }
-    retry(md, t, now, store_strerror(e));
-    return t->state == MEGA_FAILED;
+    answer_tickets(md);
+    pump(md);
+}
+
+static struct grant *
+free_slot(struct megadeal *md)
+{
+    for (unsigned i = 0; i < md->n_grants; i++)
+        if (!md->grants[i].busy)
+            return &md->grants[i];
+    return NULL;
+}
+
+/* Puts the head task's assignment into the group's next batch. */
+static void
+start_grant(struct megadeal *md, struct mega_task *t)
+{
+    struct grant *g = free_slot(md); /* mega_next_grant keeps in-flight below the slots */
+
+    mega_grant_started(md->queue, t);
+    g->busy = true;
+    g->t = t;
+    memset(&g->op.in, 0, sizeof g->op.in);
+    g->op.kind = STORE_OP_ASSIGN;
+    g->op.now = (int64_t)ev_time();
+    g->op.in.type = STORE_TYPE_MEGADEAL;
+    snprintf(g->op.in.user, sizeof g->op.in.user, "%s", t->user);
+    g->op.done = grant_done;
+    g->op.arg = g;
+    md->in_flight++;
+    group_add(md->group, &g->op);
 }
 
 /* Sets the timer for the queue's next event, or stops it when none is due. */
 static void
 reschedule(struct megadeal *md, double now)
 {
-    struct ev_loop *loop = md->srv->loop;
     double when;
-    ev_timer_stop(loop, &md->timer_w);
+
+    ev_timer_stop(md->loop, &md->timer_w);
     if (md->stopped || !mega_next_event(md->queue, now, &when))
         return;
     ev_timer_set(&md->timer_w, when > now ? when - now : 0., 0.);
-    ev_timer_start(loop, &md->timer_w);
+    ev_timer_start(md->loop, &md->timer_w);
 }
 
 /* Everything due now: forget old results, time out, grant what the limits allow. */
@@ -218,17 +247,18 @@ static void
 pump(struct megadeal *md)
 {
     double now = mono_now();
-    bool finished = false;
+    bool expired = false;
     struct mega_task *t;
+
     mega_reap(md->queue, now);
-    while ((t = mega_expire(md->queue, now))) {
+    while ((t = mega_expire(md->queue, now)) != NULL) {
         log_timeout(md, t);
-        finished = true;
+        expired = true;
     }
-    while (!md->stopped && (t = mega_next_grant(md->queue, now)))
-        finished |= allocate(md, t, now);
-    if (finished)
-        answer_waiters(md);
+    while (!md->stopped && (t = mega_next_grant(md->queue, now)) != NULL)
+        start_grant(md, t);
+    if (expired)
+        answer_tickets(md);
     reschedule(md, now);
 }
 
@@ -240,125 +270,138 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     pump(w->data);
 }
 
-void
-megadeal_committed(struct megadeal *md, bool ok, const char *why)
-{
-    if (md->n_pending == 0)
-        return;
-    double now = mono_now();
-    for (size_t i = 0; i < md->n_pending; i++) {
-        struct mega_task *t = md->pending[i];
-        if (!ok) {
-            retry(md, t, now, why ? why : "commit failed");
-            continue;
-        }
-        mega_grant_committed(md->queue, t, now);
-        log_task(md, NULL, "MEGADEAL_GRANT", NULL, t, "OK", "task=%llu waited_ms=%lld",
-                 (unsigned long long)t->seq, (long long)((now - t->enqueued) * 1e3));
-    }
-    md->n_pending = 0;
-    answer_waiters(md);
-    reschedule(md, now);
-}
-
 /* ---- commands ---- */
 
-enum proto_err
-megadeal_request(struct megadeal *md, struct conn *c, const char *user, char *note, size_t note_len)
+void
+megadeal_enqueue(struct megadeal *md, const char *user, uint64_t available, uint64_t conn,
+                 const char *peer, struct megadeal_view *v)
 {
-    struct server *srv = md->srv;
-    if (md->stopped) {
-        conn_error(c, PROTO_ERR_BUSY, "server shutting down");
-        return PROTO_ERR_BUSY;
-    }
-    struct store_counters sc;
-    enum store_err e = store_counters(srv->store, server_now_sec(srv), &sc);
-    if (e != STORE_OK) {
-        conn_error(c, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(e));
-        return PROTO_ERR_INTERNAL;
-    }
     double now = mono_now();
     struct mega_task *t;
+    struct mega_counters mc;
     unsigned pos;
     bool fresh;
-    struct mega_counters mc;
+
+    memset(v, 0, sizeof *v);
+    if (md->stopped) {
+        view_error(v, PROTO_ERR_BUSY, "server shutting down");
+        return;
+    }
     mega_counters(md->queue, &mc);
-    switch (mega_enqueue(md->queue, user, now, wall_ms(md), sc.type[STORE_TYPE_MEGADEAL].available,
-                         &t, &pos, &fresh)) {
+    switch (mega_enqueue(md->queue, user, now, wall_ms(), available, &t, &pos, &fresh)) {
     case MEGA_OK:
         break;
     case MEGA_BUSY:
-        log_task(md, c, "MEGADEAL_REJECT", user, NULL, "BUSY", "queued=%llu",
+        log_task(md, conn, peer, "MEGADEAL_REJECT", user, NULL, "BUSY", "queued=%llu",
                  (unsigned long long)mc.queued);
-        conn_error(c, PROTO_ERR_BUSY, "MEGADEAL queue is full (%d tasks)", MEGA_QUEUE_MAX);
-        return PROTO_ERR_BUSY;
+        v->err = PROTO_ERR_BUSY;
+        snprintf(v->msg, sizeof v->msg, "MEGADEAL queue is full (%zu tasks)",
+                 mega_queue_max(md->queue));
+        return;
     case MEGA_NO_COUPONS:
-        log_task(md, c, "MEGADEAL_REJECT", user, NULL, "NO_COUPONS", "queued=%llu",
+        log_task(md, conn, peer, "MEGADEAL_REJECT", user, NULL, "NO_COUPONS", "queued=%llu",
                  (unsigned long long)mc.queued);
-        conn_error(c, PROTO_ERR_NO_COUPONS, "no MEGADEAL coupon left");
-        return PROTO_ERR_NO_COUPONS;
+        view_error(v, PROTO_ERR_NO_COUPONS, "no MEGADEAL coupon left");
+        return;
     case MEGA_NOMEM:
-        conn_error(c, PROTO_ERR_INTERNAL, "out of memory, nothing was changed");
-        return PROTO_ERR_INTERNAL;
+        view_error(v, PROTO_ERR_INTERNAL, "out of memory, nothing was changed");
+        return;
     }
-    snprintf(note, note_len, "task=%llu position=%u%s", (unsigned long long)t->seq, pos,
+    snprintf(v->note, sizeof v->note, "task=%llu position=%u%s", (unsigned long long)t->seq, pos,
              fresh ? "" : " again=1");
     if (fresh) {
-        log_task(md, c, "MEGADEAL_ENQUEUE", NULL, t, "OK", "task=%llu position=%u",
+        log_task(md, conn, peer, "MEGADEAL_ENQUEUE", NULL, t, "OK", "task=%llu position=%u",
                  (unsigned long long)t->seq, pos);
-        reschedule(md, now);
+        pump(md);
     }
-    return reply_task(md, c, t);
+    view_task(md, t, v);
 }
 
-enum proto_err
-megadeal_status(struct megadeal *md, struct conn *c, const char *id, bool wait, bool *deferred,
-                char *note, size_t note_len)
+/* The live task an id names, or NULL with the error in *v. */
+static struct mega_task *
+task_of(struct megadeal *md, const char *id, struct megadeal_view *v)
 {
     struct task_payload given, live;
+
+    memset(v, 0, sizeof *v);
     if (!task_decode(md->key, id, strlen(id), &given)) {
-        conn_error(c, PROTO_ERR_BAD_TASK, "%s", PROTO_BAD_TASK_MSG);
-        return PROTO_ERR_BAD_TASK;
+        view_error(v, PROTO_ERR_BAD_TASK, PROTO_BAD_TASK_MSG);
+        return NULL;
     }
-    snprintf(note, note_len, "task=%llu", (unsigned long long)given.seq);
+    snprintf(v->note, sizeof v->note, "task=%llu", (unsigned long long)given.seq);
     struct mega_task *t = mega_lookup(md->queue, given.seq, mono_now());
-    if (t)
+    if (t != NULL)
         task_payload_make(md->key, t->seq, t->stamp, t->stamp + md->wait_ms, t->user, &live);
-    if (!t || !task_payload_equal(&given, &live)) {
-        conn_error(c, PROTO_ERR_UNKNOWN_TASK,
-                   "no such task (finished long ago, or lost in a "
-                   "restart)");
-        return PROTO_ERR_UNKNOWN_TASK;
+    if (t == NULL || !task_payload_equal(&given, &live)) {
+        view_error(v, PROTO_ERR_UNKNOWN_TASK,
+                   "no such task (finished long ago, or lost in a restart)");
+        return NULL;
     }
-    bool waiting = t->state == MEGA_QUEUED || t->state == MEGA_IN_FLIGHT;
-    if (!wait || !waiting)
-        return reply_task(md, c, t);
-    if (!waiter_add(md, c, t->seq)) {
-        conn_error(c, PROTO_ERR_INTERNAL, "out of memory");
-        return PROTO_ERR_INTERNAL;
-    }
-    snprintf(note, note_len, "task=%llu held=1", (unsigned long long)t->seq);
-    conn_block(c);
-    *deferred = true;
-    return PROTO_OK;
+    return t;
 }
 
 void
-megadeal_conn_closed(struct megadeal *md, struct conn *c)
+megadeal_status(struct megadeal *md, const char *id, struct megadeal_view *v)
 {
-    for (size_t i = 0; i < md->n_waiters; i++) {
-        if (md->waiters[i].c == c) {
-            md->waiters[i] = md->waiters[--md->n_waiters];
-            return; /* a blocked connection waits on one task at most */
-        }
+    struct mega_task *t = task_of(md, id, v);
+
+    if (t != NULL)
+        view_task(md, t, v);
+}
+
+bool
+megadeal_wait(struct megadeal *md, const char *id, struct megadeal_ticket *tk)
+{
+    struct mega_task *t = task_of(md, id, &tk->view);
+
+    if (t == NULL)
+        return false;
+    if (finished(t) || md->stopped) {
+        view_task(md, t, &tk->view);
+        if (!finished(t))
+            view_error(&tk->view, PROTO_ERR_BUSY, "server shutting down");
+        return false;
     }
+    tk->seq = t->seq;
+    tk->prev = NULL;
+    tk->next = md->tickets;
+    if (md->tickets != NULL)
+        md->tickets->prev = tk;
+    md->tickets = tk;
+    snprintf(tk->view.note, sizeof tk->view.note, "task=%llu held=1", (unsigned long long)t->seq);
+    return true;
+}
+
+void
+megadeal_cancel(struct megadeal *md, struct megadeal_ticket *t)
+{
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else if (md->tickets == t)
+        md->tickets = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
 }
 
 void
 megadeal_stop(struct megadeal *md)
 {
     md->stopped = true;
-    ev_timer_stop(md->srv->loop, &md->timer_w);
+    ev_timer_stop(md->loop, &md->timer_w);
+    while (md->tickets != NULL) {
+        struct megadeal_ticket *t = md->tickets;
+        megadeal_cancel(md, t);
+        memset(&t->view, 0, sizeof t->view);
+        view_error(&t->view, PROTO_ERR_BUSY, "server shutting down");
+        t->done(t);
+    }
+}
+
+bool
+megadeal_busy(const struct megadeal *md)
+{
+    return md->in_flight > 0;
 }
 
 void
@@ -370,28 +413,34 @@ megadeal_counters(const struct megadeal *md, struct mega_counters *out)
 /* ---- life cycle ---- */
 
 struct megadeal *
-megadeal_new(struct server *srv, char *errbuf, size_t errlen)
+megadeal_new(struct ev_loop *loop, const struct megadeal_config *cfg, struct group *g,
+             struct log *lg, char *errbuf, size_t errlen)
 {
-    const struct opts *o = srv->opts;
-    struct mega_config cfg = {.rate = o->megadeal_rate,
-                              .concurrency = o->megadeal_concurrency,
-                              .wait = o->megadeal_wait,
-                              .window = MEGA_WINDOW_SECONDS,
-                              .retain = MEGA_RETAIN_SECONDS};
+    struct mega_config mc = {.rate = cfg->rate,
+                             .concurrency = cfg->concurrency,
+                             .wait = cfg->wait,
+                             .window = MEGA_WINDOW_SECONDS,
+                             .retain = MEGA_RETAIN_SECONDS};
     struct megadeal *md = calloc(1, sizeof *md);
-    if (!md || !(md->queue = mega_new(&cfg)) ||
-        !(md->pending = calloc(cfg.concurrency, sizeof *md->pending))) {
+
+    if (md == NULL || (md->queue = mega_new(&mc)) == NULL ||
+        (md->grants = calloc(cfg->concurrency, sizeof *md->grants)) == NULL) {
         snprintf(errbuf, errlen, "cannot set up the MEGADEAL queue: out of memory");
         megadeal_free(md);
         return NULL;
     }
-    md->key = task_key_load(o->data_dir, errbuf, errlen);
-    if (!md->key) {
+    md->key = task_key_load(cfg->data_dir, errbuf, errlen);
+    if (md->key == NULL) {
         megadeal_free(md);
         return NULL;
     }
-    md->srv = srv;
-    md->wait_ms = (int64_t)o->megadeal_wait * 1000;
+    md->loop = loop;
+    md->group = g;
+    md->log = lg;
+    md->n_grants = cfg->concurrency;
+    for (unsigned i = 0; i < md->n_grants; i++)
+        md->grants[i].md = md;
+    md->wait_ms = (int64_t)cfg->wait * 1000;
     ev_timer_init(&md->timer_w, timer_cb, 0., 0.);
     md->timer_w.data = md;
     return md;
@@ -400,13 +449,12 @@ megadeal_new(struct server *srv, char *errbuf, size_t errlen)
 void
 megadeal_free(struct megadeal *md)
 {
-    if (!md)
+    if (md == NULL)
         return;
-    if (md->srv)
-        ev_timer_stop(md->srv->loop, &md->timer_w);
+    if (md->loop != NULL)
+        ev_timer_stop(md->loop, &md->timer_w);
     mega_free(md->queue);
     task_key_free(md->key);
-    free(md->pending);
-    free(md->waiters);
+    free(md->grants);
     free(md);
 }

@@ -1,48 +1,82 @@
-/* megadeal.h - the MEGADEAL queue inside the server: REQUEST, STATUS and WAIT, the timer that
- * drives grants, grants in the group commit, the replies held for WAIT, and the log lines.
- * The queue and its limits are mega.h's; the ids are task.h's. */
+/* megadeal.h - the MEGADEAL service: admitting REQUESTs to the queue, STATUS and WAIT, the timer
+ * that drives grants, and grants committed through the group. It answers through views and
+ * tickets, never by writing to a connection: a WAIT gives it a ticket, and the ticket's
+ * callback runs when the task finishes. The queue and its limits are mega.h's; the ids are
+ * task.h's. */
 #ifndef COUPOND_MEGADEAL_H
 #define COUPOND_MEGADEAL_H
 
+#include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mega.h"
 #include "proto.h"
+#include "task.h"
 
-struct server;
-struct conn;
+struct group;
+struct log;
 struct megadeal;
 
-/* Loads or makes DATADIR/task.key and sets up the queue with the server's --megadeal-* flags.
- * NULL with a one-line reason in errbuf on failure. */
-struct megadeal *megadeal_new(struct server *srv, char *errbuf, size_t errlen);
+#define MEGADEAL_NOTE_MAX 96 /* the log line's extra fields: task=, position=, held= */
+#define MEGADEAL_MSG_MAX  96 /* an error's message */
+
+/* A task as a reply shows it, or the error that answers instead. */
+struct megadeal_view {
+    enum proto_err err; /* PROTO_OK: the fields below; else msg */
+    char msg[MEGADEAL_MSG_MAX];
+    char id[TASK_ID_BUF];
+    bool granted;               /* else queued */
+    unsigned position;          /* queued: 1 is next */
+    struct proto_coupon coupon; /* granted */
+    char note[MEGADEAL_NOTE_MAX];
+};
+
+/* A WAIT held until its task finishes. The service fills `view` and calls `done`, once. */
+struct megadeal_ticket {
+    void (*done)(struct megadeal_ticket *t);
+    void *arg;
+    struct megadeal_view view;
+    uint64_t seq; /* the service's */
+    struct megadeal_ticket *prev, *next;
+};
+
+struct megadeal_config {
+    unsigned rate, concurrency, wait; /* the --megadeal-* flags */
+    const char *data_dir;             /* where task.key is */
+};
+
+/* Loads or makes DATADIR/task.key and sets up the queue. NULL with a one-line reason in errbuf
+ * on failure. */
+struct megadeal *megadeal_new(struct ev_loop *loop, const struct megadeal_config *cfg,
+                              struct group *g, struct log *lg, char *errbuf, size_t errlen);
 
 /* Frees the queue (queued tasks are lost, as on any restart) and wipes the key. NULL is a
- * no-op. Call it after every connection is closed. */
+ * no-op. No ticket may be held. */
 void megadeal_free(struct megadeal *md);
 
-/* REQUEST user MEGADEAL: admits a task and writes the reply to c, "OK task=ID status=queued
- * position=P" or an error. Writes nothing to the store, so the reply needs no commit.
- * Returns the reply's error code (PROTO_OK) and a note for the command's log line. */
-enum proto_err megadeal_request(struct megadeal *md, struct conn *c, const char *user, char *note,
-                                size_t note_len);
+/* REQUEST user MEGADEAL, with `available` unassigned, unexpired MEGADEAL coupons: admits a task
+ * (or finds the user's queued one) and fills *v. `conn`/`peer` name the client in the log. */
+void megadeal_enqueue(struct megadeal *md, const char *user, uint64_t available, uint64_t conn,
+                      const char *peer, struct megadeal_view *v);
 
-/* STATUS id (wait false) or WAIT id (wait true): writes the task's state to c. For WAIT on a
- * task not yet granted, c is blocked and answered when the task is granted or fails; then
- * *deferred is set. Returns the reply's error code and a note for the log line. */
-enum proto_err megadeal_status(struct megadeal *md, struct conn *c, const char *id, bool wait,
-                               bool *deferred, char *note, size_t note_len);
+/* STATUS id: fills *v with the task's state. */
+void megadeal_status(struct megadeal *md, const char *id, struct megadeal_view *v);
 
-/* Called by the server after each group commit with its outcome: the grants allocated in the
- * group are granted (ok) or go back to the queue, and their waiters are answered. */
-void megadeal_committed(struct megadeal *md, bool ok, const char *why);
+/* WAIT id: like STATUS for a task that finished; for a queued one the ticket is held, and true
+ * is returned: t->done runs when the task finishes (or the service stops). */
+bool megadeal_wait(struct megadeal *md, const char *id, struct megadeal_ticket *t);
 
-/* Forgets a closing connection that waits on a task (the task itself goes on). */
-void megadeal_conn_closed(struct megadeal *md, struct conn *c);
+/* Drops a held ticket; its callback never runs. */
+void megadeal_cancel(struct megadeal *md, struct megadeal_ticket *t);
 
-/* Shutdown: no more grants are started and no more tasks admitted. */
+/* Shutdown: no more grants or admissions; every held ticket is answered at once with
+ * ERR BUSY. */
 void megadeal_stop(struct megadeal *md);
+
+/* True while grants are being committed. */
+bool megadeal_busy(const struct megadeal *md);
 
 /* The queue's counters, for STATS. */
 void megadeal_counters(const struct megadeal *md, struct mega_counters *out);

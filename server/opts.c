@@ -21,7 +21,9 @@ enum {
     OPT_CHECK,
     OPT_MEGADEAL_RATE,
     OPT_MEGADEAL_CONCURRENCY,
-    OPT_MEGADEAL_WAIT
+    OPT_MEGADEAL_WAIT,
+    OPT_MIN_VALIDITY,
+    OPT_LOG_READS
 };
 
 static const struct option long_options[] = {
@@ -38,6 +40,8 @@ static const struct option long_options[] = {
     {"megadeal-rate", required_argument, NULL, OPT_MEGADEAL_RATE},
     {"megadeal-concurrency", required_argument, NULL, OPT_MEGADEAL_CONCURRENCY},
     {"megadeal-wait", required_argument, NULL, OPT_MEGADEAL_WAIT},
+    {"min-validity", required_argument, NULL, OPT_MIN_VALIDITY},
+    {"log-reads", no_argument, NULL, OPT_LOG_READS},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -51,12 +55,14 @@ static const char usage_text[] =
     "      --max-upload N         largest UPLOAD count, 1..50000 (default 50000)\n"
     "      --purge-interval SECS  purge expired coupons every SECS, 0 = off (default 3600)\n"
     "      --log FILE             operation log file (default stderr); SIGHUP reopens it\n"
+    "      --log-reads            log STATS polls too (default: writes and lookups only)\n"
     "      --max-clients N        most connections at once (default 10000)\n"
     "      --idle-timeout SECS    close connections idle this long, 0 = off (default 300)\n"
     "      --map-size SIZE        LMDB map size, suffix K/M/G/T allowed (default 16G)\n"
     "      --megadeal-rate N      MEGADEAL grants in any second, 1..1000 (default 10)\n"
     "      --megadeal-concurrency N MEGADEAL grants in flight at once, 1..1000 (default 5)\n"
     "      --megadeal-wait SECS   MEGADEAL task deadline, 1..3600 (default 10)\n"
+    "      --min-validity SECS    REQUEST never assigns a coupon expiring sooner (default 0)\n"
     "      --check                check the store in DIR for consistency and exit\n"
     "  -V, --version              print the version and exit\n"
     "  -h, --help                 print this help and exit\n";
@@ -165,6 +171,11 @@ set_number(struct opts *o, int opt, const char *arg)
             return false;
         *(opt == OPT_PURGE_INTERVAL ? &o->purge_interval : &o->idle_timeout) = (uint32_t)v;
         return true;
+    case OPT_MIN_VALIDITY:
+        if (!parse_u64(arg, 0, OPTS_SECONDS_MAX, &v))
+            return false;
+        o->min_validity = (uint32_t)v;
+        return true;
     case OPT_MAX_CLIENTS:
         if (!parse_u64(arg, 1, OPTS_MAX_CLIENTS_MAX, &v))
             return false;
@@ -213,6 +224,9 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
             break;
         case OPT_CHECK:
             o->mode = OPTS_MODE_CHECK;
+            break;
+        case OPT_LOG_READS:
+            o->log_reads = true;
             break;
         case 'V':
             fprintf(fp, "coupond %s\n", COUPOND_VERSION);

@@ -40,6 +40,8 @@ struct opts {
     uint32_t megadeal_rate;        /* grants in any one-second window */
     uint32_t megadeal_concurrency; /* grants allocated and not yet committed */
     uint32_t megadeal_wait;        /* seconds from REQUEST to ERR TIMEOUT */
+    uint32_t min_validity;         /* seconds a REQUEST's coupon must still be valid, 0 = none */
+    bool log_reads;                /* log STATS polls too */
 };
 
 /* Fills *o with the defaults. */

@@ -1,94 +1,71 @@
-/* purge.c - the purge engine: runs of bounded chunks, each run answering the PURGE commands
- * that were waiting when it started. */
+/* purge.c - the purge service (see purge.h): runs of chunks, each a PURGE operation in the
+ * group's next batch; a run answers the tickets that were waiting when it started. */
 #include "purge.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "conn.h"
+#include "group.h"
 #include "log.h"
-#include "server.h"
-
-struct waiters {
-    struct conn **v;
-    size_t len, cap;
-};
+#include "store.h"
 
 struct run {
-    bool active; /* started: chunks are being deleted */
-    bool wanted; /* requested (by a command or the timer) */
-    bool done;   /* the last chunk ran (or failed); answered after the commit */
-    bool failed;
-    int64_t cutoff;              /* delete what expired before this */
-    uint64_t committed, pending; /* deleted and durable; deleted in the open group */
+    bool active;    /* chunks are being deleted */
+    bool wanted;    /* requested (by a command or the timer) */
+    int64_t cutoff; /* delete what expired before this */
+    uint64_t purged;
     double started;
-    struct waiters waiters;
+    struct purge_ticket *tickets;
 };
 
 struct purge {
-    struct server *srv;
+    struct ev_loop *loop;
+    struct group *group;
+    struct log *log;
     struct run cur, next;
+    struct store_op op; /* the chunk in flight */
+    bool chunk_busy;
     bool stopping;
 };
 
+static void start_chunk(struct purge *p);
+
 struct purge *
-purge_new(struct server *srv)
+purge_new(struct ev_loop *loop, struct group *g, struct log *lg)
 {
     struct purge *p = calloc(1, sizeof *p);
-    if (p)
-        p->srv = srv;
+
+    if (p == NULL)
+        return NULL;
+    p->loop = loop;
+    p->group = g;
+    p->log = lg;
     return p;
 }
 
 void
 purge_free(struct purge *p)
 {
-    if (!p)
-        return;
-    free(p->cur.waiters.v);
-    free(p->next.waiters.v);
     free(p);
 }
 
-static bool
-waiters_add(struct waiters *w, struct conn *c)
-{
-    if (w->len == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 4;
-        struct conn **v = realloc(w->v, cap * sizeof *v);
-        if (!v)
-            return false;
-        w->v = v;
-        w->cap = cap;
-    }
-    w->v[w->len++] = c;
-    return true;
-}
-
 static void
-waiters_remove(struct waiters *w, const struct conn *c)
+unlink_ticket(struct purge_ticket **list, struct purge_ticket *t)
 {
-    for (size_t i = 0; i < w->len; i++)
-        if (w->v[i] == c)
-            w->v[i] = NULL;
-}
-
-bool
-purge_request(struct purge *p, struct conn *c)
-{
-    if (c && !waiters_add(&p->next.waiters, c))
-        return false;
-    p->next.wanted = true;
-    server_defer(p->srv);
-    return true;
+    for (; *list != NULL; list = &(*list)->next) {
+        if (*list == t) {
+            *list = t->next;
+            t->next = NULL;
+            return;
+        }
+    }
 }
 
 void
-purge_cancel(struct purge *p, struct conn *c)
+purge_cancel(struct purge *p, struct purge_ticket *t)
 {
-    waiters_remove(&p->cur.waiters, c);
-    waiters_remove(&p->next.waiters, c);
+    unlink_ticket(&p->cur.tickets, t);
+    unlink_ticket(&p->next.tickets, t);
 }
 
 bool
@@ -97,116 +74,129 @@ purge_busy(const struct purge *p)
     return p->cur.active || p->next.wanted;
 }
 
+/* Logs the run's outcome once per waiting command, or once for a timer run. */
+static void
+log_run(struct purge *p, const struct purge_ticket *t, bool anyone)
+{
+    const struct run *r = &p->cur;
+    double now = ev_now(p->loop);
+    char extra[64];
+
+    snprintf(extra, sizeof extra, "purged=%llu%s", (unsigned long long)r->purged,
+             t != NULL && t->more ? " more=1" : "");
+    struct log_op lo = {.op = anyone ? "PURGE" : "PURGE_TIMER",
+                        .result = t == NULL || t->ok ? "OK" : "INTERNAL",
+                        .us = (int64_t)((now - r->started) * 1e6),
+                        .extra = extra};
+    log_op(p->log, now, &lo);
+}
+
+/* Ends the current run: every ticket gets the outcome. */
+static void
+end_run(struct purge *p, bool ok, bool more, const char *why)
+{
+    struct run *r = &p->cur;
+    struct purge_ticket *t = r->tickets;
+    struct purge_ticket outcome = {.ok = ok, .purged = r->purged, .more = more, .why = why};
+
+    r->active = false;
+    r->tickets = NULL;
+    if (t == NULL)
+        log_run(p, &outcome, false);
+    while (t != NULL) {
+        struct purge_ticket *next = t->next;
+        t->ok = ok;
+        t->purged = r->purged;
+        t->more = more;
+        t->why = why;
+        t->seconds = ev_now(p->loop) - r->started;
+        t->next = NULL;
+        log_run(p, t, true);
+        t->done(t);
+        t = next;
+    }
+}
+
+static void
+start_run(struct purge *p)
+{
+    p->cur = p->next;
+    p->cur.active = true;
+    p->cur.wanted = false;
+    p->cur.cutoff = (int64_t)ev_now(p->loop);
+    p->cur.started = ev_now(p->loop);
+    p->cur.purged = 0;
+    p->next = (struct run){0};
+    start_chunk(p);
+}
+
+static void
+chunk_done(struct store_op *op)
+{
+    struct purge *p = op->arg;
+
+    p->chunk_busy = false;
+    if (op->err != STORE_OK) {
+        log_event(p->log, ev_now(p->loop), "PURGE_FAILED", "reason=\"%s: %s\"",
+                  store_strerror(op->err), op->out.msg);
+        end_run(p, false, false, store_strerror(op->err));
+    } else {
+        p->cur.purged += op->out.count;
+        if (!op->out.more)
+            end_run(p, true, false, NULL);
+        else if (p->stopping)
+            end_run(p, true, true, NULL);
+        else
+            start_chunk(p);
+    }
+    if (!p->cur.active && p->next.wanted && !p->stopping)
+        start_run(p);
+}
+
+static void
+start_chunk(struct purge *p)
+{
+    struct store_op *op = &p->op;
+
+    *op = (struct store_op){
+        .kind = STORE_OP_PURGE, .now = p->cur.cutoff, .done = chunk_done, .arg = p};
+    op->in.max = PURGE_CHUNK;
+    p->chunk_busy = true;
+    group_add(p->group, op);
+}
+
+void
+purge_request(struct purge *p, struct purge_ticket *t)
+{
+    if (t != NULL) {
+        t->next = p->next.tickets;
+        p->next.tickets = t;
+    }
+    if (p->stopping) {
+        purge_stop(p);
+        return;
+    }
+    p->next.wanted = true;
+    if (!p->cur.active)
+        start_run(p);
+}
+
 void
 purge_stop(struct purge *p)
 {
     p->stopping = true;
-    if (p->cur.active)
-        p->cur.done = true;
-    /* Requests that never started are told so: nothing was purged for them. */
-    for (size_t i = 0; i < p->next.waiters.len; i++) {
-        struct conn *c = p->next.waiters.v[i];
-        if (!c)
-            continue;
-        conn_error(c, PROTO_ERR_INTERNAL, "server shutting down, nothing was purged");
-        conn_reply_done(c);
+    /* The current run ends when its chunk in flight completes. Requests that never started
+     * are told so: nothing was purged for them. */
+    struct purge_ticket *t = p->next.tickets;
+    p->next = (struct run){0};
+    while (t != NULL) {
+        struct purge_ticket *next = t->next;
+        t->ok = false;
+        t->purged = 0;
+        t->more = false;
+        t->why = "server shutting down, nothing was purged";
+        t->next = NULL;
+        t->done(t);
+        t = next;
     }
-    p->next.waiters.len = 0;
-    p->next.wanted = false;
-}
-
-/* Moves the next run's requests into the current run. */
-static void
-start_run(struct purge *p)
-{
-    struct waiters spare = p->cur.waiters;
-    spare.len = 0;
-    p->cur = p->next;
-    p->cur.active = true;
-    p->cur.cutoff = server_now_sec(p->srv);
-    p->cur.started = server_now(p->srv);
-    p->next = (struct run){.waiters = spare};
-}
-
-void
-purge_step(struct purge *p)
-{
-    if (!p->cur.active && p->next.wanted && !p->stopping)
-        start_run(p);
-    if (!p->cur.active || p->cur.done)
-        return;
-    bool more = false;
-    uint64_t n = 0;
-    enum store_err e = store_purge(p->srv->store, p->cur.cutoff, PURGE_CHUNK, &n, &more);
-    p->cur.pending += n;
-    if (e != STORE_OK) {
-        p->cur.failed = true;
-        p->cur.done = true;
-        log_event(p->srv->log, server_now(p->srv), "PURGE_FAILED", "reason=\"%s: %s\"",
-                  store_strerror(e), store_last_error(p->srv->store));
-    } else if (!more) {
-        p->cur.done = true;
-    }
-}
-
-/* Logs the run's outcome for one waiting connection, or once for a timer run. */
-static void
-log_run(struct purge *p, const struct conn *c, bool ok)
-{
-    struct run *r = &p->cur;
-    double now = server_now(p->srv);
-    char extra[48];
-    snprintf(extra, sizeof extra, "purged=%llu", (unsigned long long)r->committed);
-    struct log_op lo = {.conn = c ? c->id : 0,
-                        .peer = c ? c->peer : NULL,
-                        .op = c ? "PURGE" : "PURGE_TIMER",
-                        .result = ok ? "OK" : "INTERNAL",
-                        .us = (int64_t)((now - r->started) * 1e6),
-                        .extra = extra};
-    log_op(p->srv->log, now, &lo);
-}
-
-static void
-answer(struct purge *p, bool ok, const char *why)
-{
-    struct run *r = &p->cur;
-    size_t answered = 0;
-    for (size_t i = 0; i < r->waiters.len; i++) {
-        struct conn *c = r->waiters.v[i];
-        if (!c)
-            continue;
-        if (ok)
-            conn_printf(c, "OK purged=%llu\n", (unsigned long long)r->committed);
-        else
-            conn_error(c, PROTO_ERR_INTERNAL, "purge stopped after %llu coupons: %s",
-                       (unsigned long long)r->committed, why);
-        conn_reply_done(c);
-        conn_unblock(c);
-        log_run(p, c, ok);
-        answered++;
-    }
-    if (answered == 0)
-        log_run(p, NULL, ok);
-}
-
-void
-purge_committed(struct purge *p, bool ok, const char *why)
-{
-    struct run *r = &p->cur;
-    if (!r->active)
-        return;
-    if (ok)
-        r->committed += r->pending;
-    r->pending = 0;
-    if (!ok) {
-        r->failed = true;
-        r->done = true;
-    }
-    if (r->done) {
-        answer(p, !r->failed, r->failed ? (why ? why : "store error") : NULL);
-        r->active = false;
-        r->waiters.len = 0;
-    }
-    if (purge_busy(p) && !p->stopping)
-        server_defer(p->srv);
 }

@@ -1,9 +1,10 @@
-/* server.c - the loop's skeleton: listener and accept, signals, the purge timer, and the end of
- * each iteration, where the group of writes is committed once and the replies go out. */
+/* server.c - the wiring: the listener hands connections to sessions, commands reach the store
+ * and the services through one environment, and the end of every loop iteration commits the
+ * group, hands the log lines to their writer and sends the replies. Signals and the graceful
+ * shutdown live here too. */
 #include "server.h"
 
 #include <errno.h>
-#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,44 +15,69 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cmd.h"
 #include "conn.h"
+#include "group.h"
 #include "log.h"
 #include "megadeal.h"
+#include "opts.h"
 #include "purge.h"
+#include "session.h"
 
 #define SERVER_LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
 #define SERVER_BUSY_REPLY     "ERR BUSY too many clients\n"
 
-double
-server_now(const struct server *srv)
+struct server {
+    struct ev_loop *loop;
+    const struct opts *opts;
+    struct store *store;
+    struct log *log;
+    struct group *group;
+    struct purge *purge;
+    struct megadeal *mega;
+    struct conn_pool *conns;
+    struct session_set *sessions;
+    struct cmd_env env;
+    unsigned char admin_key[KEYS_BYTES];
+
+    int listen_fd;
+    unsigned port;
+    ev_io accept_w;
+    ev_timer accept_pause_w;
+    ev_prepare prepare_w;   /* end of each loop iteration: commit, log, send */
+    ev_timer purge_timer_w; /* --purge-interval */
+    ev_timer shutdown_w;    /* grace period on SIGTERM */
+    ev_signal sigint_w, sigterm_w, sighup_w;
+
+    double started;
+    uint64_t clients_rejected;
+    bool shutting_down;
+};
+
+/* ---- STATS: the server's own values ---- */
+
+static void
+server_stats(void *arg, struct proto_stats *out)
 {
-    return ev_now(srv->loop);
+    struct server *srv = arg;
+    const struct group_stats *gs = group_stats(srv->group);
+
+    out->v[PROTO_STAT_UPTIME][0] = (uint64_t)(ev_now(srv->loop) - srv->started);
+    out->v[PROTO_STAT_CONNECTIONS][0] = conn_pool_count(srv->conns);
+    out->v[PROTO_STAT_COMMANDS][0] = srv->env.commands;
+    out->v[PROTO_STAT_CONNECTIONS_TOTAL][0] = conn_pool_total(srv->conns);
+    out->v[PROTO_STAT_CLIENTS_REJECTED][0] = srv->clients_rejected;
+    out->v[PROTO_STAT_COMMITS][0] = gs->commits;
+    out->v[PROTO_STAT_COMMIT_FAILURES][0] = gs->failures;
 }
 
-int64_t
-server_now_sec(const struct server *srv)
-{
-    return (int64_t)floor(ev_now(srv->loop));
-}
-
-double
-server_now_precise(const struct server *srv)
-{
-    (void)srv;
-    return ev_time();
-}
-
-void
-server_defer(struct server *srv)
-{
-    if (!ev_is_active(&srv->defer_w))
-        ev_timer_start(srv->loop, &srv->defer_w);
-}
+/* ---- accepting ---- */
 
 static void
 format_peer(const struct sockaddr_storage *ss, char *out, size_t len)
 {
     char host[INET6_ADDRSTRLEN], port[8];
+
     if (getnameinfo((const struct sockaddr *)ss, sizeof *ss, host, sizeof host, port, sizeof port,
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
         snprintf(out, len, "?");
@@ -68,6 +94,7 @@ accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     struct server *srv = w->data;
+
     if (!srv->shutting_down)
         ev_io_start(loop, &srv->accept_w);
 }
@@ -80,18 +107,39 @@ pause_accepting(struct server *srv, int err)
     ev_io_stop(srv->loop, &srv->accept_w);
     ev_timer_set(&srv->accept_pause_w, SERVER_ACCEPT_PAUSE, 0.);
     ev_timer_start(srv->loop, &srv->accept_pause_w);
-    log_event(srv->log, server_now(srv), "ACCEPT_PAUSED", "reason=\"%s\" conns=%zu", strerror(err),
-              srv->conns.count);
+    log_event(srv->log, ev_now(srv->loop), "ACCEPT_PAUSED", "reason=\"%s\" conns=%zu",
+              strerror(err), conn_pool_count(srv->conns));
 }
 
 static void
 turn_away(struct server *srv, int fd)
 {
-    srv->stats.rejected_clients++;
+    srv->clients_rejected++;
     if (send(fd, SERVER_BUSY_REPLY, sizeof SERVER_BUSY_REPLY - 1, MSG_NOSIGNAL) < 0) {
         /* The client is gone already; closing is all that is left. */
     }
     close(fd);
+}
+
+static void
+take_client(struct server *srv, int fd, const struct sockaddr_storage *ss)
+{
+    char peer[CONN_PEER_MAX];
+    int one = 1;
+
+    if (conn_pool_count(srv->conns) >= srv->opts->max_clients) {
+        turn_away(srv, fd);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    format_peer(ss, peer, sizeof peer);
+    struct conn *c = conn_new(srv->conns, fd, peer);
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    if (session_new(srv->sessions, c) == NULL)
+        conn_close(c, "reason=out_of_memory");
 }
 
 static void
@@ -100,6 +148,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     (void)revents;
     struct server *srv = w->data;
+
     for (int i = 0; i < SERVER_ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
@@ -111,115 +160,35 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 continue;
             return; /* EAGAIN: all accepted */
         }
-        if (srv->conns.count >= srv->opts->max_clients) {
-            turn_away(srv, fd);
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        char peer[CONN_PEER_MAX];
-        format_peer(&ss, peer, sizeof peer);
-        if (!conn_new(srv, fd, peer))
-            close(fd);
+        take_client(srv, fd, &ss);
     }
 }
 
-/* Commits the iteration's group and releases or replaces the replies that waited for it. */
-static void
-commit_group(struct server *srv)
+/* ---- the loop ---- */
+
+static bool
+all_done(const struct server *srv)
 {
-    bool ok = true;
-    const char *why = NULL;
-    if (store_pending(srv->store)) {
-        double t0 = ev_time();
-        enum store_err e = store_commit(srv->store);
-        ok = e == STORE_OK;
-        unsigned members = 0;
-        for (struct conn *c = srv->group; c; c = c->group_next)
-            members++;
-        if (ok) {
-            srv->stats.commits++;
-        } else {
-            srv->stats.commit_failures++;
-            why = store_strerror(e);
-            log_event(srv->log, server_now(srv), "COMMIT",
-                      "result=INTERNAL conns=%u us=%lld "
-                      "reason=\"%s\"",
-                      members, (long long)((ev_time() - t0) * 1e6), store_last_error(srv->store));
-        }
-    }
-    struct conn *next;
-    for (struct conn *c = srv->group; c; c = next) {
-        next = c->group_next;
-        conn_group_done(c, ok, why);
-    }
-    srv->group = NULL;
-    purge_committed(srv->purge, ok, why);
-    megadeal_committed(srv->mega, ok, why);
+    return session_set_count(srv->sessions) == 0 && !group_busy(srv->group) &&
+           !purge_busy(srv->purge) && !megadeal_busy(srv->mega);
 }
 
-static void
-flush_all(struct server *srv)
-{
-    struct conn *c = srv->flush;
-    srv->flush = NULL;
-    while (c) {
-        struct conn *next = c->flush_next;
-        conn_flush(c);
-        c = next;
-    }
-}
-
-/* Frees closed connections that no pending work points at any more. */
-static void
-bury_dead(struct server *srv)
-{
-    struct conn *keep = NULL, *c = srv->graveyard;
-    while (c) {
-        struct conn *next = c->dead_next;
-        if (c->in_resume) { /* the deferred list still holds it */
-            c->dead_next = keep;
-            keep = c;
-        } else {
-            conn_free(c);
-        }
-        c = next;
-    }
-    srv->graveyard = keep;
-}
-
-/* The end of every loop iteration, just before it waits: one commit for all the writes the
- * iteration gathered, then every reply is written. */
+/* The end of every loop iteration, just before it waits: the group's batch goes to the store,
+ * the log lines to their writer, and the replies out. */
 static void
 prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)revents;
     struct server *srv = w->data;
-    purge_step(srv->purge);
-    commit_group(srv);
+
+    group_flush(srv->group);
     /* The log lines go to the writer before the replies go out, so a reply is rarely ahead of
      * its line; the log is still asynchronous and may lose its tail in a crash. */
     log_flush(srv->log);
-    flush_all(srv);
+    conn_pool_flush(srv->conns);
     store_release(srv->store);
-    bury_dead(srv);
-    if (srv->shutting_down && !purge_busy(srv->purge) && srv->conns.count == 0)
+    if (srv->shutting_down && all_done(srv))
         ev_break(loop, EVBREAK_ALL);
-}
-
-static void
-defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    struct server *srv = w->data;
-    struct conn *c = srv->resume;
-    srv->resume = NULL;
-    while (c) {
-        struct conn *next = c->resume_next;
-        conn_resume(c);
-        c = next;
-    }
 }
 
 static void
@@ -228,6 +197,7 @@ purge_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     struct server *srv = w->data;
+
     purge_request(srv->purge, NULL);
 }
 
@@ -236,20 +206,20 @@ shutdown_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     struct server *srv = w->data;
-    log_event(srv->log, server_now(srv), "SHUTDOWN", "result=grace_expired conns=%zu",
-              srv->conns.count);
+
+    log_event(srv->log, ev_now(loop), "SHUTDOWN", "result=grace_expired conns=%zu",
+              conn_pool_count(srv->conns));
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* SIGINT/SIGTERM: stop taking work, commit and answer what is pending, then leave. */
 static void
 begin_shutdown(struct server *srv, int signum)
 {
     if (srv->shutting_down)
         return;
     srv->shutting_down = true;
-    log_event(srv->log, server_now(srv), "SHUTDOWN", "signal=%d conns=%zu", signum,
-              srv->conns.count);
+    log_event(srv->log, ev_now(srv->loop), "SHUTDOWN", "signal=%d conns=%zu", signum,
+              conn_pool_count(srv->conns));
     ev_io_stop(srv->loop, &srv->accept_w);
     ev_timer_stop(srv->loop, &srv->accept_pause_w);
     ev_timer_stop(srv->loop, &srv->purge_timer_w);
@@ -257,29 +227,33 @@ begin_shutdown(struct server *srv, int signum)
     srv->listen_fd = -1;
     purge_stop(srv->purge);
     megadeal_stop(srv->mega);
-    /* Every connection is closed once its replies (and those its group still owes) are
-     * written; conn_close_after_flush lingers so that no reset destroys them. */
-    struct conn *next;
-    for (struct conn *c = srv->conns.head; c; c = next) {
-        next = c->next;
-        conn_close_after_flush(c);
-    }
+    /* Every connection closes once the replies it is owed are written; the close lingers so
+     * that no reset destroys them. */
+    session_set_shutdown(srv->sessions);
     ev_timer_start(srv->loop, &srv->shutdown_w);
+}
+
+void
+server_shutdown(struct server *srv)
+{
+    begin_shutdown(srv, 0);
 }
 
 static void
 signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    (void)loop;
     (void)revents;
     struct server *srv = w->data;
+
     if (w->signum == SIGHUP) {
-        log_event(srv->log, server_now(srv), "REOPEN_LOG", NULL);
+        log_event(srv->log, ev_now(loop), "REOPEN_LOG", NULL);
         log_reopen(srv->log);
         return;
     }
     begin_shutdown(srv, w->signum);
 }
+
+/* ---- setting up ---- */
 
 static int
 open_listener(const struct opts *o, char *errbuf, size_t errlen)
@@ -289,6 +263,7 @@ open_listener(const struct opts *o, char *errbuf, size_t errlen)
                              .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
     struct addrinfo *ai;
     char port[8];
+
     snprintf(port, sizeof port, "%u", o->port);
     int rc = getaddrinfo(o->listen, port, &hints, &ai);
     if (rc != 0) {
@@ -314,6 +289,7 @@ bound_port(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
+
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
         return 0;
     if (ss.ss_family == AF_INET6)
@@ -325,18 +301,18 @@ static void
 start_watchers(struct server *srv)
 {
     struct ev_loop *loop = srv->loop;
+    double every = srv->opts->purge_interval;
+
     ev_io_init(&srv->accept_w, accept_cb, srv->listen_fd, EV_READ);
     ev_timer_init(&srv->accept_pause_w, accept_resume_cb, SERVER_ACCEPT_PAUSE, 0.);
     ev_prepare_init(&srv->prepare_w, prepare_cb);
-    ev_timer_init(&srv->defer_w, defer_cb, 0., 0.);
     ev_timer_init(&srv->shutdown_w, shutdown_timer_cb, SERVER_SHUTDOWN_GRACE, 0.);
-    double every = srv->opts->purge_interval;
     ev_timer_init(&srv->purge_timer_w, purge_timer_cb, every, every);
     ev_signal_init(&srv->sigint_w, signal_cb, SIGINT);
     ev_signal_init(&srv->sigterm_w, signal_cb, SIGTERM);
     ev_signal_init(&srv->sighup_w, signal_cb, SIGHUP);
     srv->accept_w.data = srv->accept_pause_w.data = srv->prepare_w.data = srv;
-    srv->defer_w.data = srv->shutdown_w.data = srv->purge_timer_w.data = srv;
+    srv->shutdown_w.data = srv->purge_timer_w.data = srv;
     srv->sigint_w.data = srv->sigterm_w.data = srv->sighup_w.data = srv;
     ev_io_start(loop, &srv->accept_w);
     ev_prepare_start(loop, &srv->prepare_w);
@@ -347,50 +323,86 @@ start_watchers(struct server *srv)
     ev_signal_start(loop, &srv->sighup_w);
 }
 
-/* Frees what server_init made; each part may be missing. */
 static void
-release(struct server *srv)
+stop_watchers(struct server *srv)
 {
-    if (srv->listen_fd >= 0)
-        close(srv->listen_fd);
-    srv->listen_fd = -1;
-    purge_free(srv->purge);
-    megadeal_free(srv->mega);
-    free(srv->read_buf);
-    srv->purge = NULL;
-    srv->mega = NULL;
-    srv->read_buf = NULL;
-    sodium_memzero(srv->admin_key, sizeof srv->admin_key);
+    struct ev_loop *loop = srv->loop;
+
+    ev_io_stop(loop, &srv->accept_w);
+    ev_timer_stop(loop, &srv->accept_pause_w);
+    ev_prepare_stop(loop, &srv->prepare_w);
+    ev_timer_stop(loop, &srv->shutdown_w);
+    ev_timer_stop(loop, &srv->purge_timer_w);
+    ev_signal_stop(loop, &srv->sigint_w);
+    ev_signal_stop(loop, &srv->sigterm_w);
+    ev_signal_stop(loop, &srv->sighup_w);
 }
 
-bool
-server_init(struct server *srv, struct ev_loop *loop, const struct opts *opts, struct store *store,
-            struct log *lg, const unsigned char admin_key[KEYS_BYTES], char *errbuf, size_t errlen)
+static bool
+make_services(struct server *srv, char *errbuf, size_t errlen)
 {
-    memset(srv, 0, sizeof *srv);
+    const struct opts *o = srv->opts;
+    struct conn_config cc = {.idle_timeout = o->idle_timeout};
+    struct megadeal_config mc = {.rate = o->megadeal_rate,
+                                 .concurrency = o->megadeal_concurrency,
+                                 .wait = o->megadeal_wait,
+                                 .data_dir = o->data_dir};
+
+    srv->group = group_new(srv->loop, srv->store, srv->log);
+    srv->purge = srv->group ? purge_new(srv->loop, srv->group, srv->log) : NULL;
+    srv->conns = conn_pool_new(srv->loop, &cc, srv->log);
+    if (srv->group == NULL || srv->purge == NULL || srv->conns == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return false;
+    }
+    srv->mega = megadeal_new(srv->loop, &mc, srv->group, srv->log, errbuf, errlen);
+    if (srv->mega == NULL)
+        return false;
+    srv->env = (struct cmd_env){.loop = srv->loop,
+                                .opts = o,
+                                .store = srv->store,
+                                .group = srv->group,
+                                .mega = srv->mega,
+                                .purge = srv->purge,
+                                .log = srv->log,
+                                .admin_key = srv->admin_key,
+                                .server_stats = server_stats,
+                                .server_stats_arg = srv};
+    srv->sessions = session_set_new(&srv->env);
+    if (srv->sessions == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+struct server *
+server_new(struct ev_loop *loop, const struct opts *opts, struct store *store, struct log *lg,
+           const unsigned char admin_key[KEYS_BYTES], char *errbuf, size_t errlen)
+{
+    struct server *srv = calloc(1, sizeof *srv);
+
+    if (srv == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
     srv->loop = loop;
     srv->opts = opts;
     srv->store = store;
     srv->log = lg;
-    memcpy(srv->admin_key, admin_key, KEYS_BYTES);
-    srv->started = ev_time();
     srv->listen_fd = -1;
-    srv->purge = purge_new(srv);
-    srv->read_buf = malloc(CONN_IN_BUF);
-    if (!srv->purge || !srv->read_buf) {
-        snprintf(errbuf, errlen, "out of memory");
-        release(srv);
-        return false;
+    srv->started = ev_time();
+    memcpy(srv->admin_key, admin_key, KEYS_BYTES);
+    if (!make_services(srv, errbuf, errlen) ||
+        (srv->listen_fd = open_listener(opts, errbuf, errlen)) < 0) {
+        server_free(srv);
+        return NULL;
     }
-    srv->mega = megadeal_new(srv, errbuf, errlen);
-    if (!srv->mega || (srv->listen_fd = open_listener(opts, errbuf, errlen)) < 0) {
-        release(srv);
-        return false;
-    }
+    srv->port = bound_port(srv->listen_fd);
     start_watchers(srv);
-    log_event(lg, ev_time(), "LISTEN", "addr=%s port=%u max_clients=%u", opts->listen,
-              bound_port(srv->listen_fd), opts->max_clients);
-    return true;
+    log_event(lg, ev_time(), "LISTEN", "addr=%s port=%u max_clients=%u", opts->listen, srv->port,
+              opts->max_clients);
+    return srv;
 }
 
 void
@@ -399,15 +411,25 @@ server_run(struct server *srv)
     ev_run(srv->loop, 0);
 }
 
+unsigned
+server_port(const struct server *srv)
+{
+    return srv->port;
+}
+
 void
 server_free(struct server *srv)
 {
-    /* The group, if any, was never acknowledged; store_close drops it. */
-    while (srv->conns.head)
-        conn_close(srv->conns.head);
-    srv->resume = NULL;
-    for (struct conn *c = srv->graveyard; c; c = c->dead_next)
-        c->in_resume = false;
-    bury_dead(srv);
-    release(srv);
+    if (srv == NULL)
+        return;
+    stop_watchers(srv);
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    conn_pool_free(srv->conns); /* closes every connection; their sessions go with them */
+    session_set_free(srv->sessions);
+    megadeal_free(srv->mega);
+    purge_free(srv->purge);
+    group_free(srv->group);
+    sodium_memzero(srv->admin_key, sizeof srv->admin_key);
+    free(srv);
 }

@@ -1,13 +1,11 @@
-/* upload.c - UPLOAD batches: per-record parsing as lines arrive, one atomic store_upload, and
+/* upload.c - UPLOAD batches: per-record parsing as lines arrive, one atomic store operation, and
  * REJECT lines in line order merged from the parser's and the store's verdicts. */
 #include "upload.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
 #include "coupon.h"
-#include "store.h"
 
 /* A record the parser refused. */
 struct bad_line {
@@ -22,13 +20,15 @@ struct upload {
     size_t nrecs, cap;
     struct bad_line bad[PROTO_REJECT_SHOWN]; /* the first parser rejects */
     size_t nbad;                             /* all parser rejects */
+    struct store_reject srej[PROTO_REJECT_SHOWN];
 };
 
 struct upload *
 upload_new(uint64_t count)
 {
     struct upload *u = calloc(1, sizeof *u);
-    if (u)
+
+    if (u != NULL)
         u->expected = count;
     return u;
 }
@@ -36,7 +36,7 @@ upload_new(uint64_t count)
 void
 upload_free(struct upload *u)
 {
-    if (!u)
+    if (u == NULL)
         return;
     free(u->recs);
     free(u->lineno);
@@ -55,14 +55,15 @@ static bool
 grow(struct upload *u)
 {
     size_t cap = u->cap ? u->cap * 2 : UPLOAD_INITIAL_RECORDS;
+
     if (cap > u->expected)
         cap = (size_t)u->expected;
     struct store_coupon *recs = realloc(u->recs, cap * sizeof *recs);
-    if (!recs)
+    if (recs == NULL)
         return false;
     u->recs = recs;
     uint32_t *lineno = realloc(u->lineno, cap * sizeof *lineno);
-    if (!lineno)
+    if (lineno == NULL)
         return false;
     u->lineno = lineno;
     u->cap = cap;
@@ -75,7 +76,8 @@ upload_line(struct upload *u, const char *line, size_t len)
     uint32_t lineno = (uint32_t)++u->received;
     struct proto_coupon pc;
     const char *why = NULL;
-    if (!line)
+
+    if (line == NULL)
         reject_line(u, lineno, "record longer than 4096 bytes");
     else if (!proto_parse_record(line, len, &pc, &why))
         reject_line(u, lineno, why);
@@ -88,61 +90,128 @@ upload_line(struct upload *u, const char *line, size_t len)
     return u->received == u->expected;
 }
 
+bool
+upload_has_records(const struct upload *u)
+{
+    return u->nrecs > 0;
+}
+
+void
+upload_op(struct upload *u, int64_t now, struct store_op *op)
+{
+    memset(&op->in, 0, sizeof op->in);
+    op->kind = STORE_OP_UPLOAD;
+    op->now = now;
+    op->in.recs = u->recs;
+    op->in.n = u->nrecs;
+    /* With parser rejects nothing is stored, but the store still names its own rejects. */
+    op->in.check_only = u->nbad > 0;
+    op->in.rejects = u->srej;
+    op->in.rej_cap = PROTO_REJECT_SHOWN;
+}
+
 static void
-write_store_reject(struct upload *u, struct conn *c, const struct store_reject *r)
+reject_store(const struct upload *u, struct proto_out *o, const struct store_reject *r)
 {
     const char *code = u->recs[r->index].code;
-    uint32_t lineno = u->lineno[r->index];
+
+    proto_out_begin(o, "REJECT");
+    proto_out_u64(o, u->lineno[r->index]);
     switch (r->reason) {
     case STORE_REJECT_EXISTS:
-        conn_printf(c, "REJECT %u code %s already exists\n", lineno, code);
+        proto_out_word(o, "code");
+        proto_out_word(o, code);
+        proto_out_text(o, "already exists");
         break;
     case STORE_REJECT_DUPLICATE:
-        conn_printf(c, "REJECT %u code %s repeats line %u\n", lineno, code, u->lineno[r->first]);
+        proto_out_word(o, "code");
+        proto_out_word(o, code);
+        proto_out_word(o, "repeats");
+        proto_out_word(o, "line");
+        proto_out_u64(o, u->lineno[r->first]);
         break;
     default:
-        conn_printf(c, "REJECT %u record out of range\n", lineno);
+        proto_out_text(o, "record out of range");
     }
+    proto_out_end(o);
 }
 
 /* Writes the first PROTO_REJECT_SHOWN rejects of both kinds, merged in line order. */
 static void
-write_rejects(struct upload *u, struct conn *c, const struct store_reject *srej, size_t nsrej)
+reject_lines(const struct upload *u, struct proto_out *o, size_t nsrej)
 {
     size_t nbad = u->nbad < PROTO_REJECT_SHOWN ? u->nbad : PROTO_REJECT_SHOWN;
     size_t i = 0, j = 0;
+
     for (size_t shown = 0; shown < PROTO_REJECT_SHOWN && (i < nbad || j < nsrej); shown++) {
-        bool take_bad = j == nsrej || (i < nbad && u->bad[i].lineno < u->lineno[srej[j].index]);
+        bool take_bad = j == nsrej || (i < nbad && u->bad[i].lineno < u->lineno[u->srej[j].index]);
         if (take_bad) {
-            conn_printf(c, "REJECT %u %s\n", u->bad[i].lineno, u->bad[i].why);
+            proto_out_begin(o, "REJECT");
+            proto_out_u64(o, u->bad[i].lineno);
+            proto_out_text(o, u->bad[i].why);
+            proto_out_end(o);
             i++;
         } else {
-            write_store_reject(u, c, &srej[j++]);
+            reject_store(u, o, &u->srej[j++]);
         }
     }
 }
 
-enum proto_err
-upload_finish(struct upload *u, struct store *st, struct conn *c, uint64_t *stored)
+/* Records stored that had expired already when they arrived. */
+static uint64_t
+expired_on_arrival(const struct upload *u, int64_t now)
 {
-    struct store_reject srej[PROTO_REJECT_SHOWN];
-    size_t nsrej = 0;
-    bool check_only = u->nbad > 0;
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < u->nrecs; i++)
+        n += u->recs[i].expires < now;
+    return n;
+}
+
+/* The store's verdict on the batch; a batch with no parsed record never reached it. */
+static enum store_err
+store_verdict(const struct upload *u, const struct store_op *op)
+{
+    return u->nrecs > 0 ? op->err : STORE_OK;
+}
+
+enum proto_err
+upload_result(const struct upload *u, const struct store_op *op, uint64_t *stored)
+{
+    enum store_err e = store_verdict(u, op);
+
     *stored = 0;
-    enum store_err e = STORE_OK;
-    if (u->nrecs > 0)
-        e = store_upload(st, u->recs, u->nrecs, check_only, srej, PROTO_REJECT_SHOWN, &nsrej);
-    if (e == STORE_OK && !check_only) {
+    if (e == STORE_OK && u->nbad == 0) {
         *stored = u->nrecs;
-        conn_printf(c, "OK uploaded=%zu\n", u->nrecs);
         return PROTO_OK;
     }
-    if (e != STORE_OK && e != STORE_REJECTED) {
-        conn_error(c, PROTO_ERR_INTERNAL, "%s, nothing stored", store_strerror(e));
-        return PROTO_ERR_INTERNAL;
+    return e != STORE_OK && e != STORE_REJECTED ? PROTO_ERR_INTERNAL : PROTO_ERR_BAD_BATCH;
+}
+
+void
+upload_reply(const struct upload *u, const struct store_op *op, struct proto_out *o)
+{
+    uint64_t stored;
+
+    switch (upload_result(u, op, &stored)) {
+    case PROTO_OK: {
+        uint64_t expired = expired_on_arrival(u, op->now);
+        proto_out_begin(o, "OK");
+        proto_out_field_u64(o, "uploaded", u->nrecs);
+        if (expired > 0)
+            proto_out_field_u64(o, "expired", expired);
+        proto_out_end(o);
+        return;
     }
-    write_rejects(u, c, srej, nsrej < PROTO_REJECT_SHOWN ? nsrej : PROTO_REJECT_SHOWN);
-    conn_error(c, PROTO_ERR_BAD_BATCH, "%zu of %llu records rejected, nothing stored",
-               u->nbad + nsrej, (unsigned long long)u->expected);
-    return PROTO_ERR_BAD_BATCH;
+    case PROTO_ERR_INTERNAL:
+        proto_out_error(o, PROTO_ERR_INTERNAL, "%s, nothing stored",
+                        store_strerror(store_verdict(u, op)));
+        return;
+    default:
+        break;
+    }
+    size_t nsrej = u->nrecs > 0 ? op->out.n_rejected : 0;
+    reject_lines(u, o, nsrej < PROTO_REJECT_SHOWN ? nsrej : PROTO_REJECT_SHOWN);
+    proto_out_error(o, PROTO_ERR_BAD_BATCH, "%zu of %llu records rejected, nothing stored",
+                    u->nbad + nsrej, (unsigned long long)u->expected);
 }

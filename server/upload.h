@@ -1,5 +1,6 @@
 /* upload.h - one UPLOAD in progress: its record lines are parsed as they arrive, then the
- * batch is stored whole or rejected with a reason per record. */
+ * batch goes to the store as one operation, and the reply says what was stored or why not,
+ * with a REJECT line per refused record. */
 #ifndef COUPOND_UPLOAD_H
 #define COUPOND_UPLOAD_H
 
@@ -8,10 +9,10 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "reply.h"
+#include "store.h"
 
 struct upload;
-struct conn;
-struct store;
 
 /* Room for the records is grown as they arrive, not taken from the announced count, so a
  * client cannot reserve memory it never sends. */
@@ -22,13 +23,23 @@ struct upload *upload_new(uint64_t count);
 
 void upload_free(struct upload *u);
 
-/* Feeds one record line (CR LF removed); NULL for a line over PROTO_MAX_LINE. Returns true
- * when this was the last record of the batch. */
+/* Feeds one record line (as framed); NULL for a line over PROTO_MAX_LINE. Returns true when
+ * this was the last record of the batch. */
 bool upload_line(struct upload *u, const char *line, size_t len);
 
-/* Stores the complete batch (inside the store's group) or rejects it, and writes the whole
- * reply to `c`: "OK uploaded=n", or REJECT lines and "ERR BAD_BATCH ...", or ERR INTERNAL.
- * Returns the reply's code for the log; *stored gets the number of records stored. */
-enum proto_err upload_finish(struct upload *u, struct store *st, struct conn *c, uint64_t *stored);
+/* True when some record parsed, so the batch needs the store (else it is refused as is). */
+bool upload_has_records(const struct upload *u);
+
+/* Fills the store operation for the complete batch at `now` (the records stay the upload's,
+ * so the upload must outlive the operation). */
+void upload_op(struct upload *u, int64_t now, struct store_op *op);
+
+/* The outcome of the completed operation: PROTO_OK, BAD_BATCH or INTERNAL; *stored gets how
+ * many records were stored. */
+enum proto_err upload_result(const struct upload *u, const struct store_op *op, uint64_t *stored);
+
+/* Writes the reply to the completed operation: "OK uploaded=n [expired=K]", or REJECT lines
+ * and "ERR BAD_BATCH ...", or ERR INTERNAL. */
+void upload_reply(const struct upload *u, const struct store_op *op, struct proto_out *o);
 
 #endif

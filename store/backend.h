@@ -18,8 +18,8 @@ struct store_backend {
     const char *name;   /* "lmdb" */
     const char *scheme; /* the URI scheme it serves, without ':' ("lmdb") */
     /* `location` is the URI with "scheme:" removed. Same contract as store_open. */
-    enum store_err (*open)(const char *location, const struct store_config *cfg,
-                           struct store **out, char *errbuf, size_t errlen);
+    enum store_err (*open)(const char *location, const struct store_config *cfg, struct store **out,
+                           char *errbuf, size_t errlen);
     void (*close)(struct store *st);
     void (*read)(struct store *st, struct store_op *op);
     void (*commit)(struct store *st, struct store_batch *b);

@@ -39,6 +39,11 @@
 #define STORE_CODE_MAX 64  /* bytes in a code (upper case A-Z 0-9 _ - .) */
 #define STORE_USER_MAX 128 /* bytes in a user name */
 #define STORE_ERR_MAX  256 /* a one-line reason: an operation name plus the engine's message */
+/* The LMDB backend's map size: the file grows as needed up to it, so a large value costs only
+ * address space. 16 GiB holds well over 50 million coupons; smaller than 1 MiB cannot even
+ * hold the sub-databases. */
+#define STORE_MAP_SIZE_DEFAULT (16ULL << 30)
+#define STORE_MAP_SIZE_MIN     (1ULL << 20)
 
 /* Types and kinds; same order and values as the protocol's enums. */
 enum store_type { STORE_TYPE_NONE = 0, STORE_TYPE_FREE, STORE_TYPE_STANDARD, STORE_TYPE_MEGADEAL };
@@ -133,8 +138,9 @@ struct store_op {
         enum store_type type;
         char user[STORE_USER_MAX + 1];
         char code[STORE_CODE_MAX + 1];
-        size_t max;     /* PURGE: coupons deleted at most */
-        uint64_t after; /* HISTORY: redemptions with seq > after */
+        int64_t min_expires; /* ASSIGN: only a coupon with expires >= this (and >= now) */
+        size_t max;          /* PURGE: coupons deleted at most */
+        uint64_t after;      /* HISTORY: redemptions with seq > after */
         /* UPLOAD: the records, each with a valid code, type, kind, discount (> 0; <= 10000 for
          * PERCENT), max_uses (1..1000000) and uses == 0; seq, user, assigned_at are ignored.
          * With check_only, or when any record is rejected, nothing is stored. Up to rej_cap

@@ -70,8 +70,8 @@ grant_all_now(struct mega *m, double now)
     struct mega_task *t;
     while ((t = mega_next_grant(m, now))) {
         struct proto_coupon c = coupon_for(t->seq);
-        mega_grant_started(m, t, &c);
-        mega_grant_committed(m, t, now);
+        mega_grant_started(m, t);
+        mega_grant_committed(m, t, now, &c);
         n++;
     }
     return n;
@@ -85,8 +85,8 @@ grant_one(struct mega *m, double now)
     if (!t)
         return false;
     struct proto_coupon c = coupon_for(t->seq);
-    mega_grant_started(m, t, &c);
-    mega_grant_committed(m, t, now);
+    mega_grant_started(m, t);
+    mega_grant_committed(m, t, now, &c);
     return true;
 }
 
@@ -123,6 +123,7 @@ struct flight {
     struct mega_task *t;
     double commit_at;
     bool fails;
+    struct proto_coupon c;
 };
 
 struct sim {
@@ -252,7 +253,7 @@ sim_commits(struct sim *s, double now)
             }
             continue;
         }
-        mega_grant_committed(s->m, f.t, now);
+        mega_grant_committed(s->m, f.t, now, &f.c);
         assert_int_equal(f.t->state, MEGA_GRANTED);
         s->done[f.t->seq] = true;
         s->grants[s->n_grants++] = now;
@@ -290,11 +291,11 @@ sim_grants(struct sim *s, double now)
             s->no_coupons++;
             continue;
         }
-        struct proto_coupon c = coupon_for(t->seq);
-        mega_grant_started(s->m, t, &c);
+        mega_grant_started(s->m, t);
         assert_true(s->n_flight < CONCURRENCY);
         double delay = rng_unit(&s->rng) < 0.2 ? 0.0 : rng_unit(&s->rng) * 0.5;
-        s->flight[s->n_flight++] = (struct flight){t, now + delay, rng_unit(&s->rng) < 0.03};
+        s->flight[s->n_flight++] =
+            (struct flight){t, now + delay, rng_unit(&s->rng) < 0.03, coupon_for(t->seq)};
         s->allocs[s->n_allocs++] = now;
     }
     struct mega_counters mc;
@@ -393,8 +394,7 @@ test_thirty_take_two_seconds(void **state)
     struct mega_task *t = mega_next_grant(m, 0.0);
     unsigned started = 0;
     while (t) { /* allocate without committing: the in-flight cap stops at 5 */
-        struct proto_coupon c = coupon_for(t->seq);
-        mega_grant_started(m, t, &c);
+        mega_grant_started(m, t);
         started++;
         t = mega_next_grant(m, 0.0);
     }
@@ -404,8 +404,9 @@ test_thirty_take_two_seconds(void **state)
     assert_true(when == WAIT); /* only the head's deadline: commits must make room */
     struct mega_counters mc;
     mega_counters(m, &mc);
+    struct proto_coupon unused = coupon_for(0);
     for (uint64_t seq = 1; seq <= mc.in_flight; seq++)
-        mega_grant_committed(m, mega_lookup(m, seq, 0.0), 0.0);
+        mega_grant_committed(m, mega_lookup(m, seq, 0.0), 0.0, &unused);
     assert_int_equal(grant_all_now(m, 0.0), 5);
     assert_true(mega_next_event(m, 0.0, &when));
     assert_true(when == 1.0);
@@ -461,13 +462,13 @@ test_in_flight_counts_in_window(void **state)
     enqueue_new(m, "d", 0, 4);
     struct proto_coupon c = coupon_for(1);
     for (int i = 0; i < 3; i++)
-        mega_grant_started(m, mega_next_grant(m, 0), &c);
+        mega_grant_started(m, mega_next_grant(m, 0));
     /* Three in flight use the whole rate, though the cap would allow five. */
     assert_null(mega_next_grant(m, 5.0));
     double when;
     assert_true(mega_next_event(m, 0, &when));
     assert_true(when == WAIT); /* no window slot can open before a commit */
-    mega_grant_committed(m, mega_lookup(m, 1, 0.5), 0.5);
+    mega_grant_committed(m, mega_lookup(m, 1, 0.5), 0.5, &c);
     assert_null(mega_next_grant(m, 0.5));
     assert_true(mega_next_event(m, 0.5, &when));
     assert_true(when == 1.5); /* the commit at 0.5 counts from its commit time */
@@ -535,13 +536,13 @@ test_fifo_and_positions(void **state)
     struct mega_task *c = enqueue_new(m, "c", 0, 3);
     assert_ptr_equal(mega_next_grant(m, 0), a);
     struct proto_coupon pc = coupon_for(1);
-    mega_grant_started(m, a, &pc);
+    mega_grant_started(m, a);
     /* In flight still counts as ahead: a is 1, b 2, c 3. */
     assert_int_equal(mega_position(m, a), 1);
     assert_int_equal(mega_position(m, b), 2);
     assert_int_equal(mega_position(m, c), 3);
     assert_ptr_equal(mega_next_grant(m, 0), b);
-    mega_grant_committed(m, a, 0);
+    mega_grant_committed(m, a, 0, &pc);
     assert_int_equal(mega_position(m, a), 0);
     assert_int_equal(mega_position(m, b), 1);
     assert_int_equal(mega_position(m, c), 2);
@@ -664,8 +665,8 @@ test_retry_goes_back_to_head(void **state)
     struct mega_task *b = enqueue_new(m, "b", 0, 2);
     enqueue_new(m, "c", 0, 3);
     struct proto_coupon pc = coupon_for(1);
-    mega_grant_started(m, mega_next_grant(m, 0), &pc);
-    mega_grant_started(m, mega_next_grant(m, 0), &pc);
+    mega_grant_started(m, mega_next_grant(m, 0));
+    mega_grant_started(m, mega_next_grant(m, 0));
     /* The commit failed: both go back, in their order, ahead of c. */
     assert_true(mega_grant_retry(m, a, 0.1));
     assert_true(mega_grant_retry(m, b, 0.1));
@@ -679,7 +680,7 @@ test_retry_goes_back_to_head(void **state)
     assert_true(when == 0.1 + 1.0);
     assert_ptr_equal(mega_next_grant(m, 1.1), a);
     /* A retry past the deadline times out instead. */
-    mega_grant_started(m, a, &pc);
+    mega_grant_started(m, a);
     assert_false(mega_grant_retry(m, a, WAIT));
     assert_int_equal(a->state, MEGA_FAILED);
     assert_int_equal(a->fail, MEGA_FAIL_TIMEOUT);

@@ -1,0 +1,89 @@
+/* stat.c - the STATS names (see stat.h). */
+#include "stat.h"
+
+#include <string.h>
+
+const struct proto_stat_def proto_stat_defs[PROTO_NSTATS] = {
+    [PROTO_STAT_UPTIME] = {"uptime_s", false, PROTO_STAT_GAUGE, "seconds since the server started"},
+    [PROTO_STAT_CONNECTIONS] = {"connections", false, PROTO_STAT_GAUGE,
+                                "client connections open now"},
+    [PROTO_STAT_COMMANDS] = {"commands", false, PROTO_STAT_COUNTER,
+                             "request lines executed since start"},
+    [PROTO_STAT_CONNECTIONS_TOTAL] = {"connections_total", false, PROTO_STAT_COUNTER,
+                                      "client connections accepted since start"},
+    [PROTO_STAT_CLIENTS_REJECTED] = {"clients_rejected", false, PROTO_STAT_COUNTER,
+                                     "connections turned away at --max-clients since start"},
+    [PROTO_STAT_COMMITS] = {"commits", false, PROTO_STAT_COUNTER,
+                            "group commits made durable since start"},
+    [PROTO_STAT_COMMIT_FAILURES] =
+        {"commit_failures", false, PROTO_STAT_COUNTER,
+         "group commits that failed since start (nothing of them was stored)"},
+    [PROTO_STAT_CREATED] = {"created", true, PROTO_STAT_COUNTER, "coupons uploaded"},
+    [PROTO_STAT_ASSIGNED] = {"assigned", true, PROTO_STAT_COUNTER, "assignments made"},
+    [PROTO_STAT_REDEEMED] = {"redeemed", true, PROTO_STAT_COUNTER, "single uses counted"},
+    [PROTO_STAT_AVAILABLE] = {"available", true, PROTO_STAT_GAUGE,
+                              "coupons unassigned and unexpired now"},
+    [PROTO_STAT_PURGED] = {"purged", true, PROTO_STAT_COUNTER, "coupons deleted by purges"},
+    [PROTO_STAT_MEGA_QUEUED] = {"megadeal.queued", false, PROTO_STAT_GAUGE,
+                                "MEGADEAL tasks waiting now, in-flight grants included"},
+    [PROTO_STAT_MEGA_IN_FLIGHT] = {"megadeal.in_flight", false, PROTO_STAT_GAUGE,
+                                   "MEGADEAL grants allocated and not yet committed"},
+    [PROTO_STAT_MEGA_GRANTED] = {"megadeal.granted", false, PROTO_STAT_COUNTER,
+                                 "MEGADEAL tasks granted since start"},
+    [PROTO_STAT_MEGA_REJECTED] = {"megadeal.rejected", false, PROTO_STAT_COUNTER,
+                                  "MEGADEAL requests refused (BUSY, NO_COUPONS) since start"},
+    [PROTO_STAT_MEGA_TIMED_OUT] = {"megadeal.timed_out", false, PROTO_STAT_COUNTER,
+                                   "MEGADEAL tasks that timed out since start"},
+};
+
+/* The type a ".TYPE" suffix names. */
+static bool
+type_of(const char *s, size_t len, enum proto_type *type)
+{
+    for (int t = 0; t < PROTO_NTYPES; t++) {
+        const char *n = proto_type_name((enum proto_type)t);
+        if (strlen(n) == len && memcmp(s, n, len) == 0) {
+            *type = (enum proto_type)t;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+proto_stat_lookup(const char *name, size_t len, enum proto_stat *stat, enum proto_type *type)
+{
+    for (int s = 0; s < PROTO_NSTATS; s++) {
+        const struct proto_stat_def *d = &proto_stat_defs[s];
+        size_t n = strlen(d->name);
+        if (len < n || memcmp(name, d->name, n) != 0)
+            continue;
+        if (!d->per_type && len == n) {
+            *stat = (enum proto_stat)s;
+            *type = PROTO_TYPE_NONE;
+            return true;
+        }
+        if (d->per_type && len > n + 1 && name[n] == '.' &&
+            type_of(name + n + 1, len - n - 1, type)) {
+            *stat = (enum proto_stat)s;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+proto_stat_parse_line(const char *line, size_t len, struct proto_stats *out)
+{
+    const char *name;
+    size_t name_len;
+    uint64_t value;
+    enum proto_stat s;
+    enum proto_type t;
+
+    if (!proto_reply_stat(line, len, &name, &name_len, &value) ||
+        !proto_stat_lookup(name, name_len, &s, &t))
+        return false;
+    out->v[s][t] = value;
+    return true;
+}

@@ -1,0 +1,300 @@
+/* session.c - one client's conversation (see session.h): frames in, requests started in
+ * order, replies out in order. */
+#include "session.h"
+
+#include <stdlib.h>
+
+#include "cmd.h"
+#include "conn.h"
+#include "reply.h"
+
+struct session_set {
+    struct cmd_env *env;
+    struct session *head;
+    size_t count;
+    bool stopping;
+};
+
+struct session {
+    struct session_set *set;
+    struct session *prev, *next; /* the set's */
+    struct cmd_env *env;
+    struct conn *conn;
+    struct cmd_client client;
+    struct cmd_req *head, **tail; /* requests not yet answered, in arrival order */
+    struct cmd_req *last;         /* the newest of them */
+    unsigned queued;
+    struct cmd_req *feeding; /* an UPLOAD taking the next lines as its records */
+    struct proto_out out;
+    bool spoke;    /* a first line was seen: the HTTP check is done */
+    bool paused;   /* the connection was told to stop handing frames */
+    bool eof;      /* the peer is done sending: close once every reply is written */
+    bool stopping; /* shutdown: start nothing new */
+    bool closing;  /* conn_close_after_flush was called */
+    bool in_frame; /* inside on_frame: replies are written when it returns */
+};
+
+static void
+sink(void *arg, const char *data, size_t len)
+{
+    struct session *s = arg;
+
+    conn_write(s->conn, data, len);
+}
+
+/* The queue is full, or its newest request holds back what follows: one that blocks until it
+ * is done (WAIT, PURGE, a wrong AUTH), or one after whose reply the connection closes. No
+ * request starts after such a one, so it is always the newest. */
+static bool
+must_pause(const struct session *s)
+{
+    const struct cmd_req *r = s->last;
+
+    if (s->stopping || s->closing || s->queued >= SESSION_PIPELINE_MAX)
+        return true;
+    return r != NULL && ((r->blocks && !r->done) || r->closes);
+}
+
+static void
+close_when_done(struct session *s)
+{
+    if (s->head == NULL && !s->closing && (s->eof || s->stopping)) {
+        s->closing = true;
+        conn_close_after_flush(s->conn);
+    }
+}
+
+/* Writes the replies of the done requests at the head of the queue, in order. */
+static void
+write_replies(struct session *s)
+{
+    struct cmd_req *r;
+
+    while ((r = s->head) != NULL && r->done && !s->closing) {
+        s->head = r->next;
+        if (s->head == NULL) {
+            s->tail = &s->head;
+            s->last = NULL;
+        }
+        s->queued--;
+        if (s->feeding == r)
+            s->feeding = NULL;
+        cmd_reply(r, &s->out);
+        bool closes = r->closes;
+        cmd_req_free(r);
+        if (closes) {
+            s->closing = true;
+            conn_close_after_flush(s->conn);
+        }
+    }
+    conn_set_waiting(s->conn, s->head != NULL);
+    close_when_done(s);
+    if (s->paused && !must_pause(s) && (s->queued <= SESSION_PIPELINE_LOW || s->head == NULL)) {
+        s->paused = false;
+        conn_resume(s->conn);
+    }
+}
+
+static void
+req_complete(struct cmd_req *r)
+{
+    struct session *s = r->owner;
+
+    if (!s->in_frame)
+        write_replies(s);
+}
+
+/* A new request at the tail of the queue; NULL (and the connection closed) when out of
+ * memory. */
+static struct cmd_req *
+enqueue(struct session *s)
+{
+    struct cmd_req *r = cmd_req_new(s->env, &s->client, req_complete, s);
+
+    if (r == NULL) {
+        conn_close(s->conn, "reason=out_of_memory");
+        return NULL;
+    }
+    *s->tail = r;
+    s->tail = &r->next;
+    s->last = r;
+    s->queued++;
+    return r;
+}
+
+/* The first line of a connection that speaks HTTP is refused, and the connection closed. */
+static bool
+refuse_http(struct session *s, const char *start, size_t len)
+{
+    bool first = !s->spoke;
+
+    s->spoke = true;
+    if (!first || start == NULL || !proto_looks_like_http(start, len))
+        return false;
+    struct cmd_req *r = enqueue(s);
+    if (r != NULL)
+        cmd_http(r);
+    return true;
+}
+
+/* A frame while an UPLOAD takes its records. */
+static void
+feed_record(struct session *s, const struct proto_frame *f)
+{
+    struct cmd_req *r = s->feeding;
+
+    if (f->kind == PROTO_FRAME_LINE)
+        cmd_record(r, f->start, f->len);
+    else if (f->kind == PROTO_FRAME_TOO_LONG)
+        cmd_record(r, NULL, 0);
+    if (r->records_left == 0)
+        s->feeding = NULL;
+}
+
+static void
+take_frame(struct session *s, const struct proto_frame *f)
+{
+    if (s->feeding != NULL) {
+        feed_record(s, f);
+        return;
+    }
+    switch (f->kind) {
+    case PROTO_FRAME_LINE:
+        if (proto_line_is_blank(f->start, f->len) || refuse_http(s, f->start, f->len))
+            return;
+        break;
+    case PROTO_FRAME_LONG_BEGIN: /* judged by its start; answered when it ends */
+        refuse_http(s, f->start, PROTO_MAX_LINE);
+        return;
+    case PROTO_FRAME_TOO_LONG:
+        if (refuse_http(s, f->start, PROTO_MAX_LINE))
+            return;
+        break;
+    case PROTO_FRAME_NEED_MORE:
+        return;
+    }
+    struct cmd_req *r = enqueue(s);
+    if (r == NULL)
+        return;
+    if (f->kind == PROTO_FRAME_TOO_LONG) {
+        cmd_too_long(r);
+        return;
+    }
+    cmd_line(r, f->start, f->len);
+    if (r->records_left > 0)
+        s->feeding = r;
+}
+
+static bool
+on_frame(void *arg, const struct proto_frame *f)
+{
+    struct session *s = arg;
+
+    if (s->stopping || s->closing)
+        return false;
+    s->in_frame = true;
+    take_frame(s, f);
+    s->in_frame = false;
+    if (s->closing) /* closed inside (out of memory) */
+        return false;
+    write_replies(s);
+    if (s->feeding != NULL)
+        return true; /* an UPLOAD's records come before any limit */
+    if (must_pause(s)) {
+        s->paused = true;
+        return false;
+    }
+    return true;
+}
+
+static void
+on_eof(void *arg, bool partial)
+{
+    struct session *s = arg;
+
+    /* An unfinished line or upload is dropped whole (nothing of it was stored). */
+    if (partial || s->feeding != NULL) {
+        conn_close(s->conn, NULL);
+        return;
+    }
+    s->eof = true;
+    close_when_done(s);
+}
+
+static void
+on_close(void *arg)
+{
+    struct session *s = arg;
+    struct cmd_req *r = s->head, *next;
+
+    for (; r != NULL; r = next) {
+        next = r->next;
+        cmd_req_free(r);
+    }
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        s->set->head = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->set->count--;
+    free(s);
+}
+
+static const struct conn_handler handler = {on_frame, on_eof, on_close};
+
+struct session_set *
+session_set_new(struct cmd_env *env)
+{
+    struct session_set *set = calloc(1, sizeof *set);
+
+    if (set != NULL)
+        set->env = env;
+    return set;
+}
+
+void
+session_set_free(struct session_set *set)
+{
+    free(set);
+}
+
+size_t
+session_set_count(const struct session_set *set)
+{
+    return set->count;
+}
+
+struct session *
+session_new(struct session_set *set, struct conn *c)
+{
+    struct session *s = calloc(1, sizeof *s);
+
+    if (s == NULL)
+        return NULL;
+    s->set = set;
+    s->env = set->env;
+    s->conn = c;
+    s->stopping = set->stopping;
+    s->next = set->head;
+    if (set->head != NULL)
+        set->head->prev = s;
+    set->head = s;
+    set->count++;
+    s->client.conn = conn_id(c);
+    s->client.peer = conn_peer(c);
+    s->tail = &s->head;
+    proto_out_init(&s->out, sink, s);
+    conn_start(c, &handler, s);
+    return s;
+}
+
+void
+session_set_shutdown(struct session_set *set)
+{
+    set->stopping = true;
+    for (struct session *s = set->head; s != NULL; s = s->next) {
+        s->stopping = true;
+        close_when_done(s);
+    }
+}
