@@ -309,7 +309,7 @@ start_auth(struct cmd_req *r)
     snprintf(r->note, sizeof r->note, "failures=%u", cl->auth_failures);
     r->blocks = true;
     r->closes = cl->auth_failures >= CMD_AUTH_TRIES;
-    ev_timer_init(&r->delay_w, auth_delay_cb, CMD_AUTH_DELAY, 0.);
+    ev_timer_init(&r->delay_w, auth_delay_cb, r->env->opts->auth_delay, 0.);
     r->delay_w.data = r;
     ev_timer_start(r->env->loop, &r->delay_w);
 }

@@ -24,7 +24,6 @@ struct log;
 struct opts;
 struct upload;
 
-#define CMD_AUTH_DELAY 1.0 /* seconds before a wrong AUTH is answered: guessing must be slow */
 #define CMD_AUTH_TRIES 3   /* wrong keys before the connection is closed */
 #define CMD_MSG_MAX    256 /* an error reply's message */
 #define CMD_NOTE_MAX   96  /* a log line's extra fields */

@@ -159,12 +159,18 @@ conn_pool_flush(struct conn_pool *p)
 }
 
 void
+conn_pool_close_all(struct conn_pool *p)
+{
+    while (p->head != NULL)
+        conn_close(p->head, NULL);
+}
+
+void
 conn_pool_free(struct conn_pool *p)
 {
     if (p == NULL)
         return;
-    while (p->head != NULL)
-        conn_close(p->head, NULL);
+    conn_pool_close_all(p);
     ev_timer_stop(p->loop, &p->resume_w);
     for (struct conn *c = p->dead; c != NULL; c = c->dead_next)
         c->in_resume = c->in_flush = false;

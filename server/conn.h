@@ -69,6 +69,8 @@ struct conn_pool *conn_pool_new(struct ev_loop *loop, const struct conn_config *
 void conn_pool_free(struct conn_pool *p);
 /* The end of a loop iteration: writes pending output and frees closed connections. */
 void conn_pool_flush(struct conn_pool *p);
+/* Closes every connection at once. */
+void conn_pool_close_all(struct conn_pool *p);
 /* Open connections. */
 size_t conn_pool_count(const struct conn_pool *p);
 /* Connections accepted since start. */

@@ -122,6 +122,7 @@ opts_defaults(struct opts *o)
         .megadeal_rate = MEGA_RATE_DEFAULT,
         .megadeal_concurrency = MEGA_CONCURRENCY_DEFAULT,
         .megadeal_wait = MEGA_WAIT_DEFAULT,
+        .auth_delay = OPTS_AUTH_DELAY,
     };
 }
 

@@ -14,6 +14,7 @@
 #define OPTS_MAX_CLIENTS_MAX        1000000       /* beyond any fd limit a kernel will grant */
 #define OPTS_IDLE_TIMEOUT_DEFAULT   300           /* seconds: generous for pooled backend clients */
 #define OPTS_SECONDS_MAX            (86400 * 365) /* a year: larger timers are typos */
+#define OPTS_AUTH_DELAY             1.0 /* seconds before a wrong AUTH is answered: guessing is slow */
 
 enum opts_result {
     OPTS_RUN = 0, /* options parsed: run the server */
@@ -42,6 +43,7 @@ struct opts {
     uint32_t megadeal_wait;        /* seconds from REQUEST to ERR TIMEOUT */
     uint32_t min_validity;         /* seconds a REQUEST's coupon must still be valid, 0 = none */
     bool log_reads;                /* log STATS polls too */
+    double auth_delay; /* seconds before a wrong AUTH is answered; no flag (tests shorten it) */
 };
 
 /* Fills *o with the defaults. */

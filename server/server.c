@@ -121,6 +121,22 @@ turn_away(struct server *srv, int fd)
     close(fd);
 }
 
+bool
+server_adopt(struct server *srv, int fd, const char *peer)
+{
+    struct conn *c = conn_new(srv->conns, fd, peer);
+
+    if (c == NULL) {
+        close(fd);
+        return false;
+    }
+    if (session_new(srv->sessions, c) == NULL) {
+        conn_close(c, "reason=out_of_memory");
+        return false;
+    }
+    return true;
+}
+
 static void
 take_client(struct server *srv, int fd, const struct sockaddr_storage *ss)
 {
@@ -133,13 +149,7 @@ take_client(struct server *srv, int fd, const struct sockaddr_storage *ss)
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     format_peer(ss, peer, sizeof peer);
-    struct conn *c = conn_new(srv->conns, fd, peer);
-    if (c == NULL) {
-        close(fd);
-        return;
-    }
-    if (session_new(srv->sessions, c) == NULL)
-        conn_close(c, "reason=out_of_memory");
+    server_adopt(srv, fd, peer);
 }
 
 static void
@@ -166,11 +176,16 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- the loop ---- */
 
+bool
+server_idle(const struct server *srv)
+{
+    return !group_busy(srv->group) && !purge_busy(srv->purge) && !megadeal_busy(srv->mega);
+}
+
 static bool
 all_done(const struct server *srv)
 {
-    return session_set_count(srv->sessions) == 0 && !group_busy(srv->group) &&
-           !purge_busy(srv->purge) && !megadeal_busy(srv->mega);
+    return session_set_count(srv->sessions) == 0 && server_idle(srv);
 }
 
 /* The end of every loop iteration, just before it waits: the group's batch goes to the store,
@@ -415,6 +430,24 @@ unsigned
 server_port(const struct server *srv)
 {
     return srv->port;
+}
+
+size_t
+server_clients(const struct server *srv)
+{
+    return conn_pool_count(srv->conns);
+}
+
+uint64_t
+server_commands(const struct server *srv)
+{
+    return srv->env.commands;
+}
+
+void
+server_close_clients(struct server *srv)
+{
+    conn_pool_close_all(srv->conns);
 }
 
 void

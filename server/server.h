@@ -40,4 +40,18 @@ void server_shutdown(struct server *srv);
 /* The port it listens on (the one picked, with port 0). */
 unsigned server_port(const struct server *srv);
 
+/* Takes a connected socket (non-blocking) as a client, as if accepted from `peer`. False when
+ * out of memory (the socket is closed). The fuzzers feed the server this way. */
+bool server_adopt(struct server *srv, int fd, const char *peer);
+
+/* Clients connected now, and request lines executed since start. */
+size_t server_clients(const struct server *srv);
+uint64_t server_commands(const struct server *srv);
+
+/* True when no commit is in flight or waiting, and no service has work going. */
+bool server_idle(const struct server *srv);
+
+/* Closes every client connection at once, as a crashing client would be. */
+void server_close_clients(struct server *srv);
+
 #endif

@@ -39,7 +39,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "keys.h"
 #include "log.h"
 #include "mega.h"
@@ -96,7 +95,7 @@ struct fuzz_ctx {
     struct log *log;
     struct store *store;
     struct ev_loop *loop;
-    struct server srv;
+    struct server *srv;
     unsigned long inputs;
     unsigned long inputs_per_store;
     bool echo; /* copy replies to stderr */
@@ -109,7 +108,6 @@ static struct fuzz_ctx fuzz;
 /* One input's connection, seen from the client's end. */
 struct session {
     struct fuzz_ctx *fx;
-    struct conn *c;
     int fd;                        /* the client's end of the socketpair */
     int unread;                    /* client bytes the server had not read at the last step */
     unsigned steps;                /* loop iterations so far */
@@ -143,21 +141,19 @@ start_server(struct fuzz_ctx *fx)
 {
     char err[FUZZ_ERR_MAX];
     struct sigaction saved[FUZZ_NSIGNALS];
-    if (store_open(fx->store_dir, FUZZ_MAP_SIZE, &fx->store, err, sizeof err) != STORE_OK)
-        die(err);
     fx->loop = ev_loop_new(EVFLAG_AUTO);
     if (!fx->loop)
         die("cannot make an event loop");
+    struct store_config cfg = {.loop = fx->loop, .mode = STORE_OPEN_CREATE, .map_size = FUZZ_MAP_SIZE};
+    if (store_open(fx->store_dir, &cfg, &fx->store, err, sizeof err) != STORE_OK)
+        die(err);
     for (size_t i = 0; i < FUZZ_NSIGNALS; i++)
         sigaction(fuzz_signals[i], NULL, &saved[i]);
-    if (!server_init(&fx->srv, fx->loop, &fx->opts, fx->store, fx->log, fuzz_admin_key, err,
-                     sizeof err))
+    fx->srv = server_new(fx->loop, &fx->opts, fx->store, fx->log, fuzz_admin_key, err, sizeof err);
+    if (!fx->srv)
         die(err);
     /* libFuzzer owns SIGINT and SIGTERM (it prints its statistics, then exits): take them back
      * from the server, whose watchers would start a graceful shutdown instead. */
-    ev_signal_stop(fx->loop, &fx->srv.sigint_w);
-    ev_signal_stop(fx->loop, &fx->srv.sigterm_w);
-    ev_signal_stop(fx->loop, &fx->srv.sighup_w);
     for (size_t i = 0; i < FUZZ_NSIGNALS; i++)
         sigaction(fuzz_signals[i], &saved[i], NULL);
 }
@@ -167,18 +163,19 @@ start_server(struct fuzz_ctx *fx)
 static void
 stop_server(struct fuzz_ctx *fx)
 {
-    struct server *srv = &fx->srv;
-    ev_io_stop(fx->loop, &srv->accept_w);
-    ev_timer_stop(fx->loop, &srv->accept_pause_w);
-    ev_prepare_stop(fx->loop, &srv->prepare_w);
-    ev_timer_stop(fx->loop, &srv->defer_w);
-    ev_timer_stop(fx->loop, &srv->purge_timer_w);
-    ev_timer_stop(fx->loop, &srv->shutdown_w);
-    server_free(srv);
-    ev_loop_destroy(fx->loop);
-    fx->loop = NULL;
+    struct sigaction saved[FUZZ_NSIGNALS];
+    for (size_t i = 0; i < FUZZ_NSIGNALS; i++)
+        sigaction(fuzz_signals[i], NULL, &saved[i]);
+    while (!server_idle(fx->srv)) /* commits in flight complete first */
+        ev_run(fx->loop, EVRUN_ONCE);
     store_close(fx->store);
     fx->store = NULL;
+    server_free(fx->srv); /* stopping its signal watchers resets the handlers: put them back */
+    fx->srv = NULL;
+    for (size_t i = 0; i < FUZZ_NSIGNALS; i++)
+        sigaction(fuzz_signals[i], &saved[i], NULL);
+    ev_loop_destroy(fx->loop);
+    fx->loop = NULL;
 }
 
 static void
@@ -198,18 +195,31 @@ wipe_store(struct fuzz_ctx *fx)
 
 /* The deep invariant: indexes, counters and history agree with the records. */
 static void
+check_done(struct store_op *op)
+{
+    *(bool *)op->arg = true;
+}
+
+static void
 check_store(struct fuzz_ctx *fx)
 {
-    char msg[FUZZ_ERR_MAX];
-    ev_run(fx->loop, EVRUN_NOWAIT); /* its iteration end commits the open group */
-    enum store_err e = store_check(fx->store, server_now_sec(&fx->srv), msg, sizeof msg);
-    if (e == STORE_CORRUPT) {
-        fprintf(stderr, "fuzz_session: store_check after input %lu: %s\n", fx->inputs, msg);
+    static struct store_op op;
+    bool done = false;
+    while (!server_idle(fx->srv)) /* the last commits complete first */
+        ev_run(fx->loop, EVRUN_ONCE);
+    op = (struct store_op){.kind = STORE_OP_CHECK, .now = (int64_t)ev_now(fx->loop),
+                           .done = check_done, .arg = &done};
+    store_read(fx->store, &op);
+    while (!done)
+        ev_run(fx->loop, EVRUN_ONCE);
+    if (op.err == STORE_CORRUPT) {
+        fprintf(stderr, "fuzz_session: store_check after input %lu: %s\n", fx->inputs,
+                op.out.msg);
         abort();
     }
-    if (e != STORE_OK)
-        fprintf(stderr, "fuzz_session: store_check could not run: %s: %s\n", store_strerror(e),
-                msg);
+    if (op.err != STORE_OK)
+        fprintf(stderr, "fuzz_session: store_check could not run: %s: %s\n",
+                store_strerror(op.err), op.out.msg);
 }
 
 static void
@@ -269,6 +279,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     fx->opts.purge_interval = FUZZ_PURGE_INTERVAL;
     fx->opts.megadeal_rate = MEGA_RATE_MAX; /* grants come at once, not a second later */
     fx->opts.megadeal_wait = FUZZ_MEGADEAL_WAIT;
+    fx->opts.auth_delay = 0; /* a wrong AUTH is answered at the next iteration, not a second later */
 
     char err[FUZZ_ERR_MAX];
     fx->log = log_open(FUZZ_LOG_PATH, err, sizeof err);
@@ -427,10 +438,7 @@ drain_replies(struct session *s)
 static bool
 conn_alive(const struct session *s)
 {
-    for (const struct conn *c = s->fx->srv.conns.head; c; c = c->next)
-        if (c == s->c)
-            return true;
-    return false;
+    return server_clients(s->fx->srv) > 0;
 }
 
 /* Client bytes still in the socket, not yet read by the server. */
@@ -444,30 +452,20 @@ unread_bytes(const struct session *s)
 }
 
 /* One loop iteration; true when it made progress: replies came, the server read input, or it
- * ran a command. */
+ * ran a command. While a commit is in flight the iteration waits for it (the store's writer
+ * thread answers through the loop), so a write's reply is never mistaken for silence. */
 static bool
 step(struct session *s)
 {
-    uint64_t commands = s->fx->srv.stats.commands;
+    uint64_t commands = server_commands(s->fx->srv);
+    bool busy = !server_idle(s->fx->srv);
     s->steps++;
-    ev_run(s->fx->loop, EVRUN_NOWAIT);
+    ev_run(s->fx->loop, busy ? EVRUN_ONCE : EVRUN_NOWAIT);
     size_t got = s->deaf ? 0 : drain_replies(s);
     int unread = unread_bytes(s);
     bool read = unread < s->unread;
     s->unread = unread;
-    return got > 0 || read || commands != s->fx->srv.stats.commands;
-}
-
-/* A wrong AUTH is answered after CONN_AUTH_DELAY: fire that timer now instead of waiting. */
-static bool
-fast_forward(struct session *s)
-{
-    struct conn *c = s->c;
-    if (!conn_alive(s) || !c->blocked || !ev_is_active(&c->delay_w))
-        return false;
-    ev_timer_stop(s->fx->loop, &c->delay_w);
-    ev_invoke(s->fx->loop, &c->delay_w, EV_TIMER);
-    return true;
+    return got > 0 || read || busy || commands != server_commands(s->fx->srv);
 }
 
 /* Runs the loop until the connection is gone or `quiet` iterations in a row did nothing. */
@@ -476,7 +474,7 @@ settle(struct session *s, unsigned quiet)
 {
     unsigned idle = 0;
     while (conn_alive(s) && idle < quiet && s->steps < FUZZ_MAX_STEPS) {
-        if (step(s) || fast_forward(s))
+        if (step(s))
             idle = 0;
         else
             idle++;
@@ -503,7 +501,7 @@ write_chunk(struct session *s, const char *buf, size_t len)
             continue;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
             return false;
-        if (step(s) || fast_forward(s))
+        if (step(s))
             idle = 0;
         else if (++idle >= FUZZ_QUIET_STEPS)
             return false;
@@ -562,9 +560,7 @@ run_session(struct fuzz_ctx *fx, const uint8_t *data, size_t size)
     int sndbuf = FUZZ_SERVER_SNDBUF;
     if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) != 0)
         die("cannot set SO_SNDBUF");
-    s->c = conn_new(&fx->srv, sv[0], FUZZ_PEER);
-    if (!s->c) {
-        close(sv[0]);
+    if (!server_adopt(fx->srv, sv[0], FUZZ_PEER)) {
         close(sv[1]);
         free(s);
         return;
@@ -589,9 +585,9 @@ run_session(struct fuzz_ctx *fx, const uint8_t *data, size_t size)
         s->deaf = false;
         settle(s, FUZZ_END_QUIET_STEPS);
     }
-    if (conn_alive(s))
-        conn_close(s->c); /* still held by a WAIT, or out of steps: cut off, as a client may */
-    step(s);              /* the iteration's end commits and frees the closed connection */
+    if (conn_alive(s)) /* still held by a WAIT, or out of steps: cut off, as a client may */
+        server_close_clients(fx->srv);
+    step(s); /* the iteration's end commits and frees the closed connection */
     close(s->fd);
     free(s);
 }
