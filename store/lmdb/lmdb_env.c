@@ -15,7 +15,6 @@
 
 #define FILE_MODE 0600       /* the environment holds user names: owner only */
 #define DATA_FILE "data.mdb" /* LMDB's data file in a directory environment */
-#define MSG_MAX   STORE_ERR_MAX
 
 _Static_assert(LMDB_MAP_SIZE_DEFAULT == STORE_MAP_SIZE_DEFAULT, "store.h repeats the default");
 _Static_assert(LMDB_MAP_SIZE_MIN == STORE_MAP_SIZE_MIN, "store.h repeats the minimum");
@@ -67,7 +66,7 @@ env_exists(const char *dir, char *msg, size_t len)
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return say(STORE_NO_STORE, msg, len, "no store in %s", dir);
     if (snprintf(path, sizeof path, "%s/%s", dir, DATA_FILE) >= (int)sizeof path)
-        return say(STORE_IO, msg, len, "path too long");
+        return say(STORE_IO, msg, len, "store %s: path too long", dir);
     if (stat(path, &sb) != 0)
         return errno == ENOENT ? say(STORE_NO_STORE, msg, len, "no store in %s", dir)
                                : say(STORE_IO, msg, len, "%s: %s", path, strerror(errno));
@@ -177,7 +176,7 @@ enum store_err
 lmdb_env_open(struct lmdb_env *e, const char *dir, const struct store_config *cfg,
               struct lmdb_state *s, char *msg, size_t len)
 {
-    char why[MSG_MAX] = "";
+    char why[STORE_ERR_MAX] = "";
     enum store_err err = STORE_OK;
 
     memset(e, 0, sizeof *e);

@@ -18,7 +18,6 @@ struct lmdb_store {
     /* The loop thread's alone (see lmdb_store.h). */
     struct lmdb_snap snap;
     struct lmdb_state committed; /* the state of the last completed commit */
-    bool busy;                   /* a batch is in flight */
 };
 
 static struct lmdb_store *
@@ -33,7 +32,6 @@ batch_done(void *arg, struct store_batch *b, enum store_err err, const struct lm
 {
     struct lmdb_store *st = arg;
 
-    st->busy = false;
     if (err == STORE_OK)
         st->committed = *s;
     lmdb_view_snap_reset(&st->snap); /* the next read sees this commit */
@@ -93,13 +91,13 @@ lmdb_read(struct store *base, struct store_op *op)
 
     if (store_op_writes(op->kind)) {
         store_op_fail(op, STORE_IO, "operation %d writes: it belongs in a batch", (int)op->kind);
-    } else if (st->busy && !st->snap.live) {
+    } else if (lmdb_writer_busy(&st->writer) && !st->snap.live) {
         /* A snapshot begun now might already show the batch in flight. */
         store_op_fail(op, STORE_IO, "no read snapshot while a batch commits");
     } else if ((rc = lmdb_view_snap_begin(&st->snap, &st->env)) != 0) {
         lmdb_env_fail(op, rc, "begin read snapshot");
     } else {
-        v = lmdb_view_of_snap(&st->snap, &st->env, &st->committed, !st->busy);
+        v = lmdb_view_of_snap(&st->snap, &st->env, &st->committed, !lmdb_writer_busy(&st->writer));
         lmdb_read_run(&v, op);
     }
     store_op_complete(op);
@@ -110,9 +108,8 @@ lmdb_commit(struct store *base, struct store_batch *b)
 {
     struct lmdb_store *st = lmdb_of(base);
 
-    if (st->busy)
+    if (lmdb_writer_busy(&st->writer))
         abort(); /* the caller broke store.h's rule: one batch in flight at a time */
-    st->busy = true;
     if (st->env.rdonly) {
         snprintf(b->msg, sizeof b->msg, "commit: the store is open read-only");
         lmdb_writer_refuse(&st->writer, b, STORE_IO);
@@ -129,7 +126,8 @@ lmdb_release(struct store *base)
 {
     struct lmdb_store *st = lmdb_of(base);
 
-    if (!st->busy) /* in flight, the snapshot must stay on the last completed commit */
+    /* In flight, the snapshot must stay on the last completed commit. */
+    if (!lmdb_writer_busy(&st->writer))
         lmdb_view_snap_reset(&st->snap);
 }
 

@@ -170,6 +170,12 @@ lmdb_writer_refuse(struct lmdb_writer *w, struct store_batch *b, enum store_err 
     ev_async_send(w->loop, &w->async);
 }
 
+bool
+lmdb_writer_busy(const struct lmdb_writer *w)
+{
+    return w->owed;
+}
+
 void
 lmdb_writer_stop(struct lmdb_writer *w)
 {

@@ -58,6 +58,9 @@ void lmdb_writer_submit(struct lmdb_writer *w, struct store_batch *b,
  * loop later, never inside this call. Loop thread; no batch may be in flight. */
 void lmdb_writer_refuse(struct lmdb_writer *w, struct store_batch *b, enum store_err err);
 
+/* True from submit or refuse until the batch's `done` is called. Loop thread. */
+bool lmdb_writer_busy(const struct lmdb_writer *w);
+
 /* Lets a batch in flight finish (it is committed, `done` is not called), ends the thread and
  * the hand-off. Loop thread. */
 void lmdb_writer_stop(struct lmdb_writer *w);
