@@ -25,7 +25,7 @@ const struct proto_stat_def proto_stat_defs[PROTO_NSTATS] = {
                               "coupons unassigned and unexpired now"},
     [PROTO_STAT_PURGED] = {"purged", true, PROTO_STAT_COUNTER, "coupons deleted by purges"},
     [PROTO_STAT_MEGA_QUEUED] = {"megadeal.queued", false, PROTO_STAT_GAUGE,
-                                "MEGADEAL tasks waiting now, in-flight grants included"},
+                                "MEGADEAL tasks waiting in the queue now (in-flight grants apart)"},
     [PROTO_STAT_MEGA_IN_FLIGHT] = {"megadeal.in_flight", false, PROTO_STAT_GAUGE,
                                    "MEGADEAL grants allocated and not yet committed"},
     [PROTO_STAT_MEGA_GRANTED] = {"megadeal.granted", false, PROTO_STAT_COUNTER,

@@ -21,6 +21,7 @@ struct conn {
     ev_io read_w, write_w;
     ev_timer timer_w; /* idle and line timeouts; the linger bound when lingering */
     double last_active;
+    double last_sent;    /* when the output last made progress, or became backed up */
     double line_started; /* when the unfinished line in `in` began to arrive, or 0 */
 
     struct proto_framer framer;
@@ -60,6 +61,7 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void process_input(struct conn *c);
+static void arm_timer(struct conn *c);
 
 /* ---- the pool ---- */
 
@@ -216,12 +218,14 @@ arm_timer(struct conn *c)
     double idle = c->pool->cfg.idle_timeout, now = ev_now(loop);
 
     ev_timer_stop(loop, &c->timer_w);
-    if (idle <= 0 || c->dead || c->lingering)
+    if (c->dead || c->lingering || (idle <= 0 && !c->backed_up))
         return;
-    double at = c->last_active + idle;
+    double at = idle > 0 ? c->last_active + idle : c->last_sent + CONN_OUT_STALL;
     double line_bound = idle < CONN_LINE_TIMEOUT ? idle : CONN_LINE_TIMEOUT;
     if (c->line_started > 0 && c->line_started + line_bound < at)
         at = c->line_started + line_bound;
+    if (c->backed_up && c->last_sent + CONN_OUT_STALL < at)
+        at = c->last_sent + CONN_OUT_STALL;
     ev_timer_set(&c->timer_w, at > now ? at - now : 0., 0.);
     ev_timer_start(loop, &c->timer_w);
 }
@@ -332,8 +336,11 @@ conn_write(struct conn *c, const char *data, size_t len)
         return;
     memcpy(c->out + c->out_len, data, len);
     c->out_len += len;
-    if (unsent(c) > CONN_OUT_SOFT)
+    if (!c->backed_up && unsent(c) > CONN_OUT_SOFT) {
         c->backed_up = true;
+        c->last_sent = ev_now(c->pool->loop);
+        arm_timer(c);
+    }
     schedule_flush(c);
 }
 
@@ -359,7 +366,7 @@ conn_flush(struct conn *c)
             return;
         }
         c->out_off += (size_t)n;
-        c->last_active = ev_now(c->pool->loop);
+        c->last_active = c->last_sent = ev_now(c->pool->loop);
     }
     ev_io_stop(c->pool->loop, &c->write_w);
     free(c->out); /* all written: hold no memory while idle */
@@ -612,14 +619,18 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         conn_close(c, NULL);
         return;
     }
+    if (c->backed_up && now >= c->last_sent + CONN_OUT_STALL) {
+        conn_close(c, "reason=output_stalled");
+        return;
+    }
     double line_bound = idle < CONN_LINE_TIMEOUT ? idle : CONN_LINE_TIMEOUT;
-    if (c->line_started > 0 && taking(c) && now >= c->line_started + line_bound) {
+    if (idle > 0 && c->line_started > 0 && taking(c) && now >= c->line_started + line_bound) {
         conn_close(c, "reason=line_timeout");
         return;
     }
     if (c->waiting) /* waiting on the server is neither idleness nor slowness */
         c->last_active = now;
-    else if (now >= c->last_active + idle) {
+    else if (idle > 0 && now >= c->last_active + idle) {
         conn_close(c, "reason=idle_timeout");
         return;
     }

@@ -292,10 +292,12 @@ mega_enqueue(struct mega *m, const char *user, double now, int64_t stamp, uint64
         t = find_user(&m->queue, user);
     bool made = false;
     if (!t) {
-        size_t limit = mega_queue_max(m);
-        if (m->queue.len >= limit || m->queue.len >= available) {
+        /* Tasks not yet granted: queued, and in flight (their coupons are still counted in
+         * `available` until their commit is done). */
+        size_t waiting = m->queue.len + m->flight.len, limit = mega_queue_max(m);
+        if (waiting >= limit || waiting >= available) {
             m->rejected++;
-            return m->queue.len >= limit ? MEGA_BUSY : MEGA_NO_COUPONS;
+            return waiting >= limit ? MEGA_BUSY : MEGA_NO_COUPONS;
         }
         t = new_task(m, user, now, stamp);
         if (!t)
@@ -473,7 +475,13 @@ mega_counters(const struct mega *m, struct mega_counters *out)
 size_t
 mega_queue_max(const struct mega *m)
 {
-    double n = (double)m->cfg.rate / m->cfg.window * m->cfg.wait;
+    return m->cfg.queue_max > 0 ? m->cfg.queue_max : MEGA_QUEUE_MAX;
+}
+
+size_t
+mega_queue_for(unsigned rate, double window, double wait)
+{
+    double n = (double)rate / window * wait;
 
     if (n < 1)
         return 1;

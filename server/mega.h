@@ -39,6 +39,7 @@ struct mega_config {
     double wait;          /* seconds from enqueue to the deadline, > 0 */
     double window;        /* seconds, > 0: MEGA_WINDOW_SECONDS */
     double retain;        /* seconds a finished task stays, >= 0: MEGA_RETAIN_SECONDS */
+    size_t queue_max;     /* tasks queued at most; 0: MEGA_QUEUE_MAX */
 };
 
 enum mega_state {
@@ -92,8 +93,9 @@ void mega_free(struct mega *m);
 
 /* Admits a REQUEST of `user` at `now`, checked in this order: when the user already has a task
  * queued or in flight, that task (*fresh = false); MEGA_BUSY when mega_queue_max tasks are
- * queued; MEGA_NO_COUPONS when at least `available` tasks are queued (the unassigned,
- * unexpired MEGADEAL coupons, counting none in flight); otherwise a new task at the tail
+ * waiting (queued or in flight); MEGA_NO_COUPONS when at least `available` tasks are waiting
+ * (the unassigned, unexpired MEGADEAL coupons as last committed, which still counts those of
+ * the grants in flight); otherwise a new task at the tail
  * (*fresh = true) with `stamp` kept in it. On MEGA_OK, *out is the task and *position its
  * place (see mega_position). BUSY and NO_COUPONS count as rejected. Outputs are untouched on
  * an error. `user` must be 1..PROTO_USER_MAX bytes. */
@@ -150,8 +152,12 @@ unsigned mega_position(const struct mega *m, const struct mega_task *t);
 /* The counters. */
 void mega_counters(const struct mega *m, struct mega_counters *out);
 
-/* Tasks the queue holds at most: rate x wait, at least 1, at most MEGA_QUEUE_CAP. */
+/* Tasks the queue holds at most: cfg.queue_max, or MEGA_QUEUE_MAX when that is 0. */
 size_t mega_queue_max(const struct mega *m);
+
+/* The queue that `rate` grants per `window` can serve within `wait` seconds: rate x wait, at
+ * least 1, at most MEGA_QUEUE_CAP. The server sizes its queue with it. */
+size_t mega_queue_for(unsigned rate, double window, double wait);
 
 /* The configuration in force. */
 const struct mega_config *mega_config(const struct mega *m);

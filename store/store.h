@@ -39,9 +39,10 @@
 #define STORE_CODE_MAX 64  /* bytes in a code (upper case A-Z 0-9 _ - .) */
 #define STORE_USER_MAX 128 /* bytes in a user name */
 #define STORE_ERR_MAX  256 /* a one-line reason: an operation name plus the engine's message */
-/* The LMDB backend's map size: the file grows as needed up to it, so a large value costs only
- * address space. 16 GiB holds well over 50 million coupons; smaller than 1 MiB cannot even
- * hold the sub-databases. */
+/* The LMDB backend's map size (store_config.map_size), repeated from store/lmdb/lmdb_env.h for
+ * the server's --map-size flag. Default: the file grows as needed up to this, so a large value
+ * costs only address space; 16 GiB holds well over 50 million coupons. Minimum: smaller maps
+ * cannot even hold the databases. */
 #define STORE_MAP_SIZE_DEFAULT (16ULL << 30)
 #define STORE_MAP_SIZE_MIN     (1ULL << 20)
 

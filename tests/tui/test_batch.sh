@@ -92,7 +92,7 @@ for want in "line 2: bad discount" "line 3: bad expires" "line 5: bad code" \
     echo "$out" | grep -q "$want" || fail "the bad rows report lacks '$want': $out"
 done
 echo "$out" | grep -q "line 1:" && fail "a good row was reported bad: $out"
-# log_sync's own STATS is the one connection since the count.
+# log_sync's own PING is the one connection since the count.
 [ "$(log_count UPLOAD)" = "$uploads" ] || fail "an UPLOAD was sent for a file with bad rows"
 [ "$(log_count CONNECT)" = $((connects + 1)) ] || fail "couponctl connected for a file with bad rows"
 [ "$(stat_of created.FREE)" = 1 ] || fail "records were created from a file with bad rows"

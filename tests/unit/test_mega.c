@@ -664,7 +664,6 @@ test_retry_goes_back_to_head(void **state)
     struct mega_task *a = enqueue_new(m, "a", 0, 1);
     struct mega_task *b = enqueue_new(m, "b", 0, 2);
     enqueue_new(m, "c", 0, 3);
-    struct proto_coupon pc = coupon_for(1);
     mega_grant_started(m, mega_next_grant(m, 0));
     mega_grant_started(m, mega_next_grant(m, 0));
     /* The commit failed: both go back, in their order, ahead of c. */

@@ -1,0 +1,71 @@
+/* lmdb_env.h - the LMDB environment of a store: opening it in either mode, its databases, the
+ * meta state record, coupon records by code, and what LMDB's errors mean to the store.
+ *
+ * Once open, a `struct lmdb_env` is never written again until it is closed: the loop thread and
+ * the writer thread both read it without locks. */
+#ifndef COUPOND_LMDB_ENV_H
+#define COUPOND_LMDB_ENV_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lmdb_codec.h"
+#include "store.h"
+
+/* Default map size: the file grows as needed up to this, so a large value costs only address
+ * space. 16 GiB holds well over 50 million coupons. store.h repeats it as STORE_MAP_SIZE_DEFAULT
+ * for the server's --map-size flag; lmdb_env.c checks that the two agree. */
+#define LMDB_MAP_SIZE_DEFAULT (16ULL << 30)
+#define LMDB_MAP_SIZE_MIN     (1ULL << 20) /* smaller maps cannot even hold the databases */
+
+enum lmdb_db { LMDB_DB_COUPONS, LMDB_DB_AVAIL, LMDB_DB_EXPIRY, LMDB_DB_HISTORY, LMDB_DB_META };
+#define LMDB_NDB 5
+
+struct lmdb_env {
+    MDB_env *env;
+    MDB_dbi dbi[LMDB_NDB];
+    bool rdonly; /* opened with STORE_OPEN_EXISTING: no write transaction, ever */
+};
+
+/* "coupons", "avail", ... for messages. */
+const char *lmdb_env_db_name(enum lmdb_db db);
+
+/* Opens the environment in directory `dir` as cfg->mode says, and loads the meta state into *s.
+ * STORE_OPEN_CREATE: the directory must exist; the databases and the meta state are created
+ * when missing (files 0600). STORE_OPEN_EXISTING: read-only; STORE_NO_STORE when `dir` is
+ * missing or holds no data.mdb, and then nothing is created (beside an existing data.mdb, LMDB
+ * itself creates its lock.mdb if that is missing). On failure *e is closed and msg holds a
+ * one-line reason naming `dir`. */
+enum store_err lmdb_env_open(struct lmdb_env *e, const char *dir, const struct store_config *cfg,
+                             struct lmdb_state *s, char *msg, size_t len);
+
+/* Closes the environment; every transaction on it must be gone. A closed env is a no-op. */
+void lmdb_env_close(struct lmdb_env *e);
+
+/* STORE_FULL for LMDB's "no room" errors (a full map, or a transaction too large for LMDB's
+ * dirty-page list), STORE_IO for any other. */
+enum store_err lmdb_env_err(int rc);
+
+/* Fails `op` with lmdb_env_err(rc) and "what: LMDB's message"; returns the error. */
+enum store_err lmdb_env_fail(struct store_op *op, int rc, const char *what);
+
+/* Reads coupon `code` in `txn`: STORE_OK; STORE_INVALID (op untouched) when the code is not a
+ * valid one or not stored; STORE_CORRUPT or STORE_IO with op failed. */
+enum store_err lmdb_env_coupon_get(const struct lmdb_env *e, MDB_txn *txn, const char *code,
+                                   struct store_coupon *c, struct store_op *op);
+
+/* Writes coupon *c under its code in `txn`; on failure fails op with "what: ...". */
+enum store_err lmdb_env_coupon_put(const struct lmdb_env *e, MDB_txn *txn,
+                                   const struct store_coupon *c, const char *what,
+                                   struct store_op *op);
+
+/* Reads the meta state in `txn` into *s: STORE_OK, STORE_CORRUPT (missing or not decoding) or
+ * STORE_IO, with a reason in msg. */
+enum store_err lmdb_env_state_get(const struct lmdb_env *e, MDB_txn *txn, struct lmdb_state *s,
+                                  char *msg, size_t len);
+
+/* Writes the stored part of *s as the meta state in `txn`; returns LMDB's code. */
+int lmdb_env_state_put(const struct lmdb_env *e, MDB_txn *txn, const struct lmdb_state *s);
+
+#endif

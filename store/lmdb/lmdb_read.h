@@ -1,0 +1,13 @@
+/* lmdb_read.h - the reading operations (VALIDATE, GET, COUNTERS, HISTORY, CHECK) in a view: the
+ * loop's snapshot for store_read, the group for a read inside a batch. */
+#ifndef COUPOND_LMDB_READ_H
+#define COUPOND_LMDB_READ_H
+
+#include "lmdb_view.h"
+#include "store.h"
+
+/* Runs the read operation `op` in view v: sets its outputs and op->err, and on failure a
+ * one-line reason in op->out.msg. A write kind fails with STORE_IO (a caller's mistake). */
+void lmdb_read_run(const struct lmdb_view *v, struct store_op *op);
+
+#endif
