@@ -27,6 +27,8 @@ struct cmd_entry {
 
 static const struct cmd_entry cmd_table[PROTO_NCMDS];
 
+static void log_req(struct cmd_req *r);
+
 /* ---- life of a request ---- */
 
 struct cmd_req *
@@ -50,7 +52,7 @@ cmd_req_new(struct cmd_env *env, struct cmd_client *client, void (*complete)(str
     r->started = ev_time();
     r->err = PROTO_OK;
     r->msg[0] = r->note[0] = '\0';
-    r->counted_write = r->op_busy = r->logged_reads = r->ticket_held = false;
+    r->counted_write = r->op_busy = r->logged_reads = r->ticket_held = r->logged = false;
     r->upload = NULL;
     r->drop_err = PROTO_OK;
     ev_init(&r->delay_w, NULL);
@@ -81,8 +83,11 @@ cmd_req_free(struct cmd_req *r)
     else if (r->ticket_held)
         purge_cancel(env->purge, &r->purge_ticket);
     r->ticket_held = false;
-    if (!r->op_busy) /* else op_done frees it */
-        release(r);
+    if (r->op_busy) /* op_done logs and frees it */
+        return;
+    if (!r->done && r->parsed) /* a wrong AUTH still in its delay, a WAIT: logged all the same */
+        log_req(r);
+    release(r);
 }
 
 static void fail(struct cmd_req *r, enum proto_err err, const char *fmt, ...)
@@ -105,8 +110,9 @@ log_req(struct cmd_req *r)
     const char *user = r->preq.user[0] ? r->preq.user : NULL;
     const char *code = NULL, *type = NULL;
 
-    if (r->logged_reads && !r->env->opts->log_reads)
+    if (r->logged || (r->logged_reads && !r->env->opts->log_reads))
         return;
+    r->logged = true;
     if (r->op.kind == STORE_OP_ASSIGN || r->op.kind == STORE_OP_REDEEM ||
         r->op.kind == STORE_OP_VALIDATE) {
         code = r->op.out.coupon.code[0] ? r->op.out.coupon.code : NULL;
@@ -307,6 +313,7 @@ start_auth(struct cmd_req *r)
     cl->auth_failures++;
     fail(r, PROTO_ERR_DENIED, "wrong key");
     snprintf(r->note, sizeof r->note, "failures=%u", cl->auth_failures);
+    log_req(r); /* now, not after the delay: a guesser that hangs up is on record too */
     r->blocks = true;
     r->closes = cl->auth_failures >= CMD_AUTH_TRIES;
     ev_timer_init(&r->delay_w, auth_delay_cb, r->env->opts->auth_delay, 0.);

@@ -81,6 +81,7 @@ struct cmd_req {
     bool counted_write; /* counted in client->writes_unfinished */
     bool op_busy;       /* the store operation is submitted and not completed */
     bool logged_reads;  /* a read that is logged only with --log-reads */
+    bool logged;        /* its log line is written */
     struct store_op op;
     struct upload *upload;
     enum proto_err drop_err; /* UPLOAD refused: the error once its records are dropped */

@@ -31,13 +31,13 @@ _Static_assert(CONN_IN_BUF >= PROTO_FRAME_MIN_BUF, "a longest line must fit the 
 #define CONN_OUT_SOFT (64 * 1024)
 /* A client whose unsent output passes this is cut off: only one that stopped reading while a
  * reply was being written gets here, and its replies must not grow memory without end. */
-#define CONN_OUT_MAX  (256 * 1024)
+#define CONN_OUT_MAX (256 * 1024)
 /* A client that takes no byte of its backed-up output (over CONN_OUT_SOFT) for this long has
  * stopped reading: it is cut off, so it cannot hold its slot and buffers until the idle
  * timeout. A reader on the slowest mobile link takes a few KiB a second. */
 #define CONN_OUT_STALL 5.0
-#define CONN_OUT_MIN  4096 /* first output buffer size */
-#define CONN_PEER_MAX 64   /* "[ipv6]:port" */
+#define CONN_OUT_MIN   4096 /* first output buffer size */
+#define CONN_PEER_MAX  64   /* "[ipv6]:port" */
 /* A closing connection first shuts down its sending side and discards what the peer still
  * sends, for at most this long: closing with unread input makes the kernel send a reset, and
  * a reset destroys replies the peer has not read yet. */

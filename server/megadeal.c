@@ -421,8 +421,8 @@ megadeal_new(struct ev_loop *loop, const struct megadeal_config *cfg, struct gro
                              .wait = cfg->wait,
                              .window = MEGA_WINDOW_SECONDS,
                              .retain = MEGA_RETAIN_SECONDS,
-                             .queue_max = mega_queue_for(cfg->rate, MEGA_WINDOW_SECONDS,
-                                                         cfg->wait)};
+                             .queue_max =
+                                 mega_queue_for(cfg->rate, MEGA_WINDOW_SECONDS, cfg->wait)};
     struct megadeal *md = calloc(1, sizeof *md);
 
     if (md == NULL || (md->queue = mega_new(&mc)) == NULL ||

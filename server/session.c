@@ -13,6 +13,9 @@ struct session_set {
     struct session *head;
     size_t count;
     bool stopping;
+    /* One reply writer for every session: replies are written one at a time, and its line
+     * buffer (4.5 KiB) would otherwise be most of an idle connection's memory. */
+    struct proto_out out;
 };
 
 struct session {
@@ -25,13 +28,12 @@ struct session {
     struct cmd_req *last;         /* the newest of them */
     unsigned queued;
     struct cmd_req *feeding; /* an UPLOAD taking the next lines as its records */
-    struct proto_out out;
-    bool spoke;    /* a first line was seen: the HTTP check is done */
-    bool paused;   /* the connection was told to stop handing frames */
-    bool eof;      /* the peer is done sending: close once every reply is written */
-    bool stopping; /* shutdown: start nothing new */
-    bool closing;  /* conn_close_after_flush was called */
-    bool in_frame; /* inside on_frame: replies are written when it returns */
+    bool spoke;              /* a first line was seen: the HTTP check is done */
+    bool paused;             /* the connection was told to stop handing frames */
+    bool eof;                /* the peer is done sending: close once every reply is written */
+    bool stopping;           /* shutdown: start nothing new */
+    bool closing;            /* conn_close_after_flush was called */
+    bool in_frame;           /* inside on_frame: replies are written when it returns */
 };
 
 static void
@@ -79,7 +81,9 @@ write_replies(struct session *s)
         s->queued--;
         if (s->feeding == r)
             s->feeding = NULL;
-        cmd_reply(r, &s->out);
+        struct proto_out *o = &s->set->out;
+        o->arg = s;
+        cmd_reply(r, o);
         bool closes = r->closes;
         cmd_req_free(r);
         if (closes) {
@@ -248,8 +252,10 @@ session_set_new(struct cmd_env *env)
 {
     struct session_set *set = calloc(1, sizeof *set);
 
-    if (set != NULL)
-        set->env = env;
+    if (set == NULL)
+        return NULL;
+    set->env = env;
+    proto_out_init(&set->out, sink, NULL);
     return set;
 }
 
@@ -284,7 +290,6 @@ session_new(struct session_set *set, struct conn *c)
     s->client.conn = conn_id(c);
     s->client.peer = conn_peer(c);
     s->tail = &s->head;
-    proto_out_init(&s->out, sink, s);
     conn_start(c, &handler, s);
     return s;
 }

@@ -303,8 +303,13 @@ on_upload(struct wl *w, const struct op *o, const char *line, uint32_t rejects)
     struct model *m = w->m;
     struct batch *b = &m->batches[o->target];
     char want[32];
-    snprintf(want, sizeof want, "OK uploaded=%u", (unsigned)b->n);
-    if (strcmp(line, want) == 0) {
+    int n = snprintf(want, sizeof want, "OK uploaded=%u", (unsigned)b->n);
+    /* Version 2 adds " expired=K" when K of the records had expired already on arrival. */
+    unsigned expired = 0;
+    char tail = '\0';
+    if (strncmp(line, want, (size_t)n) == 0 &&
+        (line[n] == '\0' || (sscanf(line + n, " expired=%u%c", &expired, &tail) == 1 &&
+                             expired >= 1 && expired <= b->n))) {
         model_batch_settle(m, o->target, BATCH_ACKED);
         return;
     }
