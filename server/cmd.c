@@ -22,9 +22,9 @@ struct cmd_result {
     const char *code; /* coupon code, when there is one */
     const char *type;
     char code_buf[PROTO_CODE_MAX + 1];
-    char extra[64];
-    bool deferred;     /* the reply is written later, by a timer, the upload or the purge */
-    bool logged_later; /* and so is the log line */
+    struct log_note note; /* more fields for the line */
+    bool deferred;        /* the reply is written later, by a timer, the upload or the purge */
+    bool logged_later;    /* and so is the log line */
 };
 
 typedef void cmd_fn(struct conn *c, const struct proto_request *req, struct cmd_result *res);
@@ -122,7 +122,7 @@ cmd_auth(struct conn *c, const struct proto_request *req, struct cmd_result *res
     c->auth_failures++;
     res->err = PROTO_ERR_DENIED;
     res->deferred = true;
-    snprintf(res->extra, sizeof res->extra, "failures=%u", c->auth_failures);
+    log_note_add(&res->note, log_uint("failures", c->auth_failures));
     conn_block(c);
     ev_timer_init(&c->delay_w, auth_delay_cb, CONN_AUTH_DELAY, 0.);
     ev_timer_start(c->srv->loop, &c->delay_w);
@@ -133,7 +133,7 @@ cmd_request(struct conn *c, const struct proto_request *req, struct cmd_result *
 {
     res->type = proto_type_name(req->type);
     if (req->type == PROTO_TYPE_MEGADEAL) {
-        res->err = megadeal_request(c->srv->mega, c, req->user, res->extra, sizeof res->extra);
+        res->err = megadeal_request(c->srv->mega, c, req->user, &res->note);
         return;
     }
     struct store_coupon sc;
@@ -157,7 +157,7 @@ static void
 cmd_task(struct conn *c, const struct proto_request *req, struct cmd_result *res)
 {
     res->err = megadeal_status(c->srv->mega, c, req->task, req->cmd == PROTO_CMD_WAIT,
-                               &res->deferred, res->extra, sizeof res->extra);
+                               &res->deferred, &res->note);
 }
 
 static void
@@ -187,7 +187,7 @@ cmd_redeem(struct conn *c, const struct proto_request *req, struct cmd_result *r
         return;
     }
     res->type = proto_type_name((enum proto_type)sc.type);
-    snprintf(res->extra, sizeof res->extra, "uses=%u", sc.uses);
+    log_note_add(&res->note, log_uint("uses", sc.uses));
     reply_coupon(c, "", &sc);
 }
 
@@ -213,7 +213,7 @@ refuse_upload(struct conn *c, uint64_t count, enum proto_err err, struct cmd_res
 static void
 cmd_upload(struct conn *c, const struct proto_request *req, struct cmd_result *res)
 {
-    snprintf(res->extra, sizeof res->extra, "count=%llu", (unsigned long long)req->count);
+    log_note_add(&res->note, log_uint("count", req->count));
     if (!c->authed) {
         refuse_upload(c, req->count, PROTO_ERR_DENIED, res);
         return;
@@ -335,7 +335,8 @@ log_command(struct conn *c, const char *op, const struct proto_request *req,
         .type = res->type,
         .result = proto_err_name(res->err),
         .us = (int64_t)((server_now_precise(c->srv) - started) * 1e6),
-        .extra = res->extra[0] ? res->extra : NULL,
+        .extra = res->note.f,
+        .n_extra = res->note.n,
     };
     log_op(c->srv->log, server_now(c->srv), &lo);
 }
@@ -395,7 +396,7 @@ cmd_upload_complete(struct conn *c)
     uint64_t stored;
     conn_join_group(c);
     res.err = upload_finish(c->upload, srv->store, c, &stored);
-    snprintf(res.extra, sizeof res.extra, "stored=%llu", (unsigned long long)stored);
+    log_note_add(&res.note, log_uint("stored", stored));
     upload_free(c->upload);
     c->upload = NULL;
     conn_reply_done(c);

@@ -43,10 +43,13 @@ list_remove(struct conn_list *l, struct conn *c)
     l->count--;
 }
 
+/* A connection's own line; `reason` (NULL: none) says why it was dropped. */
 static void
-log_conn(struct conn *c, const char *op, const char *extra)
+log_conn(struct conn *c, const char *op, const char *reason)
 {
-    struct log_op lo = {.conn = c->id, .peer = c->peer, .op = op, .us = -1, .extra = extra};
+    const struct log_field extra = log_str("reason", reason);
+    struct log_op lo = {
+        .conn = c->id, .peer = c->peer, .op = op, .us = -1, .extra = &extra, .n_extra = 1};
     log_op(c->srv->log, server_now(c->srv), &lo);
 }
 
@@ -129,7 +132,7 @@ static bool
 out_reserve(struct conn *c, size_t len)
 {
     if (c->out_len - c->out_off + len > CONN_OUT_MAX) {
-        log_conn(c, "DROP", "reason=output_cap");
+        log_conn(c, "DROP", "output_cap");
         conn_close(c);
         return false;
     }
@@ -149,7 +152,7 @@ out_reserve(struct conn *c, size_t len)
         cap *= 2;
     char *p = realloc(c->out, cap);
     if (!p) {
-        log_conn(c, "DROP", "reason=out_of_memory");
+        log_conn(c, "DROP", "out_of_memory");
         conn_close(c);
         return false;
     }
@@ -558,7 +561,7 @@ idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     if (left <= 0 || line_left <= 0) {
-        log_conn(c, "DROP", left <= 0 ? "reason=idle_timeout" : "reason=line_timeout");
+        log_conn(c, "DROP", left <= 0 ? "idle_timeout" : "line_timeout");
         conn_close(c);
         return;
     }

@@ -153,11 +153,13 @@ serve(const struct opts *o)
         return die(loop ? err : "cannot start the event loop");
     }
     sodium_memzero(key, sizeof key);
-    log_event(lg, ev_time(), "START", "version=%s data_dir=%s", COUPOND_VERSION, o->data_dir);
+    const struct log_field start[] = {log_str("version", COUPOND_VERSION),
+                                      log_str("data_dir", o->data_dir)};
+    log_event(lg, ev_time(), "START", start, LOG_NFIELDS(start));
     server_run(&srv);
     server_free(&srv);
     store_close(st);
-    log_event(lg, ev_time(), "STOP", NULL);
+    log_event(lg, ev_time(), "STOP", NULL, 0);
     log_close(lg);
     return EXIT_SUCCESS;
 }

@@ -5,7 +5,6 @@
 #include "megadeal.h"
 
 #include <ev.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,19 +54,19 @@ wall_ms(const struct megadeal *md)
 
 /* ---- log lines ---- */
 
-static void log_task(struct megadeal *md, const struct conn *c, const char *op, const char *user,
-                     const struct mega_task *t, const char *result, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
+/* A field for log_task that is left out. */
+static const struct log_field no_field = {.kind = LOG_STR, .s = NULL};
 
+/* A task's line: its number as task= when there is a task, then `more` (or no_field). */
 static void
 log_task(struct megadeal *md, const struct conn *c, const char *op, const char *user,
-         const struct mega_task *t, const char *result, const char *fmt, ...)
+         const struct mega_task *t, const char *result, struct log_field more)
 {
-    char extra[128];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(extra, sizeof extra, fmt, ap);
-    va_end(ap);
+    struct log_field extra[2];
+    size_t n = 0;
+    if (t)
+        extra[n++] = log_uint("task", t->seq);
+    extra[n++] = more;
     struct log_op lo = {.conn = c ? c->id : 0,
                         .peer = c ? c->peer : NULL,
                         .op = op,
@@ -76,15 +75,16 @@ log_task(struct megadeal *md, const struct conn *c, const char *op, const char *
                         .type = "MEGADEAL",
                         .result = result,
                         .us = -1,
-                        .extra = extra};
+                        .extra = extra,
+                        .n_extra = n};
     log_op(md->srv->log, server_now(md->srv), &lo);
 }
 
 static void
 log_timeout(struct megadeal *md, const struct mega_task *t)
 {
-    log_task(md, NULL, "MEGADEAL_TIMEOUT", NULL, t, "TIMEOUT", "task=%llu waited_ms=%lld",
-             (unsigned long long)t->seq, (long long)((t->finished - t->enqueued) * 1e3));
+    log_task(md, NULL, "MEGADEAL_TIMEOUT", NULL, t, "TIMEOUT",
+             log_int("waited_ms", (int64_t)((t->finished - t->enqueued) * 1e3)));
 }
 
 /* ---- replies ---- */
@@ -169,8 +169,7 @@ answer_waiters(struct megadeal *md)
 static void
 retry(struct megadeal *md, struct mega_task *t, double now, const char *why)
 {
-    log_task(md, NULL, "MEGADEAL_RETRY", NULL, t, "INTERNAL", "task=%llu reason=\"%s\"",
-             (unsigned long long)t->seq, why);
+    log_task(md, NULL, "MEGADEAL_RETRY", NULL, t, "INTERNAL", log_str("reason", why));
     if (!mega_grant_retry(md->queue, t, now))
         log_timeout(md, t);
 }
@@ -192,8 +191,7 @@ allocate(struct megadeal *md, struct mega_task *t, double now)
     }
     if (e == STORE_NO_COUPONS) {
         mega_grant_failed(md->queue, t, now, MEGA_FAIL_NO_COUPONS);
-        log_task(md, NULL, "MEGADEAL_REJECT", NULL, t, "NO_COUPONS", "task=%llu",
-                 (unsigned long long)t->seq);
+        log_task(md, NULL, "MEGADEAL_REJECT", NULL, t, "NO_COUPONS", no_field);
         return true;
     }
     retry(md, t, now, store_strerror(e));
@@ -253,8 +251,8 @@ megadeal_committed(struct megadeal *md, bool ok, const char *why)
             continue;
         }
         mega_grant_committed(md->queue, t, now);
-        log_task(md, NULL, "MEGADEAL_GRANT", NULL, t, "OK", "task=%llu waited_ms=%lld",
-                 (unsigned long long)t->seq, (long long)((now - t->enqueued) * 1e3));
+        log_task(md, NULL, "MEGADEAL_GRANT", NULL, t, "OK",
+                 log_int("waited_ms", (int64_t)((now - t->enqueued) * 1e3)));
     }
     md->n_pending = 0;
     answer_waiters(md);
@@ -264,7 +262,7 @@ megadeal_committed(struct megadeal *md, bool ok, const char *why)
 /* ---- commands ---- */
 
 enum proto_err
-megadeal_request(struct megadeal *md, struct conn *c, const char *user, char *note, size_t note_len)
+megadeal_request(struct megadeal *md, struct conn *c, const char *user, struct log_note *note)
 {
     struct server *srv = md->srv;
     if (md->stopped) {
@@ -288,24 +286,23 @@ megadeal_request(struct megadeal *md, struct conn *c, const char *user, char *no
     case MEGA_OK:
         break;
     case MEGA_BUSY:
-        log_task(md, c, "MEGADEAL_REJECT", user, NULL, "BUSY", "queued=%llu",
-                 (unsigned long long)mc.queued);
+        log_task(md, c, "MEGADEAL_REJECT", user, NULL, "BUSY", log_uint("queued", mc.queued));
         conn_error(c, PROTO_ERR_BUSY, "MEGADEAL queue is full (%d tasks)", MEGA_QUEUE_MAX);
         return PROTO_ERR_BUSY;
     case MEGA_NO_COUPONS:
-        log_task(md, c, "MEGADEAL_REJECT", user, NULL, "NO_COUPONS", "queued=%llu",
-                 (unsigned long long)mc.queued);
+        log_task(md, c, "MEGADEAL_REJECT", user, NULL, "NO_COUPONS", log_uint("queued", mc.queued));
         conn_error(c, PROTO_ERR_NO_COUPONS, "no MEGADEAL coupon left");
         return PROTO_ERR_NO_COUPONS;
     case MEGA_NOMEM:
         conn_error(c, PROTO_ERR_INTERNAL, "out of memory, nothing was changed");
         return PROTO_ERR_INTERNAL;
     }
-    snprintf(note, note_len, "task=%llu position=%u%s", (unsigned long long)t->seq, pos,
-             fresh ? "" : " again=1");
+    log_note_add(note, log_uint("task", t->seq));
+    log_note_add(note, log_uint("position", pos));
+    if (!fresh)
+        log_note_add(note, log_uint("again", 1));
     if (fresh) {
-        log_task(md, c, "MEGADEAL_ENQUEUE", NULL, t, "OK", "task=%llu position=%u",
-                 (unsigned long long)t->seq, pos);
+        log_task(md, c, "MEGADEAL_ENQUEUE", NULL, t, "OK", log_uint("position", pos));
         reschedule(md, now);
     }
     return reply_task(md, c, t);
@@ -313,14 +310,14 @@ megadeal_request(struct megadeal *md, struct conn *c, const char *user, char *no
 
 enum proto_err
 megadeal_status(struct megadeal *md, struct conn *c, const char *id, bool wait, bool *deferred,
-                char *note, size_t note_len)
+                struct log_note *note)
 {
     struct task_payload given, live;
     if (!task_decode(md->key, id, strlen(id), &given)) {
         conn_error(c, PROTO_ERR_BAD_TASK, "%s", PROTO_BAD_TASK_MSG);
         return PROTO_ERR_BAD_TASK;
     }
-    snprintf(note, note_len, "task=%llu", (unsigned long long)given.seq);
+    log_note_add(note, log_uint("task", given.seq));
     struct mega_task *t = mega_lookup(md->queue, given.seq, mono_now());
     if (t)
         task_payload_make(md->key, t->seq, t->stamp, t->stamp + md->wait_ms, t->user, &live);
@@ -337,7 +334,7 @@ megadeal_status(struct megadeal *md, struct conn *c, const char *id, bool wait, 
         conn_error(c, PROTO_ERR_INTERNAL, "out of memory");
         return PROTO_ERR_INTERNAL;
     }
-    snprintf(note, note_len, "task=%llu held=1", (unsigned long long)t->seq);
+    log_note_add(note, log_uint("held", 1));
     conn_block(c);
     *deferred = true;
     return PROTO_OK;

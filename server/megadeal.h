@@ -12,6 +12,7 @@
 
 struct server;
 struct conn;
+struct log_note;
 struct megadeal;
 
 /* Loads or makes DATADIR/task.key and sets up the queue with the server's --megadeal-* flags.
@@ -24,15 +25,15 @@ void megadeal_free(struct megadeal *md);
 
 /* REQUEST user MEGADEAL: admits a task and writes the reply to c, "OK task=ID status=queued
  * position=P" or an error. Writes nothing to the store, so the reply needs no commit.
- * Returns the reply's error code (PROTO_OK) and a note for the command's log line. */
-enum proto_err megadeal_request(struct megadeal *md, struct conn *c, const char *user, char *note,
-                                size_t note_len);
+ * Returns the reply's error code (PROTO_OK) and adds fields for the command's log line to note. */
+enum proto_err megadeal_request(struct megadeal *md, struct conn *c, const char *user,
+                                struct log_note *note);
 
 /* STATUS id (wait false) or WAIT id (wait true): writes the task's state to c. For WAIT on a
  * task not yet granted, c is blocked and answered when the task is granted or fails; then
- * *deferred is set. Returns the reply's error code and a note for the log line. */
+ * *deferred is set. Returns the reply's error code and adds fields for the log line to note. */
 enum proto_err megadeal_status(struct megadeal *md, struct conn *c, const char *id, bool wait,
-                               bool *deferred, char *note, size_t note_len);
+                               bool *deferred, struct log_note *note);
 
 /* Called by the server after each group commit with its outcome: the grants allocated in the
  * group are granted (ok) or go back to the queue, and their waiters are answered. */

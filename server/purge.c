@@ -142,8 +142,9 @@ purge_step(struct purge *p)
     if (e != STORE_OK) {
         p->cur.failed = true;
         p->cur.done = true;
-        log_event(p->srv->log, server_now(p->srv), "PURGE_FAILED", "reason=\"%s: %s\"",
-                  store_strerror(e), store_last_error(p->srv->store));
+        const struct log_field f[] = {log_str("error", store_strerror(e)),
+                                      log_str("reason", store_last_error(p->srv->store))};
+        log_event(p->srv->log, server_now(p->srv), "PURGE_FAILED", f, LOG_NFIELDS(f));
     } else if (!more) {
         p->cur.done = true;
     }
@@ -155,14 +156,14 @@ log_run(struct purge *p, const struct conn *c, bool ok)
 {
     struct run *r = &p->cur;
     double now = server_now(p->srv);
-    char extra[48];
-    snprintf(extra, sizeof extra, "purged=%llu", (unsigned long long)r->committed);
+    const struct log_field extra = log_uint("purged", r->committed);
     struct log_op lo = {.conn = c ? c->id : 0,
                         .peer = c ? c->peer : NULL,
                         .op = c ? "PURGE" : "PURGE_TIMER",
                         .result = ok ? "OK" : "INTERNAL",
                         .us = (int64_t)((now - r->started) * 1e6),
-                        .extra = extra};
+                        .extra = &extra,
+                        .n_extra = 1};
     log_op(p->srv->log, now, &lo);
 }
 

@@ -80,8 +80,9 @@ pause_accepting(struct server *srv, int err)
     ev_io_stop(srv->loop, &srv->accept_w);
     ev_timer_set(&srv->accept_pause_w, SERVER_ACCEPT_PAUSE, 0.);
     ev_timer_start(srv->loop, &srv->accept_pause_w);
-    log_event(srv->log, server_now(srv), "ACCEPT_PAUSED", "reason=\"%s\" conns=%zu", strerror(err),
-              srv->conns.count);
+    const struct log_field f[] = {log_str("reason", strerror(err)),
+                                  log_uint("conns", srv->conns.count)};
+    log_event(srv->log, server_now(srv), "ACCEPT_PAUSED", f, LOG_NFIELDS(f));
 }
 
 static void
@@ -142,10 +143,10 @@ commit_group(struct server *srv)
         } else {
             srv->stats.commit_failures++;
             why = store_strerror(e);
-            log_event(srv->log, server_now(srv), "COMMIT",
-                      "result=INTERNAL conns=%u us=%lld "
-                      "reason=\"%s\"",
-                      members, (long long)((ev_time() - t0) * 1e6), store_last_error(srv->store));
+            const struct log_field f[] = {log_str("result", "INTERNAL"), log_uint("conns", members),
+                                          log_int("us", (int64_t)((ev_time() - t0) * 1e6)),
+                                          log_str("reason", store_last_error(srv->store))};
+            log_event(srv->log, server_now(srv), "COMMIT", f, LOG_NFIELDS(f));
         }
     }
     struct conn *next;
@@ -236,8 +237,9 @@ shutdown_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     struct server *srv = w->data;
-    log_event(srv->log, server_now(srv), "SHUTDOWN", "result=grace_expired conns=%zu",
-              srv->conns.count);
+    const struct log_field f[] = {log_str("result", "grace_expired"),
+                                  log_uint("conns", srv->conns.count)};
+    log_event(srv->log, server_now(srv), "SHUTDOWN", f, LOG_NFIELDS(f));
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -248,8 +250,8 @@ begin_shutdown(struct server *srv, int signum)
     if (srv->shutting_down)
         return;
     srv->shutting_down = true;
-    log_event(srv->log, server_now(srv), "SHUTDOWN", "signal=%d conns=%zu", signum,
-              srv->conns.count);
+    const struct log_field f[] = {log_int("signal", signum), log_uint("conns", srv->conns.count)};
+    log_event(srv->log, server_now(srv), "SHUTDOWN", f, LOG_NFIELDS(f));
     ev_io_stop(srv->loop, &srv->accept_w);
     ev_timer_stop(srv->loop, &srv->accept_pause_w);
     ev_timer_stop(srv->loop, &srv->purge_timer_w);
@@ -274,7 +276,7 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     (void)revents;
     struct server *srv = w->data;
     if (w->signum == SIGHUP) {
-        log_event(srv->log, server_now(srv), "REOPEN_LOG", NULL);
+        log_event(srv->log, server_now(srv), "REOPEN_LOG", NULL, 0);
         log_reopen(srv->log);
         return;
     }
@@ -388,8 +390,10 @@ server_init(struct server *srv, struct ev_loop *loop, const struct opts *opts, s
         return false;
     }
     start_watchers(srv);
-    log_event(lg, ev_time(), "LISTEN", "addr=%s port=%u max_clients=%u", opts->listen,
-              bound_port(srv->listen_fd), opts->max_clients);
+    const struct log_field f[] = {log_str("addr", opts->listen),
+                                  log_uint("port", bound_port(srv->listen_fd)),
+                                  log_uint("max_clients", opts->max_clients)};
+    log_event(lg, ev_time(), "LISTEN", f, LOG_NFIELDS(f));
     return true;
 }
 
