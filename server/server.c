@@ -1,12 +1,9 @@
-/* server.c - the loop's skeleton: listener and accept, signals, the purge timer, and the end of
- * each iteration, where the group of writes is committed once and the replies go out. */
+/* server.c - the loop's skeleton: the listener's wiring (turn-away, new connections), signals, the
+ * purge timer, and the end of each iteration, where the group of writes is committed once and the
+ * replies go out. */
 #include "server.h"
 
-#include <errno.h>
 #include <math.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +12,12 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "listener.h"
 #include "log.h"
 #include "megadeal.h"
 #include "purge.h"
 
-#define SERVER_LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
-#define SERVER_BUSY_REPLY     "ERR BUSY too many clients\n"
+#define SERVER_BUSY_REPLY "ERR BUSY too many clients\n"
 
 double
 server_now(const struct server *srv)
@@ -48,38 +45,11 @@ server_defer(struct server *srv)
         ev_timer_start(srv->loop, &srv->defer_w);
 }
 
+/* accept() ran out of descriptors or memory: the listener pauses, and the log says so. */
 static void
-format_peer(const struct sockaddr_storage *ss, char *out, size_t len)
+accept_paused(void *arg, int err)
 {
-    char host[INET6_ADDRSTRLEN], port[8];
-    if (getnameinfo((const struct sockaddr *)ss, sizeof *ss, host, sizeof host, port, sizeof port,
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-        snprintf(out, len, "?");
-        return;
-    }
-    if (ss->ss_family == AF_INET6)
-        snprintf(out, len, "[%s]:%s", host, port);
-    else
-        snprintf(out, len, "%s:%s", host, port);
-}
-
-static void
-accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)revents;
-    struct server *srv = w->data;
-    if (!srv->shutting_down)
-        ev_io_start(loop, &srv->accept_w);
-}
-
-/* Out of descriptors or memory: stop accepting for a moment instead of spinning on a listener
- * that stays readable. */
-static void
-pause_accepting(struct server *srv, int err)
-{
-    ev_io_stop(srv->loop, &srv->accept_w);
-    ev_timer_set(&srv->accept_pause_w, SERVER_ACCEPT_PAUSE, 0.);
-    ev_timer_start(srv->loop, &srv->accept_pause_w);
+    struct server *srv = arg;
     const struct log_field f[] = {log_str("reason", strerror(err)),
                                   log_uint("conns", srv->conns.count)};
     log_event(srv->log, server_now(srv), "ACCEPT_PAUSED", f, LOG_NFIELDS(f));
@@ -96,33 +66,15 @@ turn_away(struct server *srv, int fd)
 }
 
 static void
-accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+accepted(void *arg, int fd, const char *peer)
 {
-    (void)loop;
-    (void)revents;
-    struct server *srv = w->data;
-    for (int i = 0; i < SERVER_ACCEPT_BATCH; i++) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                pause_accepting(srv, errno);
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            return; /* EAGAIN: all accepted */
-        }
-        if (srv->conns.count >= srv->opts->max_clients) {
-            turn_away(srv, fd);
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        char peer[CONN_PEER_MAX];
-        format_peer(&ss, peer, sizeof peer);
-        if (!conn_new(srv, fd, peer))
-            close(fd);
+    struct server *srv = arg;
+    if (srv->conns.count >= srv->opts->max_clients) {
+        turn_away(srv, fd);
+        return;
     }
+    if (!conn_new(srv, fd, peer))
+        close(fd);
 }
 
 /* Commits the iteration's group and releases or replaces the replies that waited for it. */
@@ -252,11 +204,9 @@ begin_shutdown(struct server *srv, int signum)
     srv->shutting_down = true;
     const struct log_field f[] = {log_int("signal", signum), log_uint("conns", srv->conns.count)};
     log_event(srv->log, server_now(srv), "SHUTDOWN", f, LOG_NFIELDS(f));
-    ev_io_stop(srv->loop, &srv->accept_w);
-    ev_timer_stop(srv->loop, &srv->accept_pause_w);
+    listener_free(srv->listener);
+    srv->listener = NULL;
     ev_timer_stop(srv->loop, &srv->purge_timer_w);
-    close(srv->listen_fd);
-    srv->listen_fd = -1;
     purge_stop(srv->purge);
     megadeal_stop(srv->mega);
     /* Every connection is closed once its replies (and those its group still owes) are
@@ -283,52 +233,10 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     begin_shutdown(srv, w->signum);
 }
 
-static int
-open_listener(const struct opts *o, char *errbuf, size_t errlen)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
-    struct addrinfo *ai;
-    char port[8];
-    snprintf(port, sizeof port, "%u", o->port);
-    int rc = getaddrinfo(o->listen, port, &hints, &ai);
-    if (rc != 0) {
-        snprintf(errbuf, errlen, "bad listen address %s: %s", o->listen, gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SERVER_LISTEN_BACKLOG) != 0) {
-        snprintf(errbuf, errlen, "cannot listen on %s port %s: %s", o->listen, port,
-                 strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    return fd;
-}
-
-static unsigned
-bound_port(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-        return 0;
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
-
 static void
 start_watchers(struct server *srv)
 {
     struct ev_loop *loop = srv->loop;
-    ev_io_init(&srv->accept_w, accept_cb, srv->listen_fd, EV_READ);
-    ev_timer_init(&srv->accept_pause_w, accept_resume_cb, SERVER_ACCEPT_PAUSE, 0.);
     ev_prepare_init(&srv->prepare_w, prepare_cb);
     ev_timer_init(&srv->defer_w, defer_cb, 0., 0.);
     ev_timer_init(&srv->shutdown_w, shutdown_timer_cb, SERVER_SHUTDOWN_GRACE, 0.);
@@ -337,10 +245,9 @@ start_watchers(struct server *srv)
     ev_signal_init(&srv->sigint_w, signal_cb, SIGINT);
     ev_signal_init(&srv->sigterm_w, signal_cb, SIGTERM);
     ev_signal_init(&srv->sighup_w, signal_cb, SIGHUP);
-    srv->accept_w.data = srv->accept_pause_w.data = srv->prepare_w.data = srv;
+    srv->prepare_w.data = srv;
     srv->defer_w.data = srv->shutdown_w.data = srv->purge_timer_w.data = srv;
     srv->sigint_w.data = srv->sigterm_w.data = srv->sighup_w.data = srv;
-    ev_io_start(loop, &srv->accept_w);
     ev_prepare_start(loop, &srv->prepare_w);
     if (every > 0)
         ev_timer_start(loop, &srv->purge_timer_w);
@@ -353,9 +260,8 @@ start_watchers(struct server *srv)
 static void
 release(struct server *srv)
 {
-    if (srv->listen_fd >= 0)
-        close(srv->listen_fd);
-    srv->listen_fd = -1;
+    listener_free(srv->listener);
+    srv->listener = NULL;
     purge_free(srv->purge);
     megadeal_free(srv->mega);
     free(srv->read_buf);
@@ -363,6 +269,22 @@ release(struct server *srv)
     srv->mega = NULL;
     srv->read_buf = NULL;
     sodium_memzero(srv->admin_key, sizeof srv->admin_key);
+}
+
+/* One LISTEN line per address listened on, and one LISTEN_SKIPPED per address of the host name
+ * that the machine lacks. */
+static void
+log_listening(struct server *srv)
+{
+    for (size_t i = 0; i < listener_count(srv->listener); i++) {
+        char addr[LISTENER_HOST_MAX];
+        unsigned port;
+        int err = listener_address(srv->listener, i, addr, &port);
+        const struct log_field f[] = {log_str("addr", addr), log_uint("port", port),
+                                      err ? log_str("reason", strerror(err))
+                                          : log_uint("max_clients", srv->opts->max_clients)};
+        log_event(srv->log, ev_time(), err ? "LISTEN_SKIPPED" : "LISTEN", f, LOG_NFIELDS(f));
+    }
 }
 
 bool
@@ -376,7 +298,6 @@ server_init(struct server *srv, struct ev_loop *loop, const struct opts *opts, s
     srv->log = lg;
     memcpy(srv->admin_key, admin_key, KEYS_BYTES);
     srv->started = ev_time();
-    srv->listen_fd = -1;
     srv->purge = purge_new(srv);
     srv->read_buf = malloc(CONN_IN_BUF);
     if (!srv->purge || !srv->read_buf) {
@@ -385,15 +306,13 @@ server_init(struct server *srv, struct ev_loop *loop, const struct opts *opts, s
         return false;
     }
     srv->mega = megadeal_new(srv, errbuf, errlen);
-    if (!srv->mega || (srv->listen_fd = open_listener(opts, errbuf, errlen)) < 0) {
+    if (!srv->mega || !(srv->listener = listener_new(loop, opts->listen, opts->port, accepted,
+                                                     accept_paused, srv, errbuf, errlen))) {
         release(srv);
         return false;
     }
     start_watchers(srv);
-    const struct log_field f[] = {log_str("addr", opts->listen),
-                                  log_uint("port", bound_port(srv->listen_fd)),
-                                  log_uint("max_clients", opts->max_clients)};
-    log_event(lg, ev_time(), "LISTEN", f, LOG_NFIELDS(f));
+    log_listening(srv);
     return true;
 }
 

@@ -12,14 +12,11 @@
 #include "store.h"
 
 struct conn;
+struct listener;
 struct log;
 struct megadeal;
 struct purge;
 
-/* Accepting stops this long after accept() fails for lack of descriptors (EMFILE), so a full
- * table does not spin the loop; by then some connection has usually gone. */
-#define SERVER_ACCEPT_PAUSE   0.1
-#define SERVER_ACCEPT_BATCH   64  /* accepts per readiness event, so a flood can't starve others */
 #define SERVER_SHUTDOWN_GRACE 5.0 /* seconds to deliver the last replies on SIGTERM */
 #define SERVER_FD_RESERVE     64  /* descriptors beyond the clients: listener, store, log, ... */
 
@@ -46,9 +43,7 @@ struct server {
     struct megadeal *mega; /* the MEGADEAL queue */
     unsigned char admin_key[KEYS_BYTES];
 
-    int listen_fd;
-    ev_io accept_w;
-    ev_timer accept_pause_w;
+    struct listener *listener;
     ev_prepare prepare_w;   /* end of each loop iteration: group commit, then flush */
     ev_timer defer_w;       /* run deferred work at the next iteration without blocking */
     ev_timer purge_timer_w; /* --purge-interval */

@@ -163,13 +163,11 @@ start_server(struct fuzz_ctx *fx)
 }
 
 /* server_free leaves the server's own watchers in the loop (coupond exits right after it), so
- * they are stopped here before the loop goes. */
+ * they are stopped here before the loop goes; the listener's go with it in server_free. */
 static void
 stop_server(struct fuzz_ctx *fx)
 {
     struct server *srv = &fx->srv;
-    ev_io_stop(fx->loop, &srv->accept_w);
-    ev_timer_stop(fx->loop, &srv->accept_pause_w);
     ev_prepare_stop(fx->loop, &srv->prepare_w);
     ev_timer_stop(fx->loop, &srv->defer_w);
     ev_timer_stop(fx->loop, &srv->purge_timer_w);
