@@ -1,4 +1,5 @@
 /* main.c - coupond: start-up (flags, data dir, keys, store, log, fd limit), the loop, exit. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,29 +33,67 @@ die(const char *reason)
     return EXIT_STARTUP;
 }
 
-/* mkdir -p with mode 0700 for what it makes. */
+/* What this run made, so that a start that fails can take it back and leave nothing behind. */
+struct made {
+    size_t top_len; /* the data dir path up to the first directory this run made; 0: none */
+    bool log;       /* the --log file did not exist before this run */
+};
+
+/* mkdir -p with mode 0700 for what it makes; notes in *made the first directory it made. */
 static bool
-make_dirs(const char *dir)
+make_dirs(const char *dir, struct made *made)
 {
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
         return false;
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
+    size_t len = strlen(path);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
             continue;
-        *p = '\0';
-        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        path[i] = '\0';
+        bool ok = mkdir(path, 0700) == 0;
+        if (ok && made->top_len == 0)
+            made->top_len = i;
+        if (!ok && errno != EEXIST)
             return false;
-        *p = '/';
+        path[i] = i < len ? '/' : '\0';
     }
-    return mkdir(path, 0700) == 0 || errno == EEXIST;
+    return true;
+}
+
+/* A start failed: removes the log file if this run made it (nothing is logged before the server
+ * listens, so it is empty), and the data dir if this run made it. The data dir did not exist
+ * when the run began and was made 0700, so every file in it is this run's (keys, database,
+ * lock, maybe the log); then the directories this run made are removed, deepest first. Nothing
+ * in a directory that existed before is touched. */
+static void
+undo_start(const struct opts *o, const struct made *made)
+{
+    if (made->log)
+        unlink(o->log_path);
+    if (made->top_len == 0)
+        return;
+    DIR *d = opendir(o->data_dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    if (d)
+        closedir(d);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", o->data_dir);
+    for (char *slash; strlen(path) >= made->top_len;) {
+        rmdir(path);
+        if (!(slash = strrchr(path, '/')))
+            break;
+        *slash = '\0';
+    }
 }
 
 static bool
-prepare_data_dir(const char *dir, char *errbuf, size_t errlen)
+prepare_data_dir(const char *dir, struct made *made, char *errbuf, size_t errlen)
 {
     struct stat sb;
-    if (!make_dirs(dir) || stat(dir, &sb) != 0) {
+    if (!make_dirs(dir, made) || stat(dir, &sb) != 0) {
         snprintf(errbuf, errlen, "cannot create data dir %s: %s", dir, strerror(errno));
         return false;
     }
@@ -129,7 +168,7 @@ run_check(const struct opts *o)
 }
 
 static int
-serve(const struct opts *o)
+serve(const struct opts *o, struct made *made)
 {
     char err[ERRBUF_MAX];
     unsigned char key[KEYS_BYTES];
@@ -140,6 +179,7 @@ serve(const struct opts *o)
     struct store *st;
     if (store_open(o->data_dir, o->map_size, &st, err, sizeof err) != STORE_OK)
         return die(err);
+    made->log = o->log_path && access(o->log_path, F_OK) != 0 && errno == ENOENT;
     struct log *lg = log_open(o->log_path, err, sizeof err);
     if (!lg) {
         store_close(st);
@@ -182,7 +222,13 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (sodium_init() < 0)
         return die("cannot initialise libsodium");
-    if (!prepare_data_dir(o.data_dir, err, sizeof err))
-        return die(err);
-    return o.mode == OPTS_MODE_CHECK ? run_check(&o) : serve(&o);
+    struct made made = {0};
+    int status = EXIT_STARTUP;
+    if (!prepare_data_dir(o.data_dir, &made, err, sizeof err))
+        die(err);
+    else
+        status = o.mode == OPTS_MODE_CHECK ? run_check(&o) : serve(&o, &made);
+    if (status != EXIT_SUCCESS)
+        undo_start(&o, &made);
+    return status;
 }

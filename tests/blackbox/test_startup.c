@@ -1,6 +1,6 @@
 /* test_startup.c - starting up, as coupond(8) describes it: -l takes a host name and listens on
  * every address it resolves to, a malformed -l value is a usage error (exit 2) and a name that
- * does not resolve a start-up failure (exit 1). */
+ * does not resolve a start-up failure (exit 1); and a failed start leaves no data dir it made. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,7 +21,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,7 +29,6 @@
 #define PATH_BUF      (BB_PATH_MAX + 64)
 #define UP_TIMEOUT_MS 10000 /* spawn until listening, or the READY=1 datagram */
 #define EXIT_NO_NS    77    /* the child could not make its own mount namespace: skip */
-#define NOTIFY_MAX    256   /* one notify datagram */
 
 /* ---- helpers ---- */
 
@@ -63,6 +60,13 @@ tmpdir_teardown(void **state)
     bb_tmpdir_remove(*state);
     free(*state);
     return 0;
+}
+
+static bool
+exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
 }
 
 /* Connects to addr:port (an IPv4 or IPv6 literal) and expects PING to be answered. */
@@ -227,7 +231,7 @@ test_listen_every_address_of_a_name(void **state)
 }
 
 /* A malformed -l value is a usage error, exit 2; a well-formed name that does not resolve fails
- * the start, exit 1; each with one line on stderr. */
+ * the start, exit 1; each with one line on stderr, and no data dir left behind. */
 static void
 test_listen_bad_values(void **state)
 {
@@ -253,7 +257,48 @@ test_listen_bad_values(void **state)
             strstr(err, cases[i].says) == NULL)
             fail_msg("-l '%s': expected exit %d and one line naming %s, got %d and:\n%s",
                      cases[i].value, cases[i].status, cases[i].says, st, err);
+        if (exists(dir))
+            fail_msg("-l '%s': the failed start left its new data dir %s", cases[i].value, dir);
     }
+}
+
+/* issue 9: a start that failed left the data dir and key files it had just made. */
+static void
+test_failed_start_leaves_no_new_dir(void **state)
+{
+    const char *tmp = *state;
+    static char out[BB_RUN_OUT_MAX], err[BB_RUN_OUT_MAX];
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 1), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    char port[8], top[PATH_BUF], dir[PATH_BUF], log[PATH_BUF], old[PATH_BUF], mine[PATH_BUF];
+    bb_fmt(port, sizeof port, "%u", (unsigned)ntohs(a.sin_port));
+
+    /* A new data dir two levels deep, with the new log file in it. */
+    bb_fmt(top, sizeof top, "%s/fresh", tmp);
+    bb_fmt(dir, sizeof dir, "%s/data", top);
+    bb_fmt(log, sizeof log, "%s/ops.log", dir);
+    const char *const args[] = {"-d", dir, "-p", port, "--log", log, NULL};
+    int st = bb_run(args, out, sizeof out, err, sizeof err);
+    if (st != 1 || count_lines(err) != 1 || strstr(err, "in use") == NULL)
+        fail_msg("port in use: expected exit 1 and one line, got %d and:\n%s", st, err);
+    if (exists(top))
+        fail_msg("the failed start left %s behind", exists(dir) ? dir : top);
+
+    /* A data dir that was there before keeps what it held, and stays. */
+    bb_fmt(old, sizeof old, "%s/old", tmp);
+    bb_fmt(mine, sizeof mine, "%s/mine.txt", old);
+    assert_int_equal(mkdir(old, 0700), 0);
+    FILE *f = fopen(mine, "w");
+    assert_non_null(f);
+    fclose(f);
+    const char *const args_old[] = {"-d", old, "-p", port, NULL};
+    assert_int_equal(bb_run(args_old, out, sizeof out, err, sizeof err), 1);
+    close(fd);
+    assert_true(exists(mine));
 }
 
 int
@@ -264,6 +309,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_listen_every_address_of_a_name, tmpdir_setup,
                                         tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_listen_bad_values, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_start_leaves_no_new_dir, tmpdir_setup,
+                                        tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
