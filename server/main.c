@@ -16,6 +16,7 @@
 
 #include "keys.h"
 #include "log.h"
+#include "notify.h"
 #include "opts.h"
 #include "server.h"
 #include "store.h"
@@ -196,6 +197,7 @@ serve(const struct opts *o, struct made *made)
     const struct log_field start[] = {log_str("version", COUPOND_VERSION),
                                       log_str("data_dir", o->data_dir)};
     log_event(lg, ev_time(), "START", start, LOG_NFIELDS(start));
+    notify_send("READY=1"); /* listening: a Type=notify unit is started */
     server_run(&srv);
     server_free(&srv);
     store_close(st);

@@ -15,6 +15,7 @@
 #include "listener.h"
 #include "log.h"
 #include "megadeal.h"
+#include "notify.h"
 #include "purge.h"
 
 #define SERVER_BUSY_REPLY "ERR BUSY too many clients\n"
@@ -204,6 +205,7 @@ begin_shutdown(struct server *srv, int signum)
     srv->shutting_down = true;
     const struct log_field f[] = {log_int("signal", signum), log_uint("conns", srv->conns.count)};
     log_event(srv->log, server_now(srv), "SHUTDOWN", f, LOG_NFIELDS(f));
+    notify_send("STOPPING=1");
     listener_free(srv->listener);
     srv->listener = NULL;
     ev_timer_stop(srv->loop, &srv->purge_timer_w);

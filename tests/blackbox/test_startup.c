@@ -1,6 +1,7 @@
 /* test_startup.c - starting up, as coupond(8) describes it: -l takes a host name and listens on
  * every address it resolves to, a malformed -l value is a usage error (exit 2) and a name that
- * does not resolve a start-up failure (exit 1); and a failed start leaves no data dir it made. */
+ * does not resolve a start-up failure (exit 1); a failed start leaves no data dir it made; and
+ * readiness is signalled to $NOTIFY_SOCKET once the server listens, and stopping on SIGTERM. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +32,7 @@
 #define PATH_BUF      (BB_PATH_MAX + 64)
 #define UP_TIMEOUT_MS 10000 /* spawn until listening, or the READY=1 datagram */
 #define EXIT_NO_NS    77    /* the child could not make its own mount namespace: skip */
+#define NOTIFY_MAX    256   /* one notify datagram */
 
 /* ---- helpers ---- */
 
@@ -301,6 +305,86 @@ test_failed_start_leaves_no_new_dir(void **state)
     assert_true(exists(mine));
 }
 
+/* ---- readiness ---- */
+
+/* Binds a datagram socket at `name` (a path, or "@name" for an abstract one). */
+static int
+notify_bind(const char *name)
+{
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    size_t len = strlen(name);
+    assert_true(len < sizeof a.sun_path);
+    memcpy(a.sun_path, name, len);
+    if (name[0] == '@')
+        a.sun_path[0] = '\0';
+    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    if (bind(fd, (struct sockaddr *)&a, alen) != 0)
+        fail_msg("bind %s: %s", name, strerror(errno));
+    return fd;
+}
+
+/* Waits for one datagram; false on a timeout. */
+static bool
+notify_recv(int fd, char *buf, size_t cap, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, ms) != 1)
+        return false;
+    ssize_t n = recv(fd, buf, cap - 1, 0);
+    if (n < 0)
+        return false;
+    buf[n] = '\0';
+    return true;
+}
+
+/* Starts coupond with NOTIFY_SOCKET=`name`, expects READY=1 once it listens (a connect
+ * succeeds the moment it arrives), then STOPPING=1 on SIGTERM, and exit 0. */
+static void
+expect_notified(const char *tmp, const char *name, int fd)
+{
+    char dir[PATH_BUF], log[PATH_BUF], out[PATH_BUF], msg[NOTIFY_MAX];
+    bb_fmt(dir, sizeof dir, "%s/data", tmp);
+    bb_fmt(log, sizeof log, "%s/ops.log", tmp);
+    bb_fmt(out, sizeof out, "%s/stderr.log", tmp);
+    unlink(log);
+    const char *const args[] = {"-p", "0", "-d", dir, "--log", log, NULL};
+    setenv("NOTIFY_SOCKET", name, 1);
+    pid_t pid = bb_spawn(args, out);
+    unsetenv("NOTIFY_SOCKET");
+    assert_true(pid > 0);
+    bool ready = notify_recv(fd, msg, sizeof msg, UP_TIMEOUT_MS);
+    if (!ready) {
+        bb_reap(pid, 0);
+        fail_msg("NOTIFY_SOCKET=%s: no datagram within %d ms", name, UP_TIMEOUT_MS);
+    }
+    print_message("NOTIFY_SOCKET=%s: %s\n", name, msg);
+    assert_string_equal(msg, "READY=1");
+    /* READY=1 means listening: the LISTEN line is written before it and the port answers. */
+    expect_served_at("127.0.0.1", listen_port_of(log, "127.0.0.1"));
+    kill(pid, SIGTERM);
+    bool stopping = notify_recv(fd, msg, sizeof msg, UP_TIMEOUT_MS);
+    assert_int_equal(bb_reap(pid, BB_STOP_TIMEOUT_MS), 0);
+    assert_true(stopping);
+    assert_string_equal(msg, "STOPPING=1");
+}
+
+static void
+test_notify_ready_and_stopping(void **state)
+{
+    const char *tmp = *state;
+    char path[PATH_BUF], abstract[64];
+    bb_fmt(path, sizeof path, "%s/notify.sock", tmp);
+    int fd = notify_bind(path);
+    expect_notified(tmp, path, fd);
+    close(fd);
+    bb_fmt(abstract, sizeof abstract, "@coupond-test-notify-%d", (int)getpid());
+    fd = notify_bind(abstract);
+    expect_notified(tmp, abstract, fd);
+    close(fd);
+}
+
 int
 main(void)
 {
@@ -310,6 +394,8 @@ main(void)
                                         tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_listen_bad_values, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_failed_start_leaves_no_new_dir, tmpdir_setup,
+                                        tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_ready_and_stopping, tmpdir_setup,
                                         tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
