@@ -51,7 +51,8 @@ cmd_req_new(struct cmd_env *env, struct cmd_client *client, void (*complete)(str
     r->verb = "INVALID";
     r->started = ev_time();
     r->err = PROTO_OK;
-    r->msg[0] = r->note[0] = '\0';
+    r->msg[0] = '\0';
+    r->note.n = 0;
     r->counted_write = r->op_busy = r->logged_reads = r->ticket_held = r->logged = false;
     r->upload = NULL;
     r->drop_err = PROTO_OK;
@@ -131,7 +132,8 @@ log_req(struct cmd_req *r)
         .type = type,
         .result = proto_err_name(r->err),
         .us = (int64_t)((ev_time() - r->started) * 1e6),
-        .extra = r->note[0] ? r->note : NULL,
+        .extra = r->note.f,
+        .n_extra = r->note.n,
     };
     log_op(r->env->log, ev_now(r->env->loop), &lo);
 }
@@ -246,7 +248,7 @@ after_coupon(struct cmd_req *r)
     if (r->op.err != STORE_OK)
         fail_store(r, r->preq.code[0] ? r->preq.code : "-", r->preq.user);
     else if (r->preq.cmd == PROTO_CMD_REDEEM)
-        snprintf(r->note, sizeof r->note, "uses=%u", r->op.out.coupon.uses);
+        log_note_add(&r->note, log_uint("uses", r->op.out.coupon.uses));
     finish(r);
 }
 
@@ -312,7 +314,7 @@ start_auth(struct cmd_req *r)
     cl->authed = false;
     cl->auth_failures++;
     fail(r, PROTO_ERR_DENIED, "wrong key");
-    snprintf(r->note, sizeof r->note, "failures=%u", cl->auth_failures);
+    log_note_add(&r->note, log_uint("failures", cl->auth_failures));
     log_req(r); /* now, not after the delay: a guesser that hangs up is on record too */
     r->blocks = true;
     r->closes = cl->auth_failures >= CMD_AUTH_TRIES;
@@ -333,7 +335,7 @@ mega_enqueue_after(struct cmd_req *r)
         megadeal_enqueue(env->mega, r->preq.user,
                          r->op.out.counters.type[STORE_TYPE_MEGADEAL].available, r->client->conn,
                          r->client->peer, v);
-        snprintf(r->note, sizeof r->note, "%s", v->note);
+        r->note = v->note;
         if (v->err != PROTO_OK)
             fail(r, v->err, "%s", v->msg);
     }
@@ -387,7 +389,7 @@ take_view(struct cmd_req *r, const struct megadeal_view *v)
 {
     if (&r->u.mega != v)
         r->u.mega = *v;
-    snprintf(r->note, sizeof r->note, "%s", v->note);
+    r->note = v->note;
     if (v->err != PROTO_OK)
         fail(r, v->err, "%s", v->msg);
 }
@@ -421,7 +423,7 @@ start_task(struct cmd_req *r)
         return;
     }
     /* WAIT holds back the replies queued after it. */
-    snprintf(r->note, sizeof r->note, "%s", r->mega_ticket.view.note);
+    r->note = r->mega_ticket.view.note;
     r->ticket_held = r->blocks = true;
 }
 
@@ -465,7 +467,7 @@ start_upload(struct cmd_req *r)
     struct cmd_env *env = r->env;
 
     r->records_left = r->preq.count;
-    snprintf(r->note, sizeof r->note, "count=%llu", (unsigned long long)r->preq.count);
+    log_note_add(&r->note, log_uint("count", r->preq.count));
     /* A refused UPLOAD still reads its records, so the connection stays in step. */
     if (!r->client->authed)
         r->drop_err = PROTO_ERR_DENIED;
@@ -498,8 +500,7 @@ upload_after(struct cmd_req *r)
     uint64_t stored;
 
     r->err = upload_result(r->upload, &r->op, &stored);
-    snprintf(r->note, sizeof r->note, "count=%llu stored=%llu", (unsigned long long)r->preq.count,
-             (unsigned long long)stored);
+    log_note_add(&r->note, log_uint("stored", stored));
     finish(r);
 }
 
@@ -538,8 +539,9 @@ purge_done(struct purge_ticket *t)
     struct cmd_req *r = t->arg;
 
     r->ticket_held = false;
-    snprintf(r->note, sizeof r->note, "purged=%llu%s", (unsigned long long)t->purged,
-             t->more ? " more=1" : "");
+    log_note_add(&r->note, log_uint("purged", t->purged));
+    if (t->more)
+        log_note_add(&r->note, log_uint("more", 1));
     if (!t->ok)
         fail(r, PROTO_ERR_INTERNAL, "purge stopped after %llu coupons: %s",
              (unsigned long long)t->purged, t->why);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log.h"
 #include "megadeal.h"
 #include "proto.h"
 #include "purge.h"
@@ -26,7 +27,6 @@ struct upload;
 
 #define CMD_AUTH_TRIES 3   /* wrong keys before the connection is closed */
 #define CMD_MSG_MAX    256 /* an error reply's message */
-#define CMD_NOTE_MAX   96  /* a log line's extra fields */
 
 /* What commands reach; the server fills it once. */
 struct cmd_env {
@@ -76,12 +76,12 @@ struct cmd_req {
     double started;
     enum proto_err err;
     char msg[CMD_MSG_MAX];
-    char note[CMD_NOTE_MAX];
-    bool parsed;        /* preq holds a parsed request */
-    bool counted_write; /* counted in client->writes_unfinished */
-    bool op_busy;       /* the store operation is submitted and not completed */
-    bool logged_reads;  /* a read that is logged only with --log-reads */
-    bool logged;        /* its log line is written */
+    struct log_note note; /* its log line's extra fields */
+    bool parsed;          /* preq holds a parsed request */
+    bool counted_write;   /* counted in client->writes_unfinished */
+    bool op_busy;         /* the store operation is submitted and not completed */
+    bool logged_reads;    /* a read that is logged only with --log-reads */
+    bool logged;          /* its log line is written */
     struct store_op op;
     struct upload *upload;
     enum proto_err drop_err; /* UPLOAD refused: the error once its records are dropped */

@@ -97,7 +97,13 @@ conn_pool_total(const struct conn_pool *p)
 static void
 log_conn(struct conn *c, const char *op, const char *reason)
 {
-    struct log_op lo = {.conn = c->id, .peer = c->peer, .op = op, .us = -1, .extra = reason};
+    const struct log_field f[] = {log_str("reason", reason)};
+    struct log_op lo = {.conn = c->id,
+                        .peer = c->peer,
+                        .op = op,
+                        .us = -1,
+                        .extra = reason != NULL ? f : NULL,
+                        .n_extra = reason != NULL ? 1 : 0};
 
     log_op(c->pool->log, ev_now(c->pool->loop), &lo);
 }
@@ -304,7 +310,7 @@ static bool
 out_reserve(struct conn *c, size_t len)
 {
     if (unsent(c) + len > CONN_OUT_MAX) {
-        conn_close(c, "reason=output_cap");
+        conn_close(c, "output_cap");
         return false;
     }
     if (c->out_len + len <= c->out_cap)
@@ -321,7 +327,7 @@ out_reserve(struct conn *c, size_t len)
         cap *= 2;
     char *np = realloc(c->out, cap);
     if (np == NULL) {
-        conn_close(c, "reason=out_of_memory");
+        conn_close(c, "out_of_memory");
         return false;
     }
     c->out = np;
@@ -537,7 +543,7 @@ keep_input(struct conn *c)
     if (own == NULL) {
         c->in = NULL;
         c->in_len = 0;
-        conn_close(c, "reason=out_of_memory");
+        conn_close(c, "out_of_memory");
         return;
     }
     memcpy(own, c->in, c->in_len);
@@ -620,18 +626,18 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     if (c->backed_up && now >= c->last_sent + CONN_OUT_STALL) {
-        conn_close(c, "reason=output_stalled");
+        conn_close(c, "output_stalled");
         return;
     }
     double line_bound = idle < CONN_LINE_TIMEOUT ? idle : CONN_LINE_TIMEOUT;
     if (idle > 0 && c->line_started > 0 && taking(c) && now >= c->line_started + line_bound) {
-        conn_close(c, "reason=line_timeout");
+        conn_close(c, "line_timeout");
         return;
     }
     if (c->waiting) /* waiting on the server is neither idleness nor slowness */
         c->last_active = now;
     else if (idle > 0 && now >= c->last_active + idle) {
-        conn_close(c, "reason=idle_timeout");
+        conn_close(c, "idle_timeout");
         return;
     }
     arm_timer(c);

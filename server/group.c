@@ -82,9 +82,11 @@ record(struct group *g, const struct store_batch *b, enum store_err err)
 
     if (err != STORE_OK) {
         g->stats.failures++;
-        log_event(g->log, ev_now(g->loop), "COMMIT",
-                  "result=INTERNAL ops=%zu us=%lld reason=\"%s: %s\"", b->n,
-                  (long long)(took * 1e6), store_strerror(err), b->msg);
+        const struct log_field f[] = {log_str("result", "INTERNAL"), log_uint("ops", b->n),
+                                      log_int("us", (int64_t)(took * 1e6)),
+                                      log_str("error", store_strerror(err)),
+                                      log_str("reason", b->msg)};
+        log_event(g->log, ev_now(g->loop), "COMMIT", f, LOG_NFIELDS(f));
         return;
     }
     g->stats.commits++;

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +19,17 @@ struct buf {
     size_t len, cap;
 };
 
+/* The date part of the time field, formatted once per second. */
+struct clock {
+    int64_t sec; /* the second `date` was formatted for, or -1 */
+    char date[24];
+};
+
 struct log {
     /* loop thread only */
     struct buf front;
     uint64_t front_lines;
-    int64_t cached_sec; /* the second `cached_time` was formatted for */
-    char cached_time[24];
+    struct clock front_clock;
 
     /* shared, under `mu` */
     pthread_mutex_t mu;
@@ -40,7 +44,10 @@ struct log {
     int fd;
     char *path; /* NULL: stderr */
     bool failing;
+    struct clock writer_clock;
 };
+
+static size_t format_dropped(struct clock *ck, char buf[LOG_LINE_MAX], uint64_t dropped);
 
 static bool
 buf_reserve(struct buf *b, size_t extra)
@@ -110,14 +117,11 @@ writer_reopen(struct log *lg)
 static void
 writer_output(struct log *lg, uint64_t dropped)
 {
-    char note[96];
+    char note[LOG_LINE_MAX];
     int err = 0;
     bool ok = write_all(lg->fd, lg->out.data, lg->out.len, &err);
-    if (ok && dropped) {
-        int n =
-            snprintf(note, sizeof note, "op=LOG_DROPPED lines=%llu\n", (unsigned long long)dropped);
-        ok = write_all(lg->fd, note, (size_t)n, &err);
-    }
+    if (ok && dropped)
+        ok = write_all(lg->fd, note, format_dropped(&lg->writer_clock, note, dropped), &err);
     if (!ok && !lg->failing)
         report("cannot write the log; dropping lines until it works again", err);
     else if (ok && lg->failing)
@@ -164,7 +168,7 @@ log_open(const char *path, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
-    lg->cached_sec = -1;
+    lg->front_clock.sec = lg->writer_clock.sec = -1;
     lg->fd = STDERR_FILENO;
     if (path) {
         lg->path = strdup(path);
@@ -238,57 +242,70 @@ log_reopen(struct log *lg)
     pthread_mutex_unlock(&lg->mu);
 }
 
-/* Appending to a line without printf: the log formats a line per operation, and the printf
- * machinery was a fifth of the server's instructions. Each append stops at `end`. */
-static char *
-put_mem(char *p, const char *end, const char *s, size_t n)
+/* ---- formatting a line ----
+ *
+ * Without printf: the log formats a line per operation, and the printf machinery was a fifth of
+ * the server's instructions. A line is built in place, in LOG_LINE_MAX bytes; room for the cut
+ * marker and the newline is kept back, so a cut line still ends cleanly. */
+
+#define CUT_MARK " cut=1"
+
+struct line {
+    char *start, *p;
+    const char *end; /* where the fields must stop: the marker and newline go after */
+    bool cut;        /* a field did not fit: nothing more is written but the marker */
+};
+
+static size_t
+room(const struct line *l)
 {
-    size_t room = (size_t)(end - p);
-    if (n > room)
-        n = room;
-    memcpy(p, s, n);
-    return p + n;
+    return (size_t)(l->end - l->p);
 }
 
-static char *
-put_str(char *p, const char *end, const char *s)
+static void
+put_mem(struct line *l, const char *s, size_t n)
 {
-    return put_mem(p, end, s, strlen(s));
+    memcpy(l->p, s, n);
+    l->p += n;
 }
 
-static char *
-put_u64(char *p, const char *end, uint64_t v, int min_digits)
+/* " key=" when it fits with `value_len` more bytes; false (the line is cut) when not. */
+static bool
+put_key(struct line *l, const char *key, size_t value_len)
 {
-    char digits[20];
-    int n = 0;
+    size_t klen = strlen(key);
+    if (l->cut || room(l) < 1 + klen + 1 + value_len) {
+        l->cut = true;
+        return false;
+    }
+    *l->p++ = ' ';
+    put_mem(l, key, klen);
+    *l->p++ = '=';
+    return true;
+}
+
+/* Decimal digits of v, right-aligned in digits[20]; returns how many, at least min_digits. */
+static size_t
+fmt_u64(char digits[20], uint64_t v, size_t min_digits)
+{
+    size_t n = 0;
     do {
-        digits[n++] = (char)('0' + v % 10);
+        digits[19 - n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v > 0 || n < min_digits);
-    while (n > 0 && p < end)
-        *p++ = digits[--n];
-    return p;
+    return n;
 }
 
-/* "2026-11-24T02:28:01.123456Z"; the date part is formatted once per second. */
-static char *
-put_time(struct log *lg, double now, char *p, const char *end)
+static void
+put_uint_field(struct line *l, const char *key, uint64_t v, bool negative)
 {
-    int64_t sec = (int64_t)now;
-    int64_t usec = (int64_t)((now - (double)sec) * 1e6);
-    if (usec < 0 || usec > 999999)
-        usec = 0;
-    if (sec != lg->cached_sec) {
-        time_t t = (time_t)sec;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(lg->cached_time, sizeof lg->cached_time, "%Y-%m-%dT%H:%M:%S", &tm);
-        lg->cached_sec = sec;
-    }
-    p = put_str(p, end, lg->cached_time);
-    p = put_str(p, end, ".");
-    p = put_u64(p, end, (uint64_t)usec, 6);
-    return put_str(p, end, "Z");
+    char digits[20];
+    size_t n = fmt_u64(digits, v, 1);
+    if (!put_key(l, key, n + negative))
+        return;
+    if (negative)
+        *l->p++ = '-';
+    put_mem(l, digits + 20 - n, n);
 }
 
 /* The length of v when it can be written bare, or SIZE_MAX when logfmt needs it quoted. */
@@ -302,119 +319,182 @@ bare_len(const char *v)
     return s == (const unsigned char *)v ? SIZE_MAX : (size_t)(s - (const unsigned char *)v);
 }
 
-/* Appends `key` (" name=") and a value known to need no quotes: the server's own words, and
- * codes, which protocol/ allows only A-Z 0-9 _ - . in. */
-static char *
-put_bare(char *p, const char *end, const char *key, const char *v)
-{
-    if (!v)
-        return p;
-    p = put_str(p, end, key);
-    return put_str(p, end, v);
-}
-
-/* Appends `key` (" name=") and the value, quoting and escaping it when logfmt needs it. */
-static char *
-put_field(char *p, const char *end, const char *key, const char *v)
+/* Writes v quoted and escaped after its key, as much of it as fits with its closing quote; a
+ * value that does not fit whole is cut between two characters, never inside an escape. */
+static void
+put_quoted(struct line *l, const char *v)
 {
     static const char hex[] = "0123456789abcdef";
-    if (!v)
-        return p;
-    p = put_str(p, end, key);
-    size_t n = bare_len(v);
-    if (n != SIZE_MAX)
-        return put_mem(p, end, v, n);
-    p = put_str(p, end, "\"");
-    for (const unsigned char *s = (const unsigned char *)v; *s && p + 5 < end; s++) {
-        if (*s == '"' || *s == '\\') {
-            *p++ = '\\';
-            *p++ = (char)*s;
-        } else if (*s < ' ' || *s >= 0x7f) {
-            *p++ = '\\';
-            *p++ = 'x';
-            *p++ = hex[*s >> 4];
-            *p++ = hex[*s & 15];
+    *l->p++ = '"';
+    const unsigned char *s = (const unsigned char *)v;
+    for (; *s; s++) {
+        bool plain = *s >= ' ' && *s < 0x7f && *s != '"' && *s != '\\';
+        size_t need = plain ? 1 : *s == '"' || *s == '\\' ? 2 : 4;
+        if (room(l) < need + 1)
+            break;
+        if (plain) {
+            *l->p++ = (char)*s;
+        } else if (need == 2) {
+            *l->p++ = '\\';
+            *l->p++ = (char)*s;
         } else {
-            *p++ = (char)*s;
+            *l->p++ = '\\';
+            *l->p++ = 'x';
+            *l->p++ = hex[*s >> 4];
+            *l->p++ = hex[*s & 15];
         }
     }
-    return put_str(p, end, "\"");
+    *l->p++ = '"';
+    if (*s)
+        l->cut = true;
 }
 
-/* Reserves room for one line in `front`; NULL when memory is short (the line is dropped). */
-static char *
-line_begin(struct log *lg)
+/* Appends " key=value", quoting and escaping the value when logfmt needs it, or when it must be
+ * cut; a NULL value is left out. */
+static void
+put_str_field(struct line *l, const char *key, const char *v)
 {
-    if (lg->front.len + LOG_LINE_MAX > LOG_HANDOFF_BYTES)
-        log_flush(lg);
-    return buf_reserve(&lg->front, LOG_LINE_MAX) ? lg->front.data + lg->front.len : NULL;
+    if (!v)
+        return;
+    size_t n = bare_len(v);
+    if (n != SIZE_MAX && !l->cut && room(l) >= 1 + strlen(key) + 1 + n) {
+        put_key(l, key, n);
+        put_mem(l, v, n);
+        return;
+    }
+    if (put_key(l, key, 2))
+        put_quoted(l, v);
 }
 
 static void
-line_end(struct log *lg, char *p)
+put_field(struct line *l, const struct log_field *f)
 {
-    char *start = lg->front.data + lg->front.len;
-    if (p > start + LOG_LINE_MAX - 1)
-        p = start + LOG_LINE_MAX - 1;
-    *p++ = '\n';
-    lg->front.len = (size_t)(p - lg->front.data);
+    switch (f->kind) {
+    case LOG_STR:
+        put_str_field(l, f->key, f->s);
+        break;
+    case LOG_UINT:
+        put_uint_field(l, f->key, f->u, false);
+        break;
+    case LOG_INT:
+        put_uint_field(l, f->key, f->i < 0 ? -(uint64_t)f->i : (uint64_t)f->i, f->i < 0);
+        break;
+    }
+}
+
+/* "time=2026-11-24T02:28:01.123456Z" to start a line in buf[LOG_LINE_MAX]; the date part is
+ * formatted once per second. */
+static void
+line_start(struct line *l, char *buf, struct clock *ck, double now)
+{
+    l->start = l->p = buf;
+    l->end = buf + LOG_LINE_MAX - (sizeof CUT_MARK - 1) - 1;
+    l->cut = false;
+    int64_t sec = (int64_t)now;
+    int64_t usec = (int64_t)((now - (double)sec) * 1e6);
+    if (usec < 0 || usec > 999999)
+        usec = 0;
+    if (sec != ck->sec) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(ck->date, sizeof ck->date, "%Y-%m-%dT%H:%M:%S", &tm);
+        ck->sec = sec;
+    }
+    char digits[20];
+    size_t n = fmt_u64(digits, (uint64_t)usec, 6);
+    put_mem(l, "time=", 5);
+    put_mem(l, ck->date, strlen(ck->date));
+    *l->p++ = '.';
+    put_mem(l, digits + 20 - n, n);
+    *l->p++ = 'Z';
+}
+
+/* Ends the line with the cut marker if it was cut, and its newline; returns its length. */
+static size_t
+line_finish(struct line *l)
+{
+    if (l->cut) {
+        memcpy(l->p, CUT_MARK, sizeof CUT_MARK - 1);
+        l->p += sizeof CUT_MARK - 1;
+    }
+    *l->p++ = '\n';
+    return (size_t)(l->p - l->start);
+}
+
+static void
+put_fields(struct line *l, const struct log_field *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        put_field(l, &f[i]);
+}
+
+/* The writer's own line saying how many lines it had to drop, in the same form as the others. */
+static size_t
+format_dropped(struct clock *ck, char buf[LOG_LINE_MAX], uint64_t dropped)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct line l;
+    line_start(&l, buf, ck, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    const struct log_field f[] = {log_str("op", "LOG_DROPPED"), log_uint("lines", dropped)};
+    put_fields(&l, f, LOG_NFIELDS(f));
+    return line_finish(&l);
+}
+
+/* Starts a line in `front`, with room for LOG_LINE_MAX bytes; false when memory is short (the
+ * line is dropped). */
+static bool
+line_open(struct log *lg, double now, struct line *l)
+{
+    if (lg->front.len + LOG_LINE_MAX > LOG_HANDOFF_BYTES)
+        log_flush(lg);
+    if (!buf_reserve(&lg->front, LOG_LINE_MAX))
+        return false;
+    line_start(l, lg->front.data + lg->front.len, &lg->front_clock, now);
+    return true;
+}
+
+static void
+line_close(struct log *lg, struct line *l)
+{
+    lg->front.len += line_finish(l);
     lg->front_lines++;
 }
 
-/* Starts a line with its time field; returns where it goes on, with its end in *end, or NULL
- * when memory is short (the line is dropped). */
-static char *
-line_open(struct log *lg, double now, const char **end)
+void
+log_note_add(struct log_note *note, struct log_field f)
 {
-    char *start = line_begin(lg);
-    if (!start)
-        return NULL;
-    *end = start + LOG_LINE_MAX - 1;
-    return put_time(lg, now, put_str(start, *end, "time="), *end);
+    if (note->n < LOG_NOTE_MAX)
+        note->f[note->n++] = f;
 }
 
 void
 log_op(struct log *lg, double now, const struct log_op *op)
 {
-    const char *end;
-    char *p = line_open(lg, now, &end);
-    if (!p)
+    struct line l;
+    if (!line_open(lg, now, &l))
         return;
-    p = put_str(p, end, " conn=");
-    p = put_u64(p, end, op->conn, 1);
-    p = put_bare(p, end, " peer=", op->peer);
-    p = put_bare(p, end, " op=", op->op);
-    p = put_field(p, end, " user=", op->user && *op->user ? op->user : NULL);
-    p = put_bare(p, end, " code=", op->code && *op->code ? op->code : NULL);
-    p = put_bare(p, end, " type=", op->type);
-    p = put_bare(p, end, " result=", op->result);
-    if (op->us >= 0) {
-        p = put_str(p, end, " us=");
-        p = put_u64(p, end, (uint64_t)op->us, 1);
-    }
-    if (op->extra && *op->extra) {
-        p = put_str(p, end, " ");
-        p = put_str(p, end, op->extra);
-    }
-    line_end(lg, p);
+    put_uint_field(&l, "conn", op->conn, false);
+    put_str_field(&l, "peer", op->peer);
+    put_str_field(&l, "op", op->op);
+    put_str_field(&l, "user", op->user && *op->user ? op->user : NULL);
+    put_str_field(&l, "code", op->code && *op->code ? op->code : NULL);
+    put_str_field(&l, "type", op->type);
+    put_str_field(&l, "result", op->result);
+    if (op->us >= 0)
+        put_uint_field(&l, "us", (uint64_t)op->us, false);
+    put_fields(&l, op->extra, op->n_extra);
+    line_close(lg, &l);
 }
 
 void
-log_event(struct log *lg, double now, const char *event, const char *fmt, ...)
+log_event(struct log *lg, double now, const char *event, const struct log_field *fields, size_t n)
 {
-    const char *end;
-    char *p = line_open(lg, now, &end);
-    if (!p)
+    struct line l;
+    if (!line_open(lg, now, &l))
         return;
-    p = put_bare(p, end, " op=", event);
-    if (fmt && *fmt && p + 1 < end) {
-        *p++ = ' ';
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(p, (size_t)(end - p), fmt, ap);
-        va_end(ap);
-        if (n > 0)
-            p += n;
-    }
-    line_end(lg, p);
+    put_str_field(&l, "op", event);
+    put_fields(&l, fields, n);
+    line_close(lg, &l);
 }

@@ -1,4 +1,5 @@
 /* main.c - coupond: start-up (flags, data dir, keys, store, log, fd limit), the loop, exit. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +18,7 @@
 
 #include "keys.h"
 #include "log.h"
+#include "notify.h"
 #include "opts.h"
 #include "server.h"
 #include "store.h"
@@ -34,29 +36,67 @@ die(const char *reason)
     return EXIT_STARTUP;
 }
 
-/* mkdir -p with mode 0700 for what it makes. */
+/* What this run made, so that a start that fails can take it back and leave nothing behind. */
+struct made {
+    size_t top_len; /* the data dir path up to the first directory this run made; 0: none */
+    bool log;       /* the --log file did not exist before this run */
+};
+
+/* mkdir -p with mode 0700 for what it makes; notes in *made the first directory it made. */
 static bool
-make_dirs(const char *dir)
+make_dirs(const char *dir, struct made *made)
 {
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
         return false;
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
+    size_t len = strlen(path);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
             continue;
-        *p = '\0';
-        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        path[i] = '\0';
+        bool ok = mkdir(path, 0700) == 0;
+        if (ok && made->top_len == 0)
+            made->top_len = i;
+        if (!ok && errno != EEXIST)
             return false;
-        *p = '/';
+        path[i] = i < len ? '/' : '\0';
     }
-    return mkdir(path, 0700) == 0 || errno == EEXIST;
+    return true;
+}
+
+/* A start failed: removes the log file if this run made it (nothing is logged before the server
+ * listens, so it is empty), and the data dir if this run made it. The data dir did not exist
+ * when the run began and was made 0700, so every file in it is this run's (keys, database,
+ * lock, maybe the log); then the directories this run made are removed, deepest first. Nothing
+ * in a directory that existed before is touched. */
+static void
+undo_start(const struct opts *o, const struct made *made)
+{
+    if (made->log)
+        unlink(o->log_path);
+    if (made->top_len == 0)
+        return;
+    DIR *d = opendir(o->data_dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    if (d)
+        closedir(d);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", o->data_dir);
+    for (char *slash; strlen(path) >= made->top_len;) {
+        rmdir(path);
+        if (!(slash = strrchr(path, '/')))
+            break;
+        *slash = '\0';
+    }
 }
 
 static bool
-prepare_data_dir(const char *dir, char *errbuf, size_t errlen)
+prepare_data_dir(const char *dir, struct made *made, char *errbuf, size_t errlen)
 {
     struct stat sb;
-    if (!make_dirs(dir) || stat(dir, &sb) != 0) {
+    if (!make_dirs(dir, made) || stat(dir, &sb) != 0) {
         snprintf(errbuf, errlen, "cannot create data dir %s: %s", dir, strerror(errno));
         return false;
     }
@@ -156,13 +196,13 @@ run_check(const struct opts *o, struct ev_loop *loop)
 }
 
 static int
-serve(const struct opts *o, struct ev_loop *loop)
+serve(const struct opts *o, struct ev_loop *loop, struct made *made)
 {
     char err[ERRBUF_MAX];
     unsigned char key[KEYS_BYTES];
     struct store_config cfg = {.loop = loop, .mode = STORE_OPEN_CREATE, .map_size = o->map_size};
 
-    if (!prepare_data_dir(o->data_dir, err, sizeof err) ||
+    if (!prepare_data_dir(o->data_dir, made, err, sizeof err) ||
         !lock_data_dir(o->data_dir, err, sizeof err) ||
         !keys_load_or_create(o->data_dir, KEYS_ADMIN_FILE, KEYS_HEX, key, err, sizeof err))
         return die(err);
@@ -170,6 +210,7 @@ serve(const struct opts *o, struct ev_loop *loop)
     struct store *st;
     if (store_open(o->data_dir, &cfg, &st, err, sizeof err) != STORE_OK)
         return die(err);
+    made->log = o->log_path && access(o->log_path, F_OK) != 0 && errno == ENOENT;
     struct log *lg = log_open(o->log_path, err, sizeof err);
     if (!lg) {
         store_close(st);
@@ -182,13 +223,16 @@ serve(const struct opts *o, struct ev_loop *loop)
         store_close(st);
         return die(err);
     }
-    log_event(lg, ev_time(), "START", "version=%s data_dir=%s", COUPOND_VERSION, o->data_dir);
+    const struct log_field start[] = {log_str("version", COUPOND_VERSION),
+                                      log_str("data_dir", o->data_dir)};
+    log_event(lg, ev_time(), "START", start, LOG_NFIELDS(start));
+    notify_send("READY=1"); /* listening: a Type=notify unit is started */
     server_run(srv);
     /* A commit still in flight (the shutdown grace ran out) is waited for; then the server's
      * state can go. */
     store_close(st);
     server_free(srv);
-    log_event(lg, ev_time(), "STOP", NULL);
+    log_event(lg, ev_time(), "STOP", NULL, 0);
     log_close(lg);
     return EXIT_SUCCESS;
 }
@@ -214,5 +258,11 @@ main(int argc, char **argv)
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     if (loop == NULL)
         return die("cannot start the event loop");
-    return o.mode == OPTS_MODE_CHECK ? run_check(&o, loop) : serve(&o, loop);
+    if (o.mode == OPTS_MODE_CHECK) /* reads what is there; creates nothing */
+        return run_check(&o, loop);
+    struct made made = {0};
+    int status = serve(&o, loop, &made);
+    if (status != EXIT_SUCCESS)
+        undo_start(&o, &made);
+    return status;
 }

@@ -4,7 +4,6 @@
  * the task granted and its waiters answered. */
 #include "megadeal.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,20 +58,22 @@ wall_ms(void)
 
 /* ---- log lines ---- */
 
-static void log_task(struct megadeal *md, uint64_t conn, const char *peer, const char *op,
-                     const char *user, const struct mega_task *t, const char *result,
-                     const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+/* Who a line is about: the client (conn 0: the queue itself), and the user or task. */
+struct who {
+    uint64_t conn;
+    const char *peer;
+    const char *user;
+};
+
+static const struct who nobody = {0, NULL, NULL};
 
 static void
-log_task(struct megadeal *md, uint64_t conn, const char *peer, const char *op, const char *user,
-         const struct mega_task *t, const char *result, const char *fmt, ...)
+log_task(struct megadeal *md, struct who w, const char *op, const struct mega_task *t,
+         const char *result, const struct log_field *extra, size_t n_extra)
 {
-    char extra[128];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(extra, sizeof extra, fmt, ap);
-    va_end(ap);
+    const char *user = w.user;
+    uint64_t conn = w.conn;
+    const char *peer = w.peer;
     struct log_op lo = {.conn = conn,
                         .peer = peer,
                         .op = op,
@@ -81,15 +82,18 @@ log_task(struct megadeal *md, uint64_t conn, const char *peer, const char *op, c
                         .type = "MEGADEAL",
                         .result = result,
                         .us = -1,
-                        .extra = extra};
+                        .extra = extra,
+                        .n_extra = n_extra};
     log_op(md->log, ev_now(md->loop), &lo);
 }
 
 static void
 log_timeout(struct megadeal *md, const struct mega_task *t)
 {
-    log_task(md, 0, NULL, "MEGADEAL_TIMEOUT", NULL, t, "TIMEOUT", "task=%llu waited_ms=%lld",
-             (unsigned long long)t->seq, (long long)((t->finished - t->enqueued) * 1e3));
+    const struct log_field f[] = {
+        log_uint("task", t->seq),
+        log_int("waited_ms", (int64_t)((t->finished - t->enqueued) * 1e3))};
+    log_task(md, nobody, "MEGADEAL_TIMEOUT", t, "TIMEOUT", f, LOG_NFIELDS(f));
 }
 
 /* ---- views ---- */
@@ -166,8 +170,8 @@ answer_tickets(struct megadeal *md)
 static void
 retry(struct megadeal *md, struct mega_task *t, double now, const char *why)
 {
-    log_task(md, 0, NULL, "MEGADEAL_RETRY", NULL, t, "INTERNAL", "task=%llu reason=\"%s\"",
-             (unsigned long long)t->seq, why);
+    const struct log_field f[] = {log_uint("task", t->seq), log_str("reason", why)};
+    log_task(md, nobody, "MEGADEAL_RETRY", t, "INTERNAL", f, LOG_NFIELDS(f));
     if (!mega_grant_retry(md->queue, t, now))
         log_timeout(md, t);
 }
@@ -187,12 +191,13 @@ grant_done(struct store_op *op)
         struct proto_coupon pc;
         coupon_to_proto(&op->out.coupon, &pc);
         mega_grant_committed(md->queue, t, now, &pc);
-        log_task(md, 0, NULL, "MEGADEAL_GRANT", NULL, t, "OK", "task=%llu waited_ms=%lld",
-                 (unsigned long long)t->seq, (long long)((now - t->enqueued) * 1e3));
+        const struct log_field f[] = {log_uint("task", t->seq),
+                                      log_int("waited_ms", (int64_t)((now - t->enqueued) * 1e3))};
+        log_task(md, nobody, "MEGADEAL_GRANT", t, "OK", f, LOG_NFIELDS(f));
     } else if (op->err == STORE_NO_COUPONS) {
         mega_grant_failed(md->queue, t, now, MEGA_FAIL_NO_COUPONS);
-        log_task(md, 0, NULL, "MEGADEAL_REJECT", NULL, t, "NO_COUPONS", "task=%llu",
-                 (unsigned long long)t->seq);
+        const struct log_field f[] = {log_uint("task", t->seq)};
+        log_task(md, nobody, "MEGADEAL_REJECT", t, "NO_COUPONS", f, LOG_NFIELDS(f));
     } else {
         retry(md, t, now, op->out.msg[0] ? op->out.msg : store_strerror(op->err));
     }
@@ -277,6 +282,7 @@ megadeal_enqueue(struct megadeal *md, const char *user, uint64_t available, uint
                  const char *peer, struct megadeal_view *v)
 {
     double now = mono_now();
+    struct who w = {conn, peer, user};
     struct mega_task *t;
     struct mega_counters mc;
     unsigned pos;
@@ -288,30 +294,30 @@ megadeal_enqueue(struct megadeal *md, const char *user, uint64_t available, uint
         return;
     }
     mega_counters(md->queue, &mc);
+    const struct log_field queued[] = {log_uint("queued", mc.queued)};
     switch (mega_enqueue(md->queue, user, now, wall_ms(), available, &t, &pos, &fresh)) {
     case MEGA_OK:
         break;
     case MEGA_BUSY:
-        log_task(md, conn, peer, "MEGADEAL_REJECT", user, NULL, "BUSY", "queued=%llu",
-                 (unsigned long long)mc.queued);
+        log_task(md, w, "MEGADEAL_REJECT", NULL, "BUSY", queued, LOG_NFIELDS(queued));
         v->err = PROTO_ERR_BUSY;
         snprintf(v->msg, sizeof v->msg, "MEGADEAL queue is full (%zu tasks)",
                  mega_queue_max(md->queue));
         return;
     case MEGA_NO_COUPONS:
-        log_task(md, conn, peer, "MEGADEAL_REJECT", user, NULL, "NO_COUPONS", "queued=%llu",
-                 (unsigned long long)mc.queued);
+        log_task(md, w, "MEGADEAL_REJECT", NULL, "NO_COUPONS", queued, LOG_NFIELDS(queued));
         view_error(v, PROTO_ERR_NO_COUPONS, "no MEGADEAL coupon left");
         return;
     case MEGA_NOMEM:
         view_error(v, PROTO_ERR_INTERNAL, "out of memory, nothing was changed");
         return;
     }
-    snprintf(v->note, sizeof v->note, "task=%llu position=%u%s", (unsigned long long)t->seq, pos,
-             fresh ? "" : " again=1");
+    log_note_add(&v->note, log_uint("task", t->seq));
+    log_note_add(&v->note, log_uint("position", pos));
+    if (!fresh)
+        log_note_add(&v->note, log_uint("again", 1));
     if (fresh) {
-        log_task(md, conn, peer, "MEGADEAL_ENQUEUE", NULL, t, "OK", "task=%llu position=%u",
-                 (unsigned long long)t->seq, pos);
+        log_task(md, w, "MEGADEAL_ENQUEUE", t, "OK", v->note.f, v->note.n);
         pump(md);
     }
     view_task(md, t, v);
@@ -328,7 +334,7 @@ task_of(struct megadeal *md, const char *id, struct megadeal_view *v)
         view_error(v, PROTO_ERR_BAD_TASK, PROTO_BAD_TASK_MSG);
         return NULL;
     }
-    snprintf(v->note, sizeof v->note, "task=%llu", (unsigned long long)given.seq);
+    log_note_add(&v->note, log_uint("task", given.seq));
     struct mega_task *t = mega_lookup(md->queue, given.seq, mono_now());
     if (t != NULL)
         task_payload_make(md->key, t->seq, t->stamp, t->stamp + md->wait_ms, t->user, &live);
@@ -368,7 +374,7 @@ megadeal_wait(struct megadeal *md, const char *id, struct megadeal_ticket *tk)
     if (md->tickets != NULL)
         md->tickets->prev = tk;
     md->tickets = tk;
-    snprintf(tk->view.note, sizeof tk->view.note, "task=%llu held=1", (unsigned long long)t->seq);
+    log_note_add(&tk->view.note, log_uint("held", 1));
     return true;
 }
 

@@ -13,14 +13,14 @@
 
 #include "mega.h"
 #include "proto.h"
+#include "log.h"
 #include "task.h"
 
 struct group;
 struct log;
 struct megadeal;
 
-#define MEGADEAL_NOTE_MAX 96 /* the log line's extra fields: task=, position=, held= */
-#define MEGADEAL_MSG_MAX  96 /* an error's message */
+#define MEGADEAL_MSG_MAX 96 /* an error's message */
 
 /* A task as a reply shows it, or the error that answers instead. */
 struct megadeal_view {
@@ -30,7 +30,7 @@ struct megadeal_view {
     bool granted;               /* else queued */
     unsigned position;          /* queued: 1 is next */
     struct proto_coupon coupon; /* granted */
-    char note[MEGADEAL_NOTE_MAX];
+    struct log_note note;       /* the command's log line: task=, position=, again=, held= */
 };
 
 /* A WAIT held until its task finishes. The service fills `view` and calls `done`, once. */

@@ -1,6 +1,8 @@
 /* opts.c - coupond's command line: getopt_long, one table of flags, strict number parsing. */
 #include "opts.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -49,7 +51,8 @@ static const struct option long_options[] = {
 
 static const char usage_text[] =
     "usage: coupond [options]\n"
-    "  -l, --listen ADDR          listen address (default " OPTS_LISTEN_DEFAULT ")\n"
+    "  -l, --listen HOST          address or host name to listen on (default " OPTS_LISTEN_DEFAULT
+    ")\n"
     "  -p, --port PORT            TCP port (default 7070; 0 picks a free one)\n"
     "  -d, --data-dir DIR         data directory (default " OPTS_DATA_DIR_DEFAULT ")\n"
     "      --max-upload N         largest UPLOAD count, 1..50000 (default 50000)\n"
@@ -104,6 +107,73 @@ parse_size(const char *s, uint64_t *out)
         return false;
     *out = v << shift;
     return true;
+}
+
+/* An IPv6 literal, with an optional %zone (fe80::1%eth0). */
+static bool
+ipv6_literal(const char *s)
+{
+    char addr[OPTS_HOST_MAX + 1];
+    size_t n = strcspn(s, "%");
+    if (n >= sizeof addr)
+        return false;
+    memcpy(addr, s, n);
+    addr[n] = '\0';
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, addr, &a6) != 1)
+        return false;
+    if (s[n] == '\0')
+        return true;
+    const char *zone = s + n + 1;
+    if (*zone == '\0')
+        return false;
+    for (; *zone; zone++)
+        if (!isalnum((unsigned char)*zone) && !strchr("_.-", *zone))
+            return false;
+    return true;
+}
+
+/* A host name as RFC 1123 has it: dot-separated labels of 1 to 63 letters, digits, hyphens (and
+ * underscores, which /etc/hosts may hold), not starting or ending with a hyphen, an optional
+ * final dot, and a last label that is not all digits, so that 999.1.1.1 is a bad address, not
+ * a name to look up. */
+static bool
+host_name(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > OPTS_HOST_MAX || s[0] == '.')
+        return false;
+    if (s[len - 1] == '.')
+        len--;
+    bool all_digits = true;
+    size_t label = 0;
+    for (size_t i = 0; i <= len; i++) {
+        char ch = i < len ? s[i] : '.';
+        if (ch == '.') {
+            if (label == 0 || label > 63 || s[i - 1] == '-')
+                return false;
+            label = 0;
+            if (i < len)
+                all_digits = true;
+            continue;
+        }
+        if (!isalnum((unsigned char)ch) && ch != '-' && ch != '_')
+            return false;
+        if (label == 0 && ch == '-')
+            return false;
+        all_digits = all_digits && isdigit((unsigned char)ch);
+        label++;
+    }
+    return !all_digits;
+}
+
+/* What --listen accepts: an IPv4 or IPv6 literal, or a well-formed host name. Whether a name
+ * resolves is the listener's to find out, at start. */
+static bool
+listen_host_ok(const char *s)
+{
+    struct in_addr a4;
+    return inet_pton(AF_INET, s, &a4) == 1 || ipv6_literal(s) || host_name(s);
 }
 
 void
@@ -215,6 +285,13 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
     while ((opt = getopt_long(argc, argv, ":l:p:d:Vh", long_options, NULL)) != -1) {
         switch (opt) {
         case 'l':
+            if (!listen_host_ok(optarg)) {
+                snprintf(errbuf, errlen,
+                         "bad value '%s' for --listen: not an IPv4 or IPv6 address or a host name "
+                         "(see --help)",
+                         optarg);
+                return OPTS_USAGE;
+            }
             o->listen = optarg;
             break;
         case 'd':

@@ -14,6 +14,7 @@
 #define OPTS_MAX_CLIENTS_MAX        1000000       /* beyond any fd limit a kernel will grant */
 #define OPTS_IDLE_TIMEOUT_DEFAULT   300           /* seconds: generous for pooled backend clients */
 #define OPTS_SECONDS_MAX            (86400 * 365) /* a year: larger timers are typos */
+#define OPTS_HOST_MAX               253           /* the longest DNS name (RFC 1035) */
 #define OPTS_AUTH_DELAY             1.0 /* seconds before a wrong AUTH is answered: guessing is slow */
 
 enum opts_result {
@@ -29,7 +30,7 @@ enum opts_mode {
 
 struct opts {
     enum opts_mode mode;
-    const char *listen;   /* address literal, points into argv or a constant */
+    const char *listen;   /* address literal or host name, points into argv or a constant */
     unsigned port;        /* 0: any free port */
     const char *data_dir; /* points into argv or a constant */
     const char *log_path; /* NULL: stderr */

@@ -74,20 +74,19 @@ purge_busy(const struct purge *p)
     return p->cur.active || p->next.wanted;
 }
 
-/* Logs the run's outcome once per waiting command, or once for a timer run. */
+/* Logs the outcome of a run nobody waited for (the timer's); a PURGE command logs its own. */
 static void
-log_run(struct purge *p, const struct purge_ticket *t, bool anyone)
+log_timer_run(struct purge *p, bool ok, bool more)
 {
     const struct run *r = &p->cur;
     double now = ev_now(p->loop);
-    char extra[64];
-
-    snprintf(extra, sizeof extra, "purged=%llu%s", (unsigned long long)r->purged,
-             t != NULL && t->more ? " more=1" : "");
-    struct log_op lo = {.op = anyone ? "PURGE" : "PURGE_TIMER",
-                        .result = t == NULL || t->ok ? "OK" : "INTERNAL",
+    const struct log_field extra[] = {log_uint("purged", r->purged), log_uint("more", 1)};
+    struct log_op lo = {.op = "PURGE_TIMER",
+                        .result = ok ? "OK" : "INTERNAL",
                         .us = (int64_t)((now - r->started) * 1e6),
-                        .extra = extra};
+                        .extra = extra,
+                        .n_extra = more ? 2 : 1};
+
     log_op(p->log, now, &lo);
 }
 
@@ -97,12 +96,11 @@ end_run(struct purge *p, bool ok, bool more, const char *why)
 {
     struct run *r = &p->cur;
     struct purge_ticket *t = r->tickets;
-    struct purge_ticket outcome = {.ok = ok, .purged = r->purged, .more = more, .why = why};
 
     r->active = false;
     r->tickets = NULL;
     if (t == NULL)
-        log_run(p, &outcome, false);
+        log_timer_run(p, ok, more);
     while (t != NULL) {
         struct purge_ticket *next = t->next;
         t->ok = ok;
@@ -111,7 +109,6 @@ end_run(struct purge *p, bool ok, bool more, const char *why)
         t->why = why;
         t->seconds = ev_now(p->loop) - r->started;
         t->next = NULL;
-        log_run(p, t, true);
         t->done(t);
         t = next;
     }
@@ -137,8 +134,9 @@ chunk_done(struct store_op *op)
 
     p->chunk_busy = false;
     if (op->err != STORE_OK) {
-        log_event(p->log, ev_now(p->loop), "PURGE_FAILED", "reason=\"%s: %s\"",
-                  store_strerror(op->err), op->out.msg);
+        const struct log_field f[] = {log_str("error", store_strerror(op->err)),
+                                      log_str("reason", op->out.msg)};
+        log_event(p->log, ev_now(p->loop), "PURGE_FAILED", f, LOG_NFIELDS(f));
         end_run(p, false, false, store_strerror(op->err));
     } else {
         p->cur.purged += op->out.count;

@@ -5,7 +5,6 @@
 #include "server.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sodium.h>
@@ -18,8 +17,10 @@
 #include "cmd.h"
 #include "conn.h"
 #include "group.h"
+#include "listener.h"
 #include "log.h"
 #include "megadeal.h"
+#include "notify.h"
 #include "opts.h"
 #include "purge.h"
 #include "session.h"
@@ -40,10 +41,7 @@ struct server {
     struct cmd_env env;
     unsigned char admin_key[KEYS_BYTES];
 
-    int listen_fd;
-    unsigned port;
-    ev_io accept_w;
-    ev_timer accept_pause_w;
+    struct listener *listener;
     ev_prepare prepare_w;   /* end of each loop iteration: commit, log, send */
     ev_timer purge_timer_w; /* --purge-interval */
     ev_timer shutdown_w;    /* grace period on SIGTERM */
@@ -73,42 +71,15 @@ server_stats(void *arg, struct proto_stats *out)
 
 /* ---- accepting ---- */
 
+/* accept() ran out of descriptors or memory: the listener pauses, and the log says so. */
 static void
-format_peer(const struct sockaddr_storage *ss, char *out, size_t len)
+accept_paused(void *arg, int err)
 {
-    char host[INET6_ADDRSTRLEN], port[8];
+    struct server *srv = arg;
+    const struct log_field f[] = {log_str("reason", strerror(err)),
+                                  log_uint("conns", conn_pool_count(srv->conns))};
 
-    if (getnameinfo((const struct sockaddr *)ss, sizeof *ss, host, sizeof host, port, sizeof port,
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-        snprintf(out, len, "?");
-        return;
-    }
-    if (ss->ss_family == AF_INET6)
-        snprintf(out, len, "[%s]:%s", host, port);
-    else
-        snprintf(out, len, "%s:%s", host, port);
-}
-
-static void
-accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)revents;
-    struct server *srv = w->data;
-
-    if (!srv->shutting_down)
-        ev_io_start(loop, &srv->accept_w);
-}
-
-/* Out of descriptors or memory: stop accepting for a moment instead of spinning on a listener
- * that stays readable. */
-static void
-pause_accepting(struct server *srv, int err)
-{
-    ev_io_stop(srv->loop, &srv->accept_w);
-    ev_timer_set(&srv->accept_pause_w, SERVER_ACCEPT_PAUSE, 0.);
-    ev_timer_start(srv->loop, &srv->accept_pause_w);
-    log_event(srv->log, ev_now(srv->loop), "ACCEPT_PAUSED", "reason=\"%s\" conns=%zu",
-              strerror(err), conn_pool_count(srv->conns));
+    log_event(srv->log, ev_now(srv->loop), "ACCEPT_PAUSED", f, LOG_NFIELDS(f));
 }
 
 static void
@@ -131,16 +102,16 @@ server_adopt(struct server *srv, int fd, const char *peer)
         return false;
     }
     if (session_new(srv->sessions, c) == NULL) {
-        conn_close(c, "reason=out_of_memory");
+        conn_close(c, "out_of_memory");
         return false;
     }
     return true;
 }
 
 static void
-take_client(struct server *srv, int fd, const struct sockaddr_storage *ss)
+accepted(void *arg, int fd, const char *peer)
 {
-    char peer[CONN_PEER_MAX];
+    struct server *srv = arg;
     int one = 1;
 
     if (conn_pool_count(srv->conns) >= srv->opts->max_clients) {
@@ -148,30 +119,7 @@ take_client(struct server *srv, int fd, const struct sockaddr_storage *ss)
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    format_peer(ss, peer, sizeof peer);
     server_adopt(srv, fd, peer);
-}
-
-static void
-accept_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    struct server *srv = w->data;
-
-    for (int i = 0; i < SERVER_ACCEPT_BATCH; i++) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                pause_accepting(srv, errno);
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            return; /* EAGAIN: all accepted */
-        }
-        take_client(srv, fd, &ss);
-    }
 }
 
 /* ---- the loop ---- */
@@ -222,8 +170,9 @@ shutdown_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     struct server *srv = w->data;
 
-    log_event(srv->log, ev_now(loop), "SHUTDOWN", "result=grace_expired conns=%zu",
-              conn_pool_count(srv->conns));
+    const struct log_field f[] = {log_str("result", "grace_expired"),
+                                  log_uint("conns", conn_pool_count(srv->conns))};
+    log_event(srv->log, ev_now(loop), "SHUTDOWN", f, LOG_NFIELDS(f));
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -233,13 +182,13 @@ begin_shutdown(struct server *srv, int signum)
     if (srv->shutting_down)
         return;
     srv->shutting_down = true;
-    log_event(srv->log, ev_now(srv->loop), "SHUTDOWN", "signal=%d conns=%zu", signum,
-              conn_pool_count(srv->conns));
-    ev_io_stop(srv->loop, &srv->accept_w);
-    ev_timer_stop(srv->loop, &srv->accept_pause_w);
+    const struct log_field f[] = {log_int("signal", signum),
+                                  log_uint("conns", conn_pool_count(srv->conns))};
+    log_event(srv->log, ev_now(srv->loop), "SHUTDOWN", f, LOG_NFIELDS(f));
+    notify_send("STOPPING=1");
+    listener_free(srv->listener);
+    srv->listener = NULL;
     ev_timer_stop(srv->loop, &srv->purge_timer_w);
-    close(srv->listen_fd);
-    srv->listen_fd = -1;
     purge_stop(srv->purge);
     megadeal_stop(srv->mega);
     /* Every connection closes once the replies it is owed are written; the close lingers so
@@ -261,7 +210,7 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     struct server *srv = w->data;
 
     if (w->signum == SIGHUP) {
-        log_event(srv->log, ev_now(loop), "REOPEN_LOG", NULL);
+        log_event(srv->log, ev_now(loop), "REOPEN_LOG", NULL, 0);
         log_reopen(srv->log);
         return;
     }
@@ -270,66 +219,21 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 /* ---- setting up ---- */
 
-static int
-open_listener(const struct opts *o, char *errbuf, size_t errlen)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
-    struct addrinfo *ai;
-    char port[8];
-
-    snprintf(port, sizeof port, "%u", o->port);
-    int rc = getaddrinfo(o->listen, port, &hints, &ai);
-    if (rc != 0) {
-        snprintf(errbuf, errlen, "bad listen address %s: %s", o->listen, gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SERVER_LISTEN_BACKLOG) != 0) {
-        snprintf(errbuf, errlen, "cannot listen on %s port %s: %s", o->listen, port,
-                 strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    return fd;
-}
-
-static unsigned
-bound_port(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-        return 0;
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
-
 static void
 start_watchers(struct server *srv)
 {
     struct ev_loop *loop = srv->loop;
     double every = srv->opts->purge_interval;
 
-    ev_io_init(&srv->accept_w, accept_cb, srv->listen_fd, EV_READ);
-    ev_timer_init(&srv->accept_pause_w, accept_resume_cb, SERVER_ACCEPT_PAUSE, 0.);
     ev_prepare_init(&srv->prepare_w, prepare_cb);
     ev_timer_init(&srv->shutdown_w, shutdown_timer_cb, SERVER_SHUTDOWN_GRACE, 0.);
     ev_timer_init(&srv->purge_timer_w, purge_timer_cb, every, every);
     ev_signal_init(&srv->sigint_w, signal_cb, SIGINT);
     ev_signal_init(&srv->sigterm_w, signal_cb, SIGTERM);
     ev_signal_init(&srv->sighup_w, signal_cb, SIGHUP);
-    srv->accept_w.data = srv->accept_pause_w.data = srv->prepare_w.data = srv;
+    srv->prepare_w.data = srv;
     srv->shutdown_w.data = srv->purge_timer_w.data = srv;
     srv->sigint_w.data = srv->sigterm_w.data = srv->sighup_w.data = srv;
-    ev_io_start(loop, &srv->accept_w);
     ev_prepare_start(loop, &srv->prepare_w);
     if (every > 0)
         ev_timer_start(loop, &srv->purge_timer_w);
@@ -343,8 +247,6 @@ stop_watchers(struct server *srv)
 {
     struct ev_loop *loop = srv->loop;
 
-    ev_io_stop(loop, &srv->accept_w);
-    ev_timer_stop(loop, &srv->accept_pause_w);
     ev_prepare_stop(loop, &srv->prepare_w);
     ev_timer_stop(loop, &srv->shutdown_w);
     ev_timer_stop(loop, &srv->purge_timer_w);
@@ -391,6 +293,22 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
     return true;
 }
 
+/* One LISTEN line per address listened on, and one LISTEN_SKIPPED per address of the host name
+ * that the machine lacks. */
+static void
+log_listening(struct server *srv)
+{
+    for (size_t i = 0; i < listener_count(srv->listener); i++) {
+        char addr[LISTENER_HOST_MAX];
+        unsigned port;
+        int err = listener_address(srv->listener, i, addr, &port);
+        const struct log_field f[] = {log_str("addr", addr), log_uint("port", port),
+                                      err ? log_str("reason", strerror(err))
+                                          : log_uint("max_clients", srv->opts->max_clients)};
+        log_event(srv->log, ev_time(), err ? "LISTEN_SKIPPED" : "LISTEN", f, LOG_NFIELDS(f));
+    }
+}
+
 struct server *
 server_new(struct ev_loop *loop, const struct opts *opts, struct store *store, struct log *lg,
            const unsigned char admin_key[KEYS_BYTES], char *errbuf, size_t errlen)
@@ -405,18 +323,16 @@ server_new(struct ev_loop *loop, const struct opts *opts, struct store *store, s
     srv->opts = opts;
     srv->store = store;
     srv->log = lg;
-    srv->listen_fd = -1;
     srv->started = ev_time();
     memcpy(srv->admin_key, admin_key, KEYS_BYTES);
     if (!make_services(srv, errbuf, errlen) ||
-        (srv->listen_fd = open_listener(opts, errbuf, errlen)) < 0) {
+        (srv->listener = listener_new(loop, opts->listen, opts->port, accepted, accept_paused, srv,
+                                      errbuf, errlen)) == NULL) {
         server_free(srv);
         return NULL;
     }
-    srv->port = bound_port(srv->listen_fd);
     start_watchers(srv);
-    log_event(lg, ev_time(), "LISTEN", "addr=%s port=%u max_clients=%u", opts->listen, srv->port,
-              opts->max_clients);
+    log_listening(srv);
     return srv;
 }
 
@@ -429,7 +345,12 @@ server_run(struct server *srv)
 unsigned
 server_port(const struct server *srv)
 {
-    return srv->port;
+    char host[LISTENER_HOST_MAX];
+    unsigned port = 0;
+
+    if (srv->listener != NULL && listener_count(srv->listener) > 0)
+        listener_address(srv->listener, 0, host, &port);
+    return port;
 }
 
 size_t
@@ -456,8 +377,7 @@ server_free(struct server *srv)
     if (srv == NULL)
         return;
     stop_watchers(srv);
-    if (srv->listen_fd >= 0)
-        close(srv->listen_fd);
+    listener_free(srv->listener);
     conn_pool_free(srv->conns); /* closes every connection; their sessions go with them */
     session_set_free(srv->sessions);
     megadeal_free(srv->mega);

@@ -15,10 +15,6 @@ struct opts;
 struct server;
 struct store;
 
-/* Accepting stops this long after accept() fails for lack of descriptors (EMFILE), so a full
- * table does not spin the loop; by then some connection has usually gone. */
-#define SERVER_ACCEPT_PAUSE   0.1
-#define SERVER_ACCEPT_BATCH   64  /* accepts per readiness event, so a flood can't starve others */
 #define SERVER_SHUTDOWN_GRACE 5.0 /* seconds to deliver the last replies on SIGTERM */
 #define SERVER_FD_RESERVE     64  /* descriptors beyond the clients: listener, store, log, ... */
 

@@ -116,7 +116,7 @@ enqueue(struct session *s)
     struct cmd_req *r = cmd_req_new(s->env, &s->client, req_complete, s);
 
     if (r == NULL) {
-        conn_close(s->conn, "reason=out_of_memory");
+        conn_close(s->conn, "out_of_memory");
         return NULL;
     }
     *s->tail = r;

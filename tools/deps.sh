@@ -3,6 +3,8 @@
 
 # Build and runtime: compiler, CMake, and the libraries coupond and couponctl link.
 DEPS_BUILD="build-essential cmake pkg-config libev-dev liblmdb-dev libsodium-dev libncurses-dev libcsv-dev"
+# Using it by hand: nc for the README's and coupond(8)'s sessions, man to read the pages.
+DEPS_RUN="netcat-openbsd man-db"
 # Tests: unit-test framework, man page linter, and tmux for the dashboard tests.
 DEPS_TEST="libcmocka-dev mandoc tmux"
 

@@ -1071,3 +1071,160 @@ bb_file_count(const char *path, const char *needle)
     fclose(f);
     return n;
 }
+
+/* ---- Servers started by hand, and their operation log ---- */
+
+pid_t
+bb_spawn(const char *const *args, const char *out_path)
+{
+    const char *bin = getenv("COUPOND_BIN");
+    if (bin == NULL)
+        return -1;
+    const char *argv[BB_MAX_ARGS + 2];
+    size_t n = 0;
+    argv[n++] = "coupond";
+    for (size_t i = 0; args[i] != NULL && n <= BB_MAX_ARGS; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    child_prepare(parent);
+    int fd = out_path != NULL ? open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0600) : -1;
+    if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
+    child_exec(bin, argv);
+    return -1;
+}
+
+int
+bb_reap(pid_t pid, int ms)
+{
+    int status;
+    if (pid <= 0)
+        return -1;
+    if (wait_exit(pid, ms, &status))
+        return status;
+    kill_and_reap(pid);
+    return -1;
+}
+
+/* Copies the first line of the file that contains `needle` into line; false when none does. */
+static bool
+find_line(const char *path, const char *needle, char *line, size_t cap)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return false;
+    static char buf[BB_LINE_MAX];
+    bool found = false;
+    while (!found && fgets(buf, sizeof buf, f) != NULL) {
+        if (strstr(buf, needle) == NULL)
+            continue;
+        buf[strcspn(buf, "\n")] = '\0';
+        snprintf(line, cap, "%s", buf);
+        found = true;
+    }
+    fclose(f);
+    return found;
+}
+
+bool
+bb_file_wait_line(const char *path, const char *needle, int ms, char *line, size_t cap)
+{
+    int64_t deadline = bb_now_ms() + ms;
+    while (!find_line(path, needle, line, cap)) {
+        if (bb_now_ms() >= deadline)
+            return false;
+        bb_sleep_ms(BB_POLL_MS);
+    }
+    return true;
+}
+
+static int
+hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+static bool
+bare_char(unsigned char ch)
+{
+    return ch > ' ' && ch < 0x7f && ch != '"' && ch != '=' && ch != '\\';
+}
+
+/* Reads one quoted value starting after its opening quote; returns the position after the
+ * closing quote, or NULL when it is malformed. The value goes to val when it is not NULL. */
+static const char *
+logfmt_quoted(const char *p, char *val, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        unsigned char ch = (unsigned char)*p++;
+        int hi, lo;
+        if (ch == '"')
+            break;
+        if (ch == '\0' || ch < ' ' || ch >= 0x7f)
+            return NULL;
+        if (ch == '\\') {
+            ch = (unsigned char)*p++;
+            if (ch == 'x') {
+                if ((hi = hex_digit(p[0])) < 0 || (lo = hex_digit(p[1])) < 0)
+                    return NULL;
+                ch = (unsigned char)(hi * 16 + lo);
+                p += 2;
+            } else if (ch != '"' && ch != '\\') {
+                return NULL;
+            }
+        }
+        if (val != NULL && n + 1 < cap)
+            val[n++] = (char)ch;
+    }
+    if (val != NULL && cap > 0)
+        val[n] = '\0';
+    return p;
+}
+
+int
+bb_logfmt_field(const char *line, const char *key, char *val, size_t cap)
+{
+    int found = 0;
+    const char *p = line;
+    for (;;) {
+        const char *k = p;
+        while (is_word_char(*p))
+            p++;
+        if (p == k || *p != '=')
+            return -1;
+        bool wanted = !found && (size_t)(p - k) == strlen(key) && strncmp(k, key, strlen(key)) == 0;
+        char *out = wanted ? val : NULL;
+        p++;
+        if (*p == '"') {
+            p = logfmt_quoted(p + 1, out, cap);
+            if (p == NULL)
+                return -1;
+        } else {
+            const char *v = p;
+            while (bare_char((unsigned char)*p))
+                p++;
+            if (p == v)
+                return -1;
+            if (out != NULL)
+                snprintf(out, cap, "%.*s", (int)(p - v), v);
+        }
+        found |= wanted;
+        if (*p == '\0')
+            return found;
+        if (*p != ' ')
+            return -1;
+        p++;
+    }
+}

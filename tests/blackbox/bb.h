@@ -270,4 +270,27 @@ void bb_fmt_at(const char *file, int line, char *buf, size_t size, const char *f
 void bb_fail_at(const char *file, int line, const struct bb_server *s, const char *fmt, ...)
     __attribute__((format(printf, 4, 5), noreturn));
 
+/* ---- Servers started by hand, and their operation log ---- */
+
+/* Starts `$COUPOND_BIN ARGS...` (argv[0] is "coupond") in the background with stdin from
+ * /dev/null and stdout and stderr appended to `out_path` (inherited when NULL); the
+ * environment is the test's own. Returns the pid for bb_reap, or -1. Nothing is waited for:
+ * the caller watches the log or a notify socket for it to be up. */
+pid_t bb_spawn(const char *const *args, const char *out_path);
+
+/* Waits up to `ms` for `pid` to exit and returns its status as bb_server_wait does; on a timeout
+ * kills it and returns -1. */
+int bb_reap(pid_t pid, int ms);
+
+/* Waits up to `ms` for a line of the file at `path` that contains `needle` and copies the first
+ * such line (without its LF, cut to cap - 1 bytes) into `line`. False on a timeout. */
+bool bb_file_wait_line(const char *path, const char *needle, int ms, char *line, size_t cap);
+
+/* Checks that `line` (no LF) is well-formed logfmt as coupond(8) describes it: key=value fields
+ * separated by one space, each value bare (no space, control character, `"`, `=` or `\`) or
+ * double-quoted with `\"`, `\\` and `\xHH` escapes. Returns -1 when it is not; else 1 when the
+ * line has the field `key`, with its value unescaped into val (cut to cap - 1 bytes), and 0
+ * when it does not. */
+int bb_logfmt_field(const char *line, const char *key, char *val, size_t cap);
+
 #endif
