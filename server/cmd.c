@@ -35,10 +35,14 @@ struct cmd_req *
 cmd_req_new(struct cmd_env *env, struct cmd_client *client, void (*complete)(struct cmd_req *r),
             void *owner)
 {
-    struct cmd_req *r = malloc(sizeof *r);
+    struct cmd_req *r = env->spare;
 
-    if (r == NULL)
+    if (r != NULL) {
+        env->spare = r->next;
+        env->n_spare--;
+    } else if ((r = malloc(sizeof *r)) == NULL) {
         return NULL;
+    }
     r->next = NULL;
     r->complete = complete;
     r->owner = owner;
@@ -67,8 +71,28 @@ cmd_req_new(struct cmd_env *env, struct cmd_client *client, void (*complete)(str
 static void
 release(struct cmd_req *r)
 {
+    struct cmd_env *env = r->env;
+
     upload_free(r->upload);
-    free(r);
+    r->upload = NULL;
+    if (env->n_spare >= CMD_SPARE_MAX) {
+        free(r);
+        return;
+    }
+    r->next = env->spare;
+    env->spare = r;
+    env->n_spare++;
+}
+
+void
+cmd_env_release(struct cmd_env *env)
+{
+    while (env->spare != NULL) {
+        struct cmd_req *r = env->spare;
+        env->spare = r->next;
+        free(r);
+    }
+    env->n_spare = 0;
 }
 
 void

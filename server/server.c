@@ -380,6 +380,7 @@ server_free(struct server *srv)
     listener_free(srv->listener);
     conn_pool_free(srv->conns); /* closes every connection; their sessions go with them */
     session_set_free(srv->sessions);
+    cmd_env_release(&srv->env);
     megadeal_free(srv->mega);
     purge_free(srv->purge);
     group_free(srv->group);
