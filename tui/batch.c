@@ -224,6 +224,8 @@ load_file(struct batch *b, struct csvload *ld)
 
     while ((st = csvload_step(ld, BATCH_LOAD_BUDGET)) == CSVLOAD_MORE)
         if (sig_stop_requested()) {
+            fprintf(stderr, "couponctl: interrupted while checking %s: nothing was sent\n",
+                    b->opts->upload_path);
             finish(b, CLI_EXIT_FAILED);
             return false;
         }

@@ -22,12 +22,16 @@ PORT=""
 TMUX_SOCKET="$TMP/tmux.sock" # in TMP, so that nothing of the test outlives it
 SESSION="dash"
 TESTS_RUN=0
+BG_PIDS="" # processes a test started in the background, ended by cleanup
 
 cleanup() {
     if [ -n "$SERVER_PID" ]; then
         kill -KILL "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+    for pid in $BG_PIDS; do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
     tmux -S "$TMUX_SOCKET" kill-server 2>/dev/null || true
     rm -rf "$TMP"
 }
