@@ -427,10 +427,6 @@ check_record(struct csvload *ld)
         return;
     }
     add_record(ld, &c);
-    if (ld->n == CSVLOAD_MAX_RECORDS) {
-        bad_record(ld, ld->row_line, "more than %d records: split the file", CSVLOAD_MAX_RECORDS);
-        ld->stopped = true;
-    }
 }
 
 /* After the first row: only the columns in use need their text kept. */
@@ -463,6 +459,12 @@ process_row(struct csvload *ld)
         return;
     if (!ld->first_row_done && first_row(ld))
         return;
+    if (ld->n == CSVLOAD_MAX_RECORDS) {
+        /* This row would be one record too many. */
+        bad_record(ld, ld->row_line, "more than %d records: split the file", CSVLOAD_MAX_RECORDS);
+        ld->stopped = true;
+        return;
+    }
     if (used_fields(ld) > CSVLOAD_MAX_FIELDS) {
         bad_record(ld, ld->row_line, "more than %d fields", CSVLOAD_MAX_FIELDS);
         return;

@@ -74,7 +74,8 @@ struct csvload *csvload_open(const char *path, char *err, size_t errlen);
  *     when a field exceeds CSVLOAD_FIELD_MAX bytes; then only that row is reported, and
  *     reading goes on at the next line;
  *   - every value is checked with protocol/'s validators, and a code that repeats an
- *     earlier record's is bad too.
+ *     earlier record's is bad too;
+ *   - the record after the CSVLOAD_MAX_RECORDS-th is bad, and reading stops there.
  * CSVLOAD_MORE also comes back when a signal interrupted a read that had nothing yet, so that
  * the caller can look at its stop flag. */
 enum csvload_status csvload_step(struct csvload *ld, size_t budget);
