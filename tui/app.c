@@ -731,8 +731,8 @@ app_run(const struct cli_opts *o, const struct client_addr *addr, const char *ke
     upview_init(&a->upv);
     int code = CLI_EXIT_OK;
     if (!ui_start(&a->ui, err, sizeof err)) {
-        fprintf(stderr, "couponctl: %s\n", err);
-        code = CLI_EXIT_FAILED;
+        fprintf(stderr, "couponctl: %s; in scripts use --stats, --upload or --purge\n", err);
+        code = CLI_EXIT_USAGE; /* as for no terminal at all: couponctl(1) */
     } else {
         loop(a);
         ui_stop(&a->ui);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <term.h>
 #include <wchar.h>
 
 #define EIGHTHS 8
@@ -78,6 +79,27 @@ init_colors(struct ui *ui)
     }
 }
 
+/* Whether the terminal newterm() opened can place the cursor: "dumb" and hard-copy types
+ * cannot, and a full-screen display on them is garbage. */
+static bool
+can_address_cursor(void)
+{
+    const char *cup = tigetstr("cup");
+
+    return cup != NULL && cup != (const char *)-1;
+}
+
+static void
+terminal_error(char *err, size_t errlen, const char *why)
+{
+    const char *term = getenv("TERM");
+
+    if (term == NULL || term[0] == '\0')
+        snprintf(err, errlen, "cannot use the terminal: TERM is not set");
+    else
+        snprintf(err, errlen, "cannot use the terminal (TERM=%s): %s", term, why);
+}
+
 bool
 ui_start(struct ui *ui, char *err, size_t errlen)
 {
@@ -85,11 +107,15 @@ ui_start(struct ui *ui, char *err, size_t errlen)
     ui->utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
     ui->screen = newterm(NULL, stdout, stdin);
     if (ui->screen == NULL) {
-        const char *term = getenv("TERM");
-        snprintf(err, errlen, "cannot use the terminal (TERM=%s)", term != NULL ? term : "");
+        terminal_error(err, errlen, "no such terminal type");
         return false;
     }
     set_term(ui->screen);
+    if (!can_address_cursor()) {
+        terminal_error(err, errlen, "it cannot move the cursor");
+        ui_stop(ui);
+        return false;
+    }
     cbreak();
     noecho();
     nonl();
