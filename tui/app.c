@@ -487,6 +487,8 @@ dispatch(struct app *a, const struct ui_key *k)
     a->dirty = true;
     if (k->fn && k->code == KEY_RESIZE) {
         clearok(curscr, TRUE); /* ncurses has resized stdscr; repaint it all */
+        /* A question counts as seen again only once it is drawn on the new size. */
+        a->pv.question_shown = false;
         return;
     }
     if (a->help) {
@@ -526,9 +528,17 @@ link_state(const struct app *a)
     return DASH_RECONNECTING;
 }
 
+/* The rows of the open panel: what it wants of the rows below the table that the charts
+ * can spare, and at least APP_PANEL_MIN_ROWS, taken from the charts and then from the
+ * table; never the header and the banner. */
 static int
-panel_rows(struct app *a, int avail)
+panel_rows(struct app *a)
 {
+    int avail = a->ui.rows - 1 - DASH_TOP_ROWS - DASH_CHARTS_MIN;
+    int most = a->ui.rows - 1 - DASH_HEAD_ROWS;
+
+    avail = avail < APP_PANEL_MIN_ROWS ? APP_PANEL_MIN_ROWS : avail;
+    avail = avail > most ? most : avail;
     if (avail <= 0)
         return 0;
     if (a->panel == PANEL_UPLOAD)
@@ -555,8 +565,7 @@ static void
 draw_dashboard(struct app *a)
 {
     struct ui *ui = &a->ui;
-    int avail = ui->rows - 1 - DASH_TOP_ROWS - DASH_CHARTS_MIN;
-    int prow = panel_rows(a, avail);
+    int prow = panel_rows(a);
     int bottom = ui->rows - 1 - prow;
     int64_t retry_at = client_retry_at(a->dash);
     struct dash_view v = {

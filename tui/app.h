@@ -13,6 +13,7 @@
 #define APP_NOTICE_MS        5000      /* a notice in the banner row stays this long */
 #define APP_MIN_COLS         40        /* below this only a "too small" note is drawn */
 #define APP_MIN_ROWS         12
+#define APP_PANEL_MIN_ROWS   3 /* a panel's title, its question or first line, and its hint */
 
 /* Runs the dashboard until q, a stop signal, or a refused key. The dashboard's connection
  * polls STATS every o->interval_ms and reconnects with backoff; uploads and purges each get

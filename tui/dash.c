@@ -189,7 +189,7 @@ row_numbers(const struct table_layout *t, bool have, const uint64_t *vals,
 }
 
 static void
-draw_table(const struct dash_view *v, const struct ui *ui)
+draw_table(const struct dash_view *v, const struct ui *ui, int bottom)
 {
     const struct stats *st = v->stats;
     enum ui_color num = v->link == DASH_CONNECTED ? UI_NORMAL : UI_STALE;
@@ -199,16 +199,18 @@ draw_table(const struct dash_view *v, const struct ui *ui)
     struct table_layout t;
     int y = ROW_TABLE;
 
+    if (y >= bottom)
+        return;
     layout_table(ui->cols, &t);
     draw_row(ui, y, &t, "TYPE", UI_LABEL, stats_family_names, UI_LABEL);
-    for (int ty = 0; ty < PROTO_NTYPES; ty++) {
-        y++;
+    for (int ty = 0; ty < PROTO_NTYPES && ++y < bottom; ty++) {
         for (int f = 0; f < STATS_NFAMILIES; f++)
             vals[f] = st->cur.by_type[f][ty];
         row_numbers(&t, st->have, vals, bufs, texts);
         draw_row(ui, y, &t, proto_type_name((enum proto_type)ty), UI_LABEL, texts, num);
     }
-    y++;
+    if (++y >= bottom)
+        return;
     for (int f = 0; f < STATS_NFAMILIES; f++)
         vals[f] = stats_total(&st->cur, (enum stats_family)f);
     row_numbers(&t, st->have, vals, bufs, texts);
@@ -301,8 +303,9 @@ dash_draw(const struct dash_view *v, const struct ui *ui, int bottom)
 {
     draw_header(v, ui);
     draw_banner(v, ui);
-    draw_table(v, ui);
-    draw_mega(v, ui);
+    draw_table(v, ui, bottom);
+    if (ROW_MEGA < bottom)
+        draw_mega(v, ui);
     draw_charts(v, ui, bottom);
 }
 
