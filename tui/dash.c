@@ -105,14 +105,15 @@ draw_header(const struct dash_view *v, const struct ui *ui)
 {
     const struct stats *st = v->stats;
     char up[40] = "up -", conns[32] = "conns -", rate[32] = "cmd/s -", time[32];
+    double cmd_rate;
 
     if (st->have) {
         fmt_uptime(time, sizeof time, st->cur.uptime_s);
         snprintf(up, sizeof up, "up %s", time);
         snprintf(conns, sizeof conns, "conns %llu", (unsigned long long)st->cur.connections);
     }
-    if (st->have && st->continuous && v->link == DASH_CONNECTED)
-        snprintf(rate, sizeof rate, "cmd/s %.1f", st->cmd_rate);
+    if (v->link == DASH_CONNECTED && stats_cmd_rate(st, &cmd_rate))
+        snprintf(rate, sizeof rate, "cmd/s %.1f", cmd_rate);
     const char *items[] = {"couponctl", v->address, link_word(v->link), up, conns, rate};
     ui_fill(ui, ROW_HEADER, 0, ui->cols, UI_TITLE);
     draw_items(ui, ROW_HEADER, 1, UI_TITLE, items, sizeof items / sizeof items[0]);
@@ -269,10 +270,11 @@ draw_chart(const struct dash_view *v, const struct ui *ui, int y, int h, bool qu
     unsigned shown = (unsigned)w * k < STATS_HISTORY_S ? (unsigned)w * k : STATS_HISTORY_S;
     fmt_span(span, sizeof span, shown);
     char now[40] = "now -", peak[40], last[48];
+    double rate;
     if (queue && st->have)
         snprintf(now, sizeof now, "now %llu", (unsigned long long)st->cur.mega[STATS_MEGA_QUEUED]);
-    else if (!queue)
-        snprintf(now, sizeof now, "now %.1f", st->continuous ? st->grant_rate : 0.0);
+    else if (!queue && stats_grant_rate(st, &rate))
+        snprintf(now, sizeof now, "now %.1f", rate);
     snprintf(peak, sizeof peak, queue ? "peak %.0f" : "peak %.1f", top);
     snprintf(last, sizeof last, "(last %s)", span);
     const char *items[] = {queue ? "queue depth" : "grants/s", now, peak, last};
