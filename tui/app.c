@@ -13,6 +13,7 @@
 #include "help.h"
 #include "mono.h"
 #include "purge.h"
+#include "report.h"
 #include "sig.h"
 #include "stats.h"
 #include "ui.h"
@@ -50,7 +51,8 @@ struct app {
     struct purge_view pv;
     char notice[DASH_NOTICE_MAX];
     int64_t notice_until;
-    bool quit_armed;
+    bool quit_asked; /* q while a job runs: "quit anyway? [y/N]" */
+    bool quit_shown; /* the last frame showed that question whole; y counts only then */
 
     /* The job: an upload or a purge, on a connection of its own. */
     enum app_job job;
@@ -434,17 +436,21 @@ open_panel(struct app *a, enum app_panel panel)
         purge_ask(&a->pv);
 }
 
+/* A job whose outcome quitting would leave open. A check sends nothing: it is not one. */
+static bool
+job_running(const struct app *a)
+{
+    return a->job != JOB_NONE && !a->job_finished;
+}
+
 static void
 act(struct app *a, enum ui_action action)
 {
-    bool armed = a->quit_armed;
-
-    a->quit_armed = false;
     switch (action) {
     case UI_ACT_QUIT:
-        if (busy(a) && !armed) {
-            notice(a, "An upload or purge is running: q again quits anyway, Esc cancels");
-            a->quit_armed = true;
+        if (job_running(a)) {
+            a->quit_asked = true;
+            a->quit_shown = false;
             return;
         }
         a->quit = true;
@@ -489,6 +495,12 @@ dispatch(struct app *a, const struct ui_key *k)
         clearok(curscr, TRUE); /* ncurses has resized stdscr; repaint it all */
         /* A question counts as seen again only once it is drawn on the new size. */
         a->pv.question_shown = false;
+        a->quit_shown = false;
+        return;
+    }
+    if (a->quit_asked) {
+        a->quit_asked = false;
+        a->quit = a->quit_shown && !k->fn && (k->code == 'y' || k->code == 'Y');
         return;
     }
     if (a->help) {
@@ -548,6 +560,27 @@ panel_rows(struct app *a)
     return 0;
 }
 
+/* The quit question, on row y; sets quit_shown to whether it was drawn whole. */
+static void
+draw_quit_question(struct app *a, int y)
+{
+    const char *q = a->job == JOB_UPLOAD ? "Stop the upload and quit? [y/N]"
+                                         : "Quit before the purge is answered? [y/N]";
+
+    ui_fill(&a->ui, y, 0, a->ui.cols, UI_ALERT);
+    a->quit_shown = ui_text_whole(&a->ui, y, 1, a->ui.cols - 1, UI_ALERT, q);
+}
+
+/* The last row: the quit question when it is asked, else the keys. */
+static void
+draw_footer(struct app *a, const char *extra)
+{
+    if (a->quit_asked)
+        draw_quit_question(a, a->ui.rows - 1);
+    else
+        dash_footer(&a->ui, extra);
+}
+
 static const char *
 footer_extra(const struct app *a)
 {
@@ -581,7 +614,7 @@ draw_dashboard(struct app *a)
     };
 
     dash_draw(&v, ui, bottom);
-    dash_footer(ui, footer_extra(a));
+    draw_footer(a, footer_extra(a));
     /* The panel last: the prompt places the cursor. */
     if (a->panel == PANEL_UPLOAD)
         upview_draw(&a->upv, ui, bottom, prow);
@@ -596,12 +629,14 @@ draw(struct app *a)
 
     ui_frame_begin(ui);
     ui_cursor(ui, -1, -1);
-    if (ui->cols < APP_MIN_COLS || ui->rows < APP_MIN_ROWS)
+    if (ui->cols < APP_MIN_COLS || ui->rows < APP_MIN_ROWS) {
         ui_textf(ui, 0, 0, ui->cols, UI_WARN, "Terminal too small (%dx%d): 80x24 is best", ui->cols,
                  ui->rows);
-    else if (a->help) {
+        if (a->quit_asked)
+            draw_quit_question(a, 1);
+    } else if (a->help) {
         help_draw(ui);
-        dash_footer(ui, footer_extra(a));
+        draw_footer(a, footer_extra(a));
     } else {
         draw_dashboard(a);
     }
@@ -644,6 +679,8 @@ tick(struct app *a)
         tick_upload(a);
     if (a->job_finished)
         free_job(a);
+    if (a->quit_asked && !job_running(a))
+        a->quit_asked = false; /* the job ended meanwhile: nothing left to ask about */
     if (live(a) && a->now - a->last_draw >= APP_LIVE_MS)
         a->dirty = true;
 }
@@ -712,6 +749,24 @@ loop(struct app *a)
     }
 }
 
+/* The dashboard ends while a job runs (q answered y, a stop signal, the terminal gone): an
+ * upload's result goes to stdout as --upload prints it, the batch in flight reported as
+ * cut or of unknown outcome; a purge is named as unanswered. Returns the exit code. */
+static int
+report_open_job(struct app *a, int code)
+{
+    if (!job_running(a))
+        return code;
+    if (a->job == JOB_PURGE) {
+        fprintf(stderr, "couponctl: quit before the purge was answered; "
+                        "couponctl --purge makes sure it is done\n");
+        return code;
+    }
+    upload_abandon(a->up, client_unsent(a->job_conn), mono_now_ms());
+    report_upload(a->up, stdout);
+    return code == CLI_EXIT_OK ? CLI_EXIT_FAILED : code;
+}
+
 int
 app_run(const struct cli_opts *o, const struct client_addr *addr, const char *key)
 {
@@ -748,6 +803,7 @@ app_run(const struct cli_opts *o, const struct client_addr *addr, const char *ke
         code = a->exit_code;
         if (a->exit_msg[0] != '\0')
             fprintf(stderr, "couponctl: %s\n", a->exit_msg);
+        code = report_open_job(a, code);
     }
     free_job(a);
     upview_free(&a->upv);
