@@ -103,8 +103,16 @@ terminal_error(char *err, size_t errlen, const char *why)
 bool
 ui_start(struct ui *ui, char *err, size_t errlen)
 {
+    const char *term = getenv("TERM");
+
     memset(ui, 0, sizeof *ui);
     ui->utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+    if (term == NULL || term[0] == '\0') {
+        /* Said before curses is asked: newterm() would fail the same way, and leave some of
+         * its memory behind. */
+        terminal_error(err, errlen, "");
+        return false;
+    }
     ui->screen = newterm(NULL, stdout, stdin);
     if (ui->screen == NULL) {
         terminal_error(err, errlen, "no such terminal type");
