@@ -439,7 +439,8 @@ want_columns(struct csvload *ld)
         ld->wanted[ld->col[k]] = true;
 }
 
-/* The first row: the header, or the first record. Either way it settles the columns. */
+/* The first row: the header, or the first record. Either way it settles the columns.
+ * Returns whether it was the header. */
 static bool
 first_row(struct csvload *ld)
 {

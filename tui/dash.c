@@ -11,6 +11,7 @@
 #define NUM_W          12 /* a number column: 11 digits and a gap */
 #define NUM_W_MIN      10 /* a number column at least: "available" and a gap */
 #define ITEM_GAP       2  /* columns between the items of a line */
+#define FOOTER_TEXT    16 /* bytes of a footer key or meaning as drawn: " Refresh  " and a NUL */
 #define LABEL_ROWS     1  /* a chart's label line */
 #define CHARTS         2  /* grants per second, queue depth */
 #define ROW_HEADER     0
@@ -104,12 +105,12 @@ static void
 draw_header(const struct dash_view *v, const struct ui *ui)
 {
     const struct stats *st = v->stats;
-    char up[40] = "up -", conns[32] = "conns -", rate[32] = "cmd/s -", time[32];
+    char up[40] = "up -", conns[32] = "conns -", rate[32] = "cmd/s -", hms[32];
     double cmd_rate;
 
     if (st->have) {
-        fmt_uptime(time, sizeof time, st->cur.uptime_s);
-        snprintf(up, sizeof up, "up %s", time);
+        fmt_uptime(hms, sizeof hms, st->cur.uptime_s);
+        snprintf(up, sizeof up, "up %s", hms);
         snprintf(conns, sizeof conns, "conns %llu", (unsigned long long)st->cur.connections);
     }
     if (v->link == DASH_CONNECTED && stats_cmd_rate(st, &cmd_rate))
@@ -313,17 +314,17 @@ dash_draw(const struct dash_view *v, const struct ui *ui, int bottom)
 
 /* The footer's key and meaning of pair i, as drawn. */
 static void
-footer_pair(size_t i, char key[16], char what[32])
+footer_pair(size_t i, char key[FOOTER_TEXT], char what[FOOTER_TEXT])
 {
-    snprintf(key, 16, " %s ", footer_keys[i].key);
-    snprintf(what, 32, " %s  ", footer_keys[i].what);
+    snprintf(key, FOOTER_TEXT, " %s ", footer_keys[i].key);
+    snprintf(what, FOOTER_TEXT, " %s  ", footer_keys[i].what);
 }
 
 void
 dash_footer(const struct ui *ui, const char *extra)
 {
     bool shown[FOOTER_KEYS] = {false};
-    char key[16], what[32];
+    char key[FOOTER_TEXT], what[FOOTER_TEXT];
     int y = ui->rows - 1, x = 0, used = 0;
 
     /* The pairs that fit, in the order of footer_keep; a key without its meaning helps
