@@ -402,7 +402,7 @@ start_check(struct app *a)
                       "use couponctl --upload - in a pipe");
         return;
     }
-    a->load = csvload_open(path, err, sizeof err);
+    a->load = csvload_open(path, CSVLOAD_MAX_RECORDS, err, sizeof err);
     if (a->load == NULL)
         upview_result(&a->upv, UI_ALERT, "%s; nothing was sent", err);
 }

@@ -279,7 +279,7 @@ run_upload(struct batch *b)
 {
     char err[BATCH_MSG_MAX];
     struct csvload_records recs;
-    struct csvload *ld = csvload_open(b->opts->upload_path, err, sizeof err);
+    struct csvload *ld = csvload_open(b->opts->upload_path, CSVLOAD_MAX_RECORDS, err, sizeof err);
 
     if (ld == NULL) {
         fprintf(stderr, "couponctl: %s\n", err);

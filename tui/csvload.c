@@ -71,7 +71,8 @@ struct csvload {
     bool first_row_done;
     bool has_header;
     bool header_bad;
-    bool stopped; /* the record limit was reached */
+    bool stopped;       /* the record limit was reached */
+    size_t max_records; /* the limit */
     size_t col[CSVLOAD_NCOLS];
     size_t ncols;
 
@@ -109,7 +110,7 @@ init_parser(struct csvload *ld)
 }
 
 struct csvload *
-csvload_open(const char *path, char *err, size_t errlen)
+csvload_open(const char *path, size_t max_records, char *err, size_t errlen)
 {
     struct csvload *ld = calloc(1, sizeof *ld);
 
@@ -130,6 +131,7 @@ csvload_open(const char *path, char *err, size_t errlen)
         }
         ld->own_fd = true;
     }
+    ld->max_records = max_records;
     ld->cur_line = 1;
     ld->row_line = 1;
     ld->at_line_start = true;
@@ -460,9 +462,9 @@ process_row(struct csvload *ld)
         return;
     if (!ld->first_row_done && first_row(ld))
         return;
-    if (ld->n == CSVLOAD_MAX_RECORDS) {
+    if (ld->n == ld->max_records) {
         /* This row would be one record too many. */
-        bad_record(ld, ld->row_line, "more than %d records: split the file", CSVLOAD_MAX_RECORDS);
+        bad_record(ld, ld->row_line, "more than %zu records: split the file", ld->max_records);
         ld->stopped = true;
         return;
     }

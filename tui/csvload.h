@@ -55,9 +55,10 @@ enum csvload_status {
     CSVLOAD_FAILED    /* the file could not be read: csvload_failure() says why */
 };
 
-/* Opens `path` ("-" is standard input) for loading. Returns NULL with a one-line message
- * naming the file in err when it cannot be opened or memory is short. */
-struct csvload *csvload_open(const char *path, char *err, size_t errlen);
+/* Opens `path` ("-" is standard input) for loading at most `max_records` records
+ * (couponctl's limit is CSVLOAD_MAX_RECORDS; at least 1). Returns NULL with a one-line
+ * message naming the file in err when it cannot be opened or memory is short. */
+struct csvload *csvload_open(const char *path, size_t max_records, char *err, size_t errlen);
 
 /* Reads and checks about `budget` more bytes (at least one chunk). The file is CSV as libcsv
  * reads it (quotes, doubled quotes, CR, LF or CRLF line ends), with these rules:
@@ -75,7 +76,7 @@ struct csvload *csvload_open(const char *path, char *err, size_t errlen);
  *     reading goes on at the next line;
  *   - every value is checked with protocol/'s validators, and a code that repeats an
  *     earlier record's is bad too;
- *   - the record after the CSVLOAD_MAX_RECORDS-th is bad, and reading stops there.
+ *   - the record after the max_records-th is bad, and reading stops there.
  * CSVLOAD_MORE also comes back when a signal interrupted a read that had nothing yet, so that
  * the caller can look at its stop flag. */
 enum csvload_status csvload_step(struct csvload *ld, size_t budget);
