@@ -13,6 +13,7 @@
 #include "help.h"
 #include "mono.h"
 #include "purge.h"
+#include "report.h"
 #include "sig.h"
 #include "stats.h"
 #include "ui.h"
@@ -50,7 +51,8 @@ struct app {
     struct purge_view pv;
     char notice[DASH_NOTICE_MAX];
     int64_t notice_until;
-    bool quit_armed;
+    bool quit_asked; /* q while a job runs: "quit anyway? [y/N]" */
+    bool quit_shown; /* the last frame showed that question whole; y counts only then */
 
     /* The job: an upload or a purge, on a connection of its own. */
     enum app_job job;
@@ -400,7 +402,7 @@ start_check(struct app *a)
                       "use couponctl --upload - in a pipe");
         return;
     }
-    a->load = csvload_open(path, err, sizeof err);
+    a->load = csvload_open(path, CSVLOAD_MAX_RECORDS, err, sizeof err);
     if (a->load == NULL)
         upview_result(&a->upv, UI_ALERT, "%s; nothing was sent", err);
 }
@@ -434,17 +436,21 @@ open_panel(struct app *a, enum app_panel panel)
         purge_ask(&a->pv);
 }
 
+/* A job whose outcome quitting would leave open. A check sends nothing: it is not one. */
+static bool
+job_running(const struct app *a)
+{
+    return a->job != JOB_NONE && !a->job_finished;
+}
+
 static void
 act(struct app *a, enum ui_action action)
 {
-    bool armed = a->quit_armed;
-
-    a->quit_armed = false;
     switch (action) {
     case UI_ACT_QUIT:
-        if (busy(a) && !armed) {
-            notice(a, "An upload or purge is running: q again quits anyway, Esc cancels");
-            a->quit_armed = true;
+        if (job_running(a)) {
+            a->quit_asked = true;
+            a->quit_shown = false;
             return;
         }
         a->quit = true;
@@ -487,6 +493,14 @@ dispatch(struct app *a, const struct ui_key *k)
     a->dirty = true;
     if (k->fn && k->code == KEY_RESIZE) {
         clearok(curscr, TRUE); /* ncurses has resized stdscr; repaint it all */
+        /* A question counts as seen again only once it is drawn on the new size. */
+        a->pv.question_shown = false;
+        a->quit_shown = false;
+        return;
+    }
+    if (a->quit_asked) {
+        a->quit_asked = false;
+        a->quit = a->quit_shown && !k->fn && (k->code == 'y' || k->code == 'Y');
         return;
     }
     if (a->help) {
@@ -526,9 +540,17 @@ link_state(const struct app *a)
     return DASH_RECONNECTING;
 }
 
+/* The rows of the open panel: what it wants of the rows below the table that the charts
+ * can spare, and at least APP_PANEL_MIN_ROWS, taken from the charts and then from the
+ * table; never the header and the banner. */
 static int
-panel_rows(struct app *a, int avail)
+panel_rows(struct app *a)
 {
+    int avail = a->ui.rows - 1 - DASH_TOP_ROWS - DASH_CHARTS_MIN;
+    int most = a->ui.rows - 1 - DASH_HEAD_ROWS;
+
+    avail = avail < APP_PANEL_MIN_ROWS ? APP_PANEL_MIN_ROWS : avail;
+    avail = avail > most ? most : avail;
     if (avail <= 0)
         return 0;
     if (a->panel == PANEL_UPLOAD)
@@ -536,6 +558,27 @@ panel_rows(struct app *a, int avail)
     if (a->panel == PANEL_PURGE)
         return PURGE_ROWS < avail ? PURGE_ROWS : avail;
     return 0;
+}
+
+/* The quit question, on row y; sets quit_shown to whether it was drawn whole. */
+static void
+draw_quit_question(struct app *a, int y)
+{
+    const char *q = a->job == JOB_UPLOAD ? "Stop the upload and quit? [y/N]"
+                                         : "Quit before the purge is answered? [y/N]";
+
+    ui_fill(&a->ui, y, 0, a->ui.cols, UI_ALERT);
+    a->quit_shown = ui_text_whole(&a->ui, y, 1, a->ui.cols - 1, UI_ALERT, q);
+}
+
+/* The last row: the quit question when it is asked, else the keys. */
+static void
+draw_footer(struct app *a, const char *extra)
+{
+    if (a->quit_asked)
+        draw_quit_question(a, a->ui.rows - 1);
+    else
+        dash_footer(&a->ui, extra);
 }
 
 static const char *
@@ -555,8 +598,7 @@ static void
 draw_dashboard(struct app *a)
 {
     struct ui *ui = &a->ui;
-    int avail = ui->rows - 1 - DASH_TOP_ROWS - DASH_CHARTS_MIN;
-    int prow = panel_rows(a, avail);
+    int prow = panel_rows(a);
     int bottom = ui->rows - 1 - prow;
     int64_t retry_at = client_retry_at(a->dash);
     struct dash_view v = {
@@ -572,7 +614,7 @@ draw_dashboard(struct app *a)
     };
 
     dash_draw(&v, ui, bottom);
-    dash_footer(ui, footer_extra(a));
+    draw_footer(a, footer_extra(a));
     /* The panel last: the prompt places the cursor. */
     if (a->panel == PANEL_UPLOAD)
         upview_draw(&a->upv, ui, bottom, prow);
@@ -587,12 +629,14 @@ draw(struct app *a)
 
     ui_frame_begin(ui);
     ui_cursor(ui, -1, -1);
-    if (ui->cols < APP_MIN_COLS || ui->rows < APP_MIN_ROWS)
+    if (ui->cols < APP_MIN_COLS || ui->rows < APP_MIN_ROWS) {
         ui_textf(ui, 0, 0, ui->cols, UI_WARN, "Terminal too small (%dx%d): 80x24 is best", ui->cols,
                  ui->rows);
-    else if (a->help) {
+        if (a->quit_asked)
+            draw_quit_question(a, 1);
+    } else if (a->help) {
         help_draw(ui);
-        dash_footer(ui, footer_extra(a));
+        draw_footer(a, footer_extra(a));
     } else {
         draw_dashboard(a);
     }
@@ -635,6 +679,8 @@ tick(struct app *a)
         tick_upload(a);
     if (a->job_finished)
         free_job(a);
+    if (a->quit_asked && !job_running(a))
+        a->quit_asked = false; /* the job ended meanwhile: nothing left to ask about */
     if (live(a) && a->now - a->last_draw >= APP_LIVE_MS)
         a->dirty = true;
 }
@@ -703,6 +749,24 @@ loop(struct app *a)
     }
 }
 
+/* The dashboard ends while a job runs (q answered y, a stop signal, the terminal gone): an
+ * upload's result goes to stdout as --upload prints it, the batch in flight reported as
+ * cut or of unknown outcome; a purge is named as unanswered. Returns the exit code. */
+static int
+report_open_job(struct app *a, int code)
+{
+    if (!job_running(a))
+        return code;
+    if (a->job == JOB_PURGE) {
+        fprintf(stderr, "couponctl: quit before the purge was answered; "
+                        "couponctl --purge makes sure it is done\n");
+        return code;
+    }
+    upload_abandon(a->up, client_unsent(a->job_conn), mono_now_ms());
+    report_upload(a->up, stdout);
+    return code == CLI_EXIT_OK ? CLI_EXIT_FAILED : code;
+}
+
 int
 app_run(const struct cli_opts *o, const struct client_addr *addr, const char *key)
 {
@@ -731,14 +795,15 @@ app_run(const struct cli_opts *o, const struct client_addr *addr, const char *ke
     upview_init(&a->upv);
     int code = CLI_EXIT_OK;
     if (!ui_start(&a->ui, err, sizeof err)) {
-        fprintf(stderr, "couponctl: %s\n", err);
-        code = CLI_EXIT_FAILED;
+        fprintf(stderr, "couponctl: %s; in scripts use --stats, --upload or --purge\n", err);
+        code = CLI_EXIT_USAGE; /* as for no terminal at all: couponctl(1) */
     } else {
         loop(a);
         ui_stop(&a->ui);
         code = a->exit_code;
         if (a->exit_msg[0] != '\0')
             fprintf(stderr, "couponctl: %s\n", a->exit_msg);
+        code = report_open_job(a, code);
     }
     free_job(a);
     upview_free(&a->upv);

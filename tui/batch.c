@@ -9,6 +9,7 @@
 
 #include "csvload.h"
 #include "mono.h"
+#include "report.h"
 #include "sig.h"
 #include "upload.h"
 
@@ -178,19 +179,9 @@ outcome_code(enum upload_outcome o)
 static void
 print_result(struct batch *b)
 {
-    char line[UPLOAD_TEXT_MAX];
-    int64_t ms = upload_elapsed_ms(b->up);
-    size_t stored = upload_stored(b->up);
     enum upload_outcome o = upload_outcome(b->up);
 
-    if (o != UPLOAD_COMPLETE)
-        for (size_t i = 0; i < upload_detail_count(b->up); i++) {
-            upload_detail(b->up, i, line, sizeof line);
-            printf("%s\n", line);
-        }
-    upload_summary(b->up, line, sizeof line);
-    printf("%s (%.2f s, %.0f records/s)\n", line, (double)ms / MS_PER_S,
-           ms > 0 ? (double)stored * MS_PER_S / (double)ms : 0.0);
+    report_upload(b->up, stdout);
     if (o == UPLOAD_DENIED)
         fprintf(stderr, "couponctl: coupond at %s refused the admin key from %s\n", b->addr->label,
                 b->opts->key_file);
@@ -224,6 +215,8 @@ load_file(struct batch *b, struct csvload *ld)
 
     while ((st = csvload_step(ld, BATCH_LOAD_BUDGET)) == CSVLOAD_MORE)
         if (sig_stop_requested()) {
+            fprintf(stderr, "couponctl: interrupted while checking %s: nothing was sent\n",
+                    b->opts->upload_path);
             finish(b, CLI_EXIT_FAILED);
             return false;
         }
@@ -286,7 +279,7 @@ run_upload(struct batch *b)
 {
     char err[BATCH_MSG_MAX];
     struct csvload_records recs;
-    struct csvload *ld = csvload_open(b->opts->upload_path, err, sizeof err);
+    struct csvload *ld = csvload_open(b->opts->upload_path, CSVLOAD_MAX_RECORDS, err, sizeof err);
 
     if (ld == NULL) {
         fprintf(stderr, "couponctl: %s\n", err);

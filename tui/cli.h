@@ -14,8 +14,9 @@
 /* Exit codes, documented in couponctl(1). */
 enum cli_exit {
     CLI_EXIT_OK = 0,      /* everything asked for was done */
-    CLI_EXIT_FAILED = 1,  /* records bad or not stored, unreadable file, or an ERR reply */
-    CLI_EXIT_USAGE = 2,   /* bad flags or arguments */
+    CLI_EXIT_FAILED = 1,  /* records bad or not stored, unreadable file, an ERR reply, or
+                           * stopped by a signal before the work was done */
+    CLI_EXIT_USAGE = 2,   /* bad flags or arguments, or the dashboard without a usable terminal */
     CLI_EXIT_CONNECT = 3, /* cannot connect, or the connection was lost */
     CLI_EXIT_AUTH = 4     /* key file missing or malformed, or the server refused the key */
 };

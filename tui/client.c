@@ -299,6 +299,16 @@ do_read(struct client *c, int64_t now)
     }
 }
 
+/* A send failed: the server may have said why before it closed (ERR BUSY, then close), so
+ * what it sent is read first and handed out before the failure. */
+static void
+write_failed(struct client *c, int err, int64_t now)
+{
+    do_read(c, now);
+    if (c->fd >= 0)
+        fail(c, strerror(err), now);
+}
+
 static void
 do_write(struct client *c, int64_t now)
 {
@@ -311,7 +321,7 @@ do_write(struct client *c, int64_t now)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            fail(c, strerror(errno), now);
+            write_failed(c, errno, now);
         return;
     }
     c->out_off = c->out_len = 0;
@@ -382,7 +392,37 @@ take_line(struct client *c, const char **line, size_t *len)
     return true;
 }
 
-/* The AUTH reply: READY, or DENIED for good. */
+/* Whether an ERR reply to AUTH is about the key. DENIED is; so is BAD_REQUEST, which a key
+ * of a form the server does not take gets. Any other ERR (BUSY: the server is at its
+ * --max-clients and closes) is about this connection, and a later attempt may succeed. */
+static bool
+refuses_key(const char *line, size_t len)
+{
+    enum proto_err e = proto_reply_err(line, len);
+
+    return e == PROTO_ERR_DENIED || e == PROTO_ERR_BAD_REQUEST;
+}
+
+/* An ERR reply to AUTH that is not about the key: the attempt failed, as a lost connection
+ * does, with the server's words as the reason. The server may have closed the connection
+ * already (it does after BUSY); then the failure is counted once, with the better reason. */
+static void
+auth_failed(struct client *c, const char *line, size_t len)
+{
+    char why[CLIENT_ERROR_MAX];
+
+    if (proto_reply_err(line, len) == PROTO_ERR_BUSY)
+        snprintf(why, sizeof why, "the server is busy (%.*s)", (int)len, line);
+    else
+        snprintf(why, sizeof why, "the server cannot serve now (%.*s)", (int)len, line);
+    if (c->fd >= 0)
+        fail(c, why, c->now);
+    else
+        snprintf(c->error, sizeof c->error, "%s", why);
+    c->in_off = c->in_len = 0; /* whatever follows the refusal is not ours */
+}
+
+/* The AUTH reply: READY; DENIED for good when the key is refused; else a failed attempt. */
 static bool
 auth_reply(struct client *c, const char *line, size_t len, enum proto_reply_kind kind,
            struct client_event *ev)
@@ -393,6 +433,10 @@ auth_reply(struct client *c, const char *line, size_t len, enum proto_reply_kind
         c->error[0] = '\0';
         ev->kind = CLIENT_EV_READY;
         return true;
+    }
+    if (!refuses_key(line, len)) {
+        auth_failed(c, line, len);
+        return false;
     }
     snprintf(c->error, sizeof c->error, "%.*s", (int)len, line);
     close_fd(c);

@@ -42,14 +42,17 @@ enum client_state {
     CLIENT_CONNECTING,     /* TCP connect in progress */
     CLIENT_AUTHENTICATING, /* connected, AUTH sent */
     CLIENT_READY,          /* authenticated: client_send() works */
-    CLIENT_DENIED,         /* the server refused the key; final */
+    CLIENT_DENIED,         /* the server refused the key (DENIED, BAD_REQUEST); final */
     CLIENT_CLOSED          /* failed or lost with reconnection off; final */
 };
 
 enum client_event_kind {
     CLIENT_EV_READY = 0, /* connected and authenticated */
     CLIENT_EV_LINE,      /* one reply line of a request */
-    CLIENT_EV_DOWN,      /* an attempt failed or the connection ended; reason: client_error() */
+    CLIENT_EV_DOWN,      /* an attempt failed or the connection ended; reason: client_error().
+                          * An ERR to AUTH that is not about the key is such a failure: BUSY
+                          * (the server is at --max-clients) or any other but DENIED and
+                          * BAD_REQUEST, and is retried like a refused connection. */
     CLIENT_EV_DENIED     /* AUTH was refused; the ERR line is in client_error() */
 };
 

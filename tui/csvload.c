@@ -22,6 +22,8 @@
 #define ARRAY_MIN_CAP 1024
 #define FNV_OFFSET    2166136261u
 #define FNV_PRIME     16777619u
+/* read_chunk(): a signal interrupted the read before any byte arrived. */
+#define READ_INTERRUPTED (-2)
 
 static const char bom[] = "\xEF\xBB\xBF";
 #define BOM_LEN (sizeof bom - 1)
@@ -54,18 +56,23 @@ struct csvload {
     bool skip_line;     /* after a quoting error: drop the rest of the line */
     bool cr_pending;    /* the last chunk ended in CR: its line ends unless LF follows */
 
-    /* The row being collected. */
+    /* The row being collected. Every field's length is kept (an empty field and a field
+     * with something differ), but its text only when `wanted`: the columns in use, and all
+     * fields of the first row, which may be the header. */
     char row[CSVLOAD_ROW_MAX];
     size_t row_len;
     struct field fields[CSVLOAD_MAX_FIELDS];
-    size_t nfields; /* all fields seen, also beyond CSVLOAD_MAX_FIELDS */
+    size_t nfields;   /* all fields seen, also beyond CSVLOAD_MAX_FIELDS */
+    size_t last_used; /* 1 + the index of the last field that holds something; 0: none */
     bool row_too_long;
+    bool wanted[CSVLOAD_MAX_FIELDS];
 
     /* Columns. */
     bool first_row_done;
     bool has_header;
     bool header_bad;
-    bool stopped; /* the record limit was reached */
+    bool stopped;       /* the record limit was reached */
+    size_t max_records; /* the limit */
     size_t col[CSVLOAD_NCOLS];
     size_t ncols;
 
@@ -93,17 +100,25 @@ bounded_realloc(void *p, size_t size)
     return realloc(p, size);
 }
 
+/* A parser in its first state, with CSVLOAD_FIELD_MAX enforced. */
+static void
+init_parser(struct csvload *ld)
+{
+    /* csv_init() fails only for a NULL parser. */
+    csv_init(&ld->parser, CSV_STRICT | CSV_STRICT_FINI);
+    csv_set_realloc_func(&ld->parser, bounded_realloc);
+}
+
 struct csvload *
-csvload_open(const char *path, char *err, size_t errlen)
+csvload_open(const char *path, size_t max_records, char *err, size_t errlen)
 {
     struct csvload *ld = calloc(1, sizeof *ld);
 
-    if (ld == NULL || csv_init(&ld->parser, CSV_STRICT | CSV_STRICT_FINI) != 0) {
+    if (ld == NULL) {
         snprintf(err, errlen, "cannot load %s: out of memory", path);
-        free(ld);
         return NULL;
     }
-    csv_set_realloc_func(&ld->parser, bounded_realloc);
+    init_parser(ld);
     if (strcmp(path, "-") == 0) {
         ld->fd = 0;
     } else {
@@ -116,12 +131,15 @@ csvload_open(const char *path, char *err, size_t errlen)
         }
         ld->own_fd = true;
     }
+    ld->max_records = max_records;
     ld->cur_line = 1;
     ld->row_line = 1;
     ld->at_line_start = true;
     for (size_t k = 0; k < CSVLOAD_NCOLS; k++)
         ld->col[k] = k;
     ld->ncols = CSVLOAD_NCOLS;
+    for (size_t i = 0; i < CSVLOAD_MAX_FIELDS; i++)
+        ld->wanted[i] = true;
     return ld;
 }
 
@@ -303,12 +321,7 @@ field_ptr(const struct csvload *ld, size_t i)
 static bool
 row_is_blank(const struct csvload *ld)
 {
-    size_t kept = ld->nfields < CSVLOAD_MAX_FIELDS ? ld->nfields : CSVLOAD_MAX_FIELDS;
-
-    for (size_t i = 0; i < kept; i++)
-        if (ld->fields[i].len > 0)
-            return false;
-    return !ld->row_too_long;
+    return ld->last_used == 0 && !ld->row_too_long;
 }
 
 static int
@@ -337,7 +350,8 @@ read_header(struct csvload *ld)
     bool seen[CSVLOAD_NCOLS] = {false};
 
     ld->has_header = true;
-    ld->ncols = ld->nfields < CSVLOAD_MAX_FIELDS ? ld->nfields : CSVLOAD_MAX_FIELDS;
+    /* Empty fields after the last name are no columns: "code,...,max_uses,," has six. */
+    ld->ncols = ld->last_used < CSVLOAD_MAX_FIELDS ? ld->last_used : CSVLOAD_MAX_FIELDS;
     for (size_t i = 0; i < ld->ncols; i++) {
         int k = column_named(field_ptr(ld, i), ld->fields[i].len);
         if (k < 0)
@@ -361,22 +375,21 @@ read_header(struct csvload *ld)
     }
 }
 
-/* Fields beyond the columns count only when one of them holds something. */
+/* The fields a row has: fields beyond the columns count only up to the last one that holds
+ * something, however many empty ones follow it. */
 static size_t
 used_fields(const struct csvload *ld)
 {
-    size_t n = ld->nfields;
-
-    while (n > ld->ncols && n <= CSVLOAD_MAX_FIELDS && ld->fields[n - 1].len == 0)
-        n--;
-    return n;
+    if (ld->nfields <= ld->ncols)
+        return ld->nfields;
+    return ld->last_used > ld->ncols ? ld->last_used : ld->ncols;
 }
 
 static bool
 check_shape(struct csvload *ld)
 {
     if (ld->row_too_long) {
-        bad_record(ld, ld->row_line, "row longer than %d bytes", CSVLOAD_ROW_MAX);
+        bad_record(ld, ld->row_line, "values longer than %d bytes in all", CSVLOAD_ROW_MAX);
         return false;
     }
     size_t used = used_fields(ld);
@@ -416,10 +429,30 @@ check_record(struct csvload *ld)
         return;
     }
     add_record(ld, &c);
-    if (ld->n == CSVLOAD_MAX_RECORDS) {
-        bad_record(ld, ld->row_line, "more than %d records: split the file", CSVLOAD_MAX_RECORDS);
-        ld->stopped = true;
-    }
+}
+
+/* After the first row: only the columns in use need their text kept. */
+static void
+want_columns(struct csvload *ld)
+{
+    for (size_t i = 0; i < CSVLOAD_MAX_FIELDS; i++)
+        ld->wanted[i] = false;
+    for (size_t k = 0; k < CSVLOAD_NCOLS; k++)
+        ld->wanted[ld->col[k]] = true;
+}
+
+/* The first row: the header, or the first record. Either way it settles the columns.
+ * Returns whether it was the header. */
+static bool
+first_row(struct csvload *ld)
+{
+    bool header = looks_like_header(ld);
+
+    ld->first_row_done = true;
+    if (header)
+        read_header(ld);
+    want_columns(ld);
+    return header;
 }
 
 static void
@@ -427,14 +460,15 @@ process_row(struct csvload *ld)
 {
     if (row_is_blank(ld) || ld->stopped || ld->header_bad)
         return;
-    if (!ld->first_row_done) {
-        ld->first_row_done = true;
-        if (looks_like_header(ld)) {
-            read_header(ld);
-            return;
-        }
+    if (!ld->first_row_done && first_row(ld))
+        return;
+    if (ld->n == ld->max_records) {
+        /* This row would be one record too many. */
+        bad_record(ld, ld->row_line, "more than %zu records: split the file", ld->max_records);
+        ld->stopped = true;
+        return;
     }
-    if (ld->nfields > CSVLOAD_MAX_FIELDS) {
+    if (used_fields(ld) > CSVLOAD_MAX_FIELDS) {
         bad_record(ld, ld->row_line, "more than %d fields", CSVLOAD_MAX_FIELDS);
         return;
     }
@@ -447,6 +481,7 @@ reset_row(struct csvload *ld)
 {
     ld->row_len = 0;
     ld->nfields = 0;
+    ld->last_used = 0;
     ld->row_too_long = false;
 }
 
@@ -472,15 +507,20 @@ on_field(void *s, size_t len, void *data)
     while (len > 0 && is_blank(p[len - 1]))
         len--;
     size_t i = ld->nfields++;
+    if (len > 0)
+        ld->last_used = i + 1;
     if (i >= CSVLOAD_MAX_FIELDS)
         return;
-    if (len > sizeof ld->row - ld->row_len) {
-        ld->row_too_long = true;
-        len = 0;
-    }
-    memcpy(ld->row + ld->row_len, p, len);
     ld->fields[i].off = (uint32_t)ld->row_len;
     ld->fields[i].len = (uint32_t)len;
+    if (!ld->wanted[i])
+        return; /* an ignored column: its length is all that counts */
+    if (len > sizeof ld->row - ld->row_len) {
+        ld->row_too_long = true;
+        ld->fields[i].len = 0;
+        return;
+    }
+    memcpy(ld->row + ld->row_len, p, len);
     ld->row_len += len;
 }
 
@@ -521,7 +561,10 @@ parse_error(struct csvload *ld)
         bad_record(ld, ld->row_line, "%s", why);
     else
         bad_record(ld, ld->row_line, "%s (found on line %" PRIu32 ")", why, ld->cur_line);
-    csv_fini(&ld->parser, NULL, NULL, NULL);
+    /* A fresh parser: csv_fini() does not reset one stopped inside a quoted field, which
+     * would then take every later line for more of that field. */
+    csv_free(&ld->parser);
+    init_parser(ld);
     reset_row(ld);
     ld->in_row = false;
     ld->skip_line = true;
@@ -606,7 +649,8 @@ finish(struct csvload *ld)
         bad_record(ld, ld->row_line, "a quoted field is never closed");
 }
 
-/* Reads up to one chunk; the first read makes sure the BOM, if any, is whole. */
+/* Reads up to one chunk; the first read makes sure the BOM, if any, is whole. Returns the
+ * bytes read, READ_INTERRUPTED when a signal came before any byte, or -1 on an error. */
 static ssize_t
 read_chunk(struct csvload *ld, char *buf, size_t cap)
 {
@@ -614,8 +658,10 @@ read_chunk(struct csvload *ld, char *buf, size_t cap)
 
     for (;;) {
         ssize_t r = read(ld->fd, buf + got, cap - got);
+        if (r < 0 && errno == EINTR && got == 0)
+            return READ_INTERRUPTED;
         if (r < 0 && errno == EINTR)
-            continue;
+            continue; /* the rest of a BOM: a pipe delivers it at once */
         if (r < 0)
             return -1;
         got += (size_t)r;
@@ -634,6 +680,8 @@ csvload_step(struct csvload *ld, size_t budget)
         return CSVLOAD_FAILED;
     while (!ld->eof) {
         ssize_t n = read_chunk(ld, buf, sizeof buf);
+        if (n == READ_INTERRUPTED)
+            return CSVLOAD_MORE; /* the caller may want to stop */
         if (n < 0) {
             snprintf(ld->failure, sizeof ld->failure, "read error: %s", strerror(errno));
             return CSVLOAD_FAILED;

@@ -10,8 +10,12 @@
 
 #define CSVLOAD_READ_CHUNK  65536   /* bytes per read(2) */
 #define CSVLOAD_MAX_RECORDS 5000000 /* per file: 100 full batches, about 400 MB in memory */
-#define CSVLOAD_MAX_FIELDS  32      /* per row: the six columns and a few ignored extra ones */
-#define CSVLOAD_ROW_MAX     8192    /* bytes of a row's fields; a valid record is under 200 */
+/* Fields per row up to the last one that holds something: the six columns and a few ignored
+ * extra ones. Empty fields after it do not count. */
+#define CSVLOAD_MAX_FIELDS 32
+/* Bytes of the values of a row's six columns together (ignored columns do not count): a
+ * valid record's are under 200. */
+#define CSVLOAD_ROW_MAX 8192
 #define CSVLOAD_FIELD_MAX                                                                          \
     (1u << 20)                   /* libcsv's field buffer at most: an unclosed quote               \
                                   * cannot swallow the whole file into memory */
@@ -51,9 +55,10 @@ enum csvload_status {
     CSVLOAD_FAILED    /* the file could not be read: csvload_failure() says why */
 };
 
-/* Opens `path` ("-" is standard input) for loading. Returns NULL with a one-line message
- * naming the file in err when it cannot be opened or memory is short. */
-struct csvload *csvload_open(const char *path, char *err, size_t errlen);
+/* Opens `path` ("-" is standard input) for loading at most `max_records` records
+ * (couponctl's limit is CSVLOAD_MAX_RECORDS; at least 1). Returns NULL with a one-line
+ * message naming the file in err when it cannot be opened or memory is short. */
+struct csvload *csvload_open(const char *path, size_t max_records, char *err, size_t errlen);
 
 /* Reads and checks about `budget` more bytes (at least one chunk). The file is CSV as libcsv
  * reads it (quotes, doubled quotes, CR, LF or CRLF line ends), with these rules:
@@ -64,9 +69,16 @@ struct csvload *csvload_open(const char *path, char *err, size_t errlen);
  *     discount, kind, expires, max_uses; any case); then it must name all six, each once,
  *     in any order, and other columns are ignored; without a header a row has the six
  *     columns in that order;
- *   - trailing empty fields beyond the columns are ignored;
+ *   - trailing empty fields beyond the columns are ignored, in the header too;
+ *   - a row is bad when it has more than CSVLOAD_MAX_FIELDS fields up to its last one that
+ *     holds something, when the values of its six columns exceed CSVLOAD_ROW_MAX bytes, or
+ *     when a field exceeds CSVLOAD_FIELD_MAX bytes; then only that row is reported, and
+ *     reading goes on at the next line;
  *   - every value is checked with protocol/'s validators, and a code that repeats an
- *     earlier record's is bad too. */
+ *     earlier record's is bad too;
+ *   - the record after the max_records-th is bad, and reading stops there.
+ * CSVLOAD_MORE also comes back when a signal interrupted a read that had nothing yet, so that
+ * the caller can look at its stop flag. */
 enum csvload_status csvload_step(struct csvload *ld, size_t budget);
 
 /* Progress: bytes and lines read so far. */

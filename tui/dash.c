@@ -4,9 +4,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fmtnum.h"
+
 #define MARGIN         2  /* columns left of everything */
-#define TYPE_W         10 /* the type column */
-#define NUM_W          12 /* each number column */
+#define TYPE_W         10 /* the type column: "STANDARD" and a gap */
+#define NUM_W          12 /* a number column: 11 digits and a gap */
+#define NUM_W_MIN      10 /* a number column at least: "available" and a gap */
+#define ITEM_GAP       2  /* columns between the items of a line */
+#define FOOTER_TEXT    16 /* bytes of a footer key or meaning as drawn: " Refresh  " and a NUL */
 #define LABEL_ROWS     1  /* a chart's label line */
 #define CHARTS         2  /* grants per second, queue depth */
 #define ROW_HEADER     0
@@ -31,12 +36,22 @@ static const struct {
     {KEY_F(1), true, UI_ACT_HELP},   {'q', false, UI_ACT_QUIT},    {'Q', false, UI_ACT_QUIT},
 };
 
+/* The table's columns in the order they are given up when the terminal is too narrow for
+ * all: purged first, available last. */
+static const enum stats_family keep_order[STATS_NFAMILIES] = {
+    STATS_AVAILABLE, STATS_CREATED, STATS_ASSIGNED, STATS_REDEEMED, STATS_PURGED,
+};
+
 static const struct {
     const char *key;
     const char *what;
 } footer_keys[] = {
     {"u", "Upload"}, {"p", "Purge"}, {"r", "Refresh"}, {"?", "Help"}, {"q", "Quit"},
 };
+#define FOOTER_KEYS (sizeof footer_keys / sizeof footer_keys[0])
+
+/* The footer's pairs in the order they are kept on a narrow terminal: q and ? first. */
+static const size_t footer_keep[FOOTER_KEYS] = {4, 3, 0, 1, 2};
 
 enum ui_action
 dash_key(const struct ui_key *k)
@@ -74,22 +89,35 @@ link_word(enum dash_link l)
     return "?";
 }
 
+/* Draws the items from x on, ITEM_GAP columns apart, each whole or not at all: the first
+ * that does not fit ends the line. */
+static void
+draw_items(const struct ui *ui, int y, int x, enum ui_color c, const char *const *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!ui_text_whole(ui, y, x, ui->cols - x, c, items[i]))
+            return;
+        x += ui_width(items[i]) + ITEM_GAP;
+    }
+}
+
 static void
 draw_header(const struct dash_view *v, const struct ui *ui)
 {
     const struct stats *st = v->stats;
-    char up[32] = "-", conns[24] = "-", rate[24] = "-";
+    char up[40] = "up -", conns[32] = "conns -", rate[32] = "cmd/s -", hms[32];
+    double cmd_rate;
 
     if (st->have) {
-        fmt_uptime(up, sizeof up, st->cur.uptime_s);
-        snprintf(conns, sizeof conns, "%llu", (unsigned long long)st->cur.connections);
+        fmt_uptime(hms, sizeof hms, st->cur.uptime_s);
+        snprintf(up, sizeof up, "up %s", hms);
+        snprintf(conns, sizeof conns, "conns %llu", (unsigned long long)st->cur.connections);
     }
-    if (st->have && st->continuous && v->link == DASH_CONNECTED)
-        snprintf(rate, sizeof rate, "%.1f", st->cmd_rate);
+    if (v->link == DASH_CONNECTED && stats_cmd_rate(st, &cmd_rate))
+        snprintf(rate, sizeof rate, "cmd/s %.1f", cmd_rate);
+    const char *items[] = {"couponctl", v->address, link_word(v->link), up, conns, rate};
     ui_fill(ui, ROW_HEADER, 0, ui->cols, UI_TITLE);
-    ui_textf(ui, ROW_HEADER, 1, ui->cols - 1, UI_TITLE,
-             "couponctl  %s  %s  up %s  conns %s  cmd/s %s", v->address, link_word(v->link), up,
-             conns, rate);
+    draw_items(ui, ROW_HEADER, 1, UI_TITLE, items, sizeof items / sizeof items[0]);
 }
 
 static void
@@ -111,52 +139,106 @@ draw_banner(const struct dash_view *v, const struct ui *ui)
         ui_text(ui, ROW_BANNER, MARGIN, ui->cols - MARGIN, UI_WARN, v->notice);
 }
 
+/* Which of the table's columns fit the terminal, and how wide they are. */
+struct table_layout {
+    int num_w;
+    bool shown[STATS_NFAMILIES];
+};
+
+/* Columns of NUM_W when all fit, narrower down to NUM_W_MIN, then as many as fit, in the
+ * order of keep_order. */
 static void
-draw_number(const struct ui *ui, int y, int x, bool have, uint64_t n, enum ui_color c)
+layout_table(int cols, struct table_layout *t)
 {
-    if (have)
-        ui_textf(ui, y, x, NUM_W, c, "%*llu", NUM_W, (unsigned long long)n);
-    else
-        ui_textf(ui, y, x, NUM_W, c, "%*s", NUM_W, "-");
+    int room = cols - MARGIN - TYPE_W;
+    int w = room / STATS_NFAMILIES, n;
+
+    w = w > NUM_W ? NUM_W : (w < NUM_W_MIN ? NUM_W_MIN : w);
+    n = room > 0 ? room / w : 0;
+    memset(t, 0, sizeof *t);
+    t->num_w = w;
+    for (int i = 0; i < n && i < STATS_NFAMILIES; i++)
+        t->shown[keep_order[i]] = true;
+}
+
+/* One row: its label, then each shown column's text right-aligned; the number text is cut
+ * to nothing, never to fewer digits. */
+static void
+draw_row(const struct ui *ui, int y, const struct table_layout *t, const char *label,
+         enum ui_color label_c, const char *const *texts, enum ui_color c)
+{
+    int x = MARGIN + TYPE_W;
+
+    ui_text(ui, y, MARGIN, TYPE_W, label_c, label);
+    for (int f = 0; f < STATS_NFAMILIES; f++) {
+        if (!t->shown[f])
+            continue;
+        ui_textf(ui, y, x, t->num_w, c, "%*s", t->num_w, texts[f]);
+        x += t->num_w;
+    }
+}
+
+/* The numbers of one row, each in the column's width less the gap. */
+static void
+row_numbers(const struct table_layout *t, bool have, const uint64_t *vals,
+            char bufs[STATS_NFAMILIES][FMTNUM_BUF], const char **texts)
+{
+    for (int f = 0; f < STATS_NFAMILIES; f++) {
+        if (!have || fmtnum_fit(bufs[f], vals[f], (size_t)t->num_w - 1) == 0)
+            snprintf(bufs[f], FMTNUM_BUF, "-");
+        texts[f] = bufs[f];
+    }
 }
 
 static void
-draw_table(const struct dash_view *v, const struct ui *ui)
+draw_table(const struct dash_view *v, const struct ui *ui, int bottom)
 {
     const struct stats *st = v->stats;
     enum ui_color num = v->link == DASH_CONNECTED ? UI_NORMAL : UI_STALE;
+    char bufs[STATS_NFAMILIES][FMTNUM_BUF];
+    const char *texts[STATS_NFAMILIES];
+    uint64_t vals[STATS_NFAMILIES];
+    struct table_layout t;
     int y = ROW_TABLE;
 
-    ui_text(ui, y, MARGIN, TYPE_W, UI_LABEL, "TYPE");
-    for (int f = 0; f < STATS_NFAMILIES; f++)
-        ui_textf(ui, y, MARGIN + TYPE_W + f * NUM_W, NUM_W, UI_LABEL, "%*s", NUM_W,
-                 stats_family_names[f]);
-    for (int t = 0; t < PROTO_NTYPES; t++) {
-        y++;
-        ui_text(ui, y, MARGIN, TYPE_W, UI_LABEL, proto_type_name((enum proto_type)t));
+    if (y >= bottom)
+        return;
+    layout_table(ui->cols, &t);
+    draw_row(ui, y, &t, "TYPE", UI_LABEL, stats_family_names, UI_LABEL);
+    for (int ty = 0; ty < PROTO_NTYPES && ++y < bottom; ty++) {
         for (int f = 0; f < STATS_NFAMILIES; f++)
-            draw_number(ui, y, MARGIN + TYPE_W + f * NUM_W, st->have, st->cur.by_type[f][t], num);
+            vals[f] = st->cur.by_type[f][ty];
+        row_numbers(&t, st->have, vals, bufs, texts);
+        draw_row(ui, y, &t, proto_type_name((enum proto_type)ty), UI_LABEL, texts, num);
     }
-    y++;
-    ui_text(ui, y, MARGIN, TYPE_W, UI_TOTAL, "TOTAL");
+    if (++y >= bottom)
+        return;
     for (int f = 0; f < STATS_NFAMILIES; f++)
-        draw_number(ui, y, MARGIN + TYPE_W + f * NUM_W, st->have,
-                    stats_total(&st->cur, (enum stats_family)f),
-                    num == UI_STALE ? UI_STALE : UI_TOTAL);
+        vals[f] = stats_total(&st->cur, (enum stats_family)f);
+    row_numbers(&t, st->have, vals, bufs, texts);
+    draw_row(ui, y, &t, "TOTAL", UI_TOTAL, texts, num == UI_STALE ? UI_STALE : UI_TOTAL);
 }
 
+/* The MEGADEAL line: each "name value" pair whole or not at all. */
 static void
 draw_mega(const struct dash_view *v, const struct ui *ui)
 {
     const struct stats *st = v->stats;
-    int x = MARGIN + ui_text(ui, ROW_MEGA, MARGIN, ui->cols - MARGIN, UI_LABEL, "MEGADEAL");
+    int x = MARGIN;
 
+    if (!ui_text_whole(ui, ROW_MEGA, x, ui->cols - x, UI_LABEL, "MEGADEAL"))
+        return;
+    x += ui_width("MEGADEAL");
     for (int i = 0; i < STATS_NMEGA; i++) {
         char val[24] = "-";
         if (st->have)
             snprintf(val, sizeof val, "%llu", (unsigned long long)st->cur.mega[i]);
-        x += 2;
-        x += ui_textf(ui, ROW_MEGA, x, ui->cols - x, UI_NORMAL, "%s ", stats_mega_names[i]);
+        const char *name = stats_mega_names[i];
+        int w = ui_width(name) + 1 + ui_width(val);
+        if (x + ITEM_GAP + w > ui->cols)
+            return;
+        x += ITEM_GAP;
+        x += ui_text(ui, ROW_MEGA, x, ui->cols - x, UI_NORMAL, name) + 1;
         x += ui_text(ui, ROW_MEGA, x, ui->cols - x, UI_TOTAL, val);
     }
 }
@@ -188,12 +270,16 @@ draw_chart(const struct dash_view *v, const struct ui *ui, int y, int h, bool qu
     char span[32];
     unsigned shown = (unsigned)w * k < STATS_HISTORY_S ? (unsigned)w * k : STATS_HISTORY_S;
     fmt_span(span, sizeof span, shown);
-    if (queue)
-        ui_textf(ui, y, MARGIN, w, UI_LABEL, "queue depth  now %llu  peak %.0f  (last %s)",
-                 (unsigned long long)(st->have ? st->cur.mega[STATS_MEGA_QUEUED] : 0), top, span);
-    else
-        ui_textf(ui, y, MARGIN, w, UI_LABEL, "grants/s  now %.1f  peak %.1f  (last %s)",
-                 st->continuous ? st->grant_rate : 0.0, top, span);
+    char now[40] = "now -", peak[40], last[48];
+    double rate;
+    if (queue && st->have)
+        snprintf(now, sizeof now, "now %llu", (unsigned long long)st->cur.mega[STATS_MEGA_QUEUED]);
+    else if (!queue && stats_grant_rate(st, &rate))
+        snprintf(now, sizeof now, "now %.1f", rate);
+    snprintf(peak, sizeof peak, queue ? "peak %.0f" : "peak %.1f", top);
+    snprintf(last, sizeof last, "(last %s)", span);
+    const char *items[] = {queue ? "queue depth" : "grants/s", now, peak, last};
+    draw_items(ui, y, MARGIN, UI_LABEL, items, sizeof items / sizeof items[0]);
     ui_chart(ui, y + LABEL_ROWS, MARGIN, h, w, vals, top < 1 ? 1 : top,
              queue ? UI_QUEUE : UI_GRANTS);
 }
@@ -220,20 +306,44 @@ dash_draw(const struct dash_view *v, const struct ui *ui, int bottom)
 {
     draw_header(v, ui);
     draw_banner(v, ui);
-    draw_table(v, ui);
-    draw_mega(v, ui);
+    draw_table(v, ui, bottom);
+    if (ROW_MEGA < bottom)
+        draw_mega(v, ui);
     draw_charts(v, ui, bottom);
+}
+
+/* The footer's key and meaning of pair i, as drawn. */
+static void
+footer_pair(size_t i, char key[FOOTER_TEXT], char what[FOOTER_TEXT])
+{
+    snprintf(key, FOOTER_TEXT, " %s ", footer_keys[i].key);
+    snprintf(what, FOOTER_TEXT, " %s  ", footer_keys[i].what);
 }
 
 void
 dash_footer(const struct ui *ui, const char *extra)
 {
-    int y = ui->rows - 1, x = 0;
+    bool shown[FOOTER_KEYS] = {false};
+    char key[FOOTER_TEXT], what[FOOTER_TEXT];
+    int y = ui->rows - 1, x = 0, used = 0;
 
+    /* The pairs that fit, in the order of footer_keep; a key without its meaning helps
+     * nobody, so a pair is shown whole or not at all. */
+    for (size_t i = 0; i < FOOTER_KEYS; i++) {
+        footer_pair(footer_keep[i], key, what);
+        int w = ui_width(key) + ui_width(what);
+        if (used + w > ui->cols)
+            break;
+        used += w;
+        shown[footer_keep[i]] = true;
+    }
     ui_fill(ui, y, 0, ui->cols, UI_FOOTER);
-    for (size_t i = 0; i < sizeof footer_keys / sizeof footer_keys[0]; i++) {
-        x += ui_textf(ui, y, x, ui->cols - x, UI_KEY, " %s ", footer_keys[i].key);
-        x += ui_textf(ui, y, x, ui->cols - x, UI_FOOTER, " %s  ", footer_keys[i].what);
+    for (size_t i = 0; i < FOOTER_KEYS; i++) {
+        if (!shown[i])
+            continue;
+        footer_pair(i, key, what);
+        x += ui_text(ui, y, x, ui->cols - x, UI_KEY, key);
+        x += ui_text(ui, y, x, ui->cols - x, UI_FOOTER, what);
     }
     if (extra != NULL)
         ui_text(ui, y, x, ui->cols - x, UI_WARN, extra);

@@ -9,6 +9,7 @@
 #include "stats.h"
 #include "ui.h"
 
+#define DASH_HEAD_ROWS   2  /* header and banner: never covered by a panel */
 #define DASH_TOP_ROWS    10 /* header, banner, table (title, 4 types, total), gap, MEGADEAL */
 #define DASH_CHARTS_MIN  4  /* two charts of one row and their labels */
 #define DASH_CHART_MAX_H 12 /* rows of a chart at most: 96 levels is plenty */
@@ -32,7 +33,8 @@ struct dash_view {
     int64_t now_ms;
 };
 
-/* Draws everything above row `bottom`: the charts take the rows left over below the table. */
+/* Draws everything above row `bottom` (at least DASH_HEAD_ROWS), and nothing below: the
+ * charts take the rows left over below the table, a panel may cover the table's end. */
 void dash_draw(const struct dash_view *v, const struct ui *ui, int bottom);
 
 /* Draws the footer on the last row: the dashboard's keys, then `extra` hints ("Esc cancel")

@@ -14,7 +14,7 @@ static const struct {
     {UI_NORMAL, "  p        purge expired coupons that were never redeemed"},
     {UI_NORMAL, "  r        poll STATS now"},
     {UI_NORMAL, "  ?        this help; any key closes it"},
-    {UI_NORMAL, "  q        quit"},
+    {UI_NORMAL, "  q        quit; while an upload or purge runs, asks first"},
     {UI_NORMAL, "  Esc      cancel an upload after the batch in flight; close a panel"},
     {UI_NORMAL, ""},
     {UI_LABEL, "The table, by coupon type"},

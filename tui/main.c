@@ -31,7 +31,7 @@ main(int argc, char **argv)
         break;
     }
     if (!keyfile_read(o.key_file, key, err, sizeof err)) {
-        fprintf(stderr, "couponctl: %s\n", err);
+        fprintf(stderr, "couponctl: %s; name the admin key file with -k FILE\n", err);
         return CLI_EXIT_AUTH;
     }
     if (!client_resolve(o.address, o.port, &addr, err, sizeof err)) {

@@ -6,11 +6,15 @@
 
 #define MARGIN 2
 
+static const char question_long[] = "Delete every expired coupon that was never redeemed? [y/N]";
+static const char question_short[] = "Purge expired coupons? [y/N]";
+
 void
 purge_ask(struct purge_view *v)
 {
     v->phase = PURGE_CONFIRM;
     v->msg[0] = '\0';
+    v->question_shown = false;
 }
 
 void
@@ -35,11 +39,20 @@ purge_failed(struct purge_view *v, const char *why)
     snprintf(v->msg, sizeof v->msg, "Purge failed: %s", why);
 }
 
+/* The question, whole: the long form, else the short one. */
+static bool
+draw_question(const struct ui *ui, int y)
+{
+    return ui_text_whole(ui, y, MARGIN, ui->cols - MARGIN, UI_WARN, question_long) ||
+           ui_text_whole(ui, y, MARGIN, ui->cols - MARGIN, UI_WARN, question_short);
+}
+
 void
-purge_draw(const struct purge_view *v, const struct ui *ui, int y, int rows)
+purge_draw(struct purge_view *v, const struct ui *ui, int y, int rows)
 {
     enum ui_color title = v->phase == PURGE_FAILED ? UI_ALERT : UI_PANEL;
 
+    v->question_shown = false;
     if (rows <= 0)
         return;
     ui_fill(ui, y, 0, ui->cols, title);
@@ -48,8 +61,7 @@ purge_draw(const struct purge_view *v, const struct ui *ui, int y, int rows)
         return;
     switch (v->phase) {
     case PURGE_CONFIRM:
-        ui_text(ui, y + 1, MARGIN, ui->cols - MARGIN, UI_WARN,
-                "Delete every expired coupon that was never redeemed? [y/N]");
+        v->question_shown = draw_question(ui, y + 1);
         break;
     case PURGE_RUNNING:
         ui_text(ui, y + 1, MARGIN, ui->cols - MARGIN, UI_NORMAL, "Purging...");
@@ -79,7 +91,8 @@ purge_key(const struct purge_view *v, const struct ui_key *k)
     case PURGE_CONFIRM:
         if (k->fn && k->code == KEY_RESIZE)
             return UI_ACT_PASS;
-        return !k->fn && (k->code == 'y' || k->code == 'Y') ? UI_ACT_CONFIRM : UI_ACT_CLOSE;
+        return !k->fn && (k->code == 'y' || k->code == 'Y') && v->question_shown ? UI_ACT_CONFIRM
+                                                                                 : UI_ACT_CLOSE;
     case PURGE_RUNNING:
         return UI_ACT_PASS;
     case PURGE_DONE:

@@ -148,13 +148,15 @@ stats_end(struct stats *s, int64_t now_ms)
     s->broken = false;
     if (s->continuous) {
         double dt = (double)(now_ms - s->cur_ms) / MS_PER_S;
-        s->cmd_rate = (double)(n->commands - s->cur.commands) / dt;
-        s->grant_rate =
-            (double)(n->mega[STATS_MEGA_GRANTED] - s->cur.mega[STATS_MEGA_GRANTED]) / dt;
-        series_add_rate(&s->grants, s->cur_ms, now_ms, s->grant_rate);
+        series_add_rate(&s->commands, s->cur_ms, now_ms,
+                        (double)(n->commands - s->cur.commands) / dt);
+        series_add_rate(&s->grants, s->cur_ms, now_ms,
+                        (double)(n->mega[STATS_MEGA_GRANTED] - s->cur.mega[STATS_MEGA_GRANTED]) /
+                            dt);
         series_set_gauge(&s->queue, s->cur_ms, now_ms, queue);
     } else {
-        s->cmd_rate = s->grant_rate = 0;
+        s->run_ms = now_ms;
+        series_advance(&s->commands, now_ms / MS_PER_S);
         series_advance(&s->grants, now_ms / MS_PER_S);
         series_set_gauge(&s->queue, now_ms, now_ms, queue);
     }
@@ -170,6 +172,52 @@ stats_break(struct stats *s)
     s->broken = true;
 }
 
+static double
+second_value(const struct stats_series *r, int64_t sec)
+{
+    if (sec > r->last_sec || sec <= r->last_sec - STATS_HISTORY_S || sec < 0)
+        return 0;
+    return r->v[sec % STATS_HISTORY_S];
+}
+
+/* The mean of the STATS_RATE_WINDOW_S seconds ending with `last`. */
+static double
+window_mean(const struct stats_series *r, int64_t last)
+{
+    double sum = 0;
+
+    for (int64_t sec = last - STATS_RATE_WINDOW_S + 1; sec <= last; sec++)
+        sum += second_value(r, sec);
+    return sum / STATS_RATE_WINDOW_S;
+}
+
+/* The mean of the last STATS_RATE_WINDOW_S seconds that are complete (cur arrived after
+ * them), when all of them are inside the unbroken run (its first sample arrived before). */
+static bool
+window_rate(const struct stats *s, const struct stats_series *r, double *rate)
+{
+    if (!s->have || !s->continuous)
+        return false;
+    int64_t last = s->cur_ms / MS_PER_S - 1;
+    int64_t first = (s->run_ms + MS_PER_S - 1) / MS_PER_S;
+    if (last - first + 1 < STATS_RATE_WINDOW_S)
+        return false;
+    *rate = window_mean(r, last);
+    return true;
+}
+
+bool
+stats_cmd_rate(const struct stats *s, double *rate)
+{
+    return window_rate(s, &s->commands, rate);
+}
+
+bool
+stats_grant_rate(const struct stats *s, double *rate)
+{
+    return window_rate(s, &s->grants, rate);
+}
+
 uint64_t
 stats_total(const struct stats_counters *c, enum stats_family f)
 {
@@ -180,20 +228,12 @@ stats_total(const struct stats_counters *c, enum stats_family f)
     return sum;
 }
 
-static double
-second_value(const struct stats_series *r, int64_t sec)
-{
-    if (sec > r->last_sec || sec <= r->last_sec - STATS_HISTORY_S || sec < 0)
-        return 0;
-    return r->v[sec % STATS_HISTORY_S];
-}
-
 double
 stats_chart(const struct stats_series *series, int64_t now_ms, bool peak, double *out, size_t cols,
             unsigned *secs_per_col)
 {
     size_t k = cols > 0 ? (STATS_HISTORY_S + cols - 1) / cols : 1;
-    int64_t newest = now_ms / MS_PER_S - 1;
+    int64_t newest = now_ms / MS_PER_S - (peak ? 0 : 1);
     double top = 0;
 
     *secs_per_col = (unsigned)k;
@@ -205,8 +245,13 @@ stats_chart(const struct stats_series *series, int64_t now_ms, bool peak, double
             acc = peak ? (v > acc ? v : acc) : acc + v;
         }
         out[j] = peak ? acc : acc / (double)k;
-        if (out[j] > top)
-            top = out[j];
+        top = out[j] > top ? out[j] : top;
+    }
+    /* A gauge's columns are maxima: the top one holds its largest second. A rate's top must
+     * also hold every rate "now" of these seconds, which are means over a window. */
+    for (int64_t sec = newest - (int64_t)(cols * k) + 1; !peak && sec <= newest; sec++) {
+        double m = window_mean(series, sec);
+        top = m > top ? m : top;
     }
     return top;
 }

@@ -1,5 +1,5 @@
-/* stats.h - the dashboard's model of coupond's STATS: the counters by name, rates from the
- * deltas between two samples, and a per-second history for the charts. */
+/* stats.h - the dashboard's model of coupond's STATS: the counters by name, a per-second
+ * history of the counters' growth, the rates now from that history, and the charts. */
 #ifndef COUPONCTL_STATS_H
 #define COUPONCTL_STATS_H
 
@@ -10,6 +10,10 @@
 #include "proto.h"
 
 #define STATS_HISTORY_S 300 /* seconds kept for the charts: "the last few minutes" */
+/* A rate "now" is the mean of the last 2 complete seconds of history. coupond grants MEGADEAL
+ * tasks in bursts up to once a second, so the growth between two polls 500 ms apart reads
+ * 0 or twice the rate; a whole second holds one burst's worth. */
+#define STATS_RATE_WINDOW_S 2
 
 /* The per-type counters, in the order of the dashboard's columns. */
 enum stats_family {
@@ -46,16 +50,16 @@ struct stats_series {
 };
 
 struct stats {
-    struct stats_counters cur;  /* the last complete sample */
-    struct stats_counters next; /* the sample being read */
-    bool have;                  /* cur holds a sample */
-    bool continuous;            /* cur and the sample before it came from one connection */
-    bool broken;                /* the connection was lost since cur arrived */
-    int64_t cur_ms;             /* when cur arrived */
-    double cmd_rate;            /* commands per second between the last two samples */
-    double grant_rate;          /* MEGADEAL grants per second, likewise */
-    struct stats_series grants; /* grants per second */
-    struct stats_series queue;  /* MEGADEAL queue depth */
+    struct stats_counters cur;    /* the last complete sample */
+    struct stats_counters next;   /* the sample being read */
+    bool have;                    /* cur holds a sample */
+    bool continuous;              /* cur and the sample before it came from one connection */
+    bool broken;                  /* the connection was lost since cur arrived */
+    int64_t cur_ms;               /* when cur arrived */
+    int64_t run_ms;               /* when the first sample of cur's unbroken run arrived */
+    struct stats_series commands; /* commands per second */
+    struct stats_series grants;   /* grants per second */
+    struct stats_series queue;    /* MEGADEAL queue depth */
 };
 
 /* Names, in the order of the enums, as shown on screen. */
@@ -76,13 +80,22 @@ void stats_end(struct stats *s, int64_t now_ms);
 /* The connection was lost: the next sample starts the rates afresh. */
 void stats_break(struct stats *s);
 
+/* The rates now: commands and MEGADEAL grants per second, the mean of the last
+ * STATS_RATE_WINDOW_S complete seconds of history. False, with *rate untouched, until the
+ * unbroken run of samples covers that many whole seconds: just after a (re)connection. */
+bool stats_cmd_rate(const struct stats *s, double *rate);
+bool stats_grant_rate(const struct stats *s, double *rate);
+
 /* The sum of a family over the types. */
 uint64_t stats_total(const struct stats_counters *c, enum stats_family f);
 
-/* Fills out[0..cols) with the history of a series, oldest left, newest right, ending at the
- * last complete second before now_ms. Each column covers *secs_per_col seconds (the fewest
- * that fit STATS_HISTORY_S into cols, at least 1): the mean of them, or their maximum when
- * `peak` (for a gauge such as queue depth). Returns the largest value filled in. */
+/* Fills out[0..cols) with the history of a series, oldest left, newest right. Each column
+ * covers *secs_per_col seconds (the fewest that fit STATS_HISTORY_S into cols, at least 1):
+ * the mean of them, or their maximum when `peak` (for a gauge such as queue depth). A rate
+ * series ends at the last complete second before now_ms; a gauge's ends at now_ms's second,
+ * whose value has been seen already. Returns the peak of the seconds shown: at least every
+ * column; for a rate at least every STATS_RATE_WINDOW_S mean, so at least the rate now
+ * (stats_*_rate()); for a gauge at least its last sample. */
 double stats_chart(const struct stats_series *series, int64_t now_ms, bool peak, double *out,
                    size_t cols, unsigned *secs_per_col);
 

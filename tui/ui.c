@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <term.h>
 #include <wchar.h>
 
 #define EIGHTHS 8
@@ -78,18 +79,51 @@ init_colors(struct ui *ui)
     }
 }
 
+/* Whether the terminal newterm() opened can place the cursor: "dumb" and hard-copy types
+ * cannot, and a full-screen display on them is garbage. */
+static bool
+can_address_cursor(void)
+{
+    const char *cup = tigetstr("cup");
+
+    return cup != NULL && cup != (const char *)-1;
+}
+
+static void
+terminal_error(char *err, size_t errlen, const char *why)
+{
+    const char *term = getenv("TERM");
+
+    if (term == NULL || term[0] == '\0')
+        snprintf(err, errlen, "cannot use the terminal: TERM is not set");
+    else
+        snprintf(err, errlen, "cannot use the terminal (TERM=%s): %s", term, why);
+}
+
 bool
 ui_start(struct ui *ui, char *err, size_t errlen)
 {
+    const char *term = getenv("TERM");
+
     memset(ui, 0, sizeof *ui);
     ui->utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+    if (term == NULL || term[0] == '\0') {
+        /* Said before curses is asked: newterm() would fail the same way, and leave some of
+         * its memory behind. */
+        terminal_error(err, errlen, "");
+        return false;
+    }
     ui->screen = newterm(NULL, stdout, stdin);
     if (ui->screen == NULL) {
-        const char *term = getenv("TERM");
-        snprintf(err, errlen, "cannot use the terminal (TERM=%s)", term != NULL ? term : "");
+        terminal_error(err, errlen, "no such terminal type");
         return false;
     }
     set_term(ui->screen);
+    if (!can_address_cursor()) {
+        terminal_error(err, errlen, "it cannot move the cursor");
+        ui_stop(ui);
+        return false;
+    }
     cbreak();
     noecho();
     nonl();
@@ -160,17 +194,46 @@ clip(const struct ui *ui, int y, int x, int w)
     return w < ui->cols - x ? w : ui->cols - x;
 }
 
-int
-ui_text(const struct ui *ui, int y, int x, int w, enum ui_color c, const char *s)
+static bool
+is_blank_byte(char ch)
 {
-    wchar_t out[UI_TEXT_MAX];
-    mbstate_t st;
-    size_t n = 0, left = strlen(s);
-    int cols = 0;
+    return ch == ' ' || ch == '\t';
+}
 
-    w = clip(ui, y, x, w);
+/* Whether the word starting at s (up to a blank or the end) has a digit. UTF-8 continuation
+ * bytes are never ASCII digits, so bytes will do. */
+static bool
+word_has_digit(const char *s)
+{
+    for (; *s != '\0' && !is_blank_byte(*s); s++)
+        if (*s >= '0' && *s <= '9')
+            return true;
+    return false;
+}
+
+/* UTF-8 text decoded for the screen: wide characters and the columns they take. */
+struct decoded {
+    wchar_t wc[UI_TEXT_MAX];
+    size_t n;
+    int cols;
+    bool cut; /* the text did not all fit */
+};
+
+/* Decodes s for at most w columns (w < 0: no limit). Bytes the locale cannot decode become
+ * '?'. When the text must be cut inside a word that has a digit, the whole word goes: a
+ * number is shown whole or not at all. */
+static void
+decode(const char *s, int w, struct decoded *d)
+{
+    mbstate_t st;
+    size_t left = strlen(s), word_n = 0;
+    int word_cols = 0;
+    bool word_digit = false;
+
     memset(&st, 0, sizeof st);
-    while (left > 0 && n < UI_TEXT_MAX) {
+    d->n = 0;
+    d->cols = 0;
+    while (left > 0 && d->n < UI_TEXT_MAX) {
         wchar_t wc;
         size_t used = mbrtowc(&wc, s, left, &st);
         if (used == (size_t)-1 || used == (size_t)-2 || used == 0) {
@@ -183,19 +246,59 @@ ui_text(const struct ui *ui, int y, int x, int w, enum ui_color c, const char *s
             wc = L'?';
             cw = 1;
         }
-        if (cols + cw > w)
+        if (w >= 0 && d->cols + cw > w)
             break;
-        out[n++] = wc;
-        cols += cw;
+        if (is_blank_byte(*s)) {
+            word_n = d->n + 1;
+            word_cols = d->cols + cw;
+            word_digit = false;
+        } else if (*s >= '0' && *s <= '9') {
+            word_digit = true;
+        }
+        d->wc[d->n++] = wc;
+        d->cols += cw;
         s += used;
         left -= used;
     }
-    if (n == 0)
+    d->cut = left > 0;
+    if (d->cut && !is_blank_byte(*s) && (word_digit || word_has_digit(s))) {
+        d->n = word_n;
+        d->cols = word_cols;
+    }
+}
+
+int
+ui_width(const char *s)
+{
+    struct decoded d;
+
+    decode(s, -1, &d);
+    return d.cols;
+}
+
+int
+ui_text(const struct ui *ui, int y, int x, int w, enum ui_color c, const char *s)
+{
+    struct decoded d;
+
+    decode(s, clip(ui, y, x, w), &d);
+    if (d.n == 0)
         return 0;
     attrset(ui_attr(ui, c));
-    mvaddnwstr(y, x, out, (int)n);
+    mvaddnwstr(y, x, d.wc, (int)d.n);
     attrset(A_NORMAL);
-    return cols;
+    return d.cols;
+}
+
+bool
+ui_text_whole(const struct ui *ui, int y, int x, int w, enum ui_color c, const char *s)
+{
+    int need = ui_width(s);
+
+    if (need > clip(ui, y, x, w) || (need == 0 && clip(ui, y, x, 1) == 0))
+        return false;
+    ui_text(ui, y, x, w, c, s);
+    return true;
 }
 
 int

@@ -83,8 +83,17 @@ void ui_frame_end(struct ui *ui);
 attr_t ui_attr(const struct ui *ui, enum ui_color c);
 
 /* Draws UTF-8 text at (y, x), clipped to w columns and to the screen; bytes the locale
- * cannot decode show as '?'. Returns the columns used. */
+ * cannot decode show as '?'. A word (a run without blanks) that has a digit is never cut:
+ * when it does not fit, it is left out whole, so a number is shown whole or not at all.
+ * Returns the columns used. */
 int ui_text(const struct ui *ui, int y, int x, int w, enum ui_color c, const char *s);
+
+/* Draws the text only when all of it fits in w columns and on the screen. Returns whether
+ * it was drawn: a question the operator cannot see must not be taken as asked. */
+bool ui_text_whole(const struct ui *ui, int y, int x, int w, enum ui_color c, const char *s);
+
+/* The columns UTF-8 text takes on screen. */
+int ui_width(const char *s);
 
 /* The same with printf formatting. */
 int ui_textf(const struct ui *ui, int y, int x, int w, enum ui_color c, const char *fmt, ...)

@@ -207,6 +207,17 @@ upload_on_down(struct upload *up, size_t unsent, const char *why, int64_t now_ms
 }
 
 void
+upload_abandon(struct upload *up, size_t unsent, int64_t now_ms)
+{
+    if (up->outcome != UPLOAD_RUNNING)
+        return;
+    if (up->in_flight)
+        up->state[up->next] = unsent > 0 ? UPLOAD_BATCH_CUT : UPLOAD_BATCH_UNKNOWN;
+    snprintf(up->why, sizeof up->why, "couponctl quit");
+    settle(up, UPLOAD_QUIT, now_ms);
+}
+
+void
 upload_on_denied(struct upload *up, const char *why, int64_t now_ms)
 {
     if (up->outcome != UPLOAD_RUNNING)
@@ -326,6 +337,8 @@ outcome_word(enum upload_outcome o)
         return "connection lost";
     case UPLOAD_DENIED:
         return "key refused";
+    case UPLOAD_QUIT:
+        return "quit";
     }
     return "?";
 }
@@ -349,7 +362,9 @@ upload_summary(const struct upload *up, char *buf, size_t len)
         snprintf(stored, sizeof stored, "batch 1 of %zu stored", up->nbatches);
     else
         snprintf(stored, sizeof stored, "batches 1-%zu of %zu stored", ok, up->nbatches);
-    bool with_why = up->outcome != UPLOAD_CANCELLED && up->why[0] != '\0';
+    /* Cancelled and quit say it all with their first word. */
+    bool with_why =
+        up->outcome != UPLOAD_CANCELLED && up->outcome != UPLOAD_QUIT && up->why[0] != '\0';
     snprintf(buf, len, "%s: uploaded %zu of %zu records; %s%s%s", outcome_word(up->outcome),
              up->stored, up->recs->n, stored, with_why ? " - " : "", with_why ? up->why : "");
 }
@@ -396,9 +411,9 @@ state_text(enum upload_batch_state s)
     case UPLOAD_BATCH_FAILED:
         return "failed, nothing of it stored";
     case UPLOAD_BATCH_CUT:
-        return "not stored: the connection was lost while sending it";
+        return "not stored: the connection ended while sending it";
     case UPLOAD_BATCH_UNKNOWN:
-        return "outcome unknown: the connection was lost before the reply";
+        return "outcome unknown: the connection ended before the reply";
     }
     return "?";
 }

@@ -20,8 +20,8 @@ enum upload_batch_state {
     UPLOAD_BATCH_STORED,       /* OK uploaded=n */
     UPLOAD_BATCH_REJECTED,     /* REJECT lines and ERR BAD_BATCH: nothing of it stored */
     UPLOAD_BATCH_FAILED,       /* another ERR: nothing of it stored */
-    UPLOAD_BATCH_CUT,          /* the connection was lost before all of it was written */
-    UPLOAD_BATCH_UNKNOWN       /* written whole, then the connection was lost: stored or not */
+    UPLOAD_BATCH_CUT,          /* the connection ended before all of it was written */
+    UPLOAD_BATCH_UNKNOWN       /* written whole, then the connection ended: stored or not */
 };
 
 enum upload_outcome {
@@ -30,7 +30,8 @@ enum upload_outcome {
     UPLOAD_STOPPED,   /* a batch was rejected or failed; the later ones were not sent */
     UPLOAD_CANCELLED, /* cancelled between batches */
     UPLOAD_LOST,      /* the connection failed or was lost */
-    UPLOAD_DENIED     /* the server refused the key */
+    UPLOAD_DENIED,    /* the server refused the key */
+    UPLOAD_QUIT       /* abandoned: couponctl quit while a batch was in flight */
 };
 
 /* A REJECT line of the server, placed in the file. */
@@ -70,6 +71,11 @@ void upload_on_line(struct upload *up, const char *line, size_t len, enum proto_
                     int64_t now_ms);
 void upload_on_down(struct upload *up, size_t unsent, const char *why, int64_t now_ms);
 void upload_on_denied(struct upload *up, const char *why, int64_t now_ms);
+
+/* Settles a running upload as UPLOAD_QUIT, for a caller that is about to close its client:
+ * the batch in flight is reported cut (`unsent`, client_unsent(), > 0: the server never got
+ * all of it) or of unknown outcome (written whole: the server may store it). */
+void upload_abandon(struct upload *up, size_t unsent, int64_t now_ms);
 
 /* Asks to stop after the batch in flight; the batches after it are not sent. */
 void upload_cancel(struct upload *up);

@@ -22,12 +22,16 @@ PORT=""
 TMUX_SOCKET="$TMP/tmux.sock" # in TMP, so that nothing of the test outlives it
 SESSION="dash"
 TESTS_RUN=0
+BG_PIDS="" # processes a test started in the background, ended by cleanup
 
 cleanup() {
     if [ -n "$SERVER_PID" ]; then
         kill -KILL "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+    for pid in $BG_PIDS; do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
     tmux -S "$TMUX_SOCKET" kill-server 2>/dev/null || true
     rm -rf "$TMP"
 }
@@ -72,11 +76,13 @@ server_listening() {
     [ -s "$KEY" ] && [ "$(grep -c 'op=LISTEN' "$SERVER_LOG" 2>/dev/null)" -gt "$1" ]
 }
 
-# start_server PORT: starts coupond on PORT (0: a free one) and sets PORT.
+# start_server PORT [FLAGS...]: starts coupond on PORT (0: a free one), with more FLAGS if
+# given, and sets PORT.
 start_server() {
-    local before=0
+    local before=0 port=$1
+    shift
     [ -f "$SERVER_LOG" ] && before=$(grep -c 'op=LISTEN' "$SERVER_LOG" || true)
-    "$COUPOND_BIN" -p "$1" -d "$DATA" 2>>"$SERVER_LOG" &
+    "$COUPOND_BIN" -p "$port" -d "$DATA" "$@" 2>>"$SERVER_LOG" &
     SERVER_PID=$!
     wait_for "coupond to listen" server_listening "$before"
     PORT=$(grep 'op=LISTEN' "$SERVER_LOG" | tail -n 1 | sed 's/.* port=\([0-9]*\).*/\1/')
