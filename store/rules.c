@@ -46,7 +46,7 @@ rules_usable(const struct store_coupon *c, const char *user, int64_t now)
 {
     if (c->user[0] == '\0' || strcmp(c->user, user) != 0)
         return STORE_INVALID;
-    if (c->uses >= c->max_uses)
+    if ((uint64_t)c->uses + c->held >= c->max_uses)
         return STORE_EXHAUSTED;
     if (now > c->expires)
         return STORE_EXPIRED;

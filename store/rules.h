@@ -23,9 +23,10 @@ size_t rules_user_len(const char *user);
  * PERCENT), max_uses 1..RULES_MAX_USES_MAX, uses == 0. The code is checked apart. */
 bool rules_record_ok(const struct store_coupon *c);
 
-/* The checks of VALIDATE and REDEEM, in PROTOCOL.md's order: assigned to `user` (else
- * STORE_INVALID), uses left (else STORE_EXHAUSTED), not expired at `now` (else
- * STORE_EXPIRED). */
+/* The checks of VALIDATE, REDEEM and HOLD, in PROTOCOL.md's order: assigned to `user` (else
+ * STORE_INVALID), a use left that no live hold reserves, uses + held < max_uses (else
+ * STORE_EXHAUSTED), not expired at `now` (else STORE_EXPIRED). `held` must count the holds
+ * live at `now` only. A REDEEM with a hold checks the hold instead of the uses left. */
 enum store_err rules_usable(const struct store_coupon *c, const char *user, int64_t now);
 
 /* True when an unassigned coupon may be assigned at `now`: it has not expired. */

@@ -21,6 +21,9 @@ static const char *const err_texts[STORE_NERRS] = {
     [STORE_CORRUPT] = "store corrupt",
     [STORE_IO] = "storage error",
     [STORE_NO_STORE] = "no store",
+    [STORE_ID_CONFLICT] = "request id used for another request",
+    [STORE_UNKNOWN_HOLD] = "no such hold",
+    [STORE_UNKNOWN_REDEMPTION] = "no such redemption",
 };
 
 const char *
@@ -32,8 +35,21 @@ store_strerror(enum store_err e)
 bool
 store_op_writes(enum store_op_kind kind)
 {
-    return kind == STORE_OP_UPLOAD || kind == STORE_OP_ASSIGN || kind == STORE_OP_REDEEM ||
-           kind == STORE_OP_PURGE;
+    switch (kind) {
+    case STORE_OP_UPLOAD:
+    case STORE_OP_ASSIGN:
+    case STORE_OP_REDEEM:
+    case STORE_OP_PURGE:
+    case STORE_OP_HOLD:
+    case STORE_OP_RELEASE:
+    case STORE_OP_UNREDEEM:
+    case STORE_OP_GENERATE:
+    case STORE_OP_EXPIRE_HOLDS:
+    case STORE_OP_EXPIRE_IDS:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* The backend serving `uri`, and in *location the part it reads. A URI without a known

@@ -36,9 +36,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_CODE_MAX 64  /* bytes in a code (upper case A-Z 0-9 _ - .) */
-#define STORE_USER_MAX 128 /* bytes in a user name */
-#define STORE_ERR_MAX  256 /* a one-line reason: an operation name plus the engine's message */
+#define STORE_CODE_MAX  64  /* bytes in a code (upper case A-Z 0-9 _ - .) */
+#define STORE_USER_MAX  128 /* bytes in a user name */
+#define STORE_ERR_MAX   256 /* a one-line reason: an operation name plus the engine's message */
+#define STORE_RID_MAX   64 /* bytes in a request id (PROTOCOL.md: 1 to 64 of A-Z a-z 0-9 _ - . :) */
+#define STORE_SCOPE_MAX 64 /* bytes in a request id's scope: a key name */
+#define STORE_FP_BYTES  16 /* a request's fingerprint: a hash of its verb and arguments */
 /* The LMDB backend's map size (store_config.map_size), repeated from store/lmdb/lmdb_env.h for
  * the server's --map-size flag. Default: the file grows as needed up to this, so a large value
  * costs only address space; 16 GiB holds well over 50 million coupons. Minimum: smaller maps
@@ -53,15 +56,18 @@ enum store_kind { STORE_KIND_FLAT = 0, STORE_KIND_PERCENT };
 
 enum store_err {
     STORE_OK = 0,
-    STORE_NO_COUPONS, /* assign: nothing unassigned and unexpired of that type */
-    STORE_INVALID,    /* no such code, or not assigned to this user */
-    STORE_EXHAUSTED,  /* uses == max_uses */
-    STORE_EXPIRED,    /* now > expires */
-    STORE_REJECTED,   /* upload: some records rejected, nothing stored */
-    STORE_FULL,       /* no room (LMDB map full): nothing of this operation was written */
-    STORE_CORRUPT,    /* store_check found an inconsistency, or a record fails to decode */
-    STORE_IO,         /* any other engine or system error: nothing of this operation was written */
-    STORE_NO_STORE,   /* open with STORE_OPEN_EXISTING: there is no store at that place */
+    STORE_NO_COUPONS,  /* assign: nothing unassigned and unexpired of that type */
+    STORE_INVALID,     /* no such code, or not assigned to this user */
+    STORE_EXHAUSTED,   /* uses == max_uses */
+    STORE_EXPIRED,     /* now > expires */
+    STORE_REJECTED,    /* upload: some records rejected, nothing stored */
+    STORE_FULL,        /* no room (LMDB map full): nothing of this operation was written */
+    STORE_CORRUPT,     /* store_check found an inconsistency, or a record fails to decode */
+    STORE_IO,          /* any other engine or system error: nothing of this operation was written */
+    STORE_NO_STORE,    /* open with STORE_OPEN_EXISTING: there is no store at that place */
+    STORE_ID_CONFLICT, /* the request id was used by a request with another fingerprint */
+    STORE_UNKNOWN_HOLD,       /* no live hold with that number (or not this coupon and user) */
+    STORE_UNKNOWN_REDEMPTION, /* no such redemption of that user, or already undone */
     STORE_NERRS
 };
 
@@ -73,19 +79,23 @@ struct store_coupon {
     uint8_t kind;                  /* enum store_kind */
     int64_t discount;              /* hundredths */
     int64_t expires;               /* seconds since the epoch; valid while now <= expires */
-    uint32_t uses;
+    uint32_t uses;                 /* uses counted and not undone */
     uint32_t max_uses;
+    uint32_t held;                 /* holds live at the operation's time: uses + held <= max_uses;
+                                      a hold past its end counts for nothing, removed or not */
     uint64_t seq;                  /* upload order, set by the store */
     char user[STORE_USER_MAX + 1]; /* assigned user, "" when unassigned */
     int64_t assigned_at;           /* 0 when unassigned */
 };
 
 struct store_type_counters {
-    uint64_t created;   /* coupons uploaded */
-    uint64_t assigned;  /* assignments made */
-    uint64_t redeemed;  /* single uses counted */
-    uint64_t purged;    /* coupons deleted by purges */
-    uint64_t available; /* unassigned and not expired at the time asked */
+    uint64_t created;    /* coupons uploaded */
+    uint64_t assigned;   /* assignments made */
+    uint64_t redeemed;   /* single uses counted */
+    uint64_t purged;     /* coupons deleted by purges */
+    uint64_t available;  /* unassigned and not expired at the time asked */
+    uint64_t held;       /* live holds now */
+    uint64_t unredeemed; /* uses given back by UNREDEEM (redeemed keeps counting them) */
 };
 
 struct store_counters {
@@ -111,6 +121,29 @@ struct store_redemption {
     char code[STORE_CODE_MAX + 1];
     uint8_t type;
     char user[STORE_USER_MAX + 1];
+    int64_t undone; /* when UNREDEEM undid it, 0 while it stands */
+};
+
+/* A hold: one use of a coupon reserved for a user until `expires`. */
+struct store_hold {
+    uint64_t seq; /* 1, 2, ... in the order holds were made; never reused */
+    int64_t expires;
+};
+
+/* A request id: a write carrying one is done once. The id is the client's, within a scope
+ * (the key name the client authenticated as, "" for none); the fingerprint tells a retry of
+ * the same request (same verb and arguments) from another request reusing the id. */
+struct store_rid {
+    char scope[STORE_SCOPE_MAX + 1];
+    char id[STORE_RID_MAX + 1]; /* "" for none */
+    uint8_t fp[STORE_FP_BYTES];
+};
+
+/* What EXPORT reads. */
+enum store_export_kind {
+    STORE_EXPORT_COUPONS = 0, /* every coupon (of in.type when in.any_type is false), code order */
+    STORE_EXPORT_HISTORY,     /* redemptions with seq > in.after, seq order */
+    STORE_EXPORT_CODE_HISTORY /* the redemptions of coupon in.code, seq order */
 };
 
 /* What an operation does. R: a read (store_read, or in a batch); W: a write (only in a batch). */
@@ -124,6 +157,16 @@ enum store_op_kind {
     STORE_OP_COUNTERS,   /* R: -> out.counters */
     STORE_OP_HISTORY,    /* R: in.after, in.rows/in.cap -> out.count rows */
     STORE_OP_CHECK,      /* R: full consistency check -> out.msg on STORE_CORRUPT */
+    /* Version 2 (request ids, lookups, holds, undo, generation, export). */
+    STORE_OP_HOLD,         /* W: in.code, in.user, in.until -> out.coupon, out.hold */
+    STORE_OP_RELEASE,      /* W: in.hold_seq -> out.coupon */
+    STORE_OP_UNREDEEM,     /* W: in.user, in.after (the redemption's seq) -> out.coupon */
+    STORE_OP_GENERATE,     /* W: in.recs candidates, in.want -> in.chosen, out.count */
+    STORE_OP_EXPIRE_HOLDS, /* W: holds with expires < now, at most in.max -> out.count, more */
+    STORE_OP_EXPIRE_IDS,   /* W: request ids kept since before now, at most in.max -> count */
+    STORE_OP_RID_GET,      /* R: in.rid -> out (the stored outcome), STORE_INVALID if none */
+    STORE_OP_COUPONS,      /* R: in.user, in.coupons/in.cap -> out.count (all), rows newest first */
+    STORE_OP_EXPORT,       /* R: in.export, in.cursor, rows -> out.count rows, out.more */
     STORE_NOPS
 };
 
@@ -140,8 +183,20 @@ struct store_op {
         char user[STORE_USER_MAX + 1];
         char code[STORE_CODE_MAX + 1];
         int64_t min_expires; /* ASSIGN: only a coupon with expires >= this (and >= now) */
-        size_t max;          /* PURGE: coupons deleted at most */
-        uint64_t after;      /* HISTORY: redemptions with seq > after */
+        int64_t until;       /* HOLD: when the hold ends */
+        uint64_t hold_seq;   /* RELEASE; REDEEM: redeem with this live hold (0: none) */
+        /* ASSIGN, REDEEM, UPLOAD, HOLD, RELEASE, UNREDEEM, GENERATE: done at most once for
+         * rid.id (see struct store_rid). A write whose id is stored changes nothing and
+         * completes with out.replayed and the outputs of its first run; one whose id is stored
+         * with another fingerprint is STORE_ID_CONFLICT. The id is stored with the outcome, in
+         * the same transaction, only when the write succeeds. Kept until EXPIRE_IDS. */
+        struct store_rid rid;
+        /* ASSIGN of a MEGADEAL grant: the task, kept with the request id so that a retry after
+         * a restart can name it (out.task_seq, out.task_stamp). */
+        uint64_t task_seq;
+        int64_t task_stamp;
+        size_t max;     /* PURGE: coupons deleted at most */
+        uint64_t after; /* HISTORY: redemptions with seq > after */
         /* UPLOAD: the records, each with a valid code, type, kind, discount (> 0; <= 10000 for
          * PERCENT), max_uses (1..1000000) and uses == 0; seq, user, assigned_at are ignored.
          * With check_only, or when any record is rejected, nothing is stored. Up to rej_cap
@@ -151,9 +206,26 @@ struct store_op {
         bool check_only;
         struct store_reject *rejects;
         size_t rej_cap;
-        /* HISTORY: room for `cap` rows */
+        /* GENERATE: the first `want` of the `n` candidate records (`recs`, as for an upload)
+         * whose codes neither exist nor repeat an earlier candidate are stored, all or none;
+         * their indexes go to chosen[want]. Fewer than `want` usable: STORE_REJECTED, nothing
+         * stored (the caller draws new candidates). */
+        size_t want;
+        size_t *chosen;
+        /* HISTORY, EXPORT of redemptions: room for `cap` rows */
         struct store_redemption *rows;
         size_t cap;
+        /* COUPONS, EXPORT of coupons: room for `cap` coupons */
+        struct store_coupon *coupons;
+        /* EXPORT: what, and where it stands. The first call (cursor NULL) takes a consistent
+         * snapshot; each call fills up to `cap` rows and sets out.cursor and out.more; the
+         * caller passes out.cursor back as in.cursor for the next rows, until out.more is false,
+         * when the store has released it. STORE_OP_EXPORT with in.close releases a cursor early
+         * (a client went away). Other clients are served between calls. */
+        enum store_export_kind export_kind;
+        bool any_type;
+        bool close;
+        void *cursor;
     } in;
 
     /* outputs, set when the operation completes */
@@ -168,6 +240,14 @@ struct store_op {
         bool more;                      /* PURGE: expired coupons are left */
         size_t n_rejected;              /* UPLOAD: all rejected records */
         char msg[STORE_ERR_MAX];        /* any error: a one-line reason for logs */
+        bool replayed;                  /* the request id was stored: nothing was done again */
+        struct store_hold hold;         /* HOLD: the hold made */
+        uint64_t redemption;            /* REDEEM: the redemption's seq */
+        int64_t done_at;                /* RID_GET: when the first run was; replays: too */
+        enum store_op_kind rid_kind;    /* RID_GET: the kind of the write that stored the id */
+        uint64_t task_seq;              /* RID_GET of a MEGADEAL grant: the task */
+        int64_t task_stamp;
+        void *cursor; /* EXPORT: pass back as in.cursor */
     } out;
 
     /* completion of store_read, on the loop's thread (not called for a batch's operations) */
