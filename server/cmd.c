@@ -712,8 +712,7 @@ cmd_line(struct cmd_req *r, const char *line, size_t len)
 void
 cmd_too_long(struct cmd_req *r)
 {
-    r->env->commands++;
-    r->verb = "TOO_LONG";
+    r->verb = "TOO_LONG"; /* not a command: STATS commands does not count it */
     fail(r, PROTO_ERR_TOO_LONG, "line longer than %d bytes", PROTO_MAX_LINE);
     finish(r);
 }

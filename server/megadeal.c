@@ -34,6 +34,7 @@ struct megadeal {
     struct grant *grants; /* `concurrency` slots */
     unsigned n_grants;
     unsigned in_flight;
+    unsigned min_validity;
     bool stopped;
 };
 
@@ -227,6 +228,7 @@ start_grant(struct megadeal *md, struct mega_task *t)
     g->op.kind = STORE_OP_ASSIGN;
     g->op.now = (int64_t)ev_time();
     g->op.in.type = STORE_TYPE_MEGADEAL;
+    g->op.in.min_expires = g->op.now + (int64_t)md->min_validity;
     snprintf(g->op.in.user, sizeof g->op.in.user, "%s", t->user);
     g->op.done = grant_done;
     g->op.arg = g;
@@ -449,6 +451,7 @@ megadeal_new(struct ev_loop *loop, const struct megadeal_config *cfg, struct gro
     for (unsigned i = 0; i < md->n_grants; i++)
         md->grants[i].md = md;
     md->wait_ms = (int64_t)cfg->wait * 1000;
+    md->min_validity = cfg->min_validity;
     ev_timer_init(&md->timer_w, timer_cb, 0., 0.);
     md->timer_w.data = md;
     return md;

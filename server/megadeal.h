@@ -44,6 +44,7 @@ struct megadeal_ticket {
 
 struct megadeal_config {
     unsigned rate, concurrency, wait; /* the --megadeal-* flags */
+    unsigned min_validity;            /* --min-validity: a grant's coupon lasts at least this */
     const char *data_dir;             /* where task.key is */
 };
 

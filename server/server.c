@@ -263,6 +263,7 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
     struct megadeal_config mc = {.rate = o->megadeal_rate,
                                  .concurrency = o->megadeal_concurrency,
                                  .wait = o->megadeal_wait,
+                                 .min_validity = o->min_validity,
                                  .data_dir = o->data_dir};
 
     srv->group = group_new(srv->loop, srv->store, srv->log);
