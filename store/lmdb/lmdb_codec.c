@@ -221,6 +221,7 @@ lmdb_codec_coupon_decode(const MDB_val *k, const MDB_val *v, struct store_coupon
     c->expires = u64_to_i64(r_uint(&r, LMDB_CODEC_U64));
     c->uses = (uint32_t)r_uint(&r, LMDB_CODEC_U32);
     c->max_uses = (uint32_t)r_uint(&r, LMDB_CODEC_U32);
+    c->held = 0; /* this record version has no holds */
     c->seq = r_uint(&r, LMDB_CODEC_U64);
     c->assigned_at = u64_to_i64(r_uint(&r, LMDB_CODEC_U64));
     ulen = (size_t)r_uint(&r, LMDB_CODEC_U8);
