@@ -14,20 +14,30 @@ const char *const stats_mega_names[STATS_NMEGA] = {
     "queued", "in flight", "granted", "rejected", "timed out",
 };
 
-/* STAT names holding one counter each. */
-static const struct {
-    const char *name;
-    size_t offset;
-} scalars[] = {
-    {"uptime_s", offsetof(struct stats_counters, uptime_s)},
-    {"connections", offsetof(struct stats_counters, connections)},
-    {"commands", offsetof(struct stats_counters, commands)},
-    {"megadeal.queued", offsetof(struct stats_counters, mega[STATS_MEGA_QUEUED])},
-    {"megadeal.in_flight", offsetof(struct stats_counters, mega[STATS_MEGA_IN_FLIGHT])},
-    {"megadeal.granted", offsetof(struct stats_counters, mega[STATS_MEGA_GRANTED])},
-    {"megadeal.rejected", offsetof(struct stats_counters, mega[STATS_MEGA_REJECTED])},
-    {"megadeal.timed_out", offsetof(struct stats_counters, mega[STATS_MEGA_TIMED_OUT])},
+/* The dashboard's counters are protocol/'s STATS names (stat.h), in the dashboard's order. */
+static const enum proto_stat family_stat[STATS_NFAMILIES] = {
+    PROTO_STAT_CREATED,   PROTO_STAT_ASSIGNED, PROTO_STAT_REDEEMED,
+    PROTO_STAT_AVAILABLE, PROTO_STAT_PURGED,
 };
+
+static const enum proto_stat mega_stat[STATS_NMEGA] = {
+    PROTO_STAT_MEGA_QUEUED,   PROTO_STAT_MEGA_IN_FLIGHT, PROTO_STAT_MEGA_GRANTED,
+    PROTO_STAT_MEGA_REJECTED, PROTO_STAT_MEGA_TIMED_OUT,
+};
+
+/* The dashboard's counters from a whole STATS reply. */
+static void
+counters_of(const struct proto_stats *raw, struct stats_counters *c)
+{
+    c->uptime_s = raw->v[PROTO_STAT_UPTIME][0];
+    c->connections = raw->v[PROTO_STAT_CONNECTIONS][0];
+    c->commands = raw->v[PROTO_STAT_COMMANDS][0];
+    for (int f = 0; f < STATS_NFAMILIES; f++)
+        for (int t = 0; t < PROTO_NTYPES; t++)
+            c->by_type[f][t] = raw->v[family_stat[f]][t];
+    for (int m = 0; m < STATS_NMEGA; m++)
+        c->mega[m] = raw->v[mega_stat[m]][0];
+}
 
 void
 stats_init(struct stats *s)
@@ -39,51 +49,14 @@ void
 stats_begin(struct stats *s)
 {
     memset(&s->next, 0, sizeof s->next);
-}
-
-static bool
-name_is(const char *name, size_t len, const char *want)
-{
-    return strlen(want) == len && memcmp(name, want, len) == 0;
-}
-
-/* "created.FREE" and the like: the counter it names, or NULL. */
-static uint64_t *
-family_counter(struct stats_counters *c, const char *name, size_t len)
-{
-    const char *dot = memchr(name, '.', len);
-
-    if (dot == NULL)
-        return NULL;
-    size_t flen = (size_t)(dot - name), tlen = len - flen - 1;
-    for (int f = 0; f < STATS_NFAMILIES; f++) {
-        if (!name_is(name, flen, stats_family_names[f]))
-            continue;
-        for (int t = 0; t < PROTO_NTYPES; t++)
-            if (name_is(dot + 1, tlen, proto_type_name((enum proto_type)t)))
-                return &c->by_type[f][t];
-    }
-    return NULL;
+    memset(&s->raw, 0, sizeof s->raw);
 }
 
 void
 stats_line(struct stats *s, const char *line, size_t len)
 {
-    const char *name;
-    size_t name_len;
-    uint64_t value;
-
-    if (!proto_reply_stat(line, len, &name, &name_len, &value))
-        return;
-    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
-        if (name_is(name, name_len, scalars[i].name)) {
-            memcpy((char *)&s->next + scalars[i].offset, &value, sizeof value);
-            return;
-        }
-    }
-    uint64_t *p = family_counter(&s->next, name, name_len);
-    if (p != NULL)
-        *p = value;
+    if (proto_stat_parse_line(line, len, &s->raw))
+        counters_of(&s->raw, &s->next);
 }
 
 /* Moves the series on to second `sec`, clearing the seconds skipped. */

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "stat.h"
 
 #define STATS_HISTORY_S 300 /* seconds kept for the charts: "the last few minutes" */
 /* A rate "now" is the mean of the last 2 complete seconds of history. coupond grants MEGADEAL
@@ -52,6 +53,7 @@ struct stats_series {
 struct stats {
     struct stats_counters cur;    /* the last complete sample */
     struct stats_counters next;   /* the sample being read */
+    struct proto_stats raw;       /* the reply being read, by protocol/'s STAT names */
     bool have;                    /* cur holds a sample */
     bool continuous;              /* cur and the sample before it came from one connection */
     bool broken;                  /* the connection was lost since cur arrived */
