@@ -389,7 +389,7 @@ assign_coupons(struct bench *b)
 
 /* Loads what the workload needs, then filler up to --preload coupons in the store. */
 static bool
-prepare(struct bench *b, const struct admin_stats *s0)
+prepare(struct bench *b, const struct proto_stats *s0)
 {
     uint32_t max_uses;
     uint64_t need = work_coupons(b, &max_uses);
@@ -419,35 +419,38 @@ us(uint64_t ns)
 
 /* Compares the counters' deltas with what the OK replies said; writes the VERIFY line. */
 static bool
-verify(const struct admin_stats *a, const struct admin_stats *z, const struct engine_tally *t,
+verify(const struct proto_stats *a, const struct proto_stats *z, const struct engine_tally *t,
        char *line, size_t line_len)
 {
+    static const enum proto_stat checked[] = {PROTO_STAT_CREATED, PROTO_STAT_ASSIGNED,
+                                              PROTO_STAT_REDEEMED};
+    const uint64_t *const want[] = {t->created, t->assigned, t->redeemed};
     bool ok = true;
     char detail[512] = "";
     size_t dl = 0;
-    static const char *const what[] = {"created", "assigned", "redeemed"};
     for (int k = 0; k < 3; k++) {
-        const uint64_t *before = k == 0 ? a->created : k == 1 ? a->assigned : a->redeemed;
-        const uint64_t *after = k == 0 ? z->created : k == 1 ? z->assigned : z->redeemed;
-        const uint64_t *want = k == 0 ? t->created : k == 1 ? t->assigned : t->redeemed;
+        enum proto_stat st = checked[k];
         for (int ty = 0; ty < PROTO_NTYPES; ty++) {
-            uint64_t d = after[ty] - before[ty];
-            if (d == 0 && want[ty] == 0)
+            uint64_t d = z->v[st][ty] - a->v[st][ty];
+            if (d == 0 && want[k][ty] == 0)
                 continue;
-            bool same = d == want[ty];
+            bool same = d == want[k][ty];
             ok = ok && same;
-            int n = snprintf(detail + dl, sizeof detail - dl, " %s.%s=+%llu%s%llu", what[k],
-                             proto_type_name((enum proto_type)ty), (unsigned long long)d,
-                             same ? "=" : "!=", (unsigned long long)want[ty]);
+            int n =
+                snprintf(detail + dl, sizeof detail - dl, " %s.%s=+%llu%s%llu",
+                         proto_stat_defs[st].name, proto_type_name((enum proto_type)ty),
+                         (unsigned long long)d, same ? "=" : "!=", (unsigned long long)want[k][ty]);
             if (n > 0 && (size_t)n < sizeof detail - dl)
                 dl += (size_t)n;
         }
     }
-    uint64_t granted = z->mega_granted - a->mega_granted;
+    const uint64_t *ga = a->v[PROTO_STAT_MEGA_GRANTED], *gz = z->v[PROTO_STAT_MEGA_GRANTED];
+    uint64_t granted = gz[PROTO_TYPE_NONE] - ga[PROTO_TYPE_NONE];
     if (granted != t->assigned[PROTO_TYPE_MEGADEAL]) {
         ok = false;
-        snprintf(detail + dl, sizeof detail - dl, " megadeal.granted=+%llu!=%llu",
-                 (unsigned long long)granted, (unsigned long long)t->assigned[PROTO_TYPE_MEGADEAL]);
+        snprintf(detail + dl, sizeof detail - dl, " %s=+%llu!=%llu",
+                 proto_stat_defs[PROTO_STAT_MEGA_GRANTED].name, (unsigned long long)granted,
+                 (unsigned long long)t->assigned[PROTO_TYPE_MEGADEAL]);
     }
     snprintf(line, line_len, "VERIFY %s (counter deltas vs OK replies:%s)", ok ? "ok" : "FAIL",
              dl ? detail : " none changed, none expected");
@@ -518,9 +521,10 @@ on_ready(void *arg)
     /* A connect returns once the kernel queued the connection; wait until the server has
      * accepted them all (its count includes the admin session) before memory is sampled. */
     char why[256];
-    struct admin_stats s = {0};
+    struct proto_stats s = {0};
+    uint64_t *conns = &s.v[PROTO_STAT_CONNECTIONS][PROTO_TYPE_NONE];
     for (int i = 0; b->have_admin && i < IDLE_ACCEPT_POLLS; i++) {
-        if (!admin_stats(&b->admin, &s, why, sizeof why) || s.connections > b->o.conns)
+        if (!admin_stats(&b->admin, &s, why, sizeof why) || *conns > b->o.conns)
             break;
         struct timespec pause = {.tv_nsec = IDLE_ACCEPT_POLL_NS};
         nanosleep(&pause, NULL);
@@ -529,7 +533,7 @@ on_ready(void *arg)
         b->have_srv = procstat_read(b->o.server_pid, &b->srv0);
     printf("IDLE ready conns=%u\n", b->o.conns);
     if (b->have_admin)
-        printf("IDLE server_connections=%llu\n", (unsigned long long)s.connections);
+        printf("IDLE server_connections=%llu\n", (unsigned long long)*conns);
     if (b->have_srv)
         printf("IDLE server_rss_kb=%llu server_anon_kb=%llu\n", (unsigned long long)b->srv0.rss_kb,
                (unsigned long long)b->srv0.anon_kb);
@@ -568,7 +572,7 @@ static int
 run(struct bench *b)
 {
     char why[256];
-    struct admin_stats s0, s1, s2;
+    struct proto_stats s0, s1, s2;
     if (b->have_admin && (!admin_open(&b->admin, (const struct sockaddr *)&b->addr, b->addrlen,
                                       b->key, why, sizeof why) ||
                           !admin_stats(&b->admin, &s0, why, sizeof why))) {
