@@ -41,10 +41,13 @@
 #define WORK_EXPIRY_BASE 3786912000LL /* 2090-01-01T00:00:00Z */
 #define RUN_EPOCH        1700000000LL
 #define FILLER_EXPIRY    4102444799LL /* 2099-12-31T23:59:59Z */
-#define FD_SPARE         64           /* descriptors beyond the connections: admin, stdio */
-#define RUN_ID_CHARS     6
-#define NS_PER_US        1000.0
-#define KB_PER_MB        1024.0
+/* Pool coupons (--pool) expire after every run's own coupons, which that run's REQUESTs must
+ * get first, and before filler. */
+#define POOL_EXPIRY  (FILLER_EXPIRY - 1)
+#define FD_SPARE     64 /* descriptors beyond the connections: admin, stdio */
+#define RUN_ID_CHARS 6
+#define NS_PER_US    1000.0
+#define KB_PER_MB    1024.0
 /* idle: how long to wait for the server to accept every connection (100 x 100 ms). */
 #define IDLE_ACCEPT_POLLS   100
 #define IDLE_ACCEPT_POLL_NS 100000000L
@@ -689,13 +692,12 @@ run(struct bench *b)
     uint64_t flows = b->o.flows;
     if (!b->o.idle && b->o.kind == WORKLOAD_UPLOAD) {
         struct workload_upload *u = &x->upload;
-        /* Pool coupons expire like a workload's, so REQUEST takes them before any filler. */
         if (b->o.pool)
             snprintf(u->prefix, sizeof u->prefix, "%s-%s-", b->o.pool, b->run_id);
         else
             snprintf(u->prefix, sizeof u->prefix, "%sU-", b->run_id);
         u->type = PROTO_TYPE_STANDARD;
-        u->expires = b->o.pool ? work_expiry() : FILLER_EXPIRY;
+        u->expires = b->o.pool ? POOL_EXPIRY : FILLER_EXPIRY;
         u->max_uses = 1;
         u->total = b->o.flows;
         u->batch = b->o.batch;
