@@ -76,7 +76,7 @@ function load(p, line) {
         srv[p, key, s, r] = f["srv_cpu"]
         cli[p, key, s, r] = f["client_cpu"]
         errs[p, key] += f["errors"]
-        if (f["verify"] != "ok") bad[p, key, s] = 1
+        if (f["verify"] != "ok" && f["verify"] != "NA") bad[p, key, s] = 1
         first[p, r] = f["first"]
     } else if (f["scen"] == "mixed") {
         r = f["round"] + 0
@@ -154,7 +154,7 @@ function mixed_line(    r, v, q, lv, lq, lr, lvo, lqo, rounds) {
     print ""
     printf "### Mixed load: %s connections REQUEST and %s connections VALIDATE at once, pipeline 1\n\n", mixconns, mixconns
     if (lr == "") { print "(no round completed both halves)"; return }
-    printf "Median of %d rounds: VALIDATE p99 %s us while REQUEST p99 %s us; VALIDATE p99 / REQUEST p99 = **%s** (min..max %s..%s; by round:%s). Throughput meanwhile: VALIDATE %s/s, REQUEST %s/s.%s\n",
+    printf "Median of %d rounds: VALIDATE p99 %s µs while REQUEST p99 %s µs; VALIDATE p99 / REQUEST p99 = **%s** (min..max %s..%s; by round:%s). Throughput meanwhile: VALIDATE %s/s, REQUEST %s/s.%s\n",
         count(lr), commas(median(lv)), commas(median(lq)), r2(MIXED), r2(lowest(lr)), r2(highest(lr)), rounds,
         commas(median(lvo)), commas(median(lqo)),
         (merrs[""] > 0 || ("" in mbad)) ? sprintf(" (errors: %d; verify: %s)", merrs[""], ("" in mbad) ? "FAIL" : "ok") : ""
@@ -201,7 +201,7 @@ function detail(    i, key, k, r, byr, c50, c99, r50, r99, cs, cc, rs, rc) {
     print ""
     print "### Per configuration: ratio by round, medians of latency and CPU"
     print ""
-    print "| workload | conns | pipe | ratio by round | coupond p50 / p99 us | redis p50 / p99 us | coupond srv% / cli% | redis srv% / cli% | errors | verify coupond / redis |"
+    print "| workload | conns | pipe | ratio by round | coupond p50 / p99 µs | redis p50 / p99 µs | coupond srv% / cli% | redis srv% / cli% | errors | verify coupond / redis |"
     print "|---|---:|---:|---|---|---|---|---|---:|---|"
     for (i = 1; i <= nkeys[""]; i++) {
         key = order["", i]
