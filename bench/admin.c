@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Marks a value no STAT line has set: a counter never reaches it. */
+#define STAT_UNSET UINT64_MAX
+
 /* Reads one reply's status line, handing data lines to fn (when not NULL). */
 static bool
 read_reply(struct admin *a, void (*fn)(const char *, size_t, void *), void *arg, char *why,
@@ -63,58 +66,50 @@ admin_open(struct admin *a, const struct sockaddr *addr, socklen_t addrlen, cons
     return true;
 }
 
-static bool
-name_is(const char *name, size_t len, const char *want)
-{
-    return strlen(want) == len && memcmp(name, want, len) == 0;
-}
+/* The stats the bench reads; a reply without any of them is refused. */
+static const enum proto_stat needed[] = {
+    PROTO_STAT_CONNECTIONS, PROTO_STAT_CREATED, PROTO_STAT_ASSIGNED,    PROTO_STAT_REDEEMED,
+    PROTO_STAT_AVAILABLE,   PROTO_STAT_PURGED,  PROTO_STAT_MEGA_GRANTED};
 
-/* Stores one STAT line's value when it is a counter the bench uses. */
+/* Stores one STAT line's value; lines protocol/ does not know are skipped. */
 static void
 take_stat(const char *line, size_t len, void *arg)
 {
-    struct admin_stats *s = arg;
-    const char *name;
-    size_t nl;
-    uint64_t v;
-    if (!proto_reply_stat(line, len, &name, &nl, &v))
-        return;
-    if (name_is(name, nl, "connections")) {
-        s->connections = v;
-        s->seen++;
-        return;
-    }
-    if (name_is(name, nl, "megadeal.granted")) {
-        s->mega_granted = v;
-        s->seen++;
-        return;
-    }
-    static const char *const prefix[] = {"created.", "assigned.", "redeemed.", "available.",
-                                         "purged."};
-    uint64_t *const dst[] = {s->created, s->assigned, s->redeemed, s->available, s->purged};
-    for (size_t i = 0; i < sizeof prefix / sizeof prefix[0]; i++) {
-        size_t pl = strlen(prefix[i]);
-        if (nl <= pl || memcmp(name, prefix[i], pl) != 0)
-            continue;
+    (void)proto_stat_parse_line(line, len, arg);
+}
+
+/* The first needed stat the reply lacked, as its STATS name, in name; false when none. */
+static bool
+missing_stat(const struct proto_stats *s, char *name, size_t name_len)
+{
+    for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++) {
+        const struct proto_stat_def *d = &proto_stat_defs[needed[i]];
+        if (!d->per_type) {
+            if (s->v[needed[i]][PROTO_TYPE_NONE] != STAT_UNSET)
+                continue;
+            snprintf(name, name_len, "%s", d->name);
+            return true;
+        }
         for (int t = 0; t < PROTO_NTYPES; t++) {
-            if (name_is(name + pl, nl - pl, proto_type_name((enum proto_type)t))) {
-                dst[i][t] = v;
-                s->seen++;
-            }
+            if (s->v[needed[i]][t] != STAT_UNSET)
+                continue;
+            snprintf(name, name_len, "%s.%s", d->name, proto_type_name((enum proto_type)t));
+            return true;
         }
     }
+    return false;
 }
 
 bool
-admin_stats(struct admin *a, struct admin_stats *out, char *why, size_t why_len)
+admin_stats(struct admin *a, struct proto_stats *out, char *why, size_t why_len)
 {
-    struct admin_stats s;
-    memset(&s, 0, sizeof s);
+    struct proto_stats s;
+    memset(&s, 0xff, sizeof s); /* every value STAT_UNSET */
     if (!send_line(a, "STATS\n", why, why_len) || !read_reply(a, take_stat, &s, why, why_len))
         return false;
-    if (s.seen != ADMIN_STATS_NAMES) {
-        snprintf(why, why_len, "STATS reply has %u of the %d counters the bench reads", s.seen,
-                 ADMIN_STATS_NAMES);
+    char name[64];
+    if (missing_stat(&s, name, sizeof name)) {
+        snprintf(why, why_len, "STATS reply lacks %s, which the bench reads", name);
         return false;
     }
     *out = s;
@@ -122,11 +117,11 @@ admin_stats(struct admin *a, struct admin_stats *out, char *why, size_t why_len)
 }
 
 uint64_t
-admin_store_size(const struct admin_stats *s)
+admin_store_size(const struct proto_stats *s)
 {
     uint64_t n = 0;
     for (int t = 0; t < PROTO_NTYPES; t++)
-        n += s->created[t] - s->purged[t];
+        n += s->v[PROTO_STAT_CREATED][t] - s->v[PROTO_STAT_PURGED][t];
     return n;
 }
 

@@ -10,25 +10,11 @@
 
 #include "bconn.h"
 #include "proto.h"
+#include "stat.h"
 
 /* How long one admin reply may take: a STATS waits for the group commit it follows, and the
  * server may be in the middle of a large upload. */
 #define ADMIN_TIMEOUT_MS 60000
-
-/* The counters of one STATS reply that the bench uses. `seen_*` say which names were in it. */
-struct admin_stats {
-    uint64_t created[PROTO_NTYPES];
-    uint64_t assigned[PROTO_NTYPES];
-    uint64_t redeemed[PROTO_NTYPES];
-    uint64_t available[PROTO_NTYPES];
-    uint64_t purged[PROTO_NTYPES];
-    uint64_t connections;
-    uint64_t mega_granted; /* megadeal.granted */
-    unsigned seen;         /* how many of the names above were found */
-};
-
-/* Names found in a complete STATS reply: 5 per type, connections and megadeal.granted. */
-#define ADMIN_STATS_NAMES (5 * PROTO_NTYPES + 2)
 
 struct admin {
     struct bconn conn;
@@ -38,12 +24,16 @@ struct admin {
 bool admin_open(struct admin *a, const struct sockaddr *addr, socklen_t addrlen, const char *key,
                 char *why, size_t why_len);
 
-/* Sends STATS and reads the reply into *out. False with a reason in why (an ERR reply, a
- * missing counter, a lost connection). */
-bool admin_stats(struct admin *a, struct admin_stats *out, char *why, size_t why_len);
+/* Sends STATS and reads the reply into *out (protocol/'s table; names it does not know are
+ * skipped). False with a reason in why: an ERR reply, a lost connection, or a reply without
+ * one of the counters the bench reads (connections, megadeal.granted, and created, assigned,
+ * redeemed, available and purged of every type). *out is untouched on failure; on success a
+ * stat the reply did not carry is UINT64_MAX. A stat that is not per type is at
+ * [stat][PROTO_TYPE_NONE]. */
+bool admin_stats(struct admin *a, struct proto_stats *out, char *why, size_t why_len);
 
 /* Coupons held in the store: every type's created minus purged. */
-uint64_t admin_store_size(const struct admin_stats *s);
+uint64_t admin_store_size(const struct proto_stats *s);
 
 /* Sends QUIT and closes; safe to call twice. */
 void admin_close(struct admin *a);

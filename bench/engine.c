@@ -435,9 +435,8 @@ engine_run(const struct engine_params *p, const struct engine_workload *w, struc
     if (!ok)
         snprintf(r->why, sizeof r->why, "cannot set up the loop: %s", strerror(errno));
     ok = ok && open_conns(&run) && (!p->key || authenticate(&run));
+    ok = ok && (!p->ready || p->ready(p->ready_arg, r->why, sizeof r->why));
     if (ok) {
-        if (p->ready)
-            p->ready(p->ready_arg);
         measure(&run);
         ok = !run.fatal;
     }

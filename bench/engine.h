@@ -66,8 +66,10 @@ struct engine_params {
     double seconds;      /* no flow starts after this; 0: no time limit */
     double hold_seconds; /* with flows == 0 and seconds == 0: keep the connections idle */
     const char *key;     /* when not NULL, every connection sends AUTH first (not timed) */
-    /* Called once every connection is up (and authenticated), before the clock starts. */
-    void (*ready)(void *arg);
+    /* Called once every connection is up (and authenticated), before the clock starts. When
+     * it returns false the run does not take place: engine_run returns false with its reason,
+     * which ready wrote into `why` (at most why_len bytes). */
+    bool (*ready)(void *arg, char *why, size_t why_len);
     void *ready_arg;
 };
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,13 +41,21 @@
 #define WORK_EXPIRY_BASE 3786912000LL /* 2090-01-01T00:00:00Z */
 #define RUN_EPOCH        1700000000LL
 #define FILLER_EXPIRY    4102444799LL /* 2099-12-31T23:59:59Z */
-#define FD_SPARE         64           /* descriptors beyond the connections: admin, stdio */
-#define RUN_ID_CHARS     6
-#define NS_PER_US        1000.0
-#define KB_PER_MB        1024.0
+/* Pool coupons (--pool) expire after every run's own coupons, which that run's REQUESTs must
+ * get first, and before filler. */
+#define POOL_EXPIRY  (FILLER_EXPIRY - 1)
+#define FD_SPARE     64 /* descriptors beyond the connections: admin, stdio */
+#define RUN_ID_CHARS 6
+#define NS_PER_US    1000.0
+#define KB_PER_MB    1024.0
 /* idle: how long to wait for the server to accept every connection (100 x 100 ms). */
 #define IDLE_ACCEPT_POLLS   100
 #define IDLE_ACCEPT_POLL_NS 100000000L
+/* --pool NAME: at most 7 characters, so that "NAME-" is never how a run's own codes (a 7
+ * character run id, then W-, F- or U-) begin. */
+#define POOL_NAME_MAX 7
+/* --wait-start: how long to wait for SIGUSR1 before giving up on the run. */
+#define WAIT_START_MAX_S 900
 
 enum exit_code { EXIT_OK = 0, EXIT_VERIFY_FAIL = 1, EXIT_SETUP = 2, EXIT_ERRORS = 3 };
 
@@ -65,6 +74,10 @@ struct options {
     uint64_t coupons;
     unsigned batch;
     pid_t server_pid; /* --server-pid: 0 when not given */
+    const char *pool; /* --pool NAME: NULL when not given */
+    bool wait_start;  /* --wait-start */
+    bool alongside_set;
+    enum workload_kind alongside; /* --alongside WORKLOAD */
 };
 
 struct bench {
@@ -91,6 +104,7 @@ usage(FILE *f)
             "usage: coupond-bench [-h host] [-p port] [-k keyfile] [-c conns] [-P pipeline]\n"
             "                     [-w workload] [-n ops] [-t seconds] [--preload N]\n"
             "                     [--coupons K] [--batch B] [--server-pid PID]\n"
+            "                     [--pool NAME] [--wait-start] [--alongside WORKLOAD]\n"
             "workloads: ping request validate redeem checkout upload megadeal idle\n"
             "  -n ops       flows to run (upload: records); with -t, an upper bound\n"
             "  -t seconds   run this long (idle: hold the connections this long)\n"
@@ -98,8 +112,13 @@ usage(FILE *f)
             "  --coupons K  validate/redeem: assigned coupons cycled through (%d)\n"
             "  --batch B    records per UPLOAD (%d)\n"
             "  --server-pid PID  report that local server's CPU use and peak RSS during the run\n"
+            "  --pool NAME  upload: load coupons NAME-... for later runs; request, checkout:\n"
+            "               load none, take those (NAME: 1 to %d of A-Z 0-9)\n"
+            "  --wait-start  connect, print READY, start the measured run on SIGUSR1\n"
+            "  --alongside W  another bench runs workload W on the server meanwhile: VERIFY\n"
+            "               leaves the counters W changes to that run\n"
             "exit: 0 ok, 1 VERIFY FAIL, 2 usage or setup error, 3 error replies\n",
-            DEFAULT_COUPONS, PROTO_UPLOAD_MAX);
+            DEFAULT_COUPONS, PROTO_UPLOAD_MAX, POOL_NAME_MAX);
 }
 
 static bool
@@ -114,14 +133,34 @@ parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     return true;
 }
 
+/* A pool name: 1 to POOL_NAME_MAX upper-case letters and digits (codes are stored upper case). */
+static bool
+pool_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= POOL_NAME_MAX && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == n;
+}
+
 static bool
 parse_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_PRELOAD = 256, OPT_COUPONS, OPT_BATCH, OPT_SERVER_PID, OPT_HELP };
+    enum {
+        OPT_PRELOAD = 256,
+        OPT_COUPONS,
+        OPT_BATCH,
+        OPT_SERVER_PID,
+        OPT_POOL,
+        OPT_WAIT_START,
+        OPT_ALONGSIDE,
+        OPT_HELP
+    };
     static const struct option longs[] = {{"preload", required_argument, NULL, OPT_PRELOAD},
                                           {"coupons", required_argument, NULL, OPT_COUPONS},
                                           {"batch", required_argument, NULL, OPT_BATCH},
                                           {"server-pid", required_argument, NULL, OPT_SERVER_PID},
+                                          {"pool", required_argument, NULL, OPT_POOL},
+                                          {"wait-start", no_argument, NULL, OPT_WAIT_START},
+                                          {"alongside", required_argument, NULL, OPT_ALONGSIDE},
                                           {"help", no_argument, NULL, OPT_HELP},
                                           {NULL, 0, NULL, 0}};
     *o = (struct options){.host = DEFAULT_HOST,
@@ -189,6 +228,19 @@ parse_options(int argc, char **argv, struct options *o)
                 return false;
             o->server_pid = (pid_t)v;
             break;
+        case OPT_POOL:
+            if (!pool_name_ok(optarg))
+                return false;
+            o->pool = optarg;
+            break;
+        case OPT_WAIT_START:
+            o->wait_start = true;
+            break;
+        case OPT_ALONGSIDE:
+            if (!workload_from_name(optarg, &o->alongside) || o->alongside == WORKLOAD_ASSIGN)
+                return false;
+            o->alongside_set = true;
+            break;
         case OPT_HELP:
             usage(stdout);
             exit(EXIT_OK);
@@ -196,7 +248,11 @@ parse_options(int argc, char **argv, struct options *o)
             return false;
         }
     }
-    return optind == argc;
+    /* A pool is loaded by upload runs and drawn from by request and checkout runs. */
+    bool pool_ok =
+        !o->pool || (!o->idle && (o->kind == WORKLOAD_UPLOAD || o->kind == WORKLOAD_REQUEST ||
+                                  o->kind == WORKLOAD_CHECKOUT));
+    return optind == argc && pool_ok;
 }
 
 static bool
@@ -352,6 +408,7 @@ work_coupons(const struct bench *b, uint32_t *max_uses)
     switch (b->o.kind) {
     case WORKLOAD_REQUEST:
     case WORKLOAD_CHECKOUT:
+        return b->o.pool ? 0 : b->o.flows; /* a pool was loaded by earlier runs */
     case WORKLOAD_MEGADEAL:
         return b->o.flows;
     case WORKLOAD_VALIDATE:
@@ -389,7 +446,7 @@ assign_coupons(struct bench *b)
 
 /* Loads what the workload needs, then filler up to --preload coupons in the store. */
 static bool
-prepare(struct bench *b, const struct admin_stats *s0)
+prepare(struct bench *b, const struct proto_stats *s0)
 {
     uint32_t max_uses;
     uint64_t need = work_coupons(b, &max_uses);
@@ -417,37 +474,53 @@ us(uint64_t ns)
     return (double)ns / NS_PER_US;
 }
 
-/* Compares the counters' deltas with what the OK replies said; writes the VERIFY line. */
+/* Compares the counters' deltas with what the OK replies said; writes the VERIFY line. With
+ * --alongside, the counters the other run changes are shown but left to its own VERIFY. */
 static bool
-verify(const struct admin_stats *a, const struct admin_stats *z, const struct engine_tally *t,
-       char *line, size_t line_len)
+verify(const struct bench *b, const struct proto_stats *a, const struct proto_stats *z, char *line,
+       size_t line_len)
 {
+    static const enum proto_stat checked[] = {PROTO_STAT_CREATED, PROTO_STAT_ASSIGNED,
+                                              PROTO_STAT_REDEEMED};
+    const struct engine_tally *t = &b->res.tally;
+    struct engine_tally other = {0};
+    if (b->o.alongside_set)
+        workload_changes(b->o.alongside, PROTO_TYPE_STANDARD, &other);
+    const uint64_t *const want[] = {t->created, t->assigned, t->redeemed};
+    const uint64_t *const skip[] = {other.created, other.assigned, other.redeemed};
     bool ok = true;
     char detail[512] = "";
     size_t dl = 0;
-    static const char *const what[] = {"created", "assigned", "redeemed"};
     for (int k = 0; k < 3; k++) {
-        const uint64_t *before = k == 0 ? a->created : k == 1 ? a->assigned : a->redeemed;
-        const uint64_t *after = k == 0 ? z->created : k == 1 ? z->assigned : z->redeemed;
-        const uint64_t *want = k == 0 ? t->created : k == 1 ? t->assigned : t->redeemed;
+        enum proto_stat st = checked[k];
         for (int ty = 0; ty < PROTO_NTYPES; ty++) {
-            uint64_t d = after[ty] - before[ty];
-            if (d == 0 && want[ty] == 0)
+            uint64_t d = z->v[st][ty] - a->v[st][ty];
+            if (d == 0 && want[k][ty] == 0)
                 continue;
-            bool same = d == want[ty];
-            ok = ok && same;
-            int n = snprintf(detail + dl, sizeof detail - dl, " %s.%s=+%llu%s%llu", what[k],
-                             proto_type_name((enum proto_type)ty), (unsigned long long)d,
-                             same ? "=" : "!=", (unsigned long long)want[ty]);
+            bool same = d == want[k][ty];
+            if (!skip[k][ty])
+                ok = ok && same;
+            int n =
+                snprintf(detail + dl, sizeof detail - dl, " %s.%s=+%llu", proto_stat_defs[st].name,
+                         proto_type_name((enum proto_type)ty), (unsigned long long)d);
+            if (n > 0 && (size_t)n < sizeof detail - dl)
+                dl += (size_t)n;
+            if (skip[k][ty])
+                n = snprintf(detail + dl, sizeof detail - dl, "(with the run alongside)");
+            else
+                n = snprintf(detail + dl, sizeof detail - dl, "%s%llu",
+                             same ? "=" : "!=", (unsigned long long)want[k][ty]);
             if (n > 0 && (size_t)n < sizeof detail - dl)
                 dl += (size_t)n;
         }
     }
-    uint64_t granted = z->mega_granted - a->mega_granted;
-    if (granted != t->assigned[PROTO_TYPE_MEGADEAL]) {
+    const uint64_t *ga = a->v[PROTO_STAT_MEGA_GRANTED], *gz = z->v[PROTO_STAT_MEGA_GRANTED];
+    uint64_t granted = gz[PROTO_TYPE_NONE] - ga[PROTO_TYPE_NONE];
+    if (granted != t->assigned[PROTO_TYPE_MEGADEAL] && !other.assigned[PROTO_TYPE_MEGADEAL]) {
         ok = false;
-        snprintf(detail + dl, sizeof detail - dl, " megadeal.granted=+%llu!=%llu",
-                 (unsigned long long)granted, (unsigned long long)t->assigned[PROTO_TYPE_MEGADEAL]);
+        snprintf(detail + dl, sizeof detail - dl, " %s=+%llu!=%llu",
+                 proto_stat_defs[PROTO_STAT_MEGA_GRANTED].name, (unsigned long long)granted,
+                 (unsigned long long)t->assigned[PROTO_TYPE_MEGADEAL]);
     }
     snprintf(line, line_len, "VERIFY %s (counter deltas vs OK replies:%s)", ok ? "ok" : "FAIL",
              dl ? detail : " none changed, none expected");
@@ -503,24 +576,48 @@ report(const struct bench *b, uint64_t store, const char *verdict, const char *v
     printf(" client_cpu=%.0f verify=%s\n", 100.0 * r->cpu_seconds / secs, verdict);
 }
 
-/* Every connection is up and the clock starts: sample the server. An idle run says so here,
- * with the server's connection count and memory, then holds its connections. */
-static void
-on_ready(void *arg)
+/* --wait-start: says READY, then waits for SIGUSR1, which main has blocked since the start so
+ * that it stays pending until taken here. */
+static bool
+wait_start(const struct bench *b, char *why, size_t why_len)
+{
+    printf("READY run=%s conns=%u\n", b->run_id, b->o.conns);
+    fflush(stdout);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    struct timespec limit = {.tv_sec = WAIT_START_MAX_S};
+    while (sigtimedwait(&set, NULL, &limit) < 0) {
+        if (errno != EINTR) {
+            snprintf(why, why_len, "no SIGUSR1 within %d s of READY", WAIT_START_MAX_S);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Every connection is up: wait for the start signal when asked to, then sample the server as
+ * the clock starts. An idle run says so here, with the server's connection count and memory,
+ * then holds its connections. */
+static bool
+on_ready(void *arg, char *why_out, size_t why_len)
 {
     struct bench *b = arg;
+    if (b->o.wait_start && !wait_start(b, why_out, why_len))
+        return false;
     if (b->o.server_pid > 0) {
         b->peak_reset = procstat_reset_peak(b->o.server_pid);
         b->have_srv = procstat_read(b->o.server_pid, &b->srv0);
     }
     if (!b->o.idle)
-        return;
+        return true;
     /* A connect returns once the kernel queued the connection; wait until the server has
      * accepted them all (its count includes the admin session) before memory is sampled. */
     char why[256];
-    struct admin_stats s = {0};
+    struct proto_stats s = {0};
+    uint64_t *conns = &s.v[PROTO_STAT_CONNECTIONS][PROTO_TYPE_NONE];
     for (int i = 0; b->have_admin && i < IDLE_ACCEPT_POLLS; i++) {
-        if (!admin_stats(&b->admin, &s, why, sizeof why) || s.connections > b->o.conns)
+        if (!admin_stats(&b->admin, &s, why, sizeof why) || *conns > b->o.conns)
             break;
         struct timespec pause = {.tv_nsec = IDLE_ACCEPT_POLL_NS};
         nanosleep(&pause, NULL);
@@ -529,11 +626,12 @@ on_ready(void *arg)
         b->have_srv = procstat_read(b->o.server_pid, &b->srv0);
     printf("IDLE ready conns=%u\n", b->o.conns);
     if (b->have_admin)
-        printf("IDLE server_connections=%llu\n", (unsigned long long)s.connections);
+        printf("IDLE server_connections=%llu\n", (unsigned long long)*conns);
     if (b->have_srv)
         printf("IDLE server_rss_kb=%llu server_anon_kb=%llu\n", (unsigned long long)b->srv0.rss_kb,
                (unsigned long long)b->srv0.anon_kb);
     fflush(stdout);
+    return true;
 }
 
 /* Fills in the defaults that depend on the workload. */
@@ -556,7 +654,8 @@ settle_options(struct options *o)
             break;
         case WORKLOAD_REQUEST:
         case WORKLOAD_CHECKOUT:
-            o->flows = timed ? DEFAULT_TIMED_CAP : DEFAULT_FLOWS;
+            /* A timed run from a pool takes what the time allows; the pool must hold enough. */
+            o->flows = timed ? (o->pool ? 0 : DEFAULT_TIMED_CAP) : DEFAULT_FLOWS;
             break;
         default:
             o->flows = timed ? 0 : DEFAULT_FLOWS;
@@ -568,7 +667,7 @@ static int
 run(struct bench *b)
 {
     char why[256];
-    struct admin_stats s0, s1, s2;
+    struct proto_stats s0, s1, s2;
     if (b->have_admin && (!admin_open(&b->admin, (const struct sockaddr *)&b->addr, b->addrlen,
                                       b->key, why, sizeof why) ||
                           !admin_stats(&b->admin, &s0, why, sizeof why))) {
@@ -579,7 +678,10 @@ run(struct bench *b)
     x->kind = b->o.kind;
     x->type = PROTO_TYPE_STANDARD;
     snprintf(x->user_prefix, sizeof x->user_prefix, "u%s-", b->run_id);
-    snprintf(x->code_prefix, sizeof x->code_prefix, "%sW-", b->run_id);
+    if (b->o.pool)
+        snprintf(x->code_prefix, sizeof x->code_prefix, "%s-", b->o.pool);
+    else
+        snprintf(x->code_prefix, sizeof x->code_prefix, "%sW-", b->run_id);
     x->n_codes = b->o.flows > 0 && b->o.flows < b->o.coupons ? b->o.flows : b->o.coupons;
     if (!b->o.idle && !prepare(b, &s0))
         return EXIT_SETUP;
@@ -590,9 +692,12 @@ run(struct bench *b)
     uint64_t flows = b->o.flows;
     if (!b->o.idle && b->o.kind == WORKLOAD_UPLOAD) {
         struct workload_upload *u = &x->upload;
-        snprintf(u->prefix, sizeof u->prefix, "%sU-", b->run_id);
+        if (b->o.pool)
+            snprintf(u->prefix, sizeof u->prefix, "%s-%s-", b->o.pool, b->run_id);
+        else
+            snprintf(u->prefix, sizeof u->prefix, "%sU-", b->run_id);
         u->type = PROTO_TYPE_STANDARD;
-        u->expires = FILLER_EXPIRY;
+        u->expires = b->o.pool ? POOL_EXPIRY : FILLER_EXPIRY;
         u->max_uses = 1;
         u->total = b->o.flows;
         u->batch = b->o.batch;
@@ -623,7 +728,7 @@ run(struct bench *b)
     bool verified = true;
     if (b->have_admin) {
         if (admin_stats(&b->admin, &s2, why, sizeof why)) {
-            verified = verify(&s1, &s2, &b->res.tally, verify_line, sizeof verify_line);
+            verified = verify(b, &s1, &s2, verify_line, sizeof verify_line);
         } else {
             verified = false;
             snprintf(verify_line, sizeof verify_line, "VERIFY FAIL (no STATS after the run: %s)",
@@ -652,6 +757,12 @@ main(int argc, char **argv)
         return EXIT_SETUP;
     }
     settle_options(&b->o);
+    if (b->o.wait_start) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR1);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+    }
     make_run_id(b);
     int rc = EXIT_SETUP;
     b->have_admin = b->o.keyfile != NULL;

@@ -42,6 +42,34 @@ workload_upload_batches(const struct workload_upload *u)
     return (u->total + u->batch - 1) / u->batch;
 }
 
+void
+workload_changes(enum workload_kind kind, enum proto_type type, struct engine_tally *mask)
+{
+    memset(mask, 0, sizeof *mask);
+    switch (kind) {
+    case WORKLOAD_REQUEST:
+    case WORKLOAD_ASSIGN:
+        mask->assigned[type] = 1;
+        break;
+    case WORKLOAD_CHECKOUT:
+        mask->assigned[type] = 1;
+        mask->redeemed[type] = 1;
+        break;
+    case WORKLOAD_REDEEM:
+        mask->redeemed[type] = 1;
+        break;
+    case WORKLOAD_UPLOAD:
+        mask->created[type] = 1;
+        break;
+    case WORKLOAD_MEGADEAL:
+        mask->assigned[PROTO_TYPE_MEGADEAL] = 1;
+        break;
+    case WORKLOAD_PING:
+    case WORKLOAD_VALIDATE:
+        break;
+    }
+}
+
 static bool
 is_ok(const char *line, size_t len)
 {

@@ -56,6 +56,12 @@ void workload_bind(struct workload_ctx *ctx, struct engine_workload *w);
 /* Upload flows needed for u's records. */
 uint64_t workload_upload_batches(const struct workload_upload *u);
 
+/* Marks in *mask (1, else 0) the counters that the OK replies of a `kind` run move, for a run
+ * whose coupons are of `type` (what REQUEST asks for, REDEEM uses, UPLOAD stores); what the
+ * bench loads before the run is not included. A run beside another one leaves these to that
+ * run's own VERIFY. */
+void workload_changes(enum workload_kind kind, enum proto_type type, struct engine_tally *mask);
+
 /* The workload's name, lower case ("request"), and the inverse; false for an unknown name. */
 const char *workload_name(enum workload_kind k);
 bool workload_from_name(const char *name, enum workload_kind *out);
