@@ -108,6 +108,9 @@ batch_done(struct store_batch *b, enum store_err err)
     record(g, b, err);
     g->flying = NULL;
     store_batch_init(b);
+    /* What arrived meanwhile goes to the disk now, before the members are answered: the store
+     * works on it while the loop writes these replies. */
+    group_flush(g);
     for (; op != NULL; op = next) {
         next = op->next; /* the callback may free or reuse the operation */
         if (err != STORE_OK && !store_op_writes(op->kind))

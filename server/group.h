@@ -2,7 +2,8 @@
  * one loop iteration, from every connection and service, go to the store as one batch with one
  * commit; each member is completed through its own callback when the commit's outcome is
  * known. While one batch is being committed the next one fills; it is committed as soon as the
- * first is done, so under load every commit carries what arrived during the one before.
+ * first is done, before the first's members are answered, so under load every commit carries
+ * what arrived during the one before and the store is never idle while replies are written.
  *
  * A member depends on the commit by construction: it is an operation in the batch. A failed
  * commit fails the writing members (nothing of them was stored); a read member did not depend
