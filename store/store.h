@@ -226,6 +226,12 @@ struct store_op {
         bool any_type;
         bool close;
         void *cursor;
+        /* GENERATE (and RID_GET of a GENERATE's id): room for `want` codes, which a successful
+         * GENERATE fills with the codes it stored, in the order of chosen[]. A replay fills them
+         * with the codes of the first run and leaves chosen[] alone: the retry's candidates are
+         * new, so no index into them names a stored code. NULL: not filled; a replay then fails
+         * with STORE_IO, having nowhere to give the codes. */
+        char (*codes)[STORE_CODE_MAX + 1];
     } in;
 
     /* outputs, set when the operation completes */

@@ -81,6 +81,7 @@ lmdb_group_op_begin(struct lmdb_group *g, struct lmdb_group_op *gop, unsigned pa
         return e;
     gop->s = g->s;
     memset(gop->cur, 0, sizeof gop->cur);
+    gop->discard = false;
     gop->direct = pages > 0 && !g->direct_off && g->direct_pages >= pages;
     if (gop->direct) {
         g->direct_pages -= pages;
@@ -125,7 +126,8 @@ lmdb_group_op_abort(struct lmdb_group *g, struct lmdb_group_op *gop, enum store_
     if (gop->direct) {
         /* Checks fail before any write; anything else may have written into the group. */
         bool clean = e == STORE_OK || e == STORE_NO_COUPONS || e == STORE_INVALID ||
-                     e == STORE_EXHAUSTED || e == STORE_EXPIRED;
+                     e == STORE_EXHAUSTED || e == STORE_EXPIRED || e == STORE_ID_CONFLICT ||
+                     e == STORE_UNKNOWN_HOLD || e == STORE_UNKNOWN_REDEMPTION;
         if (!clean)
             g->poisoned = true;
     } else if (gop->txn != NULL) {

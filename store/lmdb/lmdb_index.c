@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "lmdb_hold.h"
 
 void
 lmdb_index_avail_added(struct lmdb_state *s, uint8_t type, int64_t expires)
@@ -155,24 +156,30 @@ enum store_err
 lmdb_index_counters(const struct lmdb_view *v, int64_t now, struct store_counters *out,
                     struct store_op *op)
 {
-    uint64_t expired[STORE_NTYPES];
+    uint64_t expired[STORE_NTYPES], ended[STORE_NTYPES];
     enum store_err e = lmdb_index_expired_unassigned(v, now, expired, op);
 
+    if (e == STORE_OK)
+        e = lmdb_hold_expired(v, now, ended, op);
     if (e != STORE_OK)
         return e;
     for (int t = 0; t < STORE_NTYPES; t++) {
         const struct lmdb_type_state *ts = &v->s->t[t];
 
-        if (expired[t] > ts->unassigned)
+        if (expired[t] > ts->unassigned || ended[t] > ts->holds)
             return store_op_fail(op, STORE_CORRUPT,
-                                 "%s: %" PRIu64 " expired of %" PRIu64 " unassigned",
-                                 lmdb_codec_type_name((unsigned)t), expired[t], ts->unassigned);
+                                 "%s: %" PRIu64 " expired of %" PRIu64 " unassigned, %" PRIu64
+                                 " ended of %" PRIu64 " holds",
+                                 lmdb_codec_type_name((unsigned)t), expired[t], ts->unassigned,
+                                 ended[t], ts->holds);
         out->type[t] = (struct store_type_counters){
             .created = ts->created,
             .assigned = ts->assigned,
             .redeemed = ts->redeemed,
             .purged = ts->purged,
             .available = ts->unassigned - expired[t],
+            .held = ts->holds - ended[t],
+            .unredeemed = ts->unredeemed,
         };
     }
     return STORE_OK;

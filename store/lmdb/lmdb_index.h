@@ -52,8 +52,9 @@ enum store_err lmdb_index_expiry_first(MDB_cursor *expiry, bool *found, char *co
 enum store_err lmdb_index_expired_unassigned(const struct lmdb_view *v, int64_t now,
                                              uint64_t *expired, struct store_op *op);
 
-/* The counters of v->s with `available` as of `now` (through lmdb_index_expired_unassigned);
- * STORE_CORRUPT when more entries expired than there are. */
+/* The counters of v->s with `available` and `held` as of `now` (through
+ * lmdb_index_expired_unassigned and lmdb_hold_expired); STORE_CORRUPT when more entries expired
+ * than there are. */
 enum store_err lmdb_index_counters(const struct lmdb_view *v, int64_t now,
                                    struct store_counters *out, struct store_op *op);
 

@@ -1343,7 +1343,8 @@ del_first(MDB_txn *txn, MDB_dbi dbi)
     mdb_cursor_close(cur);
 }
 
-/* meta "state": version, two u64 seqs, then per type created, ...: bump created.FREE. */
+/* meta "state": version, three u64 seqs, then per type 8 u64 counters, created first: bump
+ * created.FREE. */
 static void
 bump_created_free(MDB_txn *txn, MDB_dbi dbi)
 {
@@ -1353,7 +1354,7 @@ bump_created_free(MDB_txn *txn, MDB_dbi dbi)
     assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
     assert_true(v.mv_size <= sizeof buf);
     memcpy(buf, v.mv_data, v.mv_size);
-    buf[1 + 8 + 8 + 6 * 8 * STORE_TYPE_FREE + 7]++;
+    buf[1 + 3 * 8 + 8 * 8 * STORE_TYPE_FREE + 7]++;
     v.mv_data = buf;
     assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
 }

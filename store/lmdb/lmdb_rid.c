@@ -1,0 +1,242 @@
+/* lmdb_rid.c - request ids: replay, store, expire, look up (see lmdb_rid.h). */
+#include "lmdb_rid.h"
+
+#include <string.h>
+
+#include "backend.h"
+
+bool
+lmdb_rid_wanted(const struct store_op *op)
+{
+    switch (op->kind) {
+    case STORE_OP_ASSIGN:
+    case STORE_OP_REDEEM:
+    case STORE_OP_UPLOAD:
+    case STORE_OP_HOLD:
+    case STORE_OP_RELEASE:
+    case STORE_OP_UNREDEEM:
+    case STORE_OP_GENERATE:
+        return op->in.rid.id[0] != '\0';
+    default:
+        return false;
+    }
+}
+
+/* The kinds whose output is a coupon. */
+static bool
+shows_coupon(enum store_op_kind kind)
+{
+    return kind == STORE_OP_ASSIGN || kind == STORE_OP_REDEEM || kind == STORE_OP_HOLD ||
+           kind == STORE_OP_RELEASE || kind == STORE_OP_UNREDEEM;
+}
+
+/* The rids key of op's id; fails op when the id cannot be one. */
+static enum store_err
+rid_key(struct store_op *op, uint8_t *key, size_t *len)
+{
+    if ((*len = lmdb_codec_rid_key(&op->in.rid, key)) == 0)
+        return store_op_fail(op, STORE_IO, "request id: empty, or id or scope too long");
+    return STORE_OK;
+}
+
+/* Copies a GENERATE's codes to in.codes; false when there is no room for them. */
+static bool
+codes_out(const struct lmdb_rid_rec *r, struct store_op *op)
+{
+    size_t pos = 0;
+
+    if (r->n_codes == 0)
+        return true;
+    if (op->in.codes == NULL || op->in.want < r->n_codes)
+        return false;
+    for (uint32_t i = 0; i < r->n_codes; i++)
+        lmdb_codec_rid_code_next(r, &pos, op->in.codes[i]);
+    return true;
+}
+
+/* op's outputs as the record keeps them. */
+static void
+restore(const struct lmdb_rid_rec *r, struct store_op *op)
+{
+    op->out.replayed = true;
+    op->out.done_at = r->time;
+    op->out.rid_kind = (enum store_op_kind)r->kind;
+    op->out.redemption = r->redemption;
+    op->out.hold = (struct store_hold){.seq = r->hold_seq, .expires = r->hold_expires};
+    op->out.count = r->count;
+    op->out.task_seq = r->task_seq;
+    op->out.task_stamp = r->task_stamp;
+    op->out.n_rejected = 0;
+    if (r->has_coupon)
+        op->out.coupon = r->coupon;
+}
+
+/* The record of op's id found as `v`: decoded into *r; STORE_ID_CONFLICT when it is another
+ * request's. */
+static enum store_err
+rid_match(const MDB_val *v, struct store_op *op, struct lmdb_rid_rec *r)
+{
+    if (!lmdb_codec_rid_decode(v, r))
+        return store_op_fail(op, STORE_CORRUPT, "request id %s: record does not decode",
+                             op->in.rid.id);
+    if (memcmp(r->fp, op->in.rid.fp, STORE_FP_BYTES) != 0 ||
+        (op->kind != STORE_OP_RID_GET && r->kind != op->kind))
+        return store_op_fail(op, STORE_ID_CONFLICT, "request id %s was used for another request",
+                             op->in.rid.id);
+    return STORE_OK;
+}
+
+enum store_err
+lmdb_rid_replay(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op,
+                bool *replayed)
+{
+    uint8_t key[LMDB_CODEC_RID_KEY_MAX];
+    struct lmdb_rid_rec r;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    enum store_err e;
+    int rc;
+
+    *replayed = false;
+    if ((e = rid_key(op, key, &k.mv_size)) != STORE_OK)
+        return e;
+    k.mv_data = key;
+    /* The operation's cursor: left on the spot, the put of a new id skips the descent. */
+    if ((rc = lmdb_group_op_cursor(g, gop, LMDB_DB_RIDS, &cur)) != 0)
+        return lmdb_env_fail(op, rc, "request id: open cursor");
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND)
+        return STORE_OK;
+    if (rc != 0)
+        return lmdb_env_fail(op, rc, "request id: read");
+    if ((e = rid_match(&v, op, &r)) != STORE_OK)
+        return e;
+    if (!codes_out(&r, op))
+        return store_op_fail(op, STORE_IO, "request id %s: no room for the %u codes to replay",
+                             op->in.rid.id, (unsigned)r.n_codes);
+    restore(&r, op);
+    *replayed = true;
+    return STORE_OK;
+}
+
+/* The record of op's successful run; the length of its codes in *codes_len. */
+static struct lmdb_rid_rec
+record_of(const struct store_op *op, size_t *codes_len)
+{
+    struct lmdb_rid_rec r = {.kind = (uint8_t)op->kind, .time = op->now};
+
+    memcpy(r.fp, op->in.rid.fp, STORE_FP_BYTES);
+    *codes_len = 0;
+    if (shows_coupon(op->kind)) {
+        r.has_coupon = true;
+        r.coupon = op->out.coupon;
+    }
+    if (op->kind == STORE_OP_REDEEM)
+        r.redemption = op->out.redemption;
+    if (op->kind == STORE_OP_HOLD) {
+        r.hold_seq = op->out.hold.seq;
+        r.hold_expires = op->out.hold.expires;
+    }
+    if (op->kind == STORE_OP_ASSIGN) {
+        r.task_seq = op->in.task_seq;
+        r.task_stamp = op->in.task_stamp;
+    }
+    if (op->kind == STORE_OP_UPLOAD || op->kind == STORE_OP_GENERATE)
+        r.count = op->out.count;
+    if (op->kind == STORE_OP_GENERATE) {
+        r.n_codes = (uint32_t)op->out.count;
+        for (size_t i = 0; i < op->out.count; i++)
+            *codes_len += strnlen(op->in.recs[op->in.chosen[i]].code, STORE_CODE_MAX);
+    }
+    return r;
+}
+
+enum store_err
+lmdb_rid_put(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op)
+{
+    uint8_t key[LMDB_CODEC_RID_KEY_MAX], tkey[LMDB_CODEC_RID_TIME_KEY_MAX];
+    size_t codes_len, off;
+    const struct lmdb_rid_rec r = record_of(op, &codes_len);
+    MDB_val k = {0, key}, v = {lmdb_codec_rid_len(&r, codes_len), NULL};
+    enum store_err e;
+    int rc;
+
+    if (op->kind == STORE_OP_GENERATE && op->out.count > UINT32_MAX)
+        return store_op_fail(op, STORE_IO, "request id: too many codes to keep");
+    if ((e = rid_key(op, key, &k.mv_size)) != STORE_OK)
+        return e;
+    /* Reserved, then written in place: a GENERATE's codes need no copy of their own. */
+    rc = lmdb_group_op_put(g, gop, LMDB_DB_RIDS, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+    if (rc == MDB_KEYEXIST)
+        return store_op_fail(op, STORE_CORRUPT, "request id %s stored twice", op->in.rid.id);
+    if (rc != 0)
+        return lmdb_env_fail(op, rc, "request id: put");
+    off = lmdb_codec_rid_encode(&r, v.mv_data);
+    for (size_t i = 0; i < r.n_codes; i++)
+        off = lmdb_codec_rid_code_put(v.mv_data, off, op->in.recs[op->in.chosen[i]].code);
+    k = (MDB_val){lmdb_codec_rid_time_key(op->now, key, k.mv_size, tkey), tkey};
+    v = (MDB_val){0, ""};
+    if ((rc = lmdb_group_op_put(g, gop, LMDB_DB_RID_TIME, &k, &v, 0)) != 0)
+        return lmdb_env_fail(op, rc, "request id: put time entry");
+    return STORE_OK;
+}
+
+enum store_err
+lmdb_rid_run_expire(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op)
+{
+    uint8_t key[LMDB_CODEC_RID_KEY_MAX];
+    MDB_val k, v, rk;
+    MDB_cursor *cur;
+    int64_t t;
+    int rc;
+
+    op->out.count = 0;
+    op->out.more = false;
+    if ((rc = lmdb_group_op_cursor(g, gop, LMDB_DB_RID_TIME, &cur)) != 0)
+        return lmdb_env_fail(op, rc, "expire ids: open cursor");
+    /* The head again after each delete: it is always the oldest left. */
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+        if (!lmdb_codec_rid_time_key_decode(&k, &t, &rk))
+            return store_op_fail(op, STORE_CORRUPT, "rid_time entry does not decode");
+        if (t >= op->now)
+            return STORE_OK;
+        if (op->out.count == op->in.max) {
+            op->out.more = true;
+            return STORE_OK;
+        }
+        memcpy(key, rk.mv_data, rk.mv_size); /* out of the page the deletes may change */
+        rk.mv_data = key;
+        rc = mdb_del(gop->txn, g->env->dbi[LMDB_DB_RIDS], &rk, NULL);
+        if (rc == MDB_NOTFOUND)
+            return store_op_fail(op, STORE_CORRUPT, "rid_time entry names a missing id");
+        if (rc != 0 || (rc = mdb_cursor_del(cur, 0)) != 0)
+            return lmdb_env_fail(op, rc, "expire ids: delete");
+        op->out.count++;
+    }
+    return rc == MDB_NOTFOUND ? STORE_OK : lmdb_env_fail(op, rc, "expire ids: read");
+}
+
+enum store_err
+lmdb_rid_get(const struct lmdb_view *v, struct store_op *op)
+{
+    uint8_t key[LMDB_CODEC_RID_KEY_MAX];
+    struct lmdb_rid_rec r;
+    MDB_val k = {0, key}, val;
+    enum store_err e;
+    int rc;
+
+    if ((e = rid_key(op, key, &k.mv_size)) != STORE_OK)
+        return e;
+    if (v->env->legacy) /* the previous release stored no ids */
+        return STORE_INVALID;
+    rc = mdb_get(v->txn, v->env->dbi[LMDB_DB_RIDS], &k, &val);
+    if (rc == MDB_NOTFOUND)
+        return STORE_INVALID;
+    if (rc != 0)
+        return lmdb_env_fail(op, rc, "request id: read");
+    if ((e = rid_match(&val, op, &r)) != STORE_OK)
+        return e;
+    (void)codes_out(&r, op); /* only where the caller made room for them */
+    restore(&r, op);
+    return STORE_OK;
+}
