@@ -295,40 +295,57 @@ hold_code_entry(const struct lmdb_view *v, const MDB_val *k, const MDB_val *val,
     return STORE_OK;
 }
 
+/* A rids entry: the record it points at is in rid_log, and is its id's. */
 static enum store_err
-rid_record(const struct lmdb_view *v, const MDB_val *k, const MDB_val *val, void *arg,
+rids_entry(const struct lmdb_view *v, const MDB_val *k, const MDB_val *val, void *arg,
            struct store_op *op)
 {
-    uint8_t key[LMDB_CODEC_RID_TIME_KEY_MAX];
     struct lmdb_rid_rec r;
+    MDB_val lk = *val, rec;
+    int64_t t;
+    uint64_t seq;
+    int rc;
 
     (void)arg;
-    if (k->mv_size > LMDB_CODEC_RID_KEY_MAX || !lmdb_codec_rid_decode(val, &r))
-        return store_op_fail(op, STORE_CORRUPT, "request id record does not decode");
-    return entry_is(v, LMDB_DB_RID_TIME, key,
-                    lmdb_codec_rid_time_key(r.time, k->mv_data, k->mv_size, key), NULL,
-                    "a request id", op);
+    if (k->mv_size > LMDB_CODEC_RID_KEY_MAX || !lmdb_codec_expiry_key_decode(val, &t, &seq))
+        return store_op_fail(op, STORE_CORRUPT, "rids entry does not decode");
+    rc = mdb_get(v->txn, v->env->dbi[LMDB_DB_RID_LOG], &lk, &rec);
+    if (rc == MDB_NOTFOUND)
+        return store_op_fail(op, STORE_CORRUPT, "a request id has no rid_log record");
+    if (rc != 0)
+        return lmdb_env_fail(op, rc, "check: read request id");
+    if (!lmdb_codec_rid_decode(&rec, &r) || r.time != t || r.key_len != k->mv_size ||
+        memcmp(r.key, k->mv_data, r.key_len) != 0)
+        return store_op_fail(op, STORE_CORRUPT, "a rids entry points at another id's record");
+    return STORE_OK;
 }
 
+/* A rid_log record: of a sequence number given out, and its id's rids entry points back at it. */
 static enum store_err
-rid_time_entry(const struct lmdb_view *v, const MDB_val *k, const MDB_val *val, void *arg,
+rid_log_record(const struct lmdb_view *v, const MDB_val *k, const MDB_val *val, void *arg,
                struct store_op *op)
 {
     struct lmdb_rid_rec r;
-    MDB_val rk, rec;
+    MDB_val rk, lk;
     int64_t t;
+    uint64_t seq;
     int rc;
 
-    (void)val, (void)arg;
-    if (!lmdb_codec_rid_time_key_decode(k, &t, &rk))
-        return store_op_fail(op, STORE_CORRUPT, "rid_time entry does not decode");
-    rc = mdb_get(v->txn, v->env->dbi[LMDB_DB_RIDS], &rk, &rec);
+    (void)arg;
+    if (!lmdb_codec_expiry_key_decode(k, &t, &seq) || !lmdb_codec_rid_decode(val, &r) ||
+        r.time != t)
+        return store_op_fail(op, STORE_CORRUPT, "rid_log record does not decode");
+    if (seq < LMDB_CODEC_FIRST_SEQ || seq >= v->s->next_rid_seq)
+        return store_op_fail(op, STORE_CORRUPT, "rid_log record %" PRIu64 ": next is %" PRIu64, seq,
+                             v->s->next_rid_seq);
+    rk = (MDB_val){r.key_len, (void *)r.key};
+    rc = mdb_get(v->txn, v->env->dbi[LMDB_DB_RIDS], &rk, &lk);
     if (rc == MDB_NOTFOUND)
-        return store_op_fail(op, STORE_CORRUPT, "rid_time entry names a missing request id");
+        return store_op_fail(op, STORE_CORRUPT, "a rid_log record has no rids entry");
     if (rc != 0)
-        return lmdb_env_fail(op, rc, "check: read request id");
-    if (!lmdb_codec_rid_decode(&rec, &r) || r.time != t)
-        return store_op_fail(op, STORE_CORRUPT, "rid_time entry does not match its request id");
+        return lmdb_env_fail(op, rc, "check: read rids entry");
+    if (lk.mv_size != k->mv_size || memcmp(lk.mv_data, k->mv_data, k->mv_size) != 0)
+        return store_op_fail(op, STORE_CORRUPT, "a rids entry points at another record");
     return STORE_OK;
 }
 
@@ -341,8 +358,8 @@ lmdb_check_idx_walk(const struct lmdb_view *v, uint64_t *holds, struct store_op 
     } walks[] = {
         {LMDB_DB_USERS, users_entry},         {LMDB_DB_CODE_HIST, code_hist_entry},
         {LMDB_DB_HOLDS, hold_record},         {LMDB_DB_HOLD_EXP, hold_exp_entry},
-        {LMDB_DB_HOLD_CODE, hold_code_entry}, {LMDB_DB_RIDS, rid_record},
-        {LMDB_DB_RID_TIME, rid_time_entry},
+        {LMDB_DB_HOLD_CODE, hold_code_entry}, {LMDB_DB_RIDS, rids_entry},
+        {LMDB_DB_RID_LOG, rid_log_record},
     };
     enum store_err e;
 

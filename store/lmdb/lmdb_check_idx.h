@@ -1,5 +1,5 @@
 /* lmdb_check_idx.h - the part of the consistency check (lmdb_check.h) that covers the version 2
- * records and indexes: users, code_hist, holds, hold_exp, hold_code, rids, rid_time.
+ * records and indexes: users, code_hist, holds, hold_exp, hold_code, rids, rid_log.
  *
  * Every entry of an index is checked against the record it names, whose own key for that index
  * must be the entry's key, and every record against its entries: so entries and records pair

@@ -301,27 +301,6 @@ lmdb_codec_rid_key(const struct store_rid *rid, uint8_t *k)
     return LMDB_CODEC_U8 + sn + in;
 }
 
-size_t
-lmdb_codec_rid_time_key(int64_t time, const uint8_t *rid_key, size_t len, uint8_t *k)
-{
-    lmdb_codec_put_be(k, time_key(time), LMDB_CODEC_U64);
-    memcpy(k + LMDB_CODEC_U64, rid_key, len);
-    return LMDB_CODEC_U64 + len;
-}
-
-bool
-lmdb_codec_rid_time_key_decode(const MDB_val *k, int64_t *time, MDB_val *rid_key)
-{
-    const uint8_t *p = k->mv_data;
-
-    if (k->mv_size <= LMDB_CODEC_U64 + LMDB_CODEC_U8 || k->mv_size > LMDB_CODEC_RID_TIME_KEY_MAX)
-        return false;
-    *time = time_of_key(p);
-    rid_key->mv_data = (void *)(p + LMDB_CODEC_U64);
-    rid_key->mv_size = k->mv_size - LMDB_CODEC_U64;
-    return true;
-}
-
 bool
 lmdb_codec_code_from_val(const MDB_val *v, char *code)
 {
@@ -494,8 +473,9 @@ rid_coupon_len(const struct store_coupon *c)
 size_t
 lmdb_codec_rid_len(const struct lmdb_rid_rec *r, size_t codes_len)
 {
-    return LMDB_CODEC_RID_FIXED_LEN + (r->has_coupon ? rid_coupon_len(&r->coupon) : 0) +
-           (size_t)r->n_codes * LMDB_CODEC_U8 + codes_len;
+    return LMDB_CODEC_RID_FIXED_LEN + r->key_len +
+           (r->has_coupon ? rid_coupon_len(&r->coupon) : 0) + (size_t)r->n_codes * LMDB_CODEC_U8 +
+           codes_len;
 }
 
 size_t
@@ -504,6 +484,8 @@ lmdb_codec_rid_encode(const struct lmdb_rid_rec *r, uint8_t *buf)
     struct wbuf w = {buf, 0};
 
     w_uint(&w, RID_VERSION, LMDB_CODEC_U8);
+    w_uint(&w, r->key_len, LMDB_CODEC_U8);
+    w_bytes(&w, r->key, r->key_len);
     w_uint(&w, r->kind, LMDB_CODEC_U8);
     w_bytes(&w, r->fp, STORE_FP_BYTES);
     w_uint(&w, i64_to_u64(r->time), LMDB_CODEC_U64);
@@ -566,6 +548,10 @@ lmdb_codec_rid_decode(const MDB_val *v, struct lmdb_rid_rec *r)
     memset(r, 0, sizeof *r);
     if (r_uint(&rb, LMDB_CODEC_U8) != RID_VERSION)
         return false;
+    r->key_len = (size_t)r_uint(&rb, LMDB_CODEC_U8);
+    if ((r->key = r_bytes(&rb, r->key_len)) == NULL || r->key_len == 0 ||
+        r->key_len > LMDB_CODEC_RID_KEY_MAX)
+        return false;
     r->kind = (uint8_t)r_uint(&rb, LMDB_CODEC_U8);
     if ((fp = r_bytes(&rb, STORE_FP_BYTES)) == NULL)
         return false;
@@ -606,6 +592,7 @@ lmdb_codec_state_init(struct lmdb_state *s)
     s->next_coupon_seq = LMDB_CODEC_FIRST_SEQ;
     s->next_redemption_seq = LMDB_CODEC_FIRST_SEQ;
     s->next_hold_seq = LMDB_CODEC_FIRST_SEQ;
+    s->next_rid_seq = LMDB_CODEC_FIRST_SEQ;
     s->watermark = INT64_MIN; /* nothing expires before the first instant */
 }
 
@@ -629,6 +616,7 @@ lmdb_codec_state_encode(const struct lmdb_state *s, uint8_t *buf)
     w_uint(&w, s->next_coupon_seq, LMDB_CODEC_U64);
     w_uint(&w, s->next_redemption_seq, LMDB_CODEC_U64);
     w_uint(&w, s->next_hold_seq, LMDB_CODEC_U64);
+    w_uint(&w, s->next_rid_seq, LMDB_CODEC_U64);
     for (int t = 0; t < STORE_NTYPES; t++) {
         struct lmdb_type_state ts = s->t[t];
         uint64_t *f[LMDB_CODEC_STATE_FIELDS];
@@ -652,8 +640,10 @@ lmdb_codec_state_decode(const MDB_val *v, struct lmdb_state *s, unsigned *versio
     fields = *version == 1 ? LMDB_CODEC_STATE_FIELDS_V1 : LMDB_CODEC_STATE_FIELDS;
     s->next_coupon_seq = r_uint(&r, LMDB_CODEC_U64);
     s->next_redemption_seq = r_uint(&r, LMDB_CODEC_U64);
-    if (*version != 1)
+    if (*version != 1) {
         s->next_hold_seq = r_uint(&r, LMDB_CODEC_U64);
+        s->next_rid_seq = r_uint(&r, LMDB_CODEC_U64);
+    }
     for (int t = 0; t < STORE_NTYPES; t++) {
         uint64_t *f[LMDB_CODEC_STATE_FIELDS];
 

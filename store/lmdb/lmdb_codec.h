@@ -17,8 +17,11 @@
  *   hold_exp  (expires, hold sequence) -> type: holds by end, what EXPIRE_HOLDS removes
  *   hold_code (code, NUL, expires, hold sequence) -> "": a coupon's holds by end, so the ones
  *             past their end are one seek away
- *   rids      (scope length, scope, id) -> request id record (fingerprint, time, kind, outcome)
- *   rid_time  (time, scope length, scope, id) -> "": ids by age, what EXPIRE_IDS removes
+ *   rids      (scope length, scope, id) -> (time, rid sequence): its record's key in rid_log
+ *   rid_log   (time, rid sequence) -> request id record (its rids key, fingerprint, kind,
+ *             outcome): appended in the order kept, and EXPIRE_IDS removes from its head
+ * Request ids are the client's, random as often as not: rids takes them in random order, one
+ * small entry each, while their records, the bulk, go to the end of rid_log.
  * Integers are big-endian and times have their sign bit flipped, so LMDB's memcmp order of the
  * keys is the order the store needs; "~" is the complement, which reverses it. Users and codes
  * never hold a NUL byte, so NUL ends them inside a key. */
@@ -47,12 +50,12 @@
 #define LMDB_CODEC_SEQ_KEY_LEN    LMDB_CODEC_U64
 
 /* users key: user NUL ~time ~seq; code_hist key: code NUL seq; hold_code key: code NUL expires
- * seq; rids key: scope_len scope id; rid_time key: time, then a rids key. */
+ * seq; rids key: scope_len scope id; rid_log key (and rids value): time seq, laid out as an
+ * expiry key. */
 #define LMDB_CODEC_USER_KEY_MAX      (STORE_USER_MAX + 1 + 2 * LMDB_CODEC_U64)
 #define LMDB_CODEC_CODE_HIST_KEY_MAX (STORE_CODE_MAX + 1 + LMDB_CODEC_U64)
 #define LMDB_CODEC_HOLD_CODE_KEY_MAX (STORE_CODE_MAX + 1 + 2 * LMDB_CODEC_U64)
 #define LMDB_CODEC_RID_KEY_MAX       (LMDB_CODEC_U8 + STORE_SCOPE_MAX + STORE_RID_MAX)
-#define LMDB_CODEC_RID_TIME_KEY_MAX  (LMDB_CODEC_U64 + LMDB_CODEC_RID_KEY_MAX)
 /* The longest key of any database: LMDB's key size limit must allow it. */
 #define LMDB_CODEC_KEY_MAX LMDB_CODEC_USER_KEY_MAX
 
@@ -71,21 +74,20 @@
 #define LMDB_CODEC_HOLD_REC_MAX                                                                    \
     (LMDB_CODEC_U8 + LMDB_CODEC_U64 + 3 * LMDB_CODEC_U8 + STORE_CODE_MAX + STORE_USER_MAX)
 
-/* rids value: version kind fp time | redemption hold_seq hold_expires count task_seq task_stamp
- * | has_coupon [code_len code rec_len coupon-record] | n_codes (code_len code)...; the codes are
- * a GENERATE's, any number of them. */
+/* rid_log value: version key_len key kind fp time | redemption hold_seq hold_expires count
+ * task_seq task_stamp | has_coupon [code_len code rec_len coupon-record] | n_codes (code_len
+ * code)...; the key is the id's rids key, the codes a GENERATE's, any number of them. */
 #define LMDB_CODEC_RID_FIXED_LEN                                                                   \
-    (2 * LMDB_CODEC_U8 + STORE_FP_BYTES + 7 * LMDB_CODEC_U64 + LMDB_CODEC_U8 + LMDB_CODEC_U32)
-#define LMDB_CODEC_RID_COUPON_MAX (2 * LMDB_CODEC_U8 + STORE_CODE_MAX + LMDB_CODEC_COUPON_REC_MAX)
+    (3 * LMDB_CODEC_U8 + STORE_FP_BYTES + 7 * LMDB_CODEC_U64 + LMDB_CODEC_U8 + LMDB_CODEC_U32)
 
-/* meta "state": version next_coupon_seq next_redemption_seq next_hold_seq (version 2), then per
- * type the LMDB_CODEC_STATE_FIELDS stored counters of struct lmdb_type_state (version 1 had the
- * first LMDB_CODEC_STATE_FIELDS_V1). */
+/* meta "state": version next_coupon_seq next_redemption_seq next_hold_seq next_rid_seq (the last
+ * two from version 2), then per type the LMDB_CODEC_STATE_FIELDS stored counters of struct
+ * lmdb_type_state (version 1 had the first LMDB_CODEC_STATE_FIELDS_V1). */
 #define LMDB_CODEC_STATE_KEY       "state"
 #define LMDB_CODEC_STATE_FIELDS    8
 #define LMDB_CODEC_STATE_FIELDS_V1 6
 #define LMDB_CODEC_STATE_LEN                                                                       \
-    (LMDB_CODEC_U8 + 3 * LMDB_CODEC_U64 + STORE_NTYPES * LMDB_CODEC_STATE_FIELDS * LMDB_CODEC_U64)
+    (LMDB_CODEC_U8 + 4 * LMDB_CODEC_U64 + STORE_NTYPES * LMDB_CODEC_STATE_FIELDS * LMDB_CODEC_U64)
 #define LMDB_CODEC_STATE_VERSION 2 /* what this code writes; it reads 1 too */
 
 struct lmdb_type_state {
@@ -104,7 +106,8 @@ struct lmdb_state {
     uint64_t next_coupon_seq;
     uint64_t next_redemption_seq;
     uint64_t next_hold_seq;
-    int64_t watermark; /* not stored: expired_unassigned counts avail entries below it */
+    uint64_t next_rid_seq; /* rid_log keys: (time, this) is unique and in order */
+    int64_t watermark;     /* not stored: expired_unassigned counts avail entries below it */
     struct lmdb_type_state t[STORE_NTYPES];
 };
 
@@ -124,9 +127,12 @@ struct lmdb_hold {
     char user[STORE_USER_MAX + 1];
 };
 
-/* A request id record: what a write with an id left, to replay it. `codes` points into the
- * decoded value (valid as long as it is): n_codes codes, each a length byte and the code. */
+/* A request id record: what a write with an id left, to replay it. `key` and `codes` point into
+ * the decoded value (valid as long as it is): the id's rids key, and n_codes codes, each a
+ * length byte and the code. */
 struct lmdb_rid_rec {
+    const uint8_t *key;
+    size_t key_len;
     uint8_t kind; /* enum store_op_kind */
     uint8_t fp[STORE_FP_BYTES];
     int64_t time;
@@ -178,11 +184,6 @@ bool lmdb_codec_has_prefix(const MDB_val *k, const uint8_t *p, size_t n);
 /* The rids key of a request id into k[LMDB_CODEC_RID_KEY_MAX]; returns its length, 0 when the id
  * or scope is too long (or the id empty). */
 size_t lmdb_codec_rid_key(const struct store_rid *rid, uint8_t *k);
-
-/* The rid_time key of (time, rids key) into k[LMDB_CODEC_RID_TIME_KEY_MAX]; returns its length.
- * Decoding gives the time and the rids key inside it (pointing into k). */
-size_t lmdb_codec_rid_time_key(int64_t time, const uint8_t *rid_key, size_t len, uint8_t *k);
-bool lmdb_codec_rid_time_key_decode(const MDB_val *k, int64_t *time, MDB_val *rid_key);
 
 /* Copies an LMDB value holding a code into code[STORE_CODE_MAX + 1], NUL-terminated; false when
  * it is not a valid code (code is then garbage). */

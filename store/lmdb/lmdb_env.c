@@ -22,7 +22,7 @@ _Static_assert(LMDB_MAP_SIZE_MIN == STORE_MAP_SIZE_MIN, "store.h repeats the min
 
 static const char *const db_names[LMDB_NDB] = {"coupons",  "avail",     "expiry",    "history",
                                                "meta",     "users",     "code_hist", "holds",
-                                               "hold_exp", "hold_code", "rids",      "rid_time"};
+                                               "hold_exp", "hold_code", "rids",      "rid_log"};
 
 const char *
 lmdb_env_db_name(enum lmdb_db db)

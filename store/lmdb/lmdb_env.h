@@ -32,7 +32,7 @@ enum lmdb_db {
     LMDB_DB_HOLD_EXP,
     LMDB_DB_HOLD_CODE,
     LMDB_DB_RIDS,
-    LMDB_DB_RID_TIME
+    LMDB_DB_RID_LOG
 };
 #define LMDB_NDB    12
 #define LMDB_NDB_V1 5 /* the databases of the previous release, which has no others */

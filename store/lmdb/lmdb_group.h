@@ -23,7 +23,7 @@
 
 /* Pages a direct operation may dirty or add at most: a path of copied pages and a split at
  * every level, in each B-tree it writes, for trees far deeper than any we reach. Each may also
- * store its request id: a record in rids and an entry in rid_time (LMDB_GROUP_RID_TREES).
+ * store its request id: an entry in rids and a record in rid_log (LMDB_GROUP_RID_TREES).
  *   assign    coupons avail users
  *   redeem    coupons expiry history code_hist, and with a hold holds hold_exp hold_code
  *   hold      coupons holds hold_exp hold_code (release: the same)

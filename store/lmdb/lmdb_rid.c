@@ -86,6 +86,30 @@ rid_match(const MDB_val *v, struct store_op *op, struct lmdb_rid_rec *r)
     return STORE_OK;
 }
 
+/* The record of the id whose rids entry (key[klen] -> val, its rid_log key) was found, read in
+ * txn; STORE_CORRUPT when it is missing or not that id's, STORE_ID_CONFLICT when it is another
+ * request's. */
+static enum store_err
+rid_record(const struct lmdb_env *env, MDB_txn *txn, const uint8_t *key, size_t klen,
+           const MDB_val *val, struct store_op *op, struct lmdb_rid_rec *r)
+{
+    MDB_val k = *val, v;
+    enum store_err e;
+    int rc = mdb_get(txn, env->dbi[LMDB_DB_RID_LOG], &k, &v);
+
+    if (rc == MDB_NOTFOUND)
+        return store_op_fail(op, STORE_CORRUPT, "request id %s: its record is missing",
+                             op->in.rid.id);
+    if (rc != 0)
+        return lmdb_env_fail(op, rc, "request id: read record");
+    if ((e = rid_match(&v, op, r)) != STORE_OK && e != STORE_ID_CONFLICT)
+        return e;
+    if (r->key_len != klen || memcmp(r->key, key, klen) != 0)
+        return store_op_fail(op, STORE_CORRUPT, "request id %s: its record is another id's",
+                             op->in.rid.id);
+    return e;
+}
+
 enum store_err
 lmdb_rid_replay(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op,
                 bool *replayed)
@@ -109,7 +133,7 @@ lmdb_rid_replay(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op
         return STORE_OK;
     if (rc != 0)
         return lmdb_env_fail(op, rc, "request id: read");
-    if ((e = rid_match(&v, op, &r)) != STORE_OK)
+    if ((e = rid_record(g->env, gop->txn, key, k.mv_size, &v, op, &r)) != STORE_OK)
         return e;
     if (!codes_out(&r, op))
         return store_op_fail(op, STORE_IO, "request id %s: no room for the %u codes to replay",
@@ -119,11 +143,13 @@ lmdb_rid_replay(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op
     return STORE_OK;
 }
 
-/* The record of op's successful run; the length of its codes in *codes_len. */
+/* The record of op's successful run, whose id has rids key key[klen]; the length of its codes in
+ * *codes_len. */
 static struct lmdb_rid_rec
-record_of(const struct store_op *op, size_t *codes_len)
+record_of(const struct store_op *op, const uint8_t *key, size_t klen, size_t *codes_len)
 {
-    struct lmdb_rid_rec r = {.kind = (uint8_t)op->kind, .time = op->now};
+    struct lmdb_rid_rec r = {
+        .key = key, .key_len = klen, .kind = (uint8_t)op->kind, .time = op->now};
 
     memcpy(r.fp, op->in.rid.fp, STORE_FP_BYTES);
     *codes_len = 0;
@@ -154,61 +180,66 @@ record_of(const struct store_op *op, size_t *codes_len)
 enum store_err
 lmdb_rid_put(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op)
 {
-    uint8_t key[LMDB_CODEC_RID_KEY_MAX], tkey[LMDB_CODEC_RID_TIME_KEY_MAX];
-    size_t codes_len, off;
-    const struct lmdb_rid_rec r = record_of(op, &codes_len);
-    MDB_val k = {0, key}, v = {lmdb_codec_rid_len(&r, codes_len), NULL};
+    uint8_t key[LMDB_CODEC_RID_KEY_MAX], lk[LMDB_CODEC_EXPIRY_KEY_LEN];
+    size_t codes_len, off, klen;
+    struct lmdb_rid_rec r;
+    MDB_val k, v = {sizeof lk, lk};
     enum store_err e;
     int rc;
 
     if (op->kind == STORE_OP_GENERATE && op->out.count > UINT32_MAX)
         return store_op_fail(op, STORE_IO, "request id: too many codes to keep");
-    if ((e = rid_key(op, key, &k.mv_size)) != STORE_OK)
+    if ((e = rid_key(op, key, &klen)) != STORE_OK)
         return e;
-    /* Reserved, then written in place: a GENERATE's codes need no copy of their own. */
-    rc = lmdb_group_op_put(g, gop, LMDB_DB_RIDS, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+    r = record_of(op, key, klen, &codes_len);
+    lmdb_codec_expiry_key(op->now, gop->s.next_rid_seq++, lk);
+    k = (MDB_val){klen, key};
+    rc = lmdb_group_op_put(g, gop, LMDB_DB_RIDS, &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST)
         return store_op_fail(op, STORE_CORRUPT, "request id %s stored twice", op->in.rid.id);
     if (rc != 0)
         return lmdb_env_fail(op, rc, "request id: put");
+    /* Reserved, then written in place: a GENERATE's codes need no copy of their own. */
+    k = (MDB_val){sizeof lk, lk};
+    v = (MDB_val){lmdb_codec_rid_len(&r, codes_len), NULL};
+    rc = lmdb_group_op_put(g, gop, LMDB_DB_RID_LOG, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+    if (rc != 0)
+        return rc == MDB_KEYEXIST ? store_op_fail(op, STORE_CORRUPT, "rid sequence reused")
+                                  : lmdb_env_fail(op, rc, "request id: put record");
     off = lmdb_codec_rid_encode(&r, v.mv_data);
     for (size_t i = 0; i < r.n_codes; i++)
         off = lmdb_codec_rid_code_put(v.mv_data, off, op->in.recs[op->in.chosen[i]].code);
-    k = (MDB_val){lmdb_codec_rid_time_key(op->now, key, k.mv_size, tkey), tkey};
-    v = (MDB_val){0, ""};
-    if ((rc = lmdb_group_op_put(g, gop, LMDB_DB_RID_TIME, &k, &v, 0)) != 0)
-        return lmdb_env_fail(op, rc, "request id: put time entry");
     return STORE_OK;
 }
 
 enum store_err
 lmdb_rid_run_expire(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op)
 {
-    uint8_t key[LMDB_CODEC_RID_KEY_MAX];
+    struct lmdb_rid_rec r;
     MDB_val k, v, rk;
     MDB_cursor *cur;
     int64_t t;
+    uint64_t seq;
     int rc;
 
     op->out.count = 0;
     op->out.more = false;
-    if ((rc = lmdb_group_op_cursor(g, gop, LMDB_DB_RID_TIME, &cur)) != 0)
+    if ((rc = lmdb_group_op_cursor(g, gop, LMDB_DB_RID_LOG, &cur)) != 0)
         return lmdb_env_fail(op, rc, "expire ids: open cursor");
     /* The head again after each delete: it is always the oldest left. */
     while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
-        if (!lmdb_codec_rid_time_key_decode(&k, &t, &rk))
-            return store_op_fail(op, STORE_CORRUPT, "rid_time entry does not decode");
+        if (!lmdb_codec_expiry_key_decode(&k, &t, &seq) || !lmdb_codec_rid_decode(&v, &r))
+            return store_op_fail(op, STORE_CORRUPT, "rid_log record does not decode");
         if (t >= op->now)
             return STORE_OK;
         if (op->out.count == op->in.max) {
             op->out.more = true;
             return STORE_OK;
         }
-        memcpy(key, rk.mv_data, rk.mv_size); /* out of the page the deletes may change */
-        rk.mv_data = key;
+        rk = (MDB_val){r.key_len, (void *)r.key};
         rc = mdb_del(gop->txn, g->env->dbi[LMDB_DB_RIDS], &rk, NULL);
         if (rc == MDB_NOTFOUND)
-            return store_op_fail(op, STORE_CORRUPT, "rid_time entry names a missing id");
+            return store_op_fail(op, STORE_CORRUPT, "a request id record has no rids entry");
         if (rc != 0 || (rc = mdb_cursor_del(cur, 0)) != 0)
             return lmdb_env_fail(op, rc, "expire ids: delete");
         op->out.count++;
@@ -234,7 +265,7 @@ lmdb_rid_get(const struct lmdb_view *v, struct store_op *op)
         return STORE_INVALID;
     if (rc != 0)
         return lmdb_env_fail(op, rc, "request id: read");
-    if ((e = rid_match(&val, op, &r)) != STORE_OK)
+    if ((e = rid_record(v->env, v->txn, key, k.mv_size, &val, op, &r)) != STORE_OK)
         return e;
     (void)codes_out(&r, op); /* only where the caller made room for them */
     restore(&r, op);

@@ -1,11 +1,15 @@
 /* lmdb_rid.h - request ids: a write that carries one is done once (store.h, struct store_rid).
  *
- * The id record (lmdb_codec.h: rids, keyed by scope and id) keeps the fingerprint, the time, the
- * kind and every output of the first run that a replay must give again: the coupon as it was
- * shown, the redemption, the hold, the count, a MEGADEAL grant's task, a GENERATE's codes. It
- * is written in the operation's own transaction, after the operation succeeded and before it is
- * folded into the group, so the write and its id are stored together or not at all. rid_time
- * indexes the records by time, so EXPIRE_IDS is a walk from its head. */
+ * The id record (lmdb_codec.h: rid_log, keyed by time, scope and id) keeps the fingerprint, the
+ * time, the kind and every output of the first run that a replay must give again: the coupon as
+ * it was shown, the redemption, the hold, the count, a MEGADEAL grant's task, a GENERATE's codes.
+ * rids finds it from scope and id. Both are written in the operation's own transaction, after
+ * the operation succeeded and before it is folded into the group, so the write and its id are
+ * stored together or not at all. EXPIRE_IDS walks rid_log from its head.
+ *
+ * Cost: a client's ids are random, so each new one dirties a page of rids of its own (where
+ * every id is one small entry, to keep that tree small); the records go to the end of rid_log,
+ * a few pages per batch. */
 #ifndef COUPOND_LMDB_RID_H
 #define COUPOND_LMDB_RID_H
 
