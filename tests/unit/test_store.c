@@ -2276,7 +2276,7 @@ raw_edit(const char *dir, const char *db, corrupt_fn fn)
     MDB_dbi dbi;
 
     assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
     assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
@@ -2297,10 +2297,10 @@ del_first(MDB_txn *txn, MDB_dbi dbi)
     mdb_cursor_close(cur);
 }
 
-/* meta "state": version, four u64 seqs, then per type 8 u64 counters, created first: bump
- * created.FREE. */
+/* meta "state": version, four u64 seqs, then per type 8 u64 counters: created, assigned,
+ * redeemed, purged, purged_assigned, unassigned, holds, unredeemed. Adds 1 to one of them. */
 static void
-bump_created_free(MDB_txn *txn, MDB_dbi dbi)
+bump_counter(MDB_txn *txn, MDB_dbi dbi, enum store_type type, int field)
 {
     MDB_val k = {5, "state"}, v;
     uint8_t buf[512];
@@ -2308,9 +2308,21 @@ bump_created_free(MDB_txn *txn, MDB_dbi dbi)
     assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
     assert_true(v.mv_size <= sizeof buf);
     memcpy(buf, v.mv_data, v.mv_size);
-    buf[1 + 4 * 8 + 8 * 8 * STORE_TYPE_FREE + 7]++;
+    buf[1 + 4 * 8 + 8 * 8 * type + 8 * field + 7]++;
     v.mv_data = buf;
     assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+}
+
+static void
+bump_created_free(MDB_txn *txn, MDB_dbi dbi)
+{
+    bump_counter(txn, dbi, STORE_TYPE_FREE, 0);
+}
+
+static void
+bump_holds_standard(MDB_txn *txn, MDB_dbi dbi)
+{
+    bump_counter(txn, dbi, STORE_TYPE_STANDARD, 6);
 }
 
 /* A second avail entry, the first one's with seq 99, naming the assigned coupon "AS". */
@@ -2373,6 +2385,14 @@ static const struct {
     {"history", del_first, "history record 2 found where 1 belongs"},
     {"expiry", del_first, "has no expiry index entry"},
     {"coupons", garble_first, "does not decode"},
+    /* The version 2 indexes. */
+    {"users", del_first, "AS has no users entry"},
+    {"code_hist", del_first, "redemption 1 has no code_hist entry"},
+    {"hold_code", del_first, "coupon HB counts 1 holds, hold_code has 0"},
+    {"hold_exp", del_first, "hold 1 has no hold_exp entry"},
+    {"rids", del_first, "a rid_log record has no rids entry"},
+    {"rid_log", del_first, "a request id has no rid_log record"},
+    {"meta", bump_holds_standard, "holds.STANDARD is 2: 1 hold records"},
 };
 
 static void
@@ -2380,12 +2400,14 @@ test_check_detects_corruption(void **state)
 {
     struct fx *fx = *state;
     struct store_coupon recs[] = {coupon("AS", STORE_TYPE_FREE, T0),
-                                  coupon("FR", STORE_TYPE_FREE, T0)};
-    struct store_op ops[4];
+                                  coupon("FR", STORE_TYPE_FREE, T0),
+                                  coupon("HB", STORE_TYPE_STANDARD, T0)};
+    struct store_op ops[6];
     char msg[CHECK_MSG];
     struct ss_batch sb;
 
     recs[0].max_uses = 2;
+    recs[2].max_uses = 2;
     fx->skip_check = true;
     for (size_t i = 0; i < sizeof corruptions / sizeof corruptions[0]; i++) {
         ss_close(&fx->s);
@@ -2393,12 +2415,15 @@ test_check_detects_corruption(void **state)
         assert_non_null(mkdtemp(strcpy(fx->dir, "/tmp/test_store.XXXXXX")));
         open_store(fx, STORE_MAP_SIZE_DEFAULT);
         ss_batch_init(&fx->s, &sb);
-        ss_op_upload(ss_batch_add(&sb, &ops[0]), recs, 2, false, NULL, 0);
+        ss_op_upload(ss_batch_add(&sb, &ops[0]), recs, 3, false, NULL, 0);
         ss_op_assign(ss_batch_add(&sb, &ops[1]), STORE_TYPE_FREE, "alice", T0);
         ss_op_redeem(ss_batch_add(&sb, &ops[2]), "AS", "alice", T0);
         ss_op_redeem(ss_batch_add(&sb, &ops[3]), "AS", "alice", T0);
+        ss_op_assign(ss_batch_add(&sb, &ops[4]), STORE_TYPE_STANDARD, "bob", T0);
+        ss_op_rid(&ops[4], SCOPE, "r1", 1);
+        ss_op_hold(ss_batch_add(&sb, &ops[5]), "HB", "bob", T0 + 100, T0);
         assert_int_equal(ss_commit(&sb), STORE_OK);
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < 6; j++)
             assert_int_equal(ops[j].err, STORE_OK);
         check_ok(&fx->s, T0);
         ss_close(&fx->s);
