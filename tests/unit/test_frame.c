@@ -250,7 +250,7 @@ test_stat_names(void **state)
     assert_int_equal(st, PROTO_STAT_COMMANDS);
     assert_true(proto_stat_lookup("megadeal.in_flight", 18, &st, &t));
     assert_int_equal(st, PROTO_STAT_MEGA_IN_FLIGHT);
-    assert_false(proto_stat_lookup("assigned", 8, &st, &t));       /* per type: needs .T */
+    assert_false(proto_stat_lookup("assigned", 8, &st, &t));      /* per type: needs .T */
     assert_false(proto_stat_lookup("commands.FREE", 13, &st, &t)); /* not per type */
     assert_false(proto_stat_lookup("assigned.CHEAP", 14, &st, &t));
     assert_false(proto_stat_lookup("future_stat", 11, &st, &t));
