@@ -22,6 +22,16 @@ lmdb_rid_wanted(const struct store_op *op)
     }
 }
 
+enum store_err
+lmdb_rid_valid(struct store_op *op)
+{
+    uint8_t key[LMDB_CODEC_RID_KEY_MAX];
+
+    if (lmdb_codec_rid_key(&op->in.rid, key) == 0)
+        return store_op_fail(op, STORE_IO, "request id: empty, or id or scope too long");
+    return STORE_OK;
+}
+
 /* The kinds whose output is a coupon. */
 static bool
 shows_coupon(enum store_op_kind kind)
@@ -35,7 +45,7 @@ static enum store_err
 rid_key(struct store_op *op, uint8_t *key, size_t *len)
 {
     if ((*len = lmdb_codec_rid_key(&op->in.rid, key)) == 0)
-        return store_op_fail(op, STORE_IO, "request id: empty, or id or scope too long");
+        return lmdb_rid_valid(op);
     return STORE_OK;
 }
 

@@ -22,10 +22,14 @@
 /* True when `op` is of a kind that takes a request id and carries one. */
 bool lmdb_rid_wanted(const struct store_op *op);
 
+/* Fails op with STORE_IO when the id it carries cannot be one (empty, or id or scope too long:
+ * a caller's mistake). Reads nothing: for before the operation begins. */
+enum store_err lmdb_rid_valid(struct store_op *op);
+
 /* Looks up op's request id in the operation's transaction: none, *replayed false; stored with
  * the same fingerprint and kind, *replayed and op's outputs are those of the first run (with
- * out.replayed and out.done_at); else STORE_ID_CONFLICT. An id that is too long is STORE_IO (a
- * caller's mistake). Reads only. */
+ * out.replayed and out.done_at); else STORE_ID_CONFLICT. The id must be valid (lmdb_rid_valid).
+ * Reads only. */
 enum store_err lmdb_rid_replay(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op,
                                bool *replayed);
 

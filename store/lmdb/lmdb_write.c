@@ -177,8 +177,6 @@ run_unredeem(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *o
     enum store_err e;
     int rc;
 
-    if (op->now == 0) /* store_redemption.undone: 0 means "stands" */
-        return store_op_fail(op, STORE_IO, "unredeem: time 0 cannot mark an undo");
     if (op->in.after == 0)
         return STORE_UNKNOWN_REDEMPTION;
     if ((e = lmdb_env_history_get(g->env, gop->txn, op->in.after, &h, op)) != STORE_OK)
@@ -297,6 +295,18 @@ static const struct {
     [STORE_OP_EXPIRE_IDS] = {"expire ids", LMDB_GROUP_NESTED, lmdb_rid_run_expire},
 };
 
+/* Refuses, before its operation begins, a write whose inputs are a caller's mistake: failing
+ * later, a direct operation would fail the whole batch. */
+static enum store_err
+inputs_ok(struct store_op *op)
+{
+    if (lmdb_rid_wanted(op) && lmdb_rid_valid(op) != STORE_OK)
+        return op->err;
+    if (op->kind == STORE_OP_UNREDEEM && op->now == 0) /* undone 0 means "stands" */
+        return store_op_fail(op, STORE_IO, "unredeem: time 0 cannot mark an undo");
+    return STORE_OK;
+}
+
 /* Runs op in a group operation of its own: the replay of its request id, or the operation and
  * then its id; folded into the group when it succeeded, else undone alone. */
 static enum store_err
@@ -330,6 +340,8 @@ failed_outputs(struct store_op *op)
     op->out.count = 0;
     op->out.more = false;
     op->out.replayed = false;
+    op->out.redemption = 0;
+    op->out.hold = (struct store_hold){0};
     if (op->err != STORE_EXHAUSTED && op->err != STORE_EXPIRED && op->err != STORE_UNKNOWN_HOLD)
         memset(&op->out.coupon, 0, sizeof op->out.coupon);
 }
@@ -342,7 +354,9 @@ lmdb_write_run(struct lmdb_group *g, struct store_op *op)
         return;
     }
     op->out.replayed = false;
-    op->err = write_in_op(g, op, writes[op->kind].pages, writes[op->kind].run);
+    op->err = inputs_ok(op);
+    if (op->err == STORE_OK)
+        op->err = write_in_op(g, op, writes[op->kind].pages, writes[op->kind].run);
     if (op->err == STORE_OK)
         return;
     failed_outputs(op);

@@ -1434,7 +1434,8 @@ test_rid_failed_not_stored(void **state)
     struct fx *fx = *state;
     const struct store_coupon dup[] = {coupon("D1", STORE_TYPE_FREE, T0 + 100),
                                        coupon("D1", STORE_TYPE_FREE, T0 + 100)};
-    struct store_op op;
+    struct store_op op, ops[3];
+    struct ss_batch sb;
 
     ss_op_assign(&op, STORE_TYPE_FREE, "alice", T0);
     assert_int_equal(run_rid(&fx->s, &op, "f", 1), STORE_NO_COUPONS);
@@ -1460,12 +1461,19 @@ test_rid_failed_not_stored(void **state)
     ss_op_rid_get(&op, SCOPE, "r", 4);
     assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
     assert_int_equal(op.out.rid_kind, STORE_OP_REDEEM);
-    /* An id that cannot be one is the caller's mistake. */
-    ss_op_assign(&op, STORE_TYPE_FREE, "alice", T0);
-    ss_op_rid(&op, SCOPE, "z", 1);
-    memset(op.in.rid.id, 'z', sizeof op.in.rid.id); /* not terminated */
-    assert_int_equal(ss_run(&fx->s, &op), STORE_IO);
-    assert_type_counters(&counters(&fx->s, T0).type[STORE_TYPE_FREE], 1, 1, 1, 0, 0);
+    /* An id that cannot be one is the caller's mistake: refused alone, the batch goes on. */
+    upload_one_ok(&fx->s, "D2", STORE_TYPE_FREE, T0 + 100);
+    ss_batch_init(&fx->s, &sb);
+    ss_op_assign(ss_batch_add(&sb, &ops[0]), STORE_TYPE_FREE, "alice", T0);
+    ss_op_rid(&ops[0], SCOPE, "z", 1);
+    memset(ops[0].in.rid.id, 'z', sizeof ops[0].in.rid.id);    /* not terminated */
+    ss_op_unredeem(ss_batch_add(&sb, &ops[1]), "alice", 1, 0); /* no undo at time 0 */
+    ss_op_assign(ss_batch_add(&sb, &ops[2]), STORE_TYPE_FREE, "bob", T0);
+    assert_int_equal(ss_commit(&sb), STORE_OK);
+    assert_int_equal(ops[0].err, STORE_IO);
+    assert_int_equal(ops[1].err, STORE_IO);
+    expect_assigned(&ops[2], "bob", "D2");
+    assert_type_counters(&counters(&fx->s, T0).type[STORE_TYPE_FREE], 2, 2, 1, 0, 0);
 }
 
 /* RID_GET: a MEGADEAL grant's task kept with its id, across a restart. */
