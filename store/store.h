@@ -132,7 +132,9 @@ struct store_hold {
 
 /* A request id: a write carrying one is done once. The id is the client's, within a scope
  * (the key name the client authenticated as, "" for none); the fingerprint tells a retry of
- * the same request (same verb and arguments) from another request reusing the id. */
+ * the same request (same verb and arguments) from another request reusing the id. (Added with
+ * the LMDB backend:) RID_GET of an id stored with another fingerprint is STORE_ID_CONFLICT as
+ * well, its outputs unset. */
 struct store_rid {
     char scope[STORE_SCOPE_MAX + 1];
     char id[STORE_RID_MAX + 1]; /* "" for none */

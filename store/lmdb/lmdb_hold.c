@@ -256,7 +256,7 @@ lmdb_hold_run_hold(struct lmdb_group *g, struct lmdb_group_op *gop, struct store
     return STORE_OK;
 }
 
-/* The live hold in.hold_seq, with its coupon: STORE_UNKNOWN_HOLD when there is none. */
+/* The live hold in.hold_seq: STORE_UNKNOWN_HOLD when there is none. */
 static enum store_err
 live_hold(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op, struct lmdb_hold *h)
 {

@@ -57,16 +57,25 @@ walk(MDB_txn *txn, const struct lmdb_migrate_dbs *dbs, MDB_dbi from, migrate_fn 
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Says why building `what` failed: a record that does not decode is the likely MDB_CORRUPTED. */
+static int
+failed(int rc, const char *what, char *msg, size_t len)
+{
+    if (rc == MDB_CORRUPTED)
+        snprintf(msg, len, "upgrade: %s: a record does not decode, or %s", what, mdb_strerror(rc));
+    else
+        snprintf(msg, len, "upgrade: %s: %s", what, mdb_strerror(rc));
+    return rc;
+}
+
 int
 lmdb_migrate_v1(MDB_txn *txn, const struct lmdb_migrate_dbs *dbs, char *msg, size_t len)
 {
     int rc = walk(txn, dbs, dbs->coupons, user_entry);
 
-    if (rc != 0) {
-        snprintf(msg, len, "upgrade: users index: %s", mdb_strerror(rc));
-        return rc;
-    }
+    if (rc != 0)
+        return failed(rc, "users index", msg, len);
     if ((rc = walk(txn, dbs, dbs->history, code_hist_entry)) != 0)
-        snprintf(msg, len, "upgrade: code history index: %s", mdb_strerror(rc));
-    return rc;
+        return failed(rc, "code history index", msg, len);
+    return 0;
 }

@@ -81,13 +81,14 @@ restore(const struct lmdb_rid_rec *r, struct store_op *op)
         op->out.coupon = r->coupon;
 }
 
-/* The record of op's id found as `v`: decoded into *r; STORE_ID_CONFLICT when it is another
- * request's. */
+/* The record `v` found for op's id (rids key key[klen]), decoded into *r: STORE_CORRUPT when it
+ * is not one, or another id's; STORE_ID_CONFLICT when it is another request's. */
 static enum store_err
-rid_match(const MDB_val *v, struct store_op *op, struct lmdb_rid_rec *r)
+rid_match(const MDB_val *v, const uint8_t *key, size_t klen, struct store_op *op,
+          struct lmdb_rid_rec *r)
 {
-    if (!lmdb_codec_rid_decode(v, r))
-        return store_op_fail(op, STORE_CORRUPT, "request id %s: record does not decode",
+    if (!lmdb_codec_rid_decode(v, r) || r->key_len != klen || memcmp(r->key, key, klen) != 0)
+        return store_op_fail(op, STORE_CORRUPT, "request id %s: its record is not one of it",
                              op->in.rid.id);
     if (memcmp(r->fp, op->in.rid.fp, STORE_FP_BYTES) != 0 ||
         (op->kind != STORE_OP_RID_GET && r->kind != op->kind))
@@ -97,14 +98,12 @@ rid_match(const MDB_val *v, struct store_op *op, struct lmdb_rid_rec *r)
 }
 
 /* The record of the id whose rids entry (key[klen] -> val, its rid_log key) was found, read in
- * txn; STORE_CORRUPT when it is missing or not that id's, STORE_ID_CONFLICT when it is another
- * request's. */
+ * txn: as rid_match says, or STORE_CORRUPT when it is missing. */
 static enum store_err
 rid_record(const struct lmdb_env *env, MDB_txn *txn, const uint8_t *key, size_t klen,
            const MDB_val *val, struct store_op *op, struct lmdb_rid_rec *r)
 {
     MDB_val k = *val, v;
-    enum store_err e;
     int rc = mdb_get(txn, env->dbi[LMDB_DB_RID_LOG], &k, &v);
 
     if (rc == MDB_NOTFOUND)
@@ -112,12 +111,7 @@ rid_record(const struct lmdb_env *env, MDB_txn *txn, const uint8_t *key, size_t 
                              op->in.rid.id);
     if (rc != 0)
         return lmdb_env_fail(op, rc, "request id: read record");
-    if ((e = rid_match(&v, op, r)) != STORE_OK && e != STORE_ID_CONFLICT)
-        return e;
-    if (r->key_len != klen || memcmp(r->key, key, klen) != 0)
-        return store_op_fail(op, STORE_CORRUPT, "request id %s: its record is another id's",
-                             op->in.rid.id);
-    return e;
+    return rid_match(&v, key, klen, op, r);
 }
 
 enum store_err
@@ -225,6 +219,7 @@ lmdb_rid_put(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *o
 enum store_err
 lmdb_rid_run_expire(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op)
 {
+    uint8_t key[LMDB_CODEC_RID_KEY_MAX];
     struct lmdb_rid_rec r;
     MDB_val k, v, rk;
     MDB_cursor *cur;
@@ -246,7 +241,8 @@ lmdb_rid_run_expire(struct lmdb_group *g, struct lmdb_group_op *gop, struct stor
             op->out.more = true;
             return STORE_OK;
         }
-        rk = (MDB_val){r.key_len, (void *)r.key};
+        memcpy(key, r.key, r.key_len); /* out of a page that the deletes may change */
+        rk = (MDB_val){r.key_len, key};
         rc = mdb_del(gop->txn, g->env->dbi[LMDB_DB_RIDS], &rk, NULL);
         if (rc == MDB_NOTFOUND)
             return store_op_fail(op, STORE_CORRUPT, "a request id record has no rids entry");
