@@ -87,6 +87,19 @@ int lmdb_group_op_cursor(struct lmdb_group *g, struct lmdb_group_op *gop, enum l
 int lmdb_group_op_put(struct lmdb_group *g, struct lmdb_group_op *gop, enum lmdb_db db,
                       MDB_val *key, MDB_val *val, unsigned flags);
 
+/* Called by lmdb_group_op_drain for each entry it removes: (time, seq) is its key, v its value.
+ * It must not move the operation's cursor on the drained database. */
+typedef enum store_err lmdb_group_drain_fn(struct lmdb_group *g, struct lmdb_group_op *gop,
+                                           struct store_op *op, int64_t time, uint64_t seq,
+                                           const MDB_val *v);
+
+/* Removes entries from the head of `db`, whose keys are laid out as expiry keys (time, seq), while
+ * their time is before op->now: fn for each, then the entry is deleted; at most op->in.max,
+ * their number in op->out.count, op->out.more when one is left ("what" names it in messages).
+ * PURGE, EXPIRE_HOLDS and EXPIRE_IDS are such walks. */
+enum store_err lmdb_group_op_drain(struct lmdb_group *g, struct lmdb_group_op *gop, enum lmdb_db db,
+                                   lmdb_group_drain_fn *fn, const char *what, struct store_op *op);
+
 /* Undoes the operation alone and returns `e`, its outcome. A direct operation that failed with
  * an error of its checks (found before any write: STORE_NO_COUPONS, STORE_INVALID,
  * STORE_EXHAUSTED, STORE_EXPIRED, STORE_ID_CONFLICT, STORE_UNKNOWN_HOLD,

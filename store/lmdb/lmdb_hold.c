@@ -303,14 +303,16 @@ lmdb_hold_redeem(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_o
     return hold_del(g, gop, op, &h, c, false);
 }
 
-/* Expires the hold whose hold_exp entry the cursor is on (the caller deletes that entry). */
+/* Expires hold `seq`, named by a hold_exp entry (lmdb_group_op_drain deletes that entry). */
 static enum store_err
-expire_one(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op, uint64_t seq)
+expire_one(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op, int64_t expires,
+           uint64_t seq, const MDB_val *v)
 {
     struct lmdb_coupon c;
     struct lmdb_hold h;
     enum store_err e = hold_get(gop, g->env, seq, &h, op);
 
+    (void)expires, (void)v;
     if (e == STORE_UNKNOWN_HOLD)
         return store_op_fail(op, STORE_CORRUPT, "hold_exp entry names missing hold %" PRIu64, seq);
     if (e == STORE_OK)
@@ -324,34 +326,7 @@ expire_one(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op,
 enum store_err
 lmdb_hold_run_expire(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op)
 {
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int64_t expires;
-    uint64_t seq;
-    enum store_err e;
-    int rc;
-
-    op->out.count = 0;
-    op->out.more = false;
-    if ((rc = lmdb_group_op_cursor(g, gop, LMDB_DB_HOLD_EXP, &cur)) != 0)
-        return lmdb_env_fail(op, rc, "expire holds: open cursor");
-    /* The head again after each delete: it is always the next candidate. */
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
-        if (!lmdb_codec_expiry_key_decode(&k, &expires, &seq))
-            return store_op_fail(op, STORE_CORRUPT, "hold_exp entry does not decode");
-        if (expires >= op->now)
-            return STORE_OK;
-        if (op->out.count == op->in.max) {
-            op->out.more = true;
-            return STORE_OK;
-        }
-        if ((e = expire_one(g, gop, op, seq)) != STORE_OK)
-            return e;
-        if ((rc = mdb_cursor_del(cur, 0)) != 0)
-            return lmdb_env_fail(op, rc, "expire holds: delete hold_exp entry");
-        op->out.count++;
-    }
-    return rc == MDB_NOTFOUND ? STORE_OK : lmdb_env_fail(op, rc, "expire holds: read");
+    return lmdb_group_op_drain(g, gop, LMDB_DB_HOLD_EXP, expire_one, "expire holds", op);
 }
 
 enum store_err

@@ -79,24 +79,6 @@ lmdb_index_expiry_del(const struct lmdb_env *e, MDB_txn *txn, const struct store
     return entry_del(e, txn, LMDB_DB_EXPIRY, key, sizeof key, c->code, op);
 }
 
-enum store_err
-lmdb_index_expiry_first(MDB_cursor *expiry, bool *found, char *code, int64_t *expires,
-                        uint64_t *seq, struct store_op *op)
-{
-    MDB_val k, v;
-    int rc = mdb_cursor_get(expiry, &k, &v, MDB_FIRST);
-
-    *found = false;
-    if (rc == MDB_NOTFOUND)
-        return STORE_OK;
-    if (rc != 0)
-        return lmdb_env_fail(op, rc, "read expiry index");
-    if (!lmdb_codec_expiry_key_decode(&k, expires, seq) || !lmdb_codec_code_from_val(&v, code))
-        return store_op_fail(op, STORE_CORRUPT, "expiry index entry does not decode");
-    *found = true;
-    return STORE_OK;
-}
-
 /* Counts the avail entries of `type` with from <= expires < to. */
 static enum store_err
 avail_count(MDB_cursor *cur, uint8_t type, int64_t from, int64_t to, uint64_t *n,

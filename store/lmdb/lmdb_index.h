@@ -41,11 +41,6 @@ enum store_err lmdb_index_avail_del(const struct lmdb_env *e, MDB_txn *txn,
 enum store_err lmdb_index_expiry_del(const struct lmdb_env *e, MDB_txn *txn,
                                      const struct store_coupon *c, struct store_op *op);
 
-/* The head of the expiry index (the oldest expiry) through cursor `expiry`: *found, and its
- * code, *expires and *seq. */
-enum store_err lmdb_index_expiry_first(MDB_cursor *expiry, bool *found, char *code,
-                                       int64_t *expires, uint64_t *seq, struct store_op *op);
-
 /* Per type, the avail entries with expires < now, in expired[STORE_NTYPES], from the cache in
  * v->s and a walk of the entries in between (see the top of this file). Moves the cache to now
  * when v->keep_watermark. */

@@ -216,41 +216,31 @@ lmdb_rid_put(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *o
     return STORE_OK;
 }
 
-enum store_err
-lmdb_rid_run_expire(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op)
+/* Deletes the rids entry of the id whose record `v` lmdb_group_op_drain then deletes. */
+static enum store_err
+forget_id(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op, int64_t time,
+          uint64_t seq, const MDB_val *v)
 {
     uint8_t key[LMDB_CODEC_RID_KEY_MAX];
     struct lmdb_rid_rec r;
-    MDB_val k, v, rk;
-    MDB_cursor *cur;
-    int64_t t;
-    uint64_t seq;
+    MDB_val k;
     int rc;
 
-    op->out.count = 0;
-    op->out.more = false;
-    if ((rc = lmdb_group_op_cursor(g, gop, LMDB_DB_RID_LOG, &cur)) != 0)
-        return lmdb_env_fail(op, rc, "expire ids: open cursor");
-    /* The head again after each delete: it is always the oldest left. */
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
-        if (!lmdb_codec_expiry_key_decode(&k, &t, &seq) || !lmdb_codec_rid_decode(&v, &r))
-            return store_op_fail(op, STORE_CORRUPT, "rid_log record does not decode");
-        if (t >= op->now)
-            return STORE_OK;
-        if (op->out.count == op->in.max) {
-            op->out.more = true;
-            return STORE_OK;
-        }
-        memcpy(key, r.key, r.key_len); /* out of a page that the deletes may change */
-        rk = (MDB_val){r.key_len, key};
-        rc = mdb_del(gop->txn, g->env->dbi[LMDB_DB_RIDS], &rk, NULL);
-        if (rc == MDB_NOTFOUND)
-            return store_op_fail(op, STORE_CORRUPT, "a request id record has no rids entry");
-        if (rc != 0 || (rc = mdb_cursor_del(cur, 0)) != 0)
-            return lmdb_env_fail(op, rc, "expire ids: delete");
-        op->out.count++;
-    }
-    return rc == MDB_NOTFOUND ? STORE_OK : lmdb_env_fail(op, rc, "expire ids: read");
+    (void)time, (void)seq;
+    if (!lmdb_codec_rid_decode(v, &r))
+        return store_op_fail(op, STORE_CORRUPT, "rid_log record does not decode");
+    memcpy(key, r.key, r.key_len); /* out of a page that the delete may change */
+    k = (MDB_val){r.key_len, key};
+    rc = mdb_del(gop->txn, g->env->dbi[LMDB_DB_RIDS], &k, NULL);
+    if (rc == MDB_NOTFOUND)
+        return store_op_fail(op, STORE_CORRUPT, "a request id record has no rids entry");
+    return rc == 0 ? STORE_OK : lmdb_env_fail(op, rc, "expire ids: delete");
+}
+
+enum store_err
+lmdb_rid_run_expire(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op)
+{
+    return lmdb_group_op_drain(g, gop, LMDB_DB_RID_LOG, forget_id, "expire ids", op);
 }
 
 enum store_err

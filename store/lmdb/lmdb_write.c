@@ -208,17 +208,21 @@ run_unredeem(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *o
 
 /* --- purge --- */
 
-/* Deletes the never-redeemed coupon `code` named by the expiry entry (expires, seq), its avail
- * or users entry and its holds; the caller deletes the expiry entry. */
+/* Deletes the never-redeemed coupon named by the expiry entry (expires, seq) -> val, its avail or
+ * users entry and its holds; lmdb_group_op_drain deletes the expiry entry. */
 static enum store_err
-purge_one(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op, const char *code,
-          int64_t expires, uint64_t seq)
+purge_one(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op, int64_t expires,
+          uint64_t seq, const MDB_val *val)
 {
-    MDB_val k = {strlen(code), (void *)code};
+    char code[STORE_CODE_MAX + 1];
+    MDB_val k;
     struct lmdb_coupon c;
     enum store_err e;
     int rc;
 
+    if (!lmdb_codec_code_from_val(val, code))
+        return store_op_fail(op, STORE_CORRUPT, "expiry index entry does not decode");
+    k = (MDB_val){strlen(code), code};
     if ((e = lmdb_env_coupon_get(g->env, gop->txn, code, &c, op)) != STORE_OK)
         return e == STORE_INVALID
                    ? store_op_fail(op, STORE_CORRUPT, "expiry entry names missing %s", code)
@@ -245,33 +249,8 @@ purge_one(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op, 
 static enum store_err
 run_purge(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op)
 {
-    char code[STORE_CODE_MAX + 1];
-    MDB_cursor *cur;
-    int64_t expires;
-    uint64_t seq;
-    bool found;
-    enum store_err e;
-    int rc;
+    enum store_err e = lmdb_group_op_drain(g, gop, LMDB_DB_EXPIRY, purge_one, "purge", op);
 
-    op->out.count = 0;
-    op->out.more = false;
-    if ((rc = lmdb_group_op_cursor(g, gop, LMDB_DB_EXPIRY, &cur)) != 0)
-        return lmdb_env_fail(op, rc, "purge: open cursor");
-    /* The head again after each delete: it is always the next candidate. */
-    for (;;) {
-        e = lmdb_index_expiry_first(cur, &found, code, &expires, &seq, op);
-        if (e != STORE_OK || !found || expires >= op->now)
-            break;
-        if (op->out.count == op->in.max) {
-            op->out.more = true;
-            break;
-        }
-        if ((e = purge_one(g, gop, op, code, expires, seq)) != STORE_OK)
-            return e;
-        if ((rc = mdb_cursor_del(cur, 0)) != 0)
-            return lmdb_env_fail(op, rc, "purge: delete expiry entry");
-        op->out.count++;
-    }
     gop->discard = op->out.count == 0; /* nothing deleted: no commit, no fsync */
     return e;
 }
