@@ -41,14 +41,26 @@ rules_record_ok(const struct store_coupon *c)
     return c->max_uses >= 1 && c->max_uses <= RULES_MAX_USES_MAX && c->uses == 0;
 }
 
+bool
+rules_owned_by(const struct store_coupon *c, const char *user)
+{
+    return c->user[0] != '\0' && strcmp(c->user, user) == 0;
+}
+
+bool
+rules_expired(const struct store_coupon *c, int64_t now)
+{
+    return now > c->expires;
+}
+
 enum store_err
 rules_usable(const struct store_coupon *c, const char *user, int64_t now)
 {
-    if (c->user[0] == '\0' || strcmp(c->user, user) != 0)
+    if (!rules_owned_by(c, user))
         return STORE_INVALID;
     if ((uint64_t)c->uses + c->held >= c->max_uses)
         return STORE_EXHAUSTED;
-    if (now > c->expires)
+    if (rules_expired(c, now))
         return STORE_EXPIRED;
     return STORE_OK;
 }

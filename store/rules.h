@@ -29,6 +29,12 @@ bool rules_record_ok(const struct store_coupon *c);
  * live at `now` only. A REDEEM with a hold checks the hold instead of the uses left. */
 enum store_err rules_usable(const struct store_coupon *c, const char *user, int64_t now);
 
+/* True when the coupon is assigned to `user` (the first check of rules_usable). */
+bool rules_owned_by(const struct store_coupon *c, const char *user);
+
+/* True when the coupon has expired at `now` (the last check of rules_usable). */
+bool rules_expired(const struct store_coupon *c, int64_t now);
+
 /* True when an unassigned coupon may be assigned at `now`: it has not expired. */
 bool rules_assignable(const struct store_coupon *c, int64_t now);
 

@@ -132,7 +132,9 @@ struct store_hold {
 
 /* A request id: a write carrying one is done once. The id is the client's, within a scope
  * (the key name the client authenticated as, "" for none); the fingerprint tells a retry of
- * the same request (same verb and arguments) from another request reusing the id. */
+ * the same request (same verb and arguments) from another request reusing the id. (Added with
+ * the LMDB backend:) RID_GET of an id stored with another fingerprint is STORE_ID_CONFLICT as
+ * well, its outputs unset. */
 struct store_rid {
     char scope[STORE_SCOPE_MAX + 1];
     char id[STORE_RID_MAX + 1]; /* "" for none */
@@ -226,6 +228,12 @@ struct store_op {
         bool any_type;
         bool close;
         void *cursor;
+        /* GENERATE (and RID_GET of a GENERATE's id): room for `want` codes, which a successful
+         * GENERATE fills with the codes it stored, in the order of chosen[]. A replay fills them
+         * with the codes of the first run and leaves chosen[] alone: the retry's candidates are
+         * new, so no index into them names a stored code. NULL: not filled; a replay then fails
+         * with STORE_IO, having nowhere to give the codes. */
+        char (*codes)[STORE_CODE_MAX + 1];
     } in;
 
     /* outputs, set when the operation completes */

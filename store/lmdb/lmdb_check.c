@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "lmdb_check_idx.h"
 #include "lmdb_index.h"
 
 #define TIME_TEXT 64 /* RFC 3339 of any int64 second count, or the number itself */
@@ -20,6 +21,7 @@ struct check {
     uint64_t records[STORE_NTYPES], assigned[STORE_NTYPES], unassigned[STORE_NTYPES];
     uint64_t uses[STORE_NTYPES], available[STORE_NTYPES];
     uint64_t avail[STORE_NTYPES], below_watermark[STORE_NTYPES], history[STORE_NTYPES];
+    uint64_t undone[STORE_NTYPES], holds[STORE_NTYPES];
     uint64_t never_redeemed, expiry_entries;
 };
 
@@ -80,11 +82,15 @@ check_entry(struct check *ck, enum lmdb_db db, uint8_t *key, size_t klen, const 
     return STORE_OK;
 }
 
+/* The avail entry of an unassigned coupon, the expiry entry of a never redeemed one, and the
+ * version 2 entries (lmdb_check_idx.h), whose redemptions must add up to its uses. */
 static enum store_err
-check_coupon_entries(struct check *ck, const struct store_coupon *c)
+check_coupon_entries(struct check *ck, const struct lmdb_coupon *lc)
 {
+    const struct store_coupon *c = &lc->pub;
     uint8_t key[LMDB_CODEC_AVAIL_KEY_LEN];
     char entry[TIME_TEXT * 2];
+    struct lmdb_check_uses u;
     enum store_err e;
 
     if (c->user[0] == '\0') {
@@ -94,45 +100,65 @@ check_coupon_entries(struct check *ck, const struct store_coupon *c)
         if (e != STORE_OK)
             return e;
     }
-    if (c->uses > 0)
+    if (!lc->redeemed) {
+        lmdb_codec_expiry_key(c->expires, c->seq, key);
+        entry_text(-1, c->expires, c->seq, entry, sizeof entry);
+        e = check_entry(ck, LMDB_DB_EXPIRY, key, LMDB_CODEC_EXPIRY_KEY_LEN, c->code, entry);
+        if (e != STORE_OK)
+            return e;
+    }
+    if (ck->v->env->legacy) /* no version 2 indexes yet */
         return STORE_OK;
-    lmdb_codec_expiry_key(c->expires, c->seq, key);
-    entry_text(-1, c->expires, c->seq, entry, sizeof entry);
-    return check_entry(ck, LMDB_DB_EXPIRY, key, LMDB_CODEC_EXPIRY_KEY_LEN, c->code, entry);
+    if ((e = lmdb_check_idx_coupon(ck->v, lc, &u, ck->op)) != STORE_OK)
+        return e;
+    if (u.standing != c->uses)
+        return corrupt(ck, "coupon %s has %" PRIu32 " uses, %" PRIu64 " redemptions standing",
+                       c->code, c->uses, u.standing);
+    return STORE_OK;
+}
+
+/* The coupon's share of the recounts. */
+static enum store_err
+check_coupon_counts(struct check *ck, const struct lmdb_coupon *lc)
+{
+    const struct store_coupon *c = &lc->pub;
+
+    if (c->seq < LMDB_CODEC_FIRST_SEQ || c->seq >= ck->s->next_coupon_seq)
+        return corrupt(ck, "coupon %s has seq %" PRIu64 ", next seq is %" PRIu64, c->code, c->seq,
+                       ck->s->next_coupon_seq);
+    ck->records[c->type]++;
+    ck->uses[c->type] += c->uses;
+    if (c->user[0] != '\0')
+        ck->assigned[c->type]++;
+    else
+        ck->unassigned[c->type]++;
+    if (c->user[0] == '\0' && c->expires >= ck->op->now)
+        ck->available[c->type]++;
+    if (!lc->redeemed)
+        ck->never_redeemed++;
+    return check_coupon_entries(ck, lc);
 }
 
 static enum store_err
 check_coupon(struct check *ck, const MDB_val *k, const MDB_val *v)
 {
-    struct store_coupon c;
+    struct lmdb_coupon lc;
+    const struct store_coupon *p = &lc.pub;
 
-    if (!lmdb_codec_coupon_decode(k, v, &c))
+    if (!lmdb_codec_coupon_decode(k, v, &lc))
         return corrupt(ck, "coupon record %.*s does not decode", (int)k->mv_size,
                        (const char *)k->mv_data);
-    if (c.uses > c.max_uses)
-        return corrupt(ck, "coupon %s has %" PRIu32 " uses of max %" PRIu32, c.code, c.uses,
-                       c.max_uses);
-    if (c.uses > 0 && c.user[0] == '\0')
-        return corrupt(ck, "coupon %s is redeemed but has no user", c.code);
-    if (c.seq < LMDB_CODEC_FIRST_SEQ || c.seq >= ck->s->next_coupon_seq)
-        return corrupt(ck, "coupon %s has seq %" PRIu64 ", next seq is %" PRIu64, c.code, c.seq,
-                       ck->s->next_coupon_seq);
-    ck->records[c.type]++;
-    ck->uses[c.type] += c.uses;
-    if (c.user[0] != '\0')
-        ck->assigned[c.type]++;
-    else
-        ck->unassigned[c.type]++;
-    if (c.user[0] == '\0' && c.expires >= ck->op->now)
-        ck->available[c.type]++;
-    if (c.uses == 0)
-        ck->never_redeemed++;
-    return check_coupon_entries(ck, &c);
+    if (p->uses > p->max_uses)
+        return corrupt(ck, "coupon %s has %" PRIu32 " uses of max %" PRIu32, p->code, p->uses,
+                       p->max_uses);
+    if ((lc.redeemed || p->uses > 0 || lc.holds > 0) && p->user[0] == '\0')
+        return corrupt(ck, "coupon %s is redeemed or held but has no user", p->code);
+    return check_coupon_counts(ck, &lc);
 }
 
 /* The coupon an index entry names. */
 static enum store_err
-check_target(struct check *ck, const MDB_val *v, const char *entry, struct store_coupon *c)
+check_target(struct check *ck, const MDB_val *v, const char *entry, struct lmdb_coupon *c)
 {
     char code[STORE_CODE_MAX + 1];
     enum store_err e;
@@ -149,7 +175,8 @@ static enum store_err
 check_avail(struct check *ck, const MDB_val *k, const MDB_val *v)
 {
     char entry[TIME_TEXT * 2];
-    struct store_coupon c;
+    struct lmdb_coupon lc;
+    const struct store_coupon *c = &lc.pub;
     int64_t expires;
     uint64_t seq;
     uint8_t type;
@@ -158,12 +185,12 @@ check_avail(struct check *ck, const MDB_val *k, const MDB_val *v)
     if (!lmdb_codec_avail_key_decode(k, &type, &expires, &seq))
         return corrupt(ck, "avail index key of %zu bytes does not decode", k->mv_size);
     entry_text(type, expires, seq, entry, sizeof entry);
-    if ((e = check_target(ck, v, entry, &c)) != STORE_OK)
+    if ((e = check_target(ck, v, entry, &lc)) != STORE_OK)
         return e;
-    if (c.user[0] != '\0')
-        return corrupt(ck, "avail index entry %s points at assigned coupon %s", entry, c.code);
-    if (c.type != type || c.expires != expires || c.seq != seq)
-        return corrupt(ck, "avail index entry %s does not match coupon %s", entry, c.code);
+    if (c->user[0] != '\0')
+        return corrupt(ck, "avail index entry %s points at assigned coupon %s", entry, c->code);
+    if (c->type != type || c->expires != expires || c->seq != seq)
+        return corrupt(ck, "avail index entry %s does not match coupon %s", entry, c->code);
     ck->avail[type]++;
     if (expires < ck->s->watermark)
         ck->below_watermark[type]++;
@@ -174,7 +201,8 @@ static enum store_err
 check_expiry(struct check *ck, const MDB_val *k, const MDB_val *v)
 {
     char entry[TIME_TEXT * 2];
-    struct store_coupon c;
+    struct lmdb_coupon lc;
+    const struct store_coupon *c = &lc.pub;
     int64_t expires;
     uint64_t seq;
     enum store_err e;
@@ -182,12 +210,12 @@ check_expiry(struct check *ck, const MDB_val *k, const MDB_val *v)
     if (!lmdb_codec_expiry_key_decode(k, &expires, &seq))
         return corrupt(ck, "expiry index key of %zu bytes does not decode", k->mv_size);
     entry_text(-1, expires, seq, entry, sizeof entry);
-    if ((e = check_target(ck, v, entry, &c)) != STORE_OK)
+    if ((e = check_target(ck, v, entry, &lc)) != STORE_OK)
         return e;
-    if (c.uses > 0)
-        return corrupt(ck, "expiry index entry %s points at redeemed coupon %s", entry, c.code);
-    if (c.expires != expires || c.seq != seq)
-        return corrupt(ck, "expiry index entry %s does not match coupon %s", entry, c.code);
+    if (lc.redeemed)
+        return corrupt(ck, "expiry index entry %s points at redeemed coupon %s", entry, c->code);
+    if (c->expires != expires || c->seq != seq)
+        return corrupt(ck, "expiry index entry %s does not match coupon %s", entry, c->code);
     ck->expiry_entries++;
     return STORE_OK;
 }
@@ -203,13 +231,14 @@ history_total(const struct check *ck)
 }
 
 /* History records are numbered FIRST_SEQ, FIRST_SEQ + 1, ... without gaps (nothing deletes
- * them), and each names a redeemed coupon of its type and user. */
+ * them, an undo marks them), and each names a redeemed coupon of its type and user. */
 static enum store_err
 check_history(struct check *ck, const MDB_val *k, const MDB_val *v)
 {
     const uint64_t want = LMDB_CODEC_FIRST_SEQ + history_total(ck);
     struct store_redemption h;
-    struct store_coupon c;
+    struct lmdb_coupon lc;
+    const struct store_coupon *c = &lc.pub;
     enum store_err e;
 
     if (!lmdb_codec_history_decode(k, v, &h))
@@ -217,16 +246,18 @@ check_history(struct check *ck, const MDB_val *k, const MDB_val *v)
     if (h.seq != want)
         return corrupt(ck, "history record %" PRIu64 " found where %" PRIu64 " belongs", h.seq,
                        want);
-    e = lmdb_env_coupon_get(ck->v->env, ck->v->txn, h.code, &c, ck->op);
+    e = lmdb_env_coupon_get(ck->v->env, ck->v->txn, h.code, &lc, ck->op);
     if (e == STORE_INVALID)
         return corrupt(ck, "history record %" PRIu64 " names missing coupon %s", h.seq, h.code);
     if (e != STORE_OK)
         return e;
-    if (c.type != h.type || strcmp(c.user, h.user) != 0 || c.uses == 0)
+    if (c->type != h.type || strcmp(c->user, h.user) != 0 || !lc.redeemed)
         return corrupt(ck, "history record %" PRIu64 " (%s %s) does not match coupon %s", h.seq,
-                       lmdb_codec_type_name(h.type), h.user, c.code);
+                       lmdb_codec_type_name(h.type), h.user, c->code);
     ck->history[h.type]++;
-    return STORE_OK;
+    if (h.undone != 0)
+        ck->undone[h.type]++;
+    return ck->v->env->legacy ? STORE_OK : lmdb_check_idx_history(ck->v, &h, ck->op);
 }
 
 typedef enum store_err (*check_fn)(struct check *ck, const MDB_val *k, const MDB_val *v);
@@ -257,10 +288,17 @@ check_type(struct check *ck, int t)
     const struct lmdb_type_state *ts = &ck->s->t[t];
     const char *n = lmdb_codec_type_name((unsigned)t);
 
-    if (ts->redeemed != ck->history[t] || ts->redeemed != ck->uses[t])
+    if (ts->redeemed != ck->history[t] || ts->redeemed - ts->unredeemed != ck->uses[t])
         return corrupt(ck,
-                       "redeemed.%s is %" PRIu64 ": %" PRIu64 " history records, %" PRIu64 " uses",
-                       n, ts->redeemed, ck->history[t], ck->uses[t]);
+                       "redeemed.%s is %" PRIu64 ": %" PRIu64 " history records, %" PRIu64
+                       " uses and %" PRIu64 " undone",
+                       n, ts->redeemed, ck->history[t], ck->uses[t], ts->unredeemed);
+    if (ts->unredeemed != ck->undone[t])
+        return corrupt(ck, "unredeemed.%s is %" PRIu64 ": %" PRIu64 " undone history records", n,
+                       ts->unredeemed, ck->undone[t]);
+    if (ts->holds != ck->holds[t])
+        return corrupt(ck, "holds.%s is %" PRIu64 ": %" PRIu64 " hold records", n, ts->holds,
+                       ck->holds[t]);
     if (ts->created != ck->records[t] + ts->purged)
         return corrupt(ck, "created.%s is %" PRIu64 ": %" PRIu64 " records + %" PRIu64 " purged", n,
                        ts->created, ck->records[t], ts->purged);
@@ -337,10 +375,12 @@ lmdb_check_run(const struct lmdb_view *v, struct store_op *op)
         enum lmdb_db db;
         check_fn fn;
     } walks[] = {
+        /* History first: a gap in its numbering is the plainest report of a lost redemption,
+         * which the coupon's redemptions would otherwise report as a dangling entry. */
+        {LMDB_DB_HISTORY, check_history},
         {LMDB_DB_COUPONS, check_coupon},
         {LMDB_DB_AVAIL, check_avail},
         {LMDB_DB_EXPIRY, check_expiry},
-        {LMDB_DB_HISTORY, check_history},
     };
     struct check ck = {.v = v, .s = v->s, .op = op};
     enum store_err e;
@@ -348,6 +388,8 @@ lmdb_check_run(const struct lmdb_view *v, struct store_op *op)
     for (size_t i = 0; i < sizeof walks / sizeof walks[0]; i++)
         if ((e = check_walk(&ck, walks[i].db, walks[i].fn)) != STORE_OK)
             return e;
+    if (!v->env->legacy && (e = lmdb_check_idx_walk(v, ck.holds, op)) != STORE_OK)
+        return e;
     if ((e = check_counters(&ck)) != STORE_OK)
         return e;
     if ((e = check_meta(&ck)) != STORE_OK)

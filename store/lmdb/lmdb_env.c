@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "backend.h"
+#include "lmdb_migrate.h"
 #include "rules.h"
 
 #define FILE_MODE 0600       /* the environment holds user names: owner only */
@@ -19,7 +20,9 @@
 _Static_assert(LMDB_MAP_SIZE_DEFAULT == STORE_MAP_SIZE_DEFAULT, "store.h repeats the default");
 _Static_assert(LMDB_MAP_SIZE_MIN == STORE_MAP_SIZE_MIN, "store.h repeats the minimum");
 
-static const char *const db_names[LMDB_NDB] = {"coupons", "avail", "expiry", "history", "meta"};
+static const char *const db_names[LMDB_NDB] = {"coupons",  "avail",     "expiry",    "history",
+                                               "meta",     "users",     "code_hist", "holds",
+                                               "hold_exp", "hold_code", "rids",      "rid_log"};
 
 const char *
 lmdb_env_db_name(enum lmdb_db db)
@@ -102,24 +105,25 @@ env_create(struct lmdb_env *e, const char *dir, uint64_t map_size, char *msg, si
         return say_mdb(rc, "mdb_env_set_mapsize", msg, len);
     if ((rc = mdb_env_open(e->env, dir, flags, FILE_MODE)) != 0)
         return say_mdb(rc, "mdb_env_open", msg, len);
-    if (mdb_env_get_maxkeysize(e->env) < STORE_CODE_MAX)
+    if (mdb_env_get_maxkeysize(e->env) < LMDB_CODEC_KEY_MAX)
         return say(STORE_IO, msg, len, "LMDB max key size %d is below %d",
-                   mdb_env_get_maxkeysize(e->env), STORE_CODE_MAX);
+                   mdb_env_get_maxkeysize(e->env), LMDB_CODEC_KEY_MAX);
     /* Reader slots of a crashed process would pin old pages forever. */
     if ((rc = mdb_reader_check(e->env, &dead)) != 0)
         return say_mdb(rc, "mdb_reader_check", msg, len);
     return STORE_OK;
 }
 
-/* Reads the meta state in `txn` into *s; when it is missing and `create` is set, writes a fresh
- * one (a new store). */
+/* Reads the meta state in `txn` into *s and its version into *version; when it is missing and
+ * `create` is set, writes a fresh one (a new store). */
 static enum store_err
-state_load(const struct lmdb_env *e, MDB_txn *txn, struct lmdb_state *s, bool create, char *msg,
-           size_t len)
+state_load(const struct lmdb_env *e, MDB_txn *txn, struct lmdb_state *s, unsigned *version,
+           bool create, char *msg, size_t len)
 {
     MDB_val k = {sizeof LMDB_CODEC_STATE_KEY - 1, LMDB_CODEC_STATE_KEY}, v;
     int rc = mdb_get(txn, e->dbi[LMDB_DB_META], &k, &v);
 
+    *version = LMDB_CODEC_STATE_VERSION;
     if (rc == MDB_NOTFOUND && create) {
         lmdb_codec_state_init(s);
         rc = lmdb_env_state_put(e, txn, s);
@@ -129,26 +133,76 @@ state_load(const struct lmdb_env *e, MDB_txn *txn, struct lmdb_state *s, bool cr
         return say(STORE_CORRUPT, msg, len, "meta state is missing");
     if (rc != 0)
         return say_mdb(rc, "read meta state", msg, len);
-    if (!lmdb_codec_state_decode(&v, s))
+    if (!lmdb_codec_state_decode(&v, s, version))
         return say(STORE_CORRUPT, msg, len, "meta state does not decode");
     return STORE_OK;
 }
 
-/* Opens every database in `txn` and loads the meta state, creating both when allowed. */
+/* Opens databases [from, to) in `txn`, creating them when allowed; *missing counts those that
+ * do not exist, *first names one. */
 static enum store_err
-dbs_open(struct lmdb_env *e, MDB_txn *txn, struct lmdb_state *s, char *msg, size_t len)
+dbs_open_range(struct lmdb_env *e, MDB_txn *txn, int from, int to, int *missing, int *first,
+               char *msg, size_t len)
 {
     unsigned flags = e->rdonly ? 0 : MDB_CREATE;
     int rc;
 
-    for (int i = 0; i < LMDB_NDB; i++) {
+    *missing = 0;
+    for (int i = from; i < to; i++) {
         rc = mdb_dbi_open(txn, db_names[i], flags, &e->dbi[i]);
-        if (rc == MDB_NOTFOUND)
-            return say(STORE_CORRUPT, msg, len, "database %s is missing", db_names[i]);
-        if (rc != 0)
+        if (rc == MDB_NOTFOUND && (*missing)++ == 0)
+            *first = i;
+        else if (rc != 0 && rc != MDB_NOTFOUND)
             return say_mdb(rc, db_names[i], msg, len);
     }
-    return state_load(e, txn, s, !e->rdonly, msg, len);
+    return STORE_OK;
+}
+
+/* Builds the version 2 indexes of a version 1 store and writes its state as version 2. */
+static enum store_err
+upgrade(const struct lmdb_env *e, MDB_txn *txn, const struct lmdb_state *s, char *msg, size_t len)
+{
+    const struct lmdb_migrate_dbs dbs = {
+        .coupons = e->dbi[LMDB_DB_COUPONS],
+        .history = e->dbi[LMDB_DB_HISTORY],
+        .users = e->dbi[LMDB_DB_USERS],
+        .code_hist = e->dbi[LMDB_DB_CODE_HIST],
+    };
+    int rc = lmdb_migrate_v1(txn, &dbs, msg, len);
+
+    if (rc == MDB_CORRUPTED)
+        return STORE_CORRUPT;
+    if (rc != 0)
+        return lmdb_env_err(rc);
+    rc = lmdb_env_state_put(e, txn, s);
+    return rc == 0 ? STORE_OK : say_mdb(rc, "upgrade: write meta state", msg, len);
+}
+
+/* Opens every database in `txn` and loads the meta state, creating both when allowed. A store of
+ * the previous release (all of the version 2 databases missing) is upgraded when writable, else
+ * opened legacy (see lmdb_env.h). */
+static enum store_err
+dbs_open(struct lmdb_env *e, MDB_txn *txn, struct lmdb_state *s, char *msg, size_t len)
+{
+    const int v2 = LMDB_NDB - LMDB_NDB_V1;
+    int missing, first;
+    unsigned version;
+    enum store_err err = dbs_open_range(e, txn, 0, LMDB_NDB_V1, &missing, &first, msg, len);
+
+    if (err == STORE_OK && missing > 0)
+        return say(STORE_CORRUPT, msg, len, "database %s is missing", db_names[first]);
+    if (err == STORE_OK)
+        err = state_load(e, txn, s, &version, !e->rdonly, msg, len);
+    if (err == STORE_OK)
+        err = dbs_open_range(e, txn, LMDB_NDB_V1, LMDB_NDB, &missing, &first, msg, len);
+    if (err != STORE_OK)
+        return err;
+    if (missing > 0 && (missing < v2 || version != 1))
+        return say(STORE_CORRUPT, msg, len, "database %s is missing", db_names[first]);
+    e->legacy = missing > 0;
+    if (version == 1 && !e->rdonly)
+        return upgrade(e, txn, s, msg, len);
+    return STORE_OK;
 }
 
 /* Opens the databases and loads the state in one transaction: a write transaction that creates
@@ -202,8 +256,19 @@ lmdb_env_close(struct lmdb_env *e)
 }
 
 enum store_err
-lmdb_env_coupon_get(const struct lmdb_env *e, MDB_txn *txn, const char *code,
-                    struct store_coupon *c, struct store_op *op)
+lmdb_env_need(const struct lmdb_env *e, enum lmdb_db db, const char *what, struct store_op *op)
+{
+    if (!e->legacy || db < LMDB_NDB_V1)
+        return STORE_OK;
+    return store_op_fail(op, STORE_IO,
+                         "%s: the store is of the previous release and open read-only; the %s "
+                         "index is built when it is first opened for writing",
+                         what, db_names[db]);
+}
+
+enum store_err
+lmdb_env_coupon_get(const struct lmdb_env *e, MDB_txn *txn, const char *code, struct lmdb_coupon *c,
+                    struct store_op *op)
 {
     size_t n = rules_code_len(code);
     MDB_val k = {n, (void *)code}, v;
@@ -222,11 +287,11 @@ lmdb_env_coupon_get(const struct lmdb_env *e, MDB_txn *txn, const char *code,
 }
 
 enum store_err
-lmdb_env_coupon_put(const struct lmdb_env *e, MDB_txn *txn, const struct store_coupon *c,
+lmdb_env_coupon_put(const struct lmdb_env *e, MDB_txn *txn, const struct lmdb_coupon *c,
                     const char *what, struct store_op *op)
 {
     uint8_t buf[LMDB_CODEC_COUPON_REC_MAX];
-    MDB_val k = {strlen(c->code), (void *)c->code};
+    MDB_val k = {strlen(c->pub.code), (void *)c->pub.code};
     MDB_val v = {lmdb_codec_coupon_encode(c, buf), buf};
     int rc = mdb_put(txn, e->dbi[LMDB_DB_COUPONS], &k, &v, 0);
 
@@ -234,10 +299,36 @@ lmdb_env_coupon_put(const struct lmdb_env *e, MDB_txn *txn, const struct store_c
 }
 
 enum store_err
+lmdb_env_history_get(const struct lmdb_env *e, MDB_txn *txn, uint64_t seq,
+                     struct store_redemption *h, struct store_op *op)
+{
+    uint8_t kb[LMDB_CODEC_SEQ_KEY_LEN];
+    MDB_val k = {sizeof kb, kb}, v;
+    int rc;
+
+    lmdb_codec_put_be(kb, seq, sizeof kb);
+    rc = mdb_get(txn, e->dbi[LMDB_DB_HISTORY], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return STORE_UNKNOWN_REDEMPTION;
+    if (rc != 0)
+        return lmdb_env_fail(op, rc, "read history");
+    if (!lmdb_codec_history_decode(&k, &v, h))
+        return store_op_fail(op, STORE_CORRUPT, "history record %llu does not decode",
+                             (unsigned long long)seq);
+    return STORE_OK;
+}
+
+enum store_err
 lmdb_env_state_get(const struct lmdb_env *e, MDB_txn *txn, struct lmdb_state *s, char *msg,
                    size_t len)
 {
-    return state_load(e, txn, s, false, msg, len);
+    unsigned version;
+    enum store_err err = state_load(e, txn, s, &version, false, msg, len);
+
+    /* The stored state of an upgraded store is always the current version. */
+    if (err == STORE_OK && version != LMDB_CODEC_STATE_VERSION && !e->legacy)
+        return say(STORE_CORRUPT, msg, len, "meta state is of version %u", version);
+    return err;
 }
 
 int

@@ -81,6 +81,7 @@ lmdb_group_op_begin(struct lmdb_group *g, struct lmdb_group_op *gop, unsigned pa
         return e;
     gop->s = g->s;
     memset(gop->cur, 0, sizeof gop->cur);
+    gop->discard = false;
     gop->direct = pages > 0 && !g->direct_off && g->direct_pages >= pages;
     if (gop->direct) {
         g->direct_pages -= pages;
@@ -120,12 +121,48 @@ lmdb_group_op_put(struct lmdb_group *g, struct lmdb_group_op *gop, enum lmdb_db 
 }
 
 enum store_err
+lmdb_group_op_drain(struct lmdb_group *g, struct lmdb_group_op *gop, enum lmdb_db db,
+                    lmdb_group_drain_fn *fn, const char *what, struct store_op *op)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int64_t time;
+    uint64_t seq;
+    enum store_err e;
+    int rc;
+
+    op->out.count = 0;
+    op->out.more = false;
+    if ((rc = lmdb_group_op_cursor(g, gop, db, &cur)) != 0)
+        return lmdb_env_fail(op, rc, what);
+    /* The head again after each delete: it is always the oldest left. */
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+        if (!lmdb_codec_expiry_key_decode(&k, &time, &seq))
+            return store_op_fail(op, STORE_CORRUPT, "%s: a key of %s does not decode", what,
+                                 lmdb_env_db_name(db));
+        if (time >= op->now)
+            return STORE_OK;
+        if (op->out.count == op->in.max) {
+            op->out.more = true;
+            return STORE_OK;
+        }
+        if ((e = fn(g, gop, op, time, seq, &v)) != STORE_OK)
+            return e;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            return lmdb_env_fail(op, rc, what);
+        op->out.count++;
+    }
+    return rc == MDB_NOTFOUND ? STORE_OK : lmdb_env_fail(op, rc, what);
+}
+
+enum store_err
 lmdb_group_op_abort(struct lmdb_group *g, struct lmdb_group_op *gop, enum store_err e)
 {
     if (gop->direct) {
         /* Checks fail before any write; anything else may have written into the group. */
         bool clean = e == STORE_OK || e == STORE_NO_COUPONS || e == STORE_INVALID ||
-                     e == STORE_EXHAUSTED || e == STORE_EXPIRED;
+                     e == STORE_EXHAUSTED || e == STORE_EXPIRED || e == STORE_ID_CONFLICT ||
+                     e == STORE_UNKNOWN_HOLD || e == STORE_UNKNOWN_REDEMPTION;
         if (!clean)
             g->poisoned = true;
     } else if (gop->txn != NULL) {

@@ -22,12 +22,19 @@
 #include "store.h"
 
 /* Pages a direct operation may dirty or add at most: a path of copied pages and a split at
- * every level, in each B-tree it writes, for trees far deeper than any we reach. An assignment
- * writes coupons and avail; a redemption coupons, expiry and history. */
-#define LMDB_GROUP_TREE_PAGES   48
-#define LMDB_GROUP_ASSIGN_PAGES (2 * LMDB_GROUP_TREE_PAGES)
-#define LMDB_GROUP_REDEEM_PAGES (3 * LMDB_GROUP_TREE_PAGES)
-#define LMDB_GROUP_NESTED       0 /* lmdb_group_op_begin: run in a nested transaction */
+ * every level, in each B-tree it writes, for trees far deeper than any we reach. Each may also
+ * store its request id: an entry in rids and a record in rid_log (LMDB_GROUP_RID_TREES).
+ *   assign    coupons avail users
+ *   redeem    coupons expiry history code_hist, and with a hold holds hold_exp hold_code
+ *   hold      coupons holds hold_exp hold_code (release: the same)
+ *   unredeem  coupons history */
+#define LMDB_GROUP_TREE_PAGES     48
+#define LMDB_GROUP_RID_TREES      2
+#define LMDB_GROUP_ASSIGN_PAGES   ((3 + LMDB_GROUP_RID_TREES) * LMDB_GROUP_TREE_PAGES)
+#define LMDB_GROUP_REDEEM_PAGES   ((7 + LMDB_GROUP_RID_TREES) * LMDB_GROUP_TREE_PAGES)
+#define LMDB_GROUP_HOLD_PAGES     ((4 + LMDB_GROUP_RID_TREES) * LMDB_GROUP_TREE_PAGES)
+#define LMDB_GROUP_UNREDEEM_PAGES ((2 + LMDB_GROUP_RID_TREES) * LMDB_GROUP_TREE_PAGES)
+#define LMDB_GROUP_NESTED         0 /* lmdb_group_op_begin: run in a nested transaction */
 
 struct lmdb_group {
     const struct lmdb_env *env;
@@ -53,6 +60,9 @@ struct lmdb_group_op {
     struct lmdb_state s;
     MDB_cursor *cur[LMDB_NDB];
     bool direct;
+    /* Set by the operation when it succeeds without anything worth a commit (nothing to purge,
+     * a check-only upload): it is then undone rather than committed. */
+    bool discard;
 };
 
 /* An empty group for a batch that starts from state *from. */
@@ -77,7 +87,23 @@ int lmdb_group_op_cursor(struct lmdb_group *g, struct lmdb_group_op *gop, enum l
 int lmdb_group_op_put(struct lmdb_group *g, struct lmdb_group_op *gop, enum lmdb_db db,
                       MDB_val *key, MDB_val *val, unsigned flags);
 
-/* Undoes the operation alone and returns `e`, its outcome. */
+/* Called by lmdb_group_op_drain for each entry it removes: (time, seq) is its key, v its value.
+ * It must not move the operation's cursor on the drained database. */
+typedef enum store_err lmdb_group_drain_fn(struct lmdb_group *g, struct lmdb_group_op *gop,
+                                           struct store_op *op, int64_t time, uint64_t seq,
+                                           const MDB_val *v);
+
+/* Removes entries from the head of `db`, whose keys are laid out as expiry keys (time, seq), while
+ * their time is before op->now: fn for each, then the entry is deleted; at most op->in.max,
+ * their number in op->out.count, op->out.more when one is left ("what" names it in messages).
+ * PURGE, EXPIRE_HOLDS and EXPIRE_IDS are such walks. */
+enum store_err lmdb_group_op_drain(struct lmdb_group *g, struct lmdb_group_op *gop, enum lmdb_db db,
+                                   lmdb_group_drain_fn *fn, const char *what, struct store_op *op);
+
+/* Undoes the operation alone and returns `e`, its outcome. A direct operation that failed with
+ * an error of its checks (found before any write: STORE_NO_COUPONS, STORE_INVALID,
+ * STORE_EXHAUSTED, STORE_EXPIRED, STORE_ID_CONFLICT, STORE_UNKNOWN_HOLD,
+ * STORE_UNKNOWN_REDEMPTION) leaves the group clean; any other failure poisons it. */
 enum store_err lmdb_group_op_abort(struct lmdb_group *g, struct lmdb_group_op *gop,
                                    enum store_err e);
 

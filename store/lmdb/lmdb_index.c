@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "lmdb_hold.h"
 
 void
 lmdb_index_avail_added(struct lmdb_state *s, uint8_t type, int64_t expires)
@@ -78,24 +79,6 @@ lmdb_index_expiry_del(const struct lmdb_env *e, MDB_txn *txn, const struct store
     return entry_del(e, txn, LMDB_DB_EXPIRY, key, sizeof key, c->code, op);
 }
 
-enum store_err
-lmdb_index_expiry_first(MDB_cursor *expiry, bool *found, char *code, int64_t *expires,
-                        uint64_t *seq, struct store_op *op)
-{
-    MDB_val k, v;
-    int rc = mdb_cursor_get(expiry, &k, &v, MDB_FIRST);
-
-    *found = false;
-    if (rc == MDB_NOTFOUND)
-        return STORE_OK;
-    if (rc != 0)
-        return lmdb_env_fail(op, rc, "read expiry index");
-    if (!lmdb_codec_expiry_key_decode(&k, expires, seq) || !lmdb_codec_code_from_val(&v, code))
-        return store_op_fail(op, STORE_CORRUPT, "expiry index entry does not decode");
-    *found = true;
-    return STORE_OK;
-}
-
 /* Counts the avail entries of `type` with from <= expires < to. */
 static enum store_err
 avail_count(MDB_cursor *cur, uint8_t type, int64_t from, int64_t to, uint64_t *n,
@@ -155,24 +138,30 @@ enum store_err
 lmdb_index_counters(const struct lmdb_view *v, int64_t now, struct store_counters *out,
                     struct store_op *op)
 {
-    uint64_t expired[STORE_NTYPES];
+    uint64_t expired[STORE_NTYPES], ended[STORE_NTYPES];
     enum store_err e = lmdb_index_expired_unassigned(v, now, expired, op);
 
+    if (e == STORE_OK)
+        e = lmdb_hold_expired(v, now, ended, op);
     if (e != STORE_OK)
         return e;
     for (int t = 0; t < STORE_NTYPES; t++) {
         const struct lmdb_type_state *ts = &v->s->t[t];
 
-        if (expired[t] > ts->unassigned)
+        if (expired[t] > ts->unassigned || ended[t] > ts->holds)
             return store_op_fail(op, STORE_CORRUPT,
-                                 "%s: %" PRIu64 " expired of %" PRIu64 " unassigned",
-                                 lmdb_codec_type_name((unsigned)t), expired[t], ts->unassigned);
+                                 "%s: %" PRIu64 " expired of %" PRIu64 " unassigned, %" PRIu64
+                                 " ended of %" PRIu64 " holds",
+                                 lmdb_codec_type_name((unsigned)t), expired[t], ts->unassigned,
+                                 ended[t], ts->holds);
         out->type[t] = (struct store_type_counters){
             .created = ts->created,
             .assigned = ts->assigned,
             .redeemed = ts->redeemed,
             .purged = ts->purged,
             .available = ts->unassigned - expired[t],
+            .held = ts->holds - ended[t],
+            .unredeemed = ts->unredeemed,
         };
     }
     return STORE_OK;

@@ -41,19 +41,15 @@ enum store_err lmdb_index_avail_del(const struct lmdb_env *e, MDB_txn *txn,
 enum store_err lmdb_index_expiry_del(const struct lmdb_env *e, MDB_txn *txn,
                                      const struct store_coupon *c, struct store_op *op);
 
-/* The head of the expiry index (the oldest expiry) through cursor `expiry`: *found, and its
- * code, *expires and *seq. */
-enum store_err lmdb_index_expiry_first(MDB_cursor *expiry, bool *found, char *code,
-                                       int64_t *expires, uint64_t *seq, struct store_op *op);
-
 /* Per type, the avail entries with expires < now, in expired[STORE_NTYPES], from the cache in
  * v->s and a walk of the entries in between (see the top of this file). Moves the cache to now
  * when v->keep_watermark. */
 enum store_err lmdb_index_expired_unassigned(const struct lmdb_view *v, int64_t now,
                                              uint64_t *expired, struct store_op *op);
 
-/* The counters of v->s with `available` as of `now` (through lmdb_index_expired_unassigned);
- * STORE_CORRUPT when more entries expired than there are. */
+/* The counters of v->s with `available` and `held` as of `now` (through
+ * lmdb_index_expired_unassigned and lmdb_hold_expired); STORE_CORRUPT when more entries expired
+ * than there are. */
 enum store_err lmdb_index_counters(const struct lmdb_view *v, int64_t now,
                                    struct store_counters *out, struct store_op *op);
 

@@ -1,5 +1,6 @@
-/* lmdb_read.h - the reading operations (VALIDATE, GET, COUNTERS, HISTORY, CHECK) in a view: the
- * loop's snapshot for store_read, the group for a read inside a batch. */
+/* lmdb_read.h - the reading operations (VALIDATE, GET, COUNTERS, HISTORY, CHECK, RID_GET,
+ * COUPONS) in a view: the loop's snapshot for store_read, the group for a read inside a batch.
+ * EXPORT has a transaction of its own (lmdb_export.h); in a batch it fails with STORE_IO. */
 #ifndef COUPOND_LMDB_READ_H
 #define COUPOND_LMDB_READ_H
 

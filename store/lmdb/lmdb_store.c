@@ -7,6 +7,7 @@
 
 #include "lmdb_codec.h"
 #include "lmdb_env.h"
+#include "lmdb_export.h"
 #include "lmdb_read.h"
 #include "lmdb_view.h"
 #include "lmdb_writer.h"
@@ -18,6 +19,7 @@ struct lmdb_store {
     /* The loop thread's alone (see lmdb_store.h). */
     struct lmdb_snap snap;
     struct lmdb_state committed; /* the state of the last completed commit */
+    struct lmdb_exports exports;
 };
 
 static struct lmdb_store *
@@ -77,6 +79,7 @@ lmdb_close(struct store *base)
     struct lmdb_store *st = lmdb_of(base);
 
     lmdb_writer_stop(&st->writer);
+    lmdb_export_close_all(&st->exports);
     lmdb_view_snap_close(&st->snap);
     lmdb_env_close(&st->env);
     free(st);
@@ -91,6 +94,8 @@ lmdb_read(struct store *base, struct store_op *op)
 
     if (store_op_writes(op->kind)) {
         store_op_fail(op, STORE_IO, "operation %d writes: it belongs in a batch", (int)op->kind);
+    } else if (op->kind == STORE_OP_EXPORT) {
+        lmdb_export_run(&st->exports, &st->env, op); /* a snapshot of its own */
     } else if (lmdb_writer_busy(&st->writer) && !st->snap.live) {
         /* A snapshot begun now might already show the batch in flight. */
         store_op_fail(op, STORE_IO, "no read snapshot while a batch commits");

@@ -16,6 +16,9 @@
  *     latest by store_commit, not reset by store_release) and `committed` does not change: a
  *     read sees exactly the last completed commit, even after the writer committed the next.
  *     COUNTERS then walks the `available` cache forward without storing it.
+ *   - EXPORT runs on the loop thread only, each open export in a read transaction of its own
+ *     kept between calls (lmdb_export.h); in a batch it fails. The exports are the loop
+ *     thread's alone.
  *   - Read-only stores (STORE_OPEN_EXISTING) have no writer thread; their commits complete,
  *     later, with STORE_IO. */
 #ifndef COUPOND_LMDB_STORE_H

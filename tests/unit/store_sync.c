@@ -143,6 +143,92 @@ ss_op_check(struct store_op *op, int64_t now)
     ss_op(op, STORE_OP_CHECK, now);
 }
 
+void
+ss_op_hold(struct store_op *op, const char *code, const char *user, int64_t until, int64_t now)
+{
+    ss_op_redeem(op, code, user, now);
+    op->kind = STORE_OP_HOLD;
+    op->in.until = until;
+}
+
+void
+ss_op_release(struct store_op *op, uint64_t hold_seq, int64_t now)
+{
+    ss_op(op, STORE_OP_RELEASE, now);
+    op->in.hold_seq = hold_seq;
+}
+
+void
+ss_op_unredeem(struct store_op *op, const char *user, uint64_t seq, int64_t now)
+{
+    ss_op(op, STORE_OP_UNREDEEM, now);
+    snprintf(op->in.user, sizeof op->in.user, "%s", user);
+    op->in.after = seq;
+}
+
+void
+ss_op_generate(struct store_op *op, const struct store_coupon *recs, size_t n, size_t want,
+               size_t *chosen, char (*codes)[STORE_CODE_MAX + 1], int64_t now)
+{
+    ss_op(op, STORE_OP_GENERATE, now);
+    op->in.recs = recs;
+    op->in.n = n;
+    op->in.want = want;
+    op->in.chosen = chosen;
+    op->in.codes = codes;
+}
+
+void
+ss_op_expire_holds(struct store_op *op, int64_t now, size_t max)
+{
+    ss_op(op, STORE_OP_EXPIRE_HOLDS, now);
+    op->in.max = max;
+}
+
+void
+ss_op_expire_ids(struct store_op *op, int64_t now, size_t max)
+{
+    ss_op(op, STORE_OP_EXPIRE_IDS, now);
+    op->in.max = max;
+}
+
+void
+ss_op_coupons(struct store_op *op, const char *user, struct store_coupon *rows, size_t cap,
+              int64_t now)
+{
+    ss_op(op, STORE_OP_COUPONS, now);
+    snprintf(op->in.user, sizeof op->in.user, "%s", user);
+    op->in.coupons = rows;
+    op->in.cap = cap;
+}
+
+void
+ss_op_rid(struct store_op *op, const char *scope, const char *id, uint8_t fp)
+{
+    snprintf(op->in.rid.scope, sizeof op->in.rid.scope, "%s", scope);
+    snprintf(op->in.rid.id, sizeof op->in.rid.id, "%s", id);
+    memset(op->in.rid.fp, fp, sizeof op->in.rid.fp);
+}
+
+void
+ss_op_rid_get(struct store_op *op, const char *scope, const char *id, uint8_t fp)
+{
+    ss_op(op, STORE_OP_RID_GET, 0);
+    ss_op_rid(op, scope, id, fp);
+}
+
+void
+ss_op_export(struct store_op *op, enum store_export_kind kind, void *cursor,
+             struct store_coupon *coupons, struct store_redemption *rows, size_t cap, int64_t now)
+{
+    ss_op(op, STORE_OP_EXPORT, now);
+    op->in.export_kind = kind;
+    op->in.cursor = cursor;
+    op->in.coupons = coupons;
+    op->in.rows = rows;
+    op->in.cap = cap;
+}
+
 /* --- waiting --- */
 
 static void

@@ -65,6 +65,27 @@ void ss_op_get(struct store_op *op, const char *code);
 void ss_op_counters(struct store_op *op, int64_t now);
 void ss_op_history(struct store_op *op, uint64_t after, struct store_redemption *rows, size_t cap);
 void ss_op_check(struct store_op *op, int64_t now);
+/* Version 2. */
+void ss_op_hold(struct store_op *op, const char *code, const char *user, int64_t until,
+                int64_t now);
+void ss_op_release(struct store_op *op, uint64_t hold_seq, int64_t now);
+void ss_op_unredeem(struct store_op *op, const char *user, uint64_t seq, int64_t now);
+/* chosen[want] and codes[want] (NULL: not asked) are the caller's. */
+void ss_op_generate(struct store_op *op, const struct store_coupon *recs, size_t n, size_t want,
+                    size_t *chosen, char (*codes)[STORE_CODE_MAX + 1], int64_t now);
+void ss_op_expire_holds(struct store_op *op, int64_t now, size_t max);
+void ss_op_expire_ids(struct store_op *op, int64_t now, size_t max);
+void ss_op_coupons(struct store_op *op, const char *user, struct store_coupon *rows, size_t cap,
+                   int64_t now);
+void ss_op_rid_get(struct store_op *op, const char *scope, const char *id, uint8_t fp);
+/* EXPORT's next call: the first with cursor NULL, then out.cursor of the call before. */
+void ss_op_export(struct store_op *op, enum store_export_kind kind, void *cursor,
+                  struct store_coupon *coupons, struct store_redemption *rows, size_t cap,
+                  int64_t now);
+
+/* Gives a write the request id `id` in `scope`, with a fingerprint made of the byte `fp` (a test
+ * names a request by a small number; equal numbers are the same request). */
+void ss_op_rid(struct store_op *op, const char *scope, const char *id, uint8_t fp);
 
 /* --- batches --- */
 
