@@ -308,15 +308,29 @@ put_uint_field(struct line *l, const char *key, uint64_t v, bool negative)
     put_mem(l, digits + 20 - n, n);
 }
 
+/* The bytes logfmt can write bare, one bit each: printable ASCII but for space, `"`, `=` and
+ * `\\` (0x21..0x7e less 0x22, 0x3d, 0x5c). A bitmap, because every value of every line is
+ * scanned with it. */
+static const uint64_t bare_bits[4] = {UINT64_C(0xdffffffa00000000), UINT64_C(0x7fffffffefffffff),
+                                      0, 0};
+
+static inline bool
+bare_byte(unsigned char c)
+{
+    return (bare_bits[c >> 6] >> (c & 63)) & 1;
+}
+
 /* The length of v when it can be written bare, or SIZE_MAX when logfmt needs it quoted. */
 static size_t
 bare_len(const char *v)
 {
     const unsigned char *s = (const unsigned char *)v;
-    for (; *s; s++)
-        if (*s <= ' ' || *s == '"' || *s == '=' || *s == '\\' || *s >= 0x7f)
-            return SIZE_MAX;
-    return s == (const unsigned char *)v ? SIZE_MAX : (size_t)(s - (const unsigned char *)v);
+
+    while (bare_byte(*s))
+        s++;
+    if (*s != '\0' || s == (const unsigned char *)v)
+        return SIZE_MAX;
+    return (size_t)(s - (const unsigned char *)v);
 }
 
 /* Writes v quoted and escaped after its key, as much of it as fits with its closing quote; a
