@@ -660,6 +660,14 @@ reply_stats(struct cmd_req *r, struct proto_out *o)
     proto_out_ok(o);
 }
 
+/* The version 2 verbs are parsed, and answered in the commits that follow. */
+static void
+start_later(struct cmd_req *r)
+{
+    fail(r, PROTO_ERR_UNKNOWN_COMMAND, "%s is not implemented yet", r->verb);
+    finish(r);
+}
+
 /* ---- dispatch ---- */
 
 static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
@@ -682,6 +690,13 @@ static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
                           "code,type,discount,kind,expires,max_uses"},
     [PROTO_CMD_PURGE] = {start_purge, reply_purge, "delete expired coupons never redeemed"},
     [PROTO_CMD_STATS] = {start_stats, reply_stats, "show the counters"},
+    [PROTO_CMD_HOLD] = {start_later, reply_ok, "reserve one use of user's coupon for seconds"},
+    [PROTO_CMD_RELEASE] = {start_later, reply_ok, "end a hold, giving its use back"},
+    [PROTO_CMD_UNREDEEM] = {start_later, reply_ok, "undo redemption SEQ of user"},
+    [PROTO_CMD_COUPONS] = {start_later, reply_ok, "list the coupons assigned to user"},
+    [PROTO_CMD_COUPON] = {start_later, reply_ok, "show a coupon and its redemptions"},
+    [PROTO_CMD_GENERATE] = {start_later, reply_ok, "make n coupons with random codes"},
+    [PROTO_CMD_EXPORT] = {start_later, reply_ok, "list every coupon, or the redemptions"},
 };
 
 void
