@@ -245,7 +245,7 @@ on_close(void *arg)
     free(s);
 }
 
-static const struct conn_handler handler = {on_frame, on_eof, on_close};
+static const struct conn_handler handler = {on_frame, on_eof, on_close, NULL};
 
 struct session_set *
 session_set_new(struct cmd_env *env)
