@@ -381,23 +381,38 @@ after_coupon(struct cmd_req *r)
     finish(r);
 }
 
+/* Adds a service's fields to the request's log line, after its own (the request id). */
+static void
+take_note(struct cmd_req *r, const struct log_note *n)
+{
+    for (size_t i = 0; i < n->n; i++)
+        log_note_add(&r->note, n->f[i]);
+}
+
 /* ---- request ids ---- */
 
 /* A write with id=RID: its id, scope and fingerprint go into op.in.rid (for an UPLOAD, with its
- * records). False, and the request failed, when a MEGADEAL task holds the id: the store does not
- * know it yet. */
-static bool
-take_rid(struct cmd_req *r)
+ * records). */
+static void
+make_rid(struct cmd_req *r)
 {
     struct rid_fp h;
 
-    if (r->preq.rid[0] == '\0')
-        return true;
     rid_fp_begin(&h, &r->preq);
     if (r->upload != NULL)
         upload_fingerprint(r->upload, &h);
     rid_fp_end(&h, r->client->scope, r->preq.rid, &r->op.in.rid);
     log_note_add(&r->note, log_str("id", r->preq.rid));
+}
+
+/* make_rid for a write other than a MEGADEAL REQUEST. False, and the request failed, when a
+ * MEGADEAL task holds the id: the store does not know it yet. */
+static bool
+take_rid(struct cmd_req *r)
+{
+    if (r->preq.rid[0] == '\0')
+        return true;
+    make_rid(r);
     if (!megadeal_rid_taken(r->env->mega, &r->op.in.rid))
         return true;
     fail(r, PROTO_ERR_ID_CONFLICT, "request id %s was used for another request", r->preq.rid);
@@ -488,7 +503,7 @@ mega_enqueue_after(struct cmd_req *r)
         megadeal_enqueue(env->mega, r->preq.user,
                          r->op.out.counters.type[STORE_TYPE_MEGADEAL].available, r->client->conn,
                          r->client->peer, rid, v);
-        r->note = v->note;
+        take_note(r, &v->note);
         if (v->err != PROTO_OK)
             fail(r, v->err, "%s", v->msg);
     }
@@ -520,7 +535,7 @@ mega_rid_after(struct cmd_req *r)
         coupon_to_proto(&r->op.out.coupon, &pc);
         megadeal_view_granted(r->env->mega, r->op.out.task_seq, r->op.out.task_stamp, r->preq.user,
                               &pc, &r->u.mega);
-        r->note = r->u.mega.note;
+        take_note(r, &r->u.mega.note);
         break;
     case STORE_INVALID:
         mega_admit(r);
@@ -538,13 +553,10 @@ mega_request(struct cmd_req *r)
         mega_admit(r);
         return;
     }
-    if (!take_rid(r)) {
-        finish(r);
-        return;
-    }
+    make_rid(r);
     switch (megadeal_rid_find(r->env->mega, &r->op.in.rid, &r->u.mega)) {
     case MEGADEAL_RID_FOUND:
-        r->note = r->u.mega.note;
+        take_note(r, &r->u.mega.note);
         finish(r);
         return;
     case MEGADEAL_RID_CONFLICT:

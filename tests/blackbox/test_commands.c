@@ -112,10 +112,10 @@ has_line(const char *text, const char *end, const char *word)
 static void
 test_help_lists_every_verb(void **state)
 {
-    static const char *const verbs[] = {
-        "PING",   "HELP",  "AUTH",  "REQUEST", "STATUS",   "WAIT",    "VALIDATE", "REDEEM",
-        "QUIT",   "UPLOAD", "PURGE", "STATS",  "HOLD",     "RELEASE", "UNREDEEM", "COUPONS",
-        "COUPON", "GENERATE", "EXPORT"};
+    static const char *const verbs[] = {"PING",    "HELP",     "AUTH",     "REQUEST", "STATUS",
+                                        "WAIT",    "VALIDATE", "REDEEM",   "QUIT",    "UPLOAD",
+                                        "PURGE",   "STATS",    "HOLD",     "RELEASE", "UNREDEEM",
+                                        "COUPONS", "COUPON",   "GENERATE", "EXPORT"};
     static char reply[BB_REPLY_MAX];
     struct bb_client *c = bb_connect(bb_server_of(state));
     const char *status = bb_cmd(c, "HELP", reply);
