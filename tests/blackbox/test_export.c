@@ -58,6 +58,16 @@ read_rows(struct bb_client *c, const char *head, const char *forbid, size_t *row
     }
 }
 
+/* True when the server runs with AddressSanitizer, whose quarantine keeps freed buffers and
+ * makes its memory grow with traffic, so memory bounds do not apply. */
+static bool
+server_has_asan(const struct bb_server *s)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)s->pid);
+    return bb_file_count(path, "libasan") > 0;
+}
+
 static struct bb_client *
 admin(void **state)
 {
@@ -317,7 +327,7 @@ test_stalled_reader_cut_off(void **state)
     print_message("server RssAnon %ld kB before the export, %ld kB after the cut\n", before_kb,
                   after_kb);
     /* 13 MB of rows were never buffered: what was held was a chunk and the soft limit. */
-    if (before_kb > 0 && after_kb > before_kb + 8 * 1024)
+    if (before_kb > 0 && after_kb > before_kb + 8 * 1024 && !server_has_asan(s))
         fail_msg("RSS grew by %ld kB for a client that did not read", after_kb - before_kb);
     bb_close(stalled);
     bb_expect_prefix(c, "EXPORT HISTORY", "OK count=0");
