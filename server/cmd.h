@@ -39,9 +39,9 @@ struct upload;
 
 #define CMD_AUTH_TRIES 3   /* wrong keys before the connection is closed */
 #define CMD_MSG_MAX    256 /* an error reply's message */
-/* Finished requests kept for reuse instead of freed: a request is about 3 KiB and every line
+/* Finished requests kept for reuse instead of freed: a request is about 4 KiB and every line
  * needs one, so this saves a malloc and a free per request at the rates of a busy server while
- * holding at most 3 MiB. */
+ * holding at most 4 MiB. */
 #define CMD_SPARE_MAX 1024
 /* Rows read from the store per EXPORT call (and COUPON's redemptions): about 250 KiB of
  * buffer, a millisecond or two of store work per call, and a few hundred calls for 100,000
