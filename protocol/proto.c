@@ -3,6 +3,7 @@
 #include "proto.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,31 +16,111 @@ _Static_assert(PROTO_KEY_MAX == 128, "update the key reason");
 _Static_assert(PROTO_USES_MAX == 1000000, "update the max_uses reason");
 _Static_assert(PROTO_PERCENT_MAX_CENTS == 10000, "update the percentage reason");
 _Static_assert(PROTO_FLAT_MAX_CENTS == 100000000000LL, "update the FLAT reason");
-_Static_assert(PROTO_MAX_WORDS >= 3, "a request has a verb and up to two arguments");
+_Static_assert(PROTO_RID_MAX == 64, "update the request id reason");
+_Static_assert(PROTO_HOLD_SECONDS_MAX == 86400, "update the seconds reason");
+_Static_assert(PROTO_PREFIX_MAX == 16, "update the prefix reason");
+_Static_assert(PROTO_GEN_LENGTH_MIN == 6 && PROTO_GEN_LENGTH_MAX == 32, "update the length reason");
+_Static_assert(PROTO_PREFIX_MAX + PROTO_GEN_LENGTH_MAX <= PROTO_CODE_MAX,
+               "a generated code is a code");
+_Static_assert(sizeof PROTO_GEN_ALPHABET - 1 == PROTO_GEN_ALPHABET_LEN, "the alphabet's size");
+
+/* The most positional arguments of any verb (GENERATE's six values). */
+#define ARGS_MAX 6
+_Static_assert(PROTO_MAX_WORDS >= 1 + ARGS_MAX + 3, "GENERATE: verb, six values, three options");
 
 const struct proto_verb proto_verbs[PROTO_NCMDS] = {
     [PROTO_CMD_PING] = {"PING", PROTO_CMD_PING, 0, 0, false, "PING"},
     [PROTO_CMD_HELP] = {"HELP", PROTO_CMD_HELP, 0, 0, false, "HELP"},
     [PROTO_CMD_AUTH] = {"AUTH", PROTO_CMD_AUTH, 1, 1, false, "AUTH key"},
-    [PROTO_CMD_REQUEST] = {"REQUEST", PROTO_CMD_REQUEST, 1, 2, false, "REQUEST user [type]"},
+    [PROTO_CMD_REQUEST] = {"REQUEST", PROTO_CMD_REQUEST, 1, 2, false,
+                           "REQUEST user [type] [id=RID]"},
     [PROTO_CMD_STATUS] = {"STATUS", PROTO_CMD_STATUS, 1, 1, false, "STATUS task"},
     [PROTO_CMD_WAIT] = {"WAIT", PROTO_CMD_WAIT, 1, 1, false, "WAIT task"},
     [PROTO_CMD_VALIDATE] = {"VALIDATE", PROTO_CMD_VALIDATE, 2, 2, false, "VALIDATE user code"},
-    [PROTO_CMD_REDEEM] = {"REDEEM", PROTO_CMD_REDEEM, 2, 2, false, "REDEEM user code"},
+    [PROTO_CMD_REDEEM] = {"REDEEM", PROTO_CMD_REDEEM, 2, 2, false,
+                          "REDEEM user code [hold=HID] [id=RID]"},
     [PROTO_CMD_QUIT] = {"QUIT", PROTO_CMD_QUIT, 0, 0, false, "QUIT"},
-    [PROTO_CMD_UPLOAD] = {"UPLOAD", PROTO_CMD_UPLOAD, 1, 1, true, "UPLOAD n"},
+    [PROTO_CMD_UPLOAD] = {"UPLOAD", PROTO_CMD_UPLOAD, 1, 1, true, "UPLOAD n [id=RID]"},
     [PROTO_CMD_PURGE] = {"PURGE", PROTO_CMD_PURGE, 0, 0, true, "PURGE"},
     [PROTO_CMD_STATS] = {"STATS", PROTO_CMD_STATS, 0, 0, true, "STATS"},
+    [PROTO_CMD_HOLD] = {"HOLD", PROTO_CMD_HOLD, 2, 3, false, "HOLD user code [seconds] [id=RID]"},
+    [PROTO_CMD_RELEASE] = {"RELEASE", PROTO_CMD_RELEASE, 1, 1, false, "RELEASE HID [id=RID]"},
+    [PROTO_CMD_UNREDEEM] = {"UNREDEEM", PROTO_CMD_UNREDEEM, 2, 2, false,
+                            "UNREDEEM user SEQ [id=RID]"},
+    [PROTO_CMD_COUPONS] = {"COUPONS", PROTO_CMD_COUPONS, 1, 1, false, "COUPONS user"},
+    [PROTO_CMD_COUPON] = {"COUPON", PROTO_CMD_COUPON, 1, 1, true, "COUPON code"},
+    [PROTO_CMD_GENERATE] = {"GENERATE", PROTO_CMD_GENERATE, 6, 6, true,
+                            "GENERATE n type discount kind expires max_uses [prefix=P] "
+                            "[length=L] [id=RID]"},
+    [PROTO_CMD_EXPORT] = {"EXPORT", PROTO_CMD_EXPORT, 1, 2, true,
+                          "EXPORT COUPONS [type] | EXPORT HISTORY [after=SEQ]"},
 };
 
 /* What each argument position of a verb holds; the parser applies the matching value rule. */
-enum arg_rule { ARG_NONE = 0, ARG_USER, ARG_CODE, ARG_TYPE, ARG_TASK, ARG_KEY, ARG_COUNT };
+enum arg_rule {
+    ARG_NONE = 0,
+    ARG_USER,
+    ARG_CODE,
+    ARG_TYPE,
+    ARG_TASK,
+    ARG_KEY,
+    ARG_COUNT,
+    ARG_HOLD,
+    ARG_SECONDS,
+    ARG_SEQ,
+    ARG_DISCOUNT,
+    ARG_KIND,
+    ARG_EXPIRES,
+    ARG_MAX_USES,
+    ARG_EXPORT,
+    ARG_EXPORT_TYPE /* EXPORT COUPONS's type; EXPORT HISTORY takes none */
+};
 
-static const enum arg_rule verb_args[PROTO_NCMDS][2] = {
-    [PROTO_CMD_AUTH] = {ARG_KEY, ARG_NONE},      [PROTO_CMD_REQUEST] = {ARG_USER, ARG_TYPE},
-    [PROTO_CMD_STATUS] = {ARG_TASK, ARG_NONE},   [PROTO_CMD_WAIT] = {ARG_TASK, ARG_NONE},
-    [PROTO_CMD_VALIDATE] = {ARG_USER, ARG_CODE}, [PROTO_CMD_REDEEM] = {ARG_USER, ARG_CODE},
-    [PROTO_CMD_UPLOAD] = {ARG_COUNT, ARG_NONE},
+static const enum arg_rule verb_args[PROTO_NCMDS][ARGS_MAX] = {
+    [PROTO_CMD_AUTH] = {ARG_KEY},
+    [PROTO_CMD_REQUEST] = {ARG_USER, ARG_TYPE},
+    [PROTO_CMD_STATUS] = {ARG_TASK},
+    [PROTO_CMD_WAIT] = {ARG_TASK},
+    [PROTO_CMD_VALIDATE] = {ARG_USER, ARG_CODE},
+    [PROTO_CMD_REDEEM] = {ARG_USER, ARG_CODE},
+    [PROTO_CMD_UPLOAD] = {ARG_COUNT},
+    [PROTO_CMD_HOLD] = {ARG_USER, ARG_CODE, ARG_SECONDS},
+    [PROTO_CMD_RELEASE] = {ARG_HOLD},
+    [PROTO_CMD_UNREDEEM] = {ARG_USER, ARG_SEQ},
+    [PROTO_CMD_COUPONS] = {ARG_USER},
+    [PROTO_CMD_COUPON] = {ARG_CODE},
+    [PROTO_CMD_GENERATE] = {ARG_COUNT, ARG_TYPE, ARG_DISCOUNT, ARG_KIND, ARG_EXPIRES, ARG_MAX_USES},
+    [PROTO_CMD_EXPORT] = {ARG_EXPORT, ARG_EXPORT_TYPE},
+};
+
+/* Options: `name=value` words after the positional arguments. */
+enum opt {
+    OPT_ID = 1 << 0,
+    OPT_HOLD = 1 << 1,
+    OPT_PREFIX = 1 << 2,
+    OPT_LENGTH = 1 << 3,
+    OPT_AFTER = 1 << 4,
+};
+
+static const struct {
+    const char *name;
+    enum opt opt;
+} opt_names[] = {{"id", OPT_ID},
+                 {"hold", OPT_HOLD},
+                 {"prefix", OPT_PREFIX},
+                 {"length", OPT_LENGTH},
+                 {"after", OPT_AFTER}};
+
+/* The options each verb takes. */
+static const unsigned verb_opts[PROTO_NCMDS] = {
+    [PROTO_CMD_REQUEST] = OPT_ID,
+    [PROTO_CMD_REDEEM] = OPT_HOLD | OPT_ID,
+    [PROTO_CMD_UPLOAD] = OPT_ID,
+    [PROTO_CMD_HOLD] = OPT_ID,
+    [PROTO_CMD_RELEASE] = OPT_ID,
+    [PROTO_CMD_UNREDEEM] = OPT_ID,
+    [PROTO_CMD_GENERATE] = OPT_PREFIX | OPT_LENGTH | OPT_ID,
+    [PROTO_CMD_EXPORT] = OPT_AFTER,
 };
 
 static const char *const err_names[PROTO_NERRS] = {
@@ -59,6 +140,11 @@ static const char *const err_names[PROTO_NERRS] = {
     [PROTO_ERR_UNKNOWN_TASK] = "UNKNOWN_TASK",
     [PROTO_ERR_BAD_BATCH] = "BAD_BATCH",
     [PROTO_ERR_INTERNAL] = "INTERNAL",
+    [PROTO_ERR_ID_CONFLICT] = "ID_CONFLICT",
+    [PROTO_ERR_UNKNOWN_HOLD] = "UNKNOWN_HOLD",
+    [PROTO_ERR_BAD_HOLD] = "BAD_HOLD",
+    [PROTO_ERR_UNKNOWN_REDEMPTION] = "UNKNOWN_REDEMPTION",
+    [PROTO_ERR_UNAVAILABLE] = "UNAVAILABLE",
 };
 
 static const char *const type_names[PROTO_NTYPES] = {"NONE", "FREE", "STANDARD", "MEGADEAL"};
@@ -68,6 +154,8 @@ static const char *const kind_names[PROTO_NKINDS] = {"FLAT", "PERCENT"};
 #define VERB_SHOWN 32
 
 #define SECS_PER_DAY 86400LL
+
+static size_t fmt_len(int n, size_t size);
 
 /* A piece of a line: not NUL-terminated. */
 struct span {
@@ -632,7 +720,8 @@ find_verb(struct span w)
     return NULL;
 }
 
-/* UPLOAD's count: digits only and > 0; too many digits saturate, the caller says TOO_LARGE. */
+/* UPLOAD's and GENERATE's count: digits only and > 0; too many digits saturate, the caller
+ * says TOO_LARGE. */
 static bool
 parse_count(struct span w, uint64_t *out)
 {
@@ -650,6 +739,99 @@ parse_count(struct span w, uint64_t *out)
     return true;
 }
 
+static bool
+is_rid_char(char c)
+{
+    return is_alnum(c) || c == '_' || c == '-' || c == '.' || c == ':';
+}
+
+bool
+proto_parse_rid(const char *s, size_t len, char out[PROTO_RID_MAX + 1], const char **why)
+{
+    if (len == 0)
+        return fail(why, "bad request id: empty");
+    if (len > PROTO_RID_MAX)
+        return fail(why, "bad request id: longer than 64 characters");
+    for (size_t i = 0; i < len; i++)
+        if (!is_rid_char(s[i]))
+            return fail(why, "bad request id: only A-Z a-z 0-9 _ - . : are allowed");
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return true;
+}
+
+/* HOLD's seconds: 1..PROTO_HOLD_SECONDS_MAX, digits only. */
+static bool
+parse_seconds(struct span w, uint32_t *out, const char **why)
+{
+    uint64_t v;
+
+    if (!read_uint(w.p, w.len, PROTO_HOLD_SECONDS_MAX, &v) || v == 0)
+        return fail(why, "bad seconds: must be from 1 to 86400");
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* A redemption's sequence number: digits only, at least `min`, fitting 64 bits. */
+static bool
+parse_seq(struct span w, uint64_t min, uint64_t *out, const char **why)
+{
+    uint64_t v;
+
+    if (!read_uint(w.p, w.len, UINT64_MAX, &v) || v < min)
+        return fail(why, min > 0 ? "bad SEQ: must be a redemption number (1 or more)"
+                                 : "bad after: must be a redemption number (0 or more)");
+    *out = v;
+    return true;
+}
+
+static bool
+parse_export(struct span w, enum proto_export *out, const char **why)
+{
+    if (eq_nocase(w.p, w.len, "COUPONS"))
+        *out = PROTO_EXPORT_COUPONS;
+    else if (eq_nocase(w.p, w.len, "HISTORY"))
+        *out = PROTO_EXPORT_HISTORY;
+    else
+        return fail(why, "EXPORT takes COUPONS or HISTORY");
+    return true;
+}
+
+/* The value rules that take a word and give a number or an enum. */
+static bool
+parse_value(enum arg_rule rule, struct span w, struct proto_request *req, const char **why)
+{
+    switch (rule) {
+    case ARG_SECONDS:
+        return parse_seconds(w, &req->seconds, why);
+    case ARG_SEQ:
+        return parse_seq(w, 1, &req->seq, why);
+    case ARG_DISCOUNT:
+        return proto_parse_discount(w.p, w.len, &req->gen.discount, why);
+    case ARG_KIND:
+        return proto_parse_kind(w.p, w.len, &req->gen.kind, why);
+    case ARG_EXPIRES:
+        return proto_parse_time(w.p, w.len, &req->gen.expires, why);
+    case ARG_MAX_USES:
+        return proto_parse_max_uses(w.p, w.len, &req->gen.max_uses, why);
+    case ARG_EXPORT:
+        return parse_export(w, &req->export_what, why);
+    case ARG_COUNT:
+        *why = req->cmd == PROTO_CMD_UPLOAD ? "UPLOAD needs a positive record count"
+                                            : "GENERATE needs a positive count";
+        return parse_count(w, &req->count);
+    default:
+        return fail(why, "internal error: unexpected argument");
+    }
+}
+
+static void
+usage(const struct proto_verb *v, struct proto_error *err)
+{
+    err->code = PROTO_ERR_BAD_REQUEST;
+    snprintf(err->msg, sizeof err->msg, "usage: %s", v->synopsis);
+}
+
 /* Applies one argument's value rule; the words are printable ASCII already. */
 static bool
 parse_arg(enum arg_rule rule, struct span w, struct proto_request *req, struct proto_error *err)
@@ -664,11 +846,21 @@ parse_arg(enum arg_rule rule, struct span w, struct proto_request *req, struct p
     case ARG_CODE:
         ok = proto_parse_code(w.p, w.len, req->code, &why);
         break;
+    case ARG_EXPORT_TYPE: /* EXPORT COUPONS's type; EXPORT HISTORY takes none */
+        if (req->export_what == PROTO_EXPORT_HISTORY) {
+            usage(&proto_verbs[req->cmd], err);
+            return false;
+        }
+        ok = req->has_type = proto_parse_type(w.p, w.len, &req->type, &why);
+        break;
     case ARG_TYPE:
-        ok = proto_parse_type(w.p, w.len, &req->type, &why);
+        ok = req->has_type = proto_parse_type(w.p, w.len, &req->type, &why);
         break;
     case ARG_TASK:
         ok = proto_parse_task(w.p, w.len, req->task, &why);
+        break;
+    case ARG_HOLD:
+        ok = proto_parse_task(w.p, w.len, req->hold, &why);
         break;
     case ARG_KEY:
         ok = w.len <= PROTO_KEY_MAX;
@@ -676,18 +868,16 @@ parse_arg(enum arg_rule rule, struct span w, struct proto_request *req, struct p
         req->key = w.p;
         req->key_len = w.len;
         break;
-    case ARG_COUNT:
-        ok = parse_count(w, &req->count);
-        why = "UPLOAD needs a positive record count";
-        break;
-    case ARG_NONE:
-        why = "internal error: unexpected argument";
+    default:
+        ok = parse_value(rule, w, req, &why);
         break;
     }
-    /* A task id that fails its value rule is a bad id like any other: BAD_TASK, with the one
-     * message that says nothing about why. */
+    /* A task or hold id that fails its value rule is a bad id like any other: BAD_TASK or
+     * BAD_HOLD, with the one message that says nothing about why. */
     if (!ok && rule == ARG_TASK)
         set_err(err, PROTO_ERR_BAD_TASK, PROTO_BAD_TASK_MSG);
+    else if (!ok && rule == ARG_HOLD)
+        set_err(err, PROTO_ERR_BAD_HOLD, PROTO_BAD_HOLD_MSG);
     else if (!ok)
         set_err(err, PROTO_ERR_BAD_REQUEST, why);
     return ok;
@@ -701,6 +891,151 @@ unknown_verb(struct span w, struct proto_error *err)
     err->code = PROTO_ERR_UNKNOWN_COMMAND;
     snprintf(err->msg, sizeof err->msg, "unknown command %.*s%s", shown, w.p,
              w.len > VERB_SHOWN ? "..." : "");
+}
+
+/* The option a word names ("id=..."), among those the verb takes; 0 when none. The value
+ * starts after the '='. */
+static enum opt
+option_of(struct span w, unsigned allowed)
+{
+    for (size_t i = 0; i < sizeof opt_names / sizeof opt_names[0]; i++) {
+        size_t n = strlen(opt_names[i].name);
+        if ((allowed & opt_names[i].opt) && w.len > n && w.p[n] == '=' &&
+            memcmp(w.p, opt_names[i].name, n) == 0)
+            return opt_names[i].opt;
+    }
+    return 0;
+}
+
+/* GENERATE's length=: PROTO_GEN_LENGTH_MIN..MAX. */
+static bool
+parse_length(struct span w, uint32_t *out, const char **why)
+{
+    uint64_t v;
+
+    if (!read_uint(w.p, w.len, PROTO_GEN_LENGTH_MAX, &v) || v < PROTO_GEN_LENGTH_MIN)
+        return fail(why, "bad length: must be from 6 to 32");
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* GENERATE's prefix=: up to PROTO_PREFIX_MAX code characters, kept in upper case. */
+static bool
+parse_prefix(struct span w, char out[PROTO_PREFIX_MAX + 1], const char **why)
+{
+    char code[PROTO_CODE_MAX + 1];
+
+    if (w.len == 0) {
+        out[0] = '\0';
+        return true;
+    }
+    if (w.len > PROTO_PREFIX_MAX)
+        return fail(why, "bad prefix: longer than 16 characters");
+    if (!proto_parse_code(w.p, w.len, code, NULL))
+        return fail(why, "bad prefix: only A-Z a-z 0-9 _ - . are allowed");
+    memcpy(out, code, w.len + 1);
+    return true;
+}
+
+/* Applies one option's value rule to the part after its '='. */
+static bool
+parse_option(enum opt o, struct span val, struct proto_request *req, struct proto_error *err)
+{
+    const char *why = NULL;
+    bool ok = false;
+
+    switch (o) {
+    case OPT_ID:
+        ok = proto_parse_rid(val.p, val.len, req->rid, &why);
+        break;
+    case OPT_HOLD:
+        if (proto_parse_task(val.p, val.len, req->hold, NULL))
+            return true;
+        set_err(err, PROTO_ERR_BAD_HOLD, PROTO_BAD_HOLD_MSG);
+        return false;
+    case OPT_PREFIX:
+        ok = parse_prefix(val, req->prefix, &why);
+        break;
+    case OPT_LENGTH:
+        ok = parse_length(val, &req->length, &why);
+        break;
+    case OPT_AFTER:
+        ok = parse_seq(val, 0, &req->seq, &why);
+        break;
+    }
+    if (!ok)
+        set_err(err, PROTO_ERR_BAD_REQUEST, why);
+    return ok;
+}
+
+/* Parses the option words w[0..n): each of the verb's options at most once, id= last. */
+static bool
+parse_options(const struct span *w, size_t n, struct proto_request *req, struct proto_error *err)
+{
+    unsigned seen = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        enum opt o = option_of(w[i], verb_opts[req->cmd]);
+        size_t name_len = (size_t)((const char *)memchr(w[i].p, '=', w[i].len) - w[i].p);
+        if (seen & o) {
+            err->code = PROTO_ERR_BAD_REQUEST;
+            snprintf(err->msg, sizeof err->msg, "%.*s= given twice", (int)name_len, w[i].p);
+            return false;
+        }
+        if (o == OPT_ID && i + 1 < n) {
+            set_err(err, PROTO_ERR_BAD_REQUEST, "id= must be the last word");
+            return false;
+        }
+        seen |= o;
+        struct span val = {w[i].p + name_len + 1, w[i].len - name_len - 1};
+        if (!parse_option(o, val, req, err))
+            return false;
+    }
+    return true;
+}
+
+/* Rules that tie arguments together, once each is valid on its own. EXPORT COUPONS takes a
+ * type and no after=; EXPORT HISTORY the other way round (ARG_EXPORT_TYPE checks that half). */
+static bool
+check_request(const struct proto_verb *v, struct proto_request *req, size_t nopt,
+              struct proto_error *err)
+{
+    const char *why = NULL;
+
+    if (req->cmd == PROTO_CMD_GENERATE) {
+        req->gen.type = req->type;
+        if (!proto_check_discount(req->gen.discount, req->gen.kind, &why)) {
+            set_err(err, PROTO_ERR_BAD_REQUEST, why);
+            return false;
+        }
+    }
+    if (req->cmd == PROTO_CMD_EXPORT && req->export_what == PROTO_EXPORT_COUPONS && nopt > 0) {
+        usage(v, err);
+        return false;
+    }
+    return true;
+}
+
+/* The number of trailing words, beyond the verb's required arguments, that are options. */
+static size_t
+count_options(const struct proto_verb *v, const struct span *args, size_t nargs)
+{
+    size_t k = 0;
+
+    while (nargs - k > v->min_args && option_of(args[nargs - k - 1], verb_opts[v->cmd]) != 0)
+        k++;
+    return k;
+}
+
+static void
+request_defaults(struct proto_request *req, enum proto_cmd cmd)
+{
+    memset(req, 0, sizeof *req);
+    req->cmd = cmd;
+    req->type = PROTO_TYPE_NONE;
+    req->key = NULL;
+    req->seconds = PROTO_HOLD_SECONDS_DEFAULT;
+    req->length = PROTO_GEN_LENGTH_DEFAULT;
 }
 
 bool
@@ -727,20 +1062,128 @@ proto_parse_request(const char *line, size_t len, struct proto_request *req,
         unknown_verb(w[0], err);
         return false;
     }
-    if (n - 1 < v->min_args || n - 1 > v->max_args) {
-        err->code = PROTO_ERR_BAD_REQUEST;
-        snprintf(err->msg, sizeof err->msg, "usage: %s", v->synopsis);
+    if (n > PROTO_MAX_WORDS) {
+        usage(v, err);
+        return false;
+    }
+    size_t nopt = count_options(v, w + 1, n - 1);
+    size_t npos = n - 1 - nopt;
+    if (npos < v->min_args || npos > v->max_args) {
+        usage(v, err);
         return false;
     }
 
-    memset(req, 0, sizeof *req);
-    req->cmd = v->cmd;
-    req->type = PROTO_TYPE_NONE;
-    req->key = NULL;
-    for (size_t a = 1; a < n; a++)
-        if (!parse_arg(verb_args[v->cmd][a - 1], w[a], req, err))
+    request_defaults(req, v->cmd);
+    for (size_t a = 0; a < npos; a++)
+        if (!parse_arg(verb_args[v->cmd][a], w[a + 1], req, err))
             return false;
-    return true;
+    if (!parse_options(w + 1 + npos, nopt, req, err))
+        return false;
+    return check_request(v, req, nopt, err);
+}
+
+/* ---- Canonical requests ---- */
+
+/* Appends " word" to buf at *len, within PROTO_REQUEST_BUF. */
+static void put_word(char *buf, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+put_word(char *buf, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (*len >= PROTO_REQUEST_BUF - 1)
+        return;
+    buf[(*len)++] = ' ';
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *len, PROTO_REQUEST_BUF - *len, fmt, ap);
+    va_end(ap);
+    *len += fmt_len(n, PROTO_REQUEST_BUF - *len);
+}
+
+/* GENERATE's values, as put_word writes them. */
+static void
+put_generate(char *buf, size_t *len, const struct proto_request *r)
+{
+    char disc[PROTO_DISCOUNT_BUF], exp[PROTO_TIME_BUF];
+
+    proto_fmt_discount(disc, r->gen.discount);
+    proto_fmt_time(exp, r->gen.expires);
+    put_word(buf, len, "%" PRIu64 " %s %s %s %s %" PRIu32, r->count, proto_type_name(r->gen.type),
+             disc, proto_kind_name(r->gen.kind), exp, r->gen.max_uses);
+    if (r->prefix[0] != '\0')
+        put_word(buf, len, "prefix=%s", r->prefix);
+    put_word(buf, len, "length=%" PRIu32, r->length);
+}
+
+/* The arguments of every verb but GENERATE, as put_word writes them. */
+static void
+put_args(char *buf, size_t *len, const struct proto_request *r)
+{
+    switch (r->cmd) {
+    case PROTO_CMD_AUTH:
+        put_word(buf, len, "%.*s", (int)r->key_len, r->key);
+        break;
+    case PROTO_CMD_REQUEST:
+        put_word(buf, len, "%s %s", r->user, proto_type_name(r->type));
+        break;
+    case PROTO_CMD_STATUS:
+    case PROTO_CMD_WAIT:
+        put_word(buf, len, "%s", r->task);
+        break;
+    case PROTO_CMD_VALIDATE:
+    case PROTO_CMD_REDEEM:
+        put_word(buf, len, "%s %s", r->user, r->code);
+        if (r->hold[0] != '\0')
+            put_word(buf, len, "hold=%s", r->hold);
+        break;
+    case PROTO_CMD_UPLOAD:
+        put_word(buf, len, "%" PRIu64, r->count);
+        break;
+    case PROTO_CMD_HOLD:
+        put_word(buf, len, "%s %s %" PRIu32, r->user, r->code, r->seconds);
+        break;
+    case PROTO_CMD_RELEASE:
+        put_word(buf, len, "%s", r->hold);
+        break;
+    case PROTO_CMD_UNREDEEM:
+        put_word(buf, len, "%s %" PRIu64, r->user, r->seq);
+        break;
+    case PROTO_CMD_COUPONS:
+        put_word(buf, len, "%s", r->user);
+        break;
+    case PROTO_CMD_COUPON:
+        put_word(buf, len, "%s", r->code);
+        break;
+    case PROTO_CMD_EXPORT:
+        if (r->export_what == PROTO_EXPORT_HISTORY)
+            put_word(buf, len, "HISTORY after=%" PRIu64, r->seq);
+        else if (r->has_type)
+            put_word(buf, len, "COUPONS %s", proto_type_name(r->type));
+        else
+            put_word(buf, len, "COUPONS");
+        break;
+    default:
+        break;
+    }
+}
+
+size_t
+proto_fmt_request(char buf[PROTO_REQUEST_BUF], const struct proto_request *r, bool with_id)
+{
+    size_t len = 0;
+    const char *verb = (unsigned)r->cmd < PROTO_NCMDS ? proto_verbs[r->cmd].name : "?";
+
+    len = fmt_len(snprintf(buf, PROTO_REQUEST_BUF, "%s", verb), PROTO_REQUEST_BUF);
+    if (r->cmd == PROTO_CMD_GENERATE)
+        put_generate(buf, &len, r);
+    else
+        put_args(buf, &len, r);
+    if (with_id && r->rid[0] != '\0')
+        put_word(buf, &len, "id=%s", r->rid);
+    buf[len] = '\0';
+    return len;
 }
 
 /* ---- Upload records ---- */

@@ -16,10 +16,31 @@
 #define PROTO_USES_MAX     1000000 /* largest max_uses */
 #define PROTO_UPLOAD_MAX   50000   /* default and largest --max-upload */
 #define PROTO_REJECT_SHOWN 100     /* REJECT lines sent for one batch at most */
-#define PROTO_MAX_WORDS    8       /* words kept per request line; more is BAD_REQUEST */
+/* Words of the longest request, GENERATE: the verb, six values, prefix=, length= and id=.
+ * A line with more words is BAD_REQUEST. */
+#define PROTO_MAX_WORDS 10
+#define PROTO_RID_MAX   64 /* characters in a request id (id=RID) */
+/* Characters in a hold id: the same form and bound as a task id (both are signed ids). */
+#define PROTO_HOLD_MAX             PROTO_TASK_MAX
+#define PROTO_HOLD_SECONDS_DEFAULT 900   /* HOLD without seconds: a checkout's quarter hour */
+#define PROTO_HOLD_SECONDS_MAX     86400 /* a hold lasts at most a day */
+#define PROTO_PREFIX_MAX           16    /* GENERATE prefix=: code characters at most */
+/* GENERATE length=: random characters after the prefix. Fewer than 6 makes codes easy to
+ * guess; 32 plus the longest prefix stays well inside PROTO_CODE_MAX. */
+#define PROTO_GEN_LENGTH_MIN     6
+#define PROTO_GEN_LENGTH_MAX     32
+#define PROTO_GEN_LENGTH_DEFAULT 12
+/* The characters of generated codes: digits and upper-case letters without the look-alikes
+ * 0 O 1 I. 32 characters, so each carries 5 bits. */
+#define PROTO_GEN_ALPHABET     "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+#define PROTO_GEN_ALPHABET_LEN 32
+/* COUPONS user: data lines sent at most (the count in its OK line is of all). */
+#define PROTO_COUPONS_SHOWN 1000
 /* The message of every ERR BAD_TASK: an id that fails any check, its form or its signature,
  * gets the same reply, so that a reply never tells which check failed. */
 #define PROTO_BAD_TASK_MSG "not a valid task id"
+/* The same for hold ids: ERR BAD_HOLD never says which check failed. */
+#define PROTO_BAD_HOLD_MSG "not a valid hold id"
 /* A discount is held in hundredths. 100.00 is the largest PERCENT; FLAT amounts are
  * capped at 1,000,000,000.00 so that every value fits any reasonable ledger. */
 #define PROTO_PERCENT_MAX_CENTS 10000
@@ -32,6 +53,9 @@
 #define PROTO_DISCOUNT_BUF 24  /* "-9223372036854775808.00" + NUL, with room to spare */
 #define PROTO_COUPON_BUF   256 /* proto_fmt_coupon output + NUL */
 #define PROTO_RECORD_BUF   192 /* proto_fmt_record output + NUL */
+/* proto_fmt_request output + NUL: the longest canonical request (REDEEM with a 128-byte user,
+ * a 64-byte code, a 128-byte hold id and a 64-byte request id) is under 450 bytes. */
+#define PROTO_REQUEST_BUF 1024
 
 /* Coupon types; values are stable (the store uses the same order). */
 enum proto_type {
@@ -62,6 +86,12 @@ enum proto_err {
     PROTO_ERR_UNKNOWN_TASK,
     PROTO_ERR_BAD_BATCH,
     PROTO_ERR_INTERNAL,
+    /* version 2 */
+    PROTO_ERR_ID_CONFLICT,
+    PROTO_ERR_UNKNOWN_HOLD,
+    PROTO_ERR_BAD_HOLD,
+    PROTO_ERR_UNKNOWN_REDEMPTION,
+    PROTO_ERR_UNAVAILABLE, /* reserved for a networked store (PostgreSQL) */
     PROTO_NERRS
 };
 
@@ -79,11 +109,23 @@ enum proto_cmd {
     PROTO_CMD_UPLOAD,
     PROTO_CMD_PURGE,
     PROTO_CMD_STATS,
+    /* version 2 */
+    PROTO_CMD_HOLD,
+    PROTO_CMD_RELEASE,
+    PROTO_CMD_UNREDEEM,
+    PROTO_CMD_COUPONS,
+    PROTO_CMD_COUPON,
+    PROTO_CMD_GENERATE,
+    PROTO_CMD_EXPORT,
     PROTO_NCMDS
 };
 
-/* One row of the verb table: name, argument counts (words after the verb), whether the
- * verb needs a prior AUTH, and a one-line synopsis used by HELP. */
+/* What EXPORT sends. */
+enum proto_export { PROTO_EXPORT_COUPONS = 0, PROTO_EXPORT_HISTORY };
+
+/* One row of the verb table: name, argument counts (words after the verb, options such as
+ * id=RID not counted), whether the verb needs a prior AUTH, and a one-line synopsis used by
+ * HELP and by BAD_REQUEST's usage message. */
 struct proto_verb {
     const char *name;
     enum proto_cmd cmd;
@@ -112,13 +154,25 @@ struct proto_coupon {
  * and is valid while that line is. */
 struct proto_request {
     enum proto_cmd cmd;
-    char user[PROTO_USER_MAX + 1]; /* REQUEST, VALIDATE, REDEEM */
-    char code[PROTO_CODE_MAX + 1]; /* VALIDATE, REDEEM; upper case */
-    enum proto_type type;          /* REQUEST; PROTO_TYPE_NONE when absent */
+    char user[PROTO_USER_MAX + 1]; /* REQUEST, VALIDATE, REDEEM, HOLD, UNREDEEM, COUPONS */
+    char code[PROTO_CODE_MAX + 1]; /* VALIDATE, REDEEM, HOLD, COUPON; upper case */
+    /* REQUEST, GENERATE, EXPORT COUPONS; PROTO_TYPE_NONE when absent (see has_type) */
+    enum proto_type type;
+    bool has_type;                 /* a type word was given */
     char task[PROTO_TASK_MAX + 1]; /* STATUS, WAIT */
+    char hold[PROTO_HOLD_MAX + 1]; /* RELEASE, REDEEM hold=: the hold id as sent; "" for none */
+    char rid[PROTO_RID_MAX + 1];   /* id=RID of a write; "" for none */
     const char *key;               /* AUTH: not NUL-terminated, see key_len */
     size_t key_len;
-    uint64_t count; /* UPLOAD: the record count, saturated at UINT64_MAX */
+    uint64_t count;   /* UPLOAD, GENERATE: the count, saturated at UINT64_MAX */
+    uint64_t seq;     /* UNREDEEM: the redemption; EXPORT HISTORY: after= (0 when absent) */
+    uint32_t seconds; /* HOLD: PROTO_HOLD_SECONDS_DEFAULT when absent */
+    enum proto_export export_what; /* EXPORT */
+    /* GENERATE: the coupons' fields (the code and uses unused), prefix= ("" when absent, upper
+     * case) and length= (PROTO_GEN_LENGTH_DEFAULT when absent). */
+    struct proto_coupon gen;
+    char prefix[PROTO_PREFIX_MAX + 1];
+    uint32_t length;
 };
 
 /* An error result: the code and a human message (no CR/LF, printable ASCII). */
@@ -144,10 +198,16 @@ const char *proto_kind_name(enum proto_kind k);
  *   - more than PROTO_MAX_LINE bytes: TOO_LONG;
  *   - unknown verb: UNKNOWN_COMMAND;
  *   - wrong argument count or an argument that fails its value rule: BAD_REQUEST;
- *   - except a STATUS or WAIT task id that fails its rule: BAD_TASK with PROTO_BAD_TASK_MSG;
+ *   - except a STATUS or WAIT task id that fails its rule: BAD_TASK with PROTO_BAD_TASK_MSG,
+ *     and a RELEASE or hold= hold id that fails it: BAD_HOLD with PROTO_BAD_HOLD_MSG;
  *   - UPLOAD whose count is not a positive decimal number: BAD_REQUEST.
  *     A positive count above any limit is NOT an error here: the caller compares
- *     req->count against its own --max-upload (PROTOCOL.md's TOO_LARGE).
+ *     req->count against its own --max-upload (PROTOCOL.md's TOO_LARGE). GENERATE's n alike.
+ * Options. After a verb's positional arguments come its options, `name=value` words with a
+ * lower-case name, each at most once: hold= (REDEEM), prefix= and length= (GENERATE), after=
+ * (EXPORT HISTORY), and id= (REQUEST, REDEEM, UPLOAD, HOLD, RELEASE, UNREDEEM, GENERATE),
+ * which must be the last word. A word is taken as an option only beyond the verb's required
+ * arguments, so `REQUEST id=x` names the user "id=x".
  * An empty or all-blank line is an error too (BAD_REQUEST); callers skip those before calling,
  * see proto_line_is_blank. The line is not modified. On failure *req is unspecified. */
 bool proto_parse_request(const char *line, size_t len, struct proto_request *req,
@@ -184,6 +244,9 @@ bool proto_parse_max_uses(const char *s, size_t len, uint32_t *out, const char *
 /* At most PROTO_TASK_MAX characters of A-Z a-z 0-9 _ -, at least 1. */
 bool proto_parse_task(const char *s, size_t len, char out[PROTO_TASK_MAX + 1], const char **why);
 
+/* A request id: 1 to PROTO_RID_MAX characters of A-Z a-z 0-9 _ - . : (case kept). */
+bool proto_parse_rid(const char *s, size_t len, char out[PROTO_RID_MAX + 1], const char **why);
+
 /* Parses an upload record line "code,type,discount,kind,expires,max_uses" as the framer cut
  * it (LF and the one CR before it removed; any other CR is a control byte); blanks around
  * fields are ignored. Fills *out (uses = 0) and returns
@@ -200,6 +263,13 @@ size_t proto_fmt_coupon(char buf[PROTO_COUPON_BUF], const struct proto_coupon *c
 /* "CODE,TYPE,12.50,FLAT,2026-12-31T23:59:59Z,3" (type empty for PROTO_TYPE_NONE); the exact
  * inverse of proto_parse_record. */
 size_t proto_fmt_record(char buf[PROTO_RECORD_BUF], const struct proto_coupon *c);
+
+/* The canonical line of a parsed request: the verb and its arguments as they were kept (codes
+ * and types in upper case, numbers and times normalised, HOLD's seconds and GENERATE's length
+ * always written, options in a fixed order), so two requests that mean the same have the same
+ * line, and the line parses back to the same request. id= is written only when `with_id`: a
+ * request's fingerprint is its canonical line without it. AUTH's key is written as given. */
+size_t proto_fmt_request(char buf[PROTO_REQUEST_BUF], const struct proto_request *r, bool with_id);
 
 /* Client side: reading replies. */
 enum proto_reply_kind { PROTO_REPLY_DATA = 0, PROTO_REPLY_OK, PROTO_REPLY_ERR };

@@ -12,6 +12,7 @@ proto_out_init(struct proto_out *o, proto_sink_fn *sink, void *arg)
     o->arg = arg;
     o->len = 0;
     o->cut = false;
+    o->sent = 0;
 }
 
 static void
@@ -132,6 +133,7 @@ proto_out_end(struct proto_out *o)
 {
     o->line[o->len] = '\n';
     o->sink(o->arg, o->line, o->len + 1);
+    o->sent += o->len + 1;
     o->len = 0;
 }
 

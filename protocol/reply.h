@@ -24,7 +24,8 @@ struct proto_out {
     proto_sink_fn *sink;
     void *arg;
     size_t len;
-    bool cut; /* the current line hit PROTO_REPLY_LINE_MAX */
+    bool cut;      /* the current line hit PROTO_REPLY_LINE_MAX */
+    uint64_t sent; /* bytes handed to the sink since init: a long reply measures its parts */
     char line[PROTO_REPLY_LINE_MAX + 1];
 };
 

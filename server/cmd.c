@@ -1,6 +1,7 @@
 /* cmd.c - the command handlers and their dispatch table (see cmd.h). Each verb has a start
  * function, run when its line arrives, and a reply function, run when its turn to answer
- * comes; errors share one reply. */
+ * comes; errors share one reply. A long reply has a part function too, which writes its rows
+ * a part at a time before the reply function writes its status line. */
 #include "cmd.h"
 
 #include <math.h>
@@ -10,10 +11,14 @@
 #include <string.h>
 
 #include "coupon.h"
+#include "gen.h"
 #include "group.h"
+#include "hold.h"
 #include "keys.h"
 #include "log.h"
 #include "opts.h"
+#include "rid.h"
+#include "rows.h"
 #include "upload.h"
 
 typedef void cmd_start_fn(struct cmd_req *r);
@@ -21,8 +26,24 @@ typedef void cmd_reply_fn(struct cmd_req *r, struct proto_out *o);
 
 struct cmd_entry {
     cmd_start_fn *start;
-    cmd_reply_fn *reply; /* for an OK outcome; errors are written alike for every verb */
+    cmd_reply_fn *reply; /* for an OK outcome (a long reply's status line); errors are written
+                            alike for every verb */
     const char *help;    /* what HELP says the verb does */
+    bool stream;         /* a long reply: rows in parts, then `reply` (cmd.h) */
+};
+
+/* A long reply's state: its block of rows, and where it stands in the store. */
+struct cmd_stream {
+    struct rows rows;
+    void *buf;      /* the rows' memory: coupons or redemptions */
+    size_t cap;     /* rows the buffer holds */
+    size_t *chosen; /* GENERATE: which candidates the store kept */
+    unsigned draws; /* GENERATE: candidates drawn so far (gen.h) */
+    uint64_t count; /* rows sent (EXPORT); all rows (COUPONS: the store's count) */
+    bool more;      /* the store has more rows behind `cursor` */
+    void *cursor;   /* an EXPORT cursor the store still holds, or NULL */
+    bool head;      /* COUPON code: its coupon line is still to write */
+    struct store_coupon coupon;
 };
 
 static const struct cmd_entry cmd_table[PROTO_NCMDS];
@@ -46,7 +67,8 @@ cmd_req_new(struct cmd_env *env, struct cmd_client *client, void (*complete)(str
     r->next = NULL;
     r->complete = complete;
     r->owner = owner;
-    r->done = r->blocks = r->closes = false;
+    r->done = r->blocks = r->closes = r->streaming = false;
+    r->stream = NULL;
     r->records_left = 0;
     r->env = env;
     r->client = client;
@@ -64,8 +86,47 @@ cmd_req_new(struct cmd_env *env, struct cmd_client *client, void (*complete)(str
     r->parsed = false;
     r->preq.user[0] = r->preq.code[0] = '\0';
     r->op.kind = STORE_OP_GET;
-    r->op.out.coupon.code[0] = '\0';
+    memset(&r->op.out, 0, sizeof r->op.out);
     return r;
+}
+
+static void release(struct cmd_req *r);
+
+static void
+cursor_closed(struct store_op *op)
+{
+    struct cmd_req *r = op->arg;
+
+    r->op_busy = false;
+    release(r);
+}
+
+/* A client went away during an EXPORT: the store lets go of its snapshot now, not when the
+ * export would have ended. The request is released when the store has closed it. */
+static void
+close_cursor(struct cmd_req *r)
+{
+    struct cmd_stream *st = r->stream;
+
+    memset(&r->op.out, 0, sizeof r->op.out);
+    r->op.kind = STORE_OP_EXPORT;
+    r->op.in.close = true;
+    r->op.in.cursor = st->cursor;
+    st->cursor = NULL;
+    r->op.done = cursor_closed;
+    r->op.arg = r;
+    r->op_busy = true;
+    store_read(r->env->store, &r->op);
+}
+
+static void
+stream_free(struct cmd_stream *st)
+{
+    if (st == NULL)
+        return;
+    free(st->buf);
+    free(st->chosen);
+    free(st);
 }
 
 static void
@@ -73,6 +134,12 @@ release(struct cmd_req *r)
 {
     struct cmd_env *env = r->env;
 
+    if (r->stream != NULL && r->stream->cursor != NULL) {
+        close_cursor(r);
+        return;
+    }
+    stream_free(r->stream);
+    r->stream = NULL;
     upload_free(r->upload);
     r->upload = NULL;
     if (env->n_spare >= CMD_SPARE_MAX) {
@@ -202,6 +269,20 @@ op_done(struct store_op *op)
         finish(r);
 }
 
+/* Readies the request's store operation; its outputs are cleared, so none is left from the
+ * request's last operation (or the last request that used this struct). */
+static void
+prepare(struct cmd_req *r, enum store_op_kind kind, void (*after)(struct cmd_req *r))
+{
+    memset(&r->op.out, 0, sizeof r->op.out);
+    r->op.kind = kind;
+    r->op.now = now_sec(r->env);
+    r->op.done = op_done;
+    r->op.arg = r;
+    r->after = after;
+    r->op_busy = true;
+}
+
 /* Runs the request's store operation: a write in the group; a read too when this client has a
  * write in flight (so it reads its own writes), else at once on the committed state. `after`
  * (or finish) runs when it completes. */
@@ -210,12 +291,7 @@ submit(struct cmd_req *r, enum store_op_kind kind, void (*after)(struct cmd_req 
 {
     struct cmd_env *env = r->env;
 
-    r->op.kind = kind;
-    r->op.now = now_sec(env);
-    r->op.done = op_done;
-    r->op.arg = r;
-    r->after = after;
-    r->op_busy = true;
+    prepare(r, kind, after);
     if (store_op_writes(kind)) {
         r->client->writes_unfinished++;
         r->counted_write = true;
@@ -239,8 +315,8 @@ fail_store(struct cmd_req *r, const char *code, const char *user)
         fail(r, PROTO_ERR_INVALID, "coupon %s is not assigned to %s", code, user);
         return;
     case STORE_EXHAUSTED:
-        fail(r, PROTO_ERR_EXHAUSTED, "coupon %s has no uses left (%u of %u used)", code, sc->uses,
-             sc->max_uses);
+        fail(r, PROTO_ERR_EXHAUSTED, "coupon %s has no uses left (%u used, %u held, of %u)", code,
+             sc->uses, sc->held, sc->max_uses);
         return;
     case STORE_EXPIRED:
         proto_fmt_time(when, sc->expires);
@@ -249,20 +325,47 @@ fail_store(struct cmd_req *r, const char *code, const char *user)
     case STORE_NO_COUPONS:
         fail(r, PROTO_ERR_NO_COUPONS, "no %s coupon left", proto_type_name(r->preq.type));
         return;
+    case STORE_ID_CONFLICT:
+        fail(r, PROTO_ERR_ID_CONFLICT, "request id %s was used for another request", r->preq.rid);
+        return;
+    case STORE_UNKNOWN_HOLD:
+        fail(r, PROTO_ERR_UNKNOWN_HOLD, "no live hold with that id");
+        return;
+    case STORE_UNKNOWN_REDEMPTION:
+        fail(r, PROTO_ERR_UNKNOWN_REDEMPTION, "no redemption %llu of %s, or it is undone",
+             (unsigned long long)r->preq.seq, user);
+        return;
     default:
         fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
     }
 }
 
+/* Ends an OK line: a write whose request id was stored already says so, last. */
 static void
-reply_coupon(struct cmd_req *r, struct proto_out *o)
+end_ok(struct cmd_req *r, struct proto_out *o)
+{
+    if (r->op.out.replayed)
+        proto_out_field(o, "replayed", "1");
+    proto_out_end(o);
+}
+
+static void
+out_coupon(struct proto_out *o, const struct store_coupon *c)
 {
     struct proto_coupon pc;
 
-    coupon_to_proto(&r->op.out.coupon, &pc);
-    proto_out_begin(o, "OK");
+    coupon_to_proto(c, &pc);
     proto_out_coupon(o, &pc);
-    proto_out_end(o);
+}
+
+static void
+reply_coupon(struct cmd_req *r, struct proto_out *o)
+{
+    proto_out_begin(o, "OK");
+    out_coupon(o, &r->op.out.coupon);
+    if (r->op.kind == STORE_OP_REDEEM)
+        proto_out_field_u64(o, "redemption", r->op.out.redemption);
+    end_ok(r, o);
 }
 
 /* A coupon operation completed: OK with the coupon, or its error. */
@@ -273,7 +376,47 @@ after_coupon(struct cmd_req *r)
         fail_store(r, r->preq.code[0] ? r->preq.code : "-", r->preq.user);
     else if (r->preq.cmd == PROTO_CMD_REDEEM)
         log_note_add(&r->note, log_uint("uses", r->op.out.coupon.uses));
+    if (r->op.err == STORE_OK && r->op.out.replayed)
+        log_note_add(&r->note, log_uint("replayed", 1));
     finish(r);
+}
+
+/* Adds a service's fields to the request's log line, after its own (the request id). */
+static void
+take_note(struct cmd_req *r, const struct log_note *n)
+{
+    for (size_t i = 0; i < n->n; i++)
+        log_note_add(&r->note, n->f[i]);
+}
+
+/* ---- request ids ---- */
+
+/* A write with id=RID: its id, scope and fingerprint go into op.in.rid (for an UPLOAD, with its
+ * records). */
+static void
+make_rid(struct cmd_req *r)
+{
+    struct rid_fp h;
+
+    rid_fp_begin(&h, &r->preq);
+    if (r->upload != NULL)
+        upload_fingerprint(r->upload, &h);
+    rid_fp_end(&h, r->client->scope, r->preq.rid, &r->op.in.rid);
+    log_note_add(&r->note, log_str("id", r->preq.rid));
+}
+
+/* make_rid for a write other than a MEGADEAL REQUEST. False, and the request failed, when a
+ * MEGADEAL task holds the id: the store does not know it yet. */
+static bool
+take_rid(struct cmd_req *r)
+{
+    if (r->preq.rid[0] == '\0')
+        return true;
+    make_rid(r);
+    if (!megadeal_rid_taken(r->env->mega, &r->op.in.rid))
+        return true;
+    fail(r, PROTO_ERR_ID_CONFLICT, "request id %s was used for another request", r->preq.rid);
+    return false;
 }
 
 /* ---- the commands ---- */
@@ -352,27 +495,89 @@ mega_enqueue_after(struct cmd_req *r)
 {
     struct cmd_env *env = r->env;
     struct megadeal_view *v = &r->u.mega;
+    const struct store_rid *rid = r->preq.rid[0] != '\0' ? &r->op.in.rid : NULL;
 
     if (r->op.err != STORE_OK) {
         fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
     } else {
         megadeal_enqueue(env->mega, r->preq.user,
                          r->op.out.counters.type[STORE_TYPE_MEGADEAL].available, r->client->conn,
-                         r->client->peer, v);
-        r->note = v->note;
+                         r->client->peer, rid, v);
+        take_note(r, &v->note);
         if (v->err != PROTO_OK)
             fail(r, v->err, "%s", v->msg);
     }
     finish(r);
 }
 
+/* A place in the queue, which no commit makes durable: it needs the count of coupons left, no
+ * write. */
+static void
+mega_admit(struct cmd_req *r)
+{
+    submit(r, STORE_OP_COUNTERS, mega_enqueue_after);
+}
+
+/* REQUEST user MEGADEAL id=RID that the queue does not know: the store may know its grant
+ * (from before a restart); else it is queued. */
+static void
+mega_rid_after(struct cmd_req *r)
+{
+    struct proto_coupon pc;
+
+    switch (r->op.err) {
+    case STORE_OK:
+        if (r->op.out.task_seq == 0) { /* stored by a write that was no MEGADEAL grant */
+            fail(r, PROTO_ERR_ID_CONFLICT, "request id %s was used for another request",
+                 r->preq.rid);
+            break;
+        }
+        coupon_to_proto(&r->op.out.coupon, &pc);
+        megadeal_view_granted(r->env->mega, r->op.out.task_seq, r->op.out.task_stamp, r->preq.user,
+                              &pc, &r->u.mega);
+        take_note(r, &r->u.mega.note);
+        break;
+    case STORE_INVALID:
+        mega_admit(r);
+        return;
+    default:
+        fail_store(r, "-", r->preq.user);
+    }
+    finish(r);
+}
+
+static void
+mega_request(struct cmd_req *r)
+{
+    if (r->preq.rid[0] == '\0') {
+        mega_admit(r);
+        return;
+    }
+    make_rid(r);
+    switch (megadeal_rid_find(r->env->mega, &r->op.in.rid, &r->u.mega)) {
+    case MEGADEAL_RID_FOUND:
+        take_note(r, &r->u.mega.note);
+        finish(r);
+        return;
+    case MEGADEAL_RID_CONFLICT:
+        fail(r, PROTO_ERR_ID_CONFLICT, "request id %s was used for another request", r->preq.rid);
+        finish(r);
+        return;
+    case MEGADEAL_RID_NONE:
+        submit(r, STORE_OP_RID_GET, mega_rid_after);
+        return;
+    }
+}
+
 static void
 start_request(struct cmd_req *r)
 {
     if (r->preq.type == PROTO_TYPE_MEGADEAL) {
-        /* A place in the queue, which no commit makes durable: it needs the count of coupons
-         * left, no write. */
-        submit(r, STORE_OP_COUNTERS, mega_enqueue_after);
+        mega_request(r);
+        return;
+    }
+    if (!take_rid(r)) {
+        finish(r);
         return;
     }
     r->op.in.type = (enum store_type)r->preq.type;
@@ -395,6 +600,8 @@ reply_task(struct cmd_req *r, struct proto_out *o)
         proto_out_field(o, "status", "queued");
         proto_out_field_u64(o, "position", v->position);
     }
+    if (v->replayed)
+        proto_out_field(o, "replayed", "1");
     proto_out_end(o);
 }
 
@@ -459,12 +666,96 @@ reply_wait(struct cmd_req *r, struct proto_out *o)
     reply_task(r, o);
 }
 
+/* The hold a hold id names; false, and the request failed with BAD_HOLD, for an id that fails
+ * its check (which reply never tells). */
+static bool
+take_hold(struct cmd_req *r)
+{
+    struct hold_ref ref;
+
+    if (!hold_decode(r->env->hold_key, r->preq.hold, strlen(r->preq.hold), &ref)) {
+        fail(r, PROTO_ERR_BAD_HOLD, PROTO_BAD_HOLD_MSG);
+        return false;
+    }
+    r->op.in.hold_seq = ref.seq;
+    log_note_add(&r->note, log_uint("hold", ref.seq));
+    return true;
+}
+
 static void
 start_coupon_op(struct cmd_req *r)
 {
     snprintf(r->op.in.user, sizeof r->op.in.user, "%s", r->preq.user);
     snprintf(r->op.in.code, sizeof r->op.in.code, "%s", r->preq.code);
-    submit(r, r->preq.cmd == PROTO_CMD_REDEEM ? STORE_OP_REDEEM : STORE_OP_VALIDATE, after_coupon);
+    if (r->preq.cmd == PROTO_CMD_VALIDATE) {
+        submit(r, STORE_OP_VALIDATE, after_coupon);
+        return;
+    }
+    if ((r->preq.hold[0] != '\0' && !take_hold(r)) || !take_rid(r)) {
+        finish(r);
+        return;
+    }
+    submit(r, STORE_OP_REDEEM, after_coupon);
+}
+
+/* ---- holds and undo ---- */
+
+static void
+start_hold(struct cmd_req *r)
+{
+    if (!take_rid(r)) {
+        finish(r);
+        return;
+    }
+    snprintf(r->op.in.user, sizeof r->op.in.user, "%s", r->preq.user);
+    snprintf(r->op.in.code, sizeof r->op.in.code, "%s", r->preq.code);
+    r->op.in.until = now_sec(r->env) + (int64_t)r->preq.seconds;
+    submit(r, STORE_OP_HOLD, after_coupon);
+}
+
+static void
+reply_hold(struct cmd_req *r, struct proto_out *o)
+{
+    const struct hold_ref ref = {r->op.out.hold.seq, r->op.out.hold.expires};
+    char id[HOLD_ID_BUF];
+
+    hold_encode(r->env->hold_key, &ref, id);
+    proto_out_begin(o, "OK");
+    proto_out_field(o, "hold", id);
+    proto_out_field_time(o, "expires_at", ref.expires);
+    out_coupon(o, &r->op.out.coupon);
+    end_ok(r, o);
+}
+
+static void
+start_release(struct cmd_req *r)
+{
+    if (!take_hold(r) || !take_rid(r)) {
+        finish(r);
+        return;
+    }
+    submit(r, STORE_OP_RELEASE, after_coupon);
+}
+
+static void
+reply_released(struct cmd_req *r, struct proto_out *o)
+{
+    proto_out_begin(o, "OK");
+    proto_out_field(o, "released", "1");
+    end_ok(r, o);
+}
+
+static void
+start_unredeem(struct cmd_req *r)
+{
+    if (!take_rid(r)) {
+        finish(r);
+        return;
+    }
+    snprintf(r->op.in.user, sizeof r->op.in.user, "%s", r->preq.user);
+    r->op.in.after = r->preq.seq;
+    log_note_add(&r->note, log_uint("redemption", r->preq.seq));
+    submit(r, STORE_OP_UNREDEEM, after_coupon);
 }
 
 static void
@@ -525,6 +816,8 @@ upload_after(struct cmd_req *r)
 
     r->err = upload_result(r->upload, &r->op, &stored);
     log_note_add(&r->note, log_uint("stored", stored));
+    if (r->err == PROTO_OK && r->op.out.replayed)
+        log_note_add(&r->note, log_uint("replayed", 1));
     finish(r);
 }
 
@@ -543,6 +836,11 @@ cmd_record(struct cmd_req *r, const char *line, size_t len)
         return;
     upload_op(r->upload, now_sec(r->env), &r->op);
     if (!upload_has_records(r->upload)) { /* every record was refused by the parser */
+        upload_after(r);
+        return;
+    }
+    if (!take_rid(r)) { /* its reply is the upload's: the store's verdict, as if it said so */
+        r->op.err = STORE_ID_CONFLICT;
         upload_after(r);
         return;
     }
@@ -614,6 +912,8 @@ stats_after(struct cmd_req *r)
         s->v[PROTO_STAT_REDEEMED][t] = tc->redeemed;
         s->v[PROTO_STAT_AVAILABLE][t] = tc->available;
         s->v[PROTO_STAT_PURGED][t] = tc->purged;
+        s->v[PROTO_STAT_HELD][t] = tc->held;
+        s->v[PROTO_STAT_UNREDEEMED][t] = tc->unredeemed;
     }
     megadeal_counters(env->mega, &mc);
     s->v[PROTO_STAT_MEGA_QUEUED][0] = mc.queued;
@@ -660,6 +960,288 @@ reply_stats(struct cmd_req *r, struct proto_out *o)
     proto_out_ok(o);
 }
 
+/* ---- long replies: COUPONS, COUPON, EXPORT, GENERATE ---- */
+
+/* A stream with room for `cap` rows of `size` bytes; false (and the request failed) when out
+ * of memory. */
+static bool
+stream_new(struct cmd_req *r, size_t cap, size_t size)
+{
+    struct cmd_stream *st = calloc(1, sizeof *st);
+
+    if (st == NULL || (st->buf = calloc(cap, size)) == NULL) {
+        free(st);
+        fail(r, PROTO_ERR_INTERNAL, "server out of memory, nothing was changed");
+        return false;
+    }
+    st->cap = cap;
+    r->stream = st;
+    return true;
+}
+
+/* Rows and then the status line; false while rows are left here or in the store. */
+static bool
+reply_part(struct cmd_req *r, struct proto_out *o, uint64_t room)
+{
+    struct cmd_stream *st = r->stream;
+    uint64_t start = o->sent;
+
+    r->streaming = true;
+    if (st->head) {
+        rows_coupon_line(o, &st->coupon);
+        st->head = false;
+    }
+    uint64_t used = o->sent - start;
+    size_t wrote = rows_write(&st->rows, o, room > used ? room - used : 0);
+    if (r->preq.cmd == PROTO_CMD_EXPORT)
+        st->count += wrote;
+    if (rows_left(&st->rows) || (st->more && r->err == PROTO_OK))
+        return false;
+    if (r->err != PROTO_OK) /* a later chunk failed: the rows so far, then the error */
+        proto_out_error(o, r->err, "%s", r->msg);
+    else
+        r->entry->reply(r, o);
+    return true;
+}
+
+static void
+reply_count(struct cmd_req *r, struct proto_out *o)
+{
+    proto_out_begin(o, "OK");
+    proto_out_field_u64(o, "count", r->stream->count);
+    proto_out_end(o);
+}
+
+/* COUPONS user */
+
+static void
+coupons_after(struct cmd_req *r)
+{
+    struct cmd_stream *st = r->stream;
+
+    if (r->op.err != STORE_OK) {
+        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+    } else {
+        st->count = r->op.out.count;
+        size_t n = st->count < st->cap ? (size_t)st->count : st->cap;
+        rows_of_coupons(&st->rows, ROWS_ASSIGNED, st->buf, NULL, n);
+        log_note_add(&r->note, log_uint("count", st->count));
+    }
+    finish(r);
+}
+
+static void
+start_coupons(struct cmd_req *r)
+{
+    if (!stream_new(r, PROTO_COUPONS_SHOWN, sizeof(struct store_coupon))) {
+        finish(r);
+        return;
+    }
+    snprintf(r->op.in.user, sizeof r->op.in.user, "%s", r->preq.user);
+    r->op.in.coupons = r->stream->buf;
+    r->op.in.cap = r->stream->cap;
+    submit(r, STORE_OP_COUPONS, coupons_after);
+}
+
+/* EXPORT, and COUPON code's redemptions: chunks through a cursor */
+
+static void read_chunk(struct cmd_req *r);
+
+static void
+chunk_after(struct cmd_req *r)
+{
+    struct cmd_stream *st = r->stream;
+    bool coupons = r->op.in.export_kind == STORE_EXPORT_COUPONS;
+    enum rows_kind kind = coupons                                        ? ROWS_COUPONS
+                          : r->op.in.export_kind == STORE_EXPORT_HISTORY ? ROWS_HISTORY
+                                                                         : ROWS_USES;
+
+    if (r->op.err != STORE_OK) { /* a failed EXPORT has released its cursor (store.h) */
+        st->more = false;
+        st->cursor = NULL;
+        fail(r, PROTO_ERR_INTERNAL, "export stopped: %s", store_strerror(r->op.err));
+        finish(r);
+        return;
+    }
+    size_t n = r->op.out.count < st->cap ? (size_t)r->op.out.count : st->cap;
+    if (coupons)
+        rows_of_coupons(&st->rows, kind, st->buf, NULL, n);
+    else
+        rows_of_redemptions(&st->rows, kind, st->buf, n);
+    st->more = r->op.out.more;
+    st->cursor = st->more ? r->op.out.cursor : NULL;
+    finish(r);
+}
+
+/* Asks for the next chunk: the first through submit (a client reads its own writes), the
+ * others straight from the cursor's snapshot. */
+static void
+read_chunk(struct cmd_req *r)
+{
+    struct cmd_stream *st = r->stream;
+    bool first = st->cursor == NULL;
+
+    r->op.in.close = false;
+    r->op.in.cursor = st->cursor;
+    r->op.in.cap = st->cap;
+    if (r->op.in.export_kind == STORE_EXPORT_COUPONS)
+        r->op.in.coupons = st->buf;
+    else
+        r->op.in.rows = st->buf;
+    if (first) {
+        submit(r, STORE_OP_EXPORT, chunk_after);
+        return;
+    }
+    prepare(r, STORE_OP_EXPORT, chunk_after);
+    store_read(r->env->store, &r->op);
+}
+
+static void
+start_export(struct cmd_req *r)
+{
+    bool coupons = r->preq.export_what == PROTO_EXPORT_COUPONS;
+
+    if (!stream_new(r, CMD_EXPORT_CHUNK,
+                    coupons ? sizeof(struct store_coupon) : sizeof(struct store_redemption))) {
+        finish(r);
+        return;
+    }
+    r->op.in.export_kind = coupons ? STORE_EXPORT_COUPONS : STORE_EXPORT_HISTORY;
+    r->op.in.type = (enum store_type)r->preq.type;
+    r->op.in.any_type = !r->preq.has_type;
+    r->op.in.after = r->preq.seq;
+    read_chunk(r);
+}
+
+/* COUPON code */
+
+static void
+coupon_after(struct cmd_req *r)
+{
+    struct cmd_stream *st = r->stream;
+
+    if (r->op.err == STORE_INVALID) {
+        fail(r, PROTO_ERR_INVALID, "no coupon %s", r->preq.code);
+    } else if (r->op.err != STORE_OK) {
+        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+    } else {
+        st->coupon = r->op.out.coupon;
+        st->head = true;
+        r->op.in.export_kind = STORE_EXPORT_CODE_HISTORY;
+        read_chunk(r);
+        return;
+    }
+    finish(r);
+}
+
+static void
+start_coupon(struct cmd_req *r)
+{
+    if (!stream_new(r, CMD_EXPORT_CHUNK, sizeof(struct store_redemption))) {
+        finish(r);
+        return;
+    }
+    snprintf(r->op.in.code, sizeof r->op.in.code, "%s", r->preq.code);
+    submit(r, STORE_OP_GET, coupon_after);
+}
+
+/* GENERATE */
+
+/* Draws the candidates of draw st->draws into the stream's buffer and submits them; false (and
+ * the request failed) when out of memory. */
+static bool
+draw(struct cmd_req *r)
+{
+    struct cmd_stream *st = r->stream;
+    size_t n = gen_candidates((size_t)r->preq.count, st->draws++);
+    struct store_coupon *recs = realloc(st->buf, n * sizeof *recs);
+
+    if (recs == NULL) {
+        fail(r, PROTO_ERR_INTERNAL, "server out of memory, nothing was stored");
+        return false;
+    }
+    st->buf = recs;
+    st->cap = n;
+    gen_fill(recs, n, &r->preq);
+    r->op.in.recs = recs;
+    r->op.in.n = n;
+    r->op.in.want = (size_t)r->preq.count;
+    r->op.in.chosen = st->chosen;
+    /* A replay writes the first run's coupons here: the store reads no candidate then. */
+    r->op.in.coupons = recs;
+    r->op.in.cap = n;
+    return true;
+}
+
+static void generate_after(struct cmd_req *r);
+
+static void
+generate_submit(struct cmd_req *r)
+{
+    if (!draw(r)) {
+        finish(r);
+        return;
+    }
+    submit(r, STORE_OP_GENERATE, generate_after);
+}
+
+static void
+generate_after(struct cmd_req *r)
+{
+    struct cmd_stream *st = r->stream;
+    bool replayed = r->op.err == STORE_OK && r->op.out.replayed;
+
+    if (r->op.err == STORE_REJECTED && st->draws < GEN_ATTEMPTS) {
+        generate_submit(r); /* codes taken: draw again, with more spares */
+        return;
+    }
+    if (r->op.err == STORE_REJECTED)
+        fail(r, PROTO_ERR_INTERNAL,
+             "no %llu unused codes found in %u draws; choose a longer length, nothing was stored",
+             (unsigned long long)r->preq.count, st->draws);
+    else if (r->op.err != STORE_OK)
+        fail_store(r, "-", "-");
+    else if (replayed)
+        rows_of_coupons(&st->rows, ROWS_CODES, st->buf, NULL, (size_t)r->op.out.count);
+    else
+        rows_of_coupons(&st->rows, ROWS_CODES, st->buf, st->chosen, (size_t)r->preq.count);
+    log_note_add(&r->note, log_uint("count", r->preq.count));
+    if (replayed)
+        log_note_add(&r->note, log_uint("replayed", 1));
+    finish(r);
+}
+
+static void
+start_generate(struct cmd_req *r)
+{
+    struct cmd_env *env = r->env;
+
+    if (r->preq.count > env->opts->max_upload) {
+        fail(r, PROTO_ERR_TOO_LARGE, "GENERATE makes at most %u coupons", env->opts->max_upload);
+        finish(r);
+        return;
+    }
+    if (!take_rid(r) || !stream_new(r, 1, sizeof(struct store_coupon))) {
+        finish(r);
+        return;
+    }
+    r->stream->chosen = calloc((size_t)r->preq.count, sizeof *r->stream->chosen);
+    if (r->stream->chosen == NULL) {
+        fail(r, PROTO_ERR_INTERNAL, "server out of memory, nothing was stored");
+        finish(r);
+        return;
+    }
+    generate_submit(r);
+}
+
+static void
+reply_generated(struct cmd_req *r, struct proto_out *o)
+{
+    proto_out_begin(o, "OK");
+    proto_out_field_u64(o, "generated", r->stream->rows.n);
+    end_ok(r, o);
+}
+
 /* ---- dispatch ---- */
 
 static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
@@ -682,6 +1264,19 @@ static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
                           "code,type,discount,kind,expires,max_uses"},
     [PROTO_CMD_PURGE] = {start_purge, reply_purge, "delete expired coupons never redeemed"},
     [PROTO_CMD_STATS] = {start_stats, reply_stats, "show the counters"},
+    [PROTO_CMD_HOLD] = {start_hold, reply_hold,
+                        "reserve one use of user's coupon for seconds (default 900)"},
+    [PROTO_CMD_RELEASE] = {start_release, reply_released, "end a hold, giving its use back"},
+    [PROTO_CMD_UNREDEEM] = {start_unredeem, reply_coupon,
+                            "undo redemption SEQ of user, giving its use back"},
+    [PROTO_CMD_COUPONS] = {start_coupons, reply_count,
+                           "list the coupons assigned to user, newest first", true},
+    [PROTO_CMD_COUPON] = {start_coupon, reply_ok, "show a coupon, its user and its redemptions",
+                          true},
+    [PROTO_CMD_GENERATE] = {start_generate, reply_generated,
+                            "make n coupons with random unique codes", true},
+    [PROTO_CMD_EXPORT] = {start_export, reply_count,
+                          "list every coupon (of a type), or the redemptions after SEQ", true},
 };
 
 void
@@ -728,16 +1323,31 @@ cmd_http(struct cmd_req *r)
     finish(r);
 }
 
-void
-cmd_reply(struct cmd_req *r, struct proto_out *o)
+bool
+cmd_reply(struct cmd_req *r, struct proto_out *o, uint64_t room)
 {
     if (r->upload != NULL) { /* an upload's reply tells its outcome, errors included */
         reply_upload(r, o);
-        return;
+        return true;
     }
-    if (r->err != PROTO_OK) {
+    if (r->err != PROTO_OK && !r->streaming) {
         proto_out_error(o, r->err, "%s", r->msg);
-        return;
+        return true;
     }
+    if (r->entry->stream)
+        return reply_part(r, o, room);
     r->entry->reply(r, o);
+    return true;
+}
+
+void
+cmd_more(struct cmd_req *r)
+{
+    struct cmd_stream *st = r->stream;
+
+    /* Rows left are ready now; so is the end, after a failure or the last chunk. */
+    if (st == NULL || rows_left(&st->rows) || !st->more || r->err != PROTO_OK)
+        return;
+    r->done = false;
+    read_chunk(r);
 }

@@ -3,7 +3,17 @@
  * commit is durable), or when a service calls back (WAIT, PURGE). Its reply is written later,
  * in order, by whoever holds the connection (session.c), through cmd_reply. The verbs, their
  * arities and which need AUTH are protocol/'s proto_verbs[]; this module adds what only the
- * server knows: the handlers and their dispatch table. */
+ * server knows: the handlers and their dispatch table.
+ *
+ * Streaming replies. A reply that can be long (COUPONS, COUPON, EXPORT, GENERATE's codes) is
+ * written in parts. Its request is done when its first part is ready; cmd_reply writes what is
+ * ready, about `room` bytes of it, and says whether the reply is complete. When it is not, the
+ * request stays at the head of the session's queue (replies after it wait, in order), and the
+ * session calls cmd_more once the connection's output has room again (conn.h, on_drain): the
+ * rows left are then ready at once, or the next chunk is read from the store (an EXPORT reads a
+ * consistent snapshot through a cursor, STORE_EXPORT_CHUNK rows a call), and the request is
+ * done again when it arrives. So a reply of a million lines never holds more than a chunk in
+ * memory, never stalls the loop, and goes no faster than the client reads. */
 #ifndef COUPOND_CMD_H
 #define COUPOND_CMD_H
 
@@ -20,17 +30,23 @@
 #include "stat.h"
 #include "store.h"
 
+struct cmd_stream;
 struct group;
+struct hold_key;
 struct log;
 struct opts;
 struct upload;
 
 #define CMD_AUTH_TRIES 3   /* wrong keys before the connection is closed */
 #define CMD_MSG_MAX    256 /* an error reply's message */
-/* Finished requests kept for reuse instead of freed: a request is about 3 KiB and every line
+/* Finished requests kept for reuse instead of freed: a request is about 4 KiB and every line
  * needs one, so this saves a malloc and a free per request at the rates of a busy server while
- * holding at most 3 MiB. */
+ * holding at most 4 MiB. */
 #define CMD_SPARE_MAX 1024
+/* Rows read from the store per EXPORT call (and COUPON's redemptions): about 250 KiB of
+ * buffer, a millisecond or two of store work per call, and a few hundred calls for 100,000
+ * coupons. The rows are written to the connection in parts of about CONN_OUT_SOFT anyway. */
+#define CMD_EXPORT_CHUNK 1000
 
 /* What commands reach; the server fills it once. */
 struct cmd_env {
@@ -42,6 +58,7 @@ struct cmd_env {
     struct purge *purge;
     struct log *log;
     const unsigned char *admin_key; /* KEYS_BYTES */
+    const struct hold_key *hold_key;
     /* The server's own values for STATS (uptime, connections, commits, ...). */
     void (*server_stats)(void *arg, struct proto_stats *out);
     void *server_stats_arg;
@@ -57,6 +74,9 @@ void cmd_env_release(struct cmd_env *env);
 struct cmd_client {
     uint64_t conn;
     const char *peer;
+    /* The scope of this client's request ids: the key name it authenticated as; "" for every
+     * connection until named keys exist. */
+    char scope[STORE_SCOPE_MAX + 1];
     bool authed;
     unsigned auth_failures;
     /* Writes of this client not yet durable: its reads go into the group behind them, so a
@@ -73,6 +93,7 @@ struct cmd_req {
     bool done;                           /* the outcome is known: cmd_reply may run */
     bool blocks;                         /* no further line may start until this one is done */
     bool closes;                         /* the connection closes after this reply */
+    bool streaming;                      /* part of its reply is written; more follows */
     uint64_t records_left;               /* UPLOAD: the next lines are its records */
 
     /* cmd.c's own */
@@ -97,7 +118,8 @@ struct cmd_req {
     ev_timer delay_w;        /* a wrong AUTH's delay */
     struct megadeal_ticket mega_ticket;
     struct purge_ticket purge_ticket;
-    bool ticket_held; /* one of the tickets is with its service */
+    bool ticket_held;          /* one of the tickets is with its service */
+    struct cmd_stream *stream; /* a long reply's rows and where it stands */
     union {
         struct megadeal_view mega;
         struct proto_stats stats;
@@ -124,7 +146,14 @@ void cmd_http(struct cmd_req *r);
 /* One record line of an UPLOAD (r->records_left > 0); NULL for a line over the limit. */
 void cmd_record(struct cmd_req *r, const char *line, size_t len);
 
-/* Writes the reply of a done request. */
-void cmd_reply(struct cmd_req *r, struct proto_out *o);
+/* Writes the reply of a done request, or its next part: at least one line, and for a long
+ * reply more while fewer than `room` bytes went out. True when the reply is complete; false
+ * when more follows (then call cmd_more when there is room again). */
+bool cmd_reply(struct cmd_req *r, struct proto_out *o, uint64_t room);
+
+/* A long reply may go on: the rest of its rows are ready at once (r->done stays true), or the
+ * next chunk is asked of the store: r->done is false until it arrives, and r->complete runs then
+ * (possibly before cmd_more returns). */
+void cmd_more(struct cmd_req *r);
 
 #endif

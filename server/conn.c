@@ -33,6 +33,7 @@ struct conn {
     bool started;
     bool paused;    /* the handler takes no frames until conn_resume */
     bool backed_up; /* output above CONN_OUT_SOFT: no frames until it drains */
+    bool drained;   /* backed_up was cleared: on_drain is due at the next resume */
     bool waiting;   /* the handler owes replies: not idle */
     bool eof;       /* the peer closed its side */
     bool eof_told;  /* on_eof was called */
@@ -353,6 +354,26 @@ conn_write(struct conn *c, const char *data, size_t len)
 static void schedule_resume(struct conn *c);
 static void linger(struct conn *c);
 
+size_t
+conn_out_room(const struct conn *c)
+{
+    size_t n = unsent(c);
+
+    if (c->dead || c->backed_up || n > CONN_OUT_SOFT)
+        return 0;
+    return CONN_OUT_SOFT + 1 - n;
+}
+
+/* The output fell back below CONN_OUT_SOFT: frames are taken again, and the handler hears of
+ * it at the next iteration (on_drain). */
+static void
+unblock(struct conn *c)
+{
+    c->backed_up = false;
+    c->drained = true;
+    schedule_resume(c);
+}
+
 /* Writes what is pending; arms the write watcher when the socket is full. */
 static void
 conn_flush(struct conn *c)
@@ -378,10 +399,8 @@ conn_flush(struct conn *c)
     free(c->out); /* all written: hold no memory while idle */
     c->out = NULL;
     c->out_off = c->out_len = c->out_cap = 0;
-    if (c->backed_up) {
-        c->backed_up = false;
-        schedule_resume(c);
-    }
+    if (c->backed_up)
+        unblock(c);
     if (c->closing)
         linger(c);
 }
@@ -394,10 +413,8 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
     struct conn *c = w->data;
 
     conn_flush(c);
-    if (!c->dead && c->backed_up && unsent(c) <= CONN_OUT_SOFT) {
-        c->backed_up = false;
-        schedule_resume(c);
-    }
+    if (!c->dead && c->backed_up && unsent(c) <= CONN_OUT_SOFT)
+        unblock(c);
 }
 
 /* ---- closing without a reset ---- */
@@ -605,6 +622,11 @@ resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
     while (c != NULL) {
         struct conn *next = c->resume_next;
         c->in_resume = false;
+        if (!c->dead && c->drained) {
+            c->drained = false;
+            if (c->h->on_drain != NULL)
+                c->h->on_drain(c->arg);
+        }
         if (!c->dead && taking(c)) {
             c->line_started = 0; /* nothing was read meanwhile: an unfinished line starts anew */
             process_input(c);

@@ -27,7 +27,8 @@ _Static_assert(CONN_IN_BUF >= PROTO_FRAME_MIN_BUF, "a longest line must fit the 
 /* Flow control: while this much output is unsent, no more frames are handed over and nothing
  * more is read, so a client pipelining faster than it reads is slowed, never dropped. The
  * largest single reply (100 REJECT lines, STATS, HELP) is a few KiB, so a reply started below
- * this mark ends well below the hard cap. */
+ * this mark ends well below the hard cap; longer replies (EXPORT, GENERATE's codes) are written
+ * in parts, each while the output is below this mark (conn_out_room, on_drain). */
 #define CONN_OUT_SOFT (64 * 1024)
 /* A client whose unsent output passes this is cut off: only one that stopped reading while a
  * reply was being written gets here, and its replies must not grow memory without end. */
@@ -60,6 +61,10 @@ struct conn_handler {
     /* The connection was closed (any reason), at the end of the iteration it happened in; the
      * handler must not use it any more. Until then its calls on it are harmless no-ops. */
     void (*on_close)(void *arg);
+    /* The output, backed up over CONN_OUT_SOFT, fell back below it: a long reply may write its
+     * next part. Called at the start of the next loop iteration, never from inside a call of
+     * the handler into the connection. May be NULL. */
+    void (*on_drain)(void *arg);
 };
 
 struct conn_config {
@@ -91,6 +96,11 @@ const char *conn_peer(const struct conn *c);
 
 /* Appends output; it is written at the end of the loop iteration. */
 void conn_write(struct conn *c, const char *data, size_t len);
+
+/* Bytes that may still be written before the output counts as backed up: 0 when it is (unsent
+ * output over CONN_OUT_SOFT, or the connection is closed), else at least 1. Writing this much
+ * backs the output up, and on_drain follows once it falls back. */
+size_t conn_out_room(const struct conn *c);
 
 /* Frames are handed over again (those buffered first, at the next iteration). */
 void conn_resume(struct conn *c);

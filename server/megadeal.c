@@ -12,7 +12,17 @@
 #include "coupon.h"
 #include "group.h"
 #include "log.h"
+#include "rid.h"
 #include "store.h"
+
+/* A request id a MEGADEAL REQUEST gave its task. The first id of a task (`carrier`) goes with
+ * its grant into the store. */
+struct rid_entry {
+    struct store_rid rid;
+    uint64_t seq; /* the task */
+    bool carrier;
+    struct rid_entry *next;
+};
 
 /* A grant on its way through the group: one slot per allowed grant in flight. */
 struct grant {
@@ -36,6 +46,8 @@ struct megadeal {
     unsigned in_flight;
     unsigned min_validity;
     bool stopped;
+    struct rid_entry *rids; /* the ids of the tasks alive */
+    size_t n_rids;
 };
 
 static void pump(struct megadeal *md);
@@ -165,6 +177,71 @@ answer_tickets(struct megadeal *md)
     }
 }
 
+/* ---- request ids ---- */
+
+/* The live task of an entry, or NULL when it is gone or failed (its ids are then forgotten). */
+static struct mega_task *
+entry_task(const struct megadeal *md, const struct rid_entry *e, double now)
+{
+    struct mega_task *t = mega_lookup(md->queue, e->seq, now);
+
+    return t != NULL && t->state != MEGA_FAILED ? t : NULL;
+}
+
+/* Forgets the ids whose tasks are gone, and with `seq` > 0, every id of that task too. */
+static void
+prune_rids(struct megadeal *md, uint64_t seq, double now)
+{
+    struct rid_entry **pp = &md->rids, *e;
+
+    while ((e = *pp) != NULL) {
+        if (e->seq == seq || entry_task(md, e, now) == NULL) {
+            *pp = e->next;
+            free(e);
+            md->n_rids--;
+        } else {
+            pp = &e->next;
+        }
+    }
+}
+
+/* The entry of an id whose task is alive, or NULL. */
+static struct rid_entry *
+find_rid(struct megadeal *md, const struct store_rid *rid, double now)
+{
+    for (struct rid_entry *e = md->rids; e != NULL; e = e->next)
+        if (rid_same_id(&e->rid, rid))
+            return entry_task(md, e, now) != NULL ? e : NULL;
+    return NULL;
+}
+
+/* The entry whose id goes with task seq's grant, or NULL. */
+static const struct rid_entry *
+carrier_of(const struct megadeal *md, uint64_t seq)
+{
+    for (const struct rid_entry *e = md->rids; e != NULL; e = e->next)
+        if (e->seq == seq && e->carrier)
+            return e;
+    return NULL;
+}
+
+/* Remembers that `rid` named task t; false when out of memory. */
+static bool
+add_rid(struct megadeal *md, const struct store_rid *rid, const struct mega_task *t)
+{
+    struct rid_entry *e = malloc(sizeof *e);
+
+    if (e == NULL)
+        return false;
+    e->rid = *rid;
+    e->seq = t->seq;
+    e->carrier = carrier_of(md, t->seq) == NULL;
+    e->next = md->rids;
+    md->rids = e;
+    md->n_rids++;
+    return true;
+}
+
 /* ---- grants ---- */
 
 /* A task's allocation was lost: back to the queue, or timed out. */
@@ -188,7 +265,12 @@ grant_done(struct store_op *op)
 
     g->busy = false;
     md->in_flight--;
-    if (op->err == STORE_OK) {
+    if (op->err == STORE_ID_CONFLICT) {
+        /* Another write took the task's id first (it was sent while the task waited): the
+         * grant goes on without the id, which names that other write now. */
+        prune_rids(md, t->seq, now);
+        retry(md, t, now, "request id used by another write");
+    } else if (op->err == STORE_OK) {
         struct proto_coupon pc;
         coupon_to_proto(&op->out.coupon, &pc);
         mega_grant_committed(md->queue, t, now, &pc);
@@ -230,6 +312,12 @@ start_grant(struct megadeal *md, struct mega_task *t)
     g->op.in.type = STORE_TYPE_MEGADEAL;
     g->op.in.min_expires = g->op.now + (int64_t)md->min_validity;
     snprintf(g->op.in.user, sizeof g->op.in.user, "%s", t->user);
+    const struct rid_entry *e = carrier_of(md, t->seq);
+    if (e != NULL) {
+        g->op.in.rid = e->rid;
+        g->op.in.task_seq = t->seq;
+        g->op.in.task_stamp = t->stamp;
+    }
     g->op.done = grant_done;
     g->op.arg = g;
     md->in_flight++;
@@ -257,7 +345,8 @@ pump(struct megadeal *md)
     bool expired = false;
     struct mega_task *t;
 
-    mega_reap(md->queue, now);
+    if (mega_reap(md->queue, now) > 0)
+        prune_rids(md, 0, now);
     while ((t = mega_expire(md->queue, now)) != NULL) {
         log_timeout(md, t);
         expired = true;
@@ -279,9 +368,40 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- commands ---- */
 
+/* Refusals before the queue is asked: shutdown, and a full table of request ids. */
+static bool
+refused(struct megadeal *md, const struct store_rid *rid, struct megadeal_view *v)
+{
+    if (md->stopped) {
+        view_error(v, PROTO_ERR_BUSY, "server shutting down");
+        return true;
+    }
+    if (rid != NULL && md->n_rids >= MEGADEAL_RIDS_MAX) {
+        view_error(v, PROTO_ERR_BUSY, "too many MEGADEAL request ids pending");
+        return true;
+    }
+    return false;
+}
+
+/* The answer when the id names a task already: true, with that task or ID_CONFLICT in *v. */
+static bool
+known_rid(struct megadeal *md, const struct store_rid *rid, struct megadeal_view *v)
+{
+    switch (rid != NULL ? megadeal_rid_find(md, rid, v) : MEGADEAL_RID_NONE) {
+    case MEGADEAL_RID_FOUND:
+        return true;
+    case MEGADEAL_RID_CONFLICT:
+        view_error(v, PROTO_ERR_ID_CONFLICT, "request id used for another request");
+        return true;
+    case MEGADEAL_RID_NONE:
+        break;
+    }
+    return false;
+}
+
 void
 megadeal_enqueue(struct megadeal *md, const char *user, uint64_t available, uint64_t conn,
-                 const char *peer, struct megadeal_view *v)
+                 const char *peer, const struct store_rid *rid, struct megadeal_view *v)
 {
     double now = mono_now();
     struct who w = {conn, peer, user};
@@ -291,10 +411,8 @@ megadeal_enqueue(struct megadeal *md, const char *user, uint64_t available, uint
     bool fresh;
 
     memset(v, 0, sizeof *v);
-    if (md->stopped) {
-        view_error(v, PROTO_ERR_BUSY, "server shutting down");
+    if (refused(md, rid, v) || known_rid(md, rid, v))
         return;
-    }
     mega_counters(md->queue, &mc);
     const struct log_field queued[] = {log_uint("queued", mc.queued)};
     switch (mega_enqueue(md->queue, user, now, wall_ms(), available, &t, &pos, &fresh)) {
@@ -314,6 +432,10 @@ megadeal_enqueue(struct megadeal *md, const char *user, uint64_t available, uint
         view_error(v, PROTO_ERR_INTERNAL, "out of memory, nothing was changed");
         return;
     }
+    if (rid != NULL && !add_rid(md, rid, t)) {
+        view_error(v, PROTO_ERR_INTERNAL, "out of memory, nothing was changed");
+        return;
+    }
     log_note_add(&v->note, log_uint("task", t->seq));
     log_note_add(&v->note, log_uint("position", pos));
     if (!fresh)
@@ -323,6 +445,45 @@ megadeal_enqueue(struct megadeal *md, const char *user, uint64_t available, uint
         pump(md);
     }
     view_task(md, t, v);
+}
+
+enum megadeal_rid
+megadeal_rid_find(struct megadeal *md, const struct store_rid *rid, struct megadeal_view *v)
+{
+    double now = mono_now();
+    const struct rid_entry *e = find_rid(md, rid, now);
+
+    if (e == NULL)
+        return MEGADEAL_RID_NONE;
+    if (!rid_same(&e->rid, rid))
+        return MEGADEAL_RID_CONFLICT;
+    memset(v, 0, sizeof *v);
+    const struct mega_task *t = entry_task(md, e, now);
+    log_note_add(&v->note, log_uint("task", t->seq));
+    view_task(md, t, v);
+    v->replayed = true;
+    return MEGADEAL_RID_FOUND;
+}
+
+bool
+megadeal_rid_taken(struct megadeal *md, const struct store_rid *rid)
+{
+    return find_rid(md, rid, mono_now()) != NULL;
+}
+
+void
+megadeal_view_granted(const struct megadeal *md, uint64_t seq, int64_t stamp, const char *user,
+                      const struct proto_coupon *c, struct megadeal_view *v)
+{
+    struct task_payload p;
+
+    memset(v, 0, sizeof *v);
+    task_payload_make(md->key, seq, stamp, stamp + md->wait_ms, user, &p);
+    task_encode(md->key, &p, v->id);
+    v->granted = true;
+    v->coupon = *c;
+    v->replayed = true;
+    log_note_add(&v->note, log_uint("task", seq));
 }
 
 /* The live task an id names, or NULL with the error in *v. */
@@ -466,6 +627,11 @@ megadeal_free(struct megadeal *md)
         ev_timer_stop(md->loop, &md->timer_w);
     mega_free(md->queue);
     task_key_free(md->key);
+    while (md->rids != NULL) {
+        struct rid_entry *e = md->rids;
+        md->rids = e->next;
+        free(e);
+    }
     free(md->grants);
     free(md);
 }

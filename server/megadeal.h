@@ -11,9 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log.h"
 #include "mega.h"
 #include "proto.h"
-#include "log.h"
+#include "store.h"
 #include "task.h"
 
 struct group;
@@ -21,6 +22,11 @@ struct log;
 struct megadeal;
 
 #define MEGADEAL_MSG_MAX 96 /* an error's message */
+/* Request ids of MEGADEAL REQUESTs kept at most: one per task alive (queued, in flight, or
+ * finished and kept MEGA_RETAIN_SECONDS), and a few more when a user asks again with another id;
+ * past this a REQUEST with an id is ERR BUSY, so ids cannot grow memory without end (100,000
+ * ids of about 200 bytes is 20 MB). */
+#define MEGADEAL_RIDS_MAX MEGA_QUEUE_CAP
 
 /* A task as a reply shows it, or the error that answers instead. */
 struct megadeal_view {
@@ -31,6 +37,14 @@ struct megadeal_view {
     unsigned position;          /* queued: 1 is next */
     struct proto_coupon coupon; /* granted */
     struct log_note note;       /* the command's log line: task=, position=, again=, held= */
+    bool replayed;              /* a REQUEST's id named this task already */
+};
+
+/* What a MEGADEAL REQUEST's id names (megadeal_rid_find). */
+enum megadeal_rid {
+    MEGADEAL_RID_NONE = 0, /* nothing the service knows: ask the store, then enqueue */
+    MEGADEAL_RID_FOUND,    /* the task it was given */
+    MEGADEAL_RID_CONFLICT  /* a task of another request */
 };
 
 /* A WAIT held until its task finishes. The service fills `view` and calls `done`, once. */
@@ -58,9 +72,29 @@ struct megadeal *megadeal_new(struct ev_loop *loop, const struct megadeal_config
 void megadeal_free(struct megadeal *md);
 
 /* REQUEST user MEGADEAL, with `available` unassigned, unexpired MEGADEAL coupons: admits a task
- * (or finds the user's queued one) and fills *v. `conn`/`peer` name the client in the log. */
+ * (or finds the user's queued one) and fills *v. `conn`/`peer` name the client in the log.
+ * `rid` (NULL: none) is the request's id: the task keeps it, so a retry with it gets the same
+ * task (megadeal_rid_find), and the task's grant stores it with the assignment (with the task's
+ * sequence and stamp), so that a retry after a restart finds the grant in the store. When the id
+ * names a task already, that task is the answer (v->replayed), or ERR ID_CONFLICT. */
 void megadeal_enqueue(struct megadeal *md, const char *user, uint64_t available, uint64_t conn,
-                      const char *peer, struct megadeal_view *v);
+                      const char *peer, const struct store_rid *rid, struct megadeal_view *v);
+
+/* The task a MEGADEAL REQUEST's id names, while the service has it: queued, in flight, or
+ * granted within MEGA_RETAIN_SECONDS. A task that failed (TIMEOUT, NO_COUPONS) forgets its ids:
+ * an ERR changed nothing, so a retry runs again. FOUND fills *v (v->replayed). */
+enum megadeal_rid megadeal_rid_find(struct megadeal *md, const struct store_rid *rid,
+                                    struct megadeal_view *v);
+
+/* True when a task holds this id (any fingerprint): another write with it is ID_CONFLICT, since
+ * the store learns a MEGADEAL REQUEST's id only with its grant. */
+bool megadeal_rid_taken(struct megadeal *md, const struct store_rid *rid);
+
+/* The view of a grant the store kept under a request id (STORE_OP_RID_GET, after a restart):
+ * task `seq` made at `stamp` for `user`, granted coupon c. Its id is rebuilt as the task's was
+ * (the same while --megadeal-wait is). */
+void megadeal_view_granted(const struct megadeal *md, uint64_t seq, int64_t stamp, const char *user,
+                           const struct proto_coupon *c, struct megadeal_view *v);
 
 /* STATUS id: fills *v with the task's state. */
 void megadeal_status(struct megadeal *md, const char *id, struct megadeal_view *v);

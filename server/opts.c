@@ -25,7 +25,8 @@ enum {
     OPT_MEGADEAL_CONCURRENCY,
     OPT_MEGADEAL_WAIT,
     OPT_MIN_VALIDITY,
-    OPT_LOG_READS
+    OPT_LOG_READS,
+    OPT_ID_RETENTION
 };
 
 static const struct option long_options[] = {
@@ -44,6 +45,7 @@ static const struct option long_options[] = {
     {"megadeal-wait", required_argument, NULL, OPT_MEGADEAL_WAIT},
     {"min-validity", required_argument, NULL, OPT_MIN_VALIDITY},
     {"log-reads", no_argument, NULL, OPT_LOG_READS},
+    {"id-retention", required_argument, NULL, OPT_ID_RETENTION},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -66,6 +68,8 @@ static const char usage_text[] =
     "      --megadeal-concurrency N MEGADEAL grants in flight at once, 1..1000 (default 5)\n"
     "      --megadeal-wait SECS   MEGADEAL task deadline, 1..3600 (default 10)\n"
     "      --min-validity SECS    REQUEST never assigns a coupon expiring sooner (default 0)\n"
+    "      --id-retention SECS    keep request ids' outcomes this long, 1..31536000\n"
+    "                             (default 86400)\n"
     "      --check                check the store in DIR for consistency and exit\n"
     "  -V, --version              print the version and exit\n"
     "  -h, --help                 print this help and exit\n";
@@ -192,6 +196,7 @@ opts_defaults(struct opts *o)
         .megadeal_rate = MEGA_RATE_DEFAULT,
         .megadeal_concurrency = MEGA_CONCURRENCY_DEFAULT,
         .megadeal_wait = MEGA_WAIT_DEFAULT,
+        .id_retention = OPTS_ID_RETENTION_DEFAULT,
         .auth_delay = OPTS_AUTH_DELAY,
     };
 }
@@ -246,6 +251,11 @@ set_number(struct opts *o, int opt, const char *arg)
         if (!parse_u64(arg, 0, OPTS_SECONDS_MAX, &v))
             return false;
         o->min_validity = (uint32_t)v;
+        return true;
+    case OPT_ID_RETENTION:
+        if (!parse_u64(arg, 1, OPTS_SECONDS_MAX, &v))
+            return false;
+        o->id_retention = (uint32_t)v;
         return true;
     case OPT_MAX_CLIENTS:
         if (!parse_u64(arg, 1, OPTS_MAX_CLIENTS_MAX, &v))

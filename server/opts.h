@@ -16,6 +16,9 @@
 #define OPTS_SECONDS_MAX            (86400 * 365) /* a year: larger timers are typos */
 #define OPTS_HOST_MAX               253           /* the longest DNS name (RFC 1035) */
 #define OPTS_AUTH_DELAY             1.0 /* seconds before a wrong AUTH is answered: guessing is slow */
+/* Seconds a request id's outcome is kept (PROTOCOL.md: at least 24 hours by default): long
+ * enough for any client's retries, short enough that ids do not pile up. */
+#define OPTS_ID_RETENTION_DEFAULT 86400
 
 enum opts_result {
     OPTS_RUN = 0, /* options parsed: run the server */
@@ -44,6 +47,7 @@ struct opts {
     uint32_t megadeal_wait;        /* seconds from REQUEST to ERR TIMEOUT */
     uint32_t min_validity;         /* seconds a REQUEST's coupon must still be valid, 0 = none */
     bool log_reads;                /* log STATS polls too */
+    uint32_t id_retention;         /* seconds a request id's outcome is kept, >= 1 */
     double auth_delay; /* seconds before a wrong AUTH is answered; no flag (tests shorten it) */
 };
 

@@ -17,6 +17,7 @@
 #include "cmd.h"
 #include "conn.h"
 #include "group.h"
+#include "hold.h"
 #include "listener.h"
 #include "log.h"
 #include "megadeal.h"
@@ -24,6 +25,7 @@
 #include "opts.h"
 #include "purge.h"
 #include "session.h"
+#include "sweep.h"
 
 #define SERVER_LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
 #define SERVER_BUSY_REPLY     "ERR BUSY too many clients\n"
@@ -36,6 +38,8 @@ struct server {
     struct group *group;
     struct purge *purge;
     struct megadeal *mega;
+    struct hold_key *hold_key;
+    struct sweep *hold_sweep, *id_sweep;
     struct conn_pool *conns;
     struct session_set *sessions;
     struct cmd_env env;
@@ -127,7 +131,8 @@ accepted(void *arg, int fd, const char *peer)
 bool
 server_idle(const struct server *srv)
 {
-    return !group_busy(srv->group) && !purge_busy(srv->purge) && !megadeal_busy(srv->mega);
+    return !group_busy(srv->group) && !purge_busy(srv->purge) && !megadeal_busy(srv->mega) &&
+           !sweep_busy(srv->hold_sweep) && !sweep_busy(srv->id_sweep);
 }
 
 static bool
@@ -190,6 +195,8 @@ begin_shutdown(struct server *srv, int signum)
     srv->listener = NULL;
     ev_timer_stop(srv->loop, &srv->purge_timer_w);
     purge_stop(srv->purge);
+    sweep_stop(srv->hold_sweep);
+    sweep_stop(srv->id_sweep);
     megadeal_stop(srv->mega);
     /* Every connection closes once the replies it is owed are written; the close lingers so
      * that no reset destroys them. */
@@ -255,6 +262,24 @@ stop_watchers(struct server *srv)
     ev_signal_stop(loop, &srv->sighup_w);
 }
 
+/* The timers that expire holds and request ids. */
+static bool
+make_sweeps(struct server *srv)
+{
+    const struct sweep_config holds = {.kind = STORE_OP_EXPIRE_HOLDS,
+                                       .name = "EXPIRE_HOLDS",
+                                       .every = SWEEP_HOLDS_SECONDS,
+                                       .age = 0};
+    const struct sweep_config ids = {.kind = STORE_OP_EXPIRE_IDS,
+                                     .name = "EXPIRE_IDS",
+                                     .every = sweep_ids_interval(srv->opts->id_retention),
+                                     .age = srv->opts->id_retention};
+
+    srv->hold_sweep = sweep_new(srv->loop, srv->group, srv->log, &holds);
+    srv->id_sweep = sweep_new(srv->loop, srv->group, srv->log, &ids);
+    return srv->hold_sweep != NULL && srv->id_sweep != NULL;
+}
+
 static bool
 make_services(struct server *srv, char *errbuf, size_t errlen)
 {
@@ -274,8 +299,12 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
         return false;
     }
     srv->mega = megadeal_new(srv->loop, &mc, srv->group, srv->log, errbuf, errlen);
-    if (srv->mega == NULL)
+    if (srv->mega == NULL || (srv->hold_key = hold_key_load(o->data_dir, errbuf, errlen)) == NULL)
         return false;
+    if (!make_sweeps(srv)) {
+        snprintf(errbuf, errlen, "out of memory");
+        return false;
+    }
     srv->env = (struct cmd_env){.loop = srv->loop,
                                 .opts = o,
                                 .store = srv->store,
@@ -284,6 +313,7 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
                                 .purge = srv->purge,
                                 .log = srv->log,
                                 .admin_key = srv->admin_key,
+                                .hold_key = srv->hold_key,
                                 .server_stats = server_stats,
                                 .server_stats_arg = srv};
     srv->sessions = session_set_new(&srv->env);
@@ -383,6 +413,9 @@ server_free(struct server *srv)
     session_set_free(srv->sessions);
     cmd_env_release(&srv->env);
     megadeal_free(srv->mega);
+    sweep_free(srv->hold_sweep);
+    sweep_free(srv->id_sweep);
+    hold_key_free(srv->hold_key);
     purge_free(srv->purge);
     group_free(srv->group);
     sodium_memzero(srv->admin_key, sizeof srv->admin_key);

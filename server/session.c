@@ -34,6 +34,7 @@ struct session {
     bool stopping;           /* shutdown: start nothing new */
     bool closing;            /* conn_close_after_flush was called */
     bool in_frame;           /* inside on_frame: replies are written when it returns */
+    bool writing;            /* inside write_replies: a request done meanwhile is written there */
 };
 
 static void
@@ -66,31 +67,60 @@ close_when_done(struct session *s)
     }
 }
 
-/* Writes the replies of the done requests at the head of the queue, in order. */
+/* The head request's reply is complete: it leaves the queue. */
+static void
+pop_head(struct session *s, struct cmd_req *r)
+{
+    s->head = r->next;
+    if (s->head == NULL) {
+        s->tail = &s->head;
+        s->last = NULL;
+    }
+    s->queued--;
+    if (s->feeding == r)
+        s->feeding = NULL;
+    bool closes = r->closes;
+    cmd_req_free(r);
+    if (closes) {
+        s->closing = true;
+        conn_close_after_flush(s->conn);
+    }
+}
+
+/* Writes (a part of) the head's reply; true when it is complete. A long reply goes on while
+ * the output has room: the next rows are ready at once or asked of the store (cmd_more), which
+ * may answer before cmd_more returns; the loop then finds the head done again. */
+static bool
+write_head(struct session *s, struct cmd_req *r)
+{
+    struct proto_out *o = &s->set->out;
+
+    o->arg = s;
+    if (cmd_reply(r, o, conn_out_room(s->conn)))
+        return true;
+    if (conn_out_room(s->conn) > 0)
+        cmd_more(r);
+    return false;
+}
+
+/* Writes the replies of the done requests at the head of the queue, in order. A long reply at
+ * the head holds back the ones after it until it is complete; it waits for the store, or for
+ * the output to drain (on_drain). */
 static void
 write_replies(struct session *s)
 {
     struct cmd_req *r;
 
+    if (s->writing)
+        return;
+    s->writing = true;
     while ((r = s->head) != NULL && r->done && !s->closing) {
-        s->head = r->next;
-        if (s->head == NULL) {
-            s->tail = &s->head;
-            s->last = NULL;
-        }
-        s->queued--;
-        if (s->feeding == r)
-            s->feeding = NULL;
-        struct proto_out *o = &s->set->out;
-        o->arg = s;
-        cmd_reply(r, o);
-        bool closes = r->closes;
-        cmd_req_free(r);
-        if (closes) {
-            s->closing = true;
-            conn_close_after_flush(s->conn);
-        }
+        if (r->streaming && conn_out_room(s->conn) == 0)
+            break;
+        if (write_head(s, r))
+            pop_head(s, r);
     }
+    s->writing = false;
     conn_set_waiting(s->conn, s->head != NULL);
     close_when_done(s);
     if (s->paused && !must_pause(s) && (s->queued <= SESSION_PIPELINE_LOW || s->head == NULL)) {
@@ -245,7 +275,14 @@ on_close(void *arg)
     free(s);
 }
 
-static const struct conn_handler handler = {on_frame, on_eof, on_close};
+/* The output drained below its soft limit: a long reply at the head may go on. */
+static void
+on_drain(void *arg)
+{
+    write_replies(arg);
+}
+
+static const struct conn_handler handler = {on_frame, on_eof, on_close, on_drain};
 
 struct session_set *
 session_set_new(struct cmd_env *env)

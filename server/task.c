@@ -1,71 +1,66 @@
-/* task.c - signing and checking MEGADEAL task ids with the key in task.key. */
+/* task.c - MEGADEAL task ids: signed ids (sigid.h) with the key in task.key. */
 #include "task.h"
 
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define TASK_B64 sodium_base64_VARIANT_URLSAFE_NO_PADDING
+#include "sigid.h"
 
-_Static_assert(TASK_MAC_BYTES == crypto_auth_BYTES, "the MAC is crypto_auth's");
-_Static_assert(KEYS_BYTES == crypto_auth_KEYBYTES, "the key is crypto_auth's");
+_Static_assert(TASK_MAC_BYTES == SIGID_MAC_BYTES, "the MAC is sigid's");
 _Static_assert(TASK_TAG_BYTES >= crypto_generichash_BYTES_MIN, "BLAKE2b output size");
-_Static_assert(TASK_ID_BUF == sodium_base64_ENCODED_LEN(TASK_RAW_BYTES, TASK_B64),
-               "TASK_ID_CHARS is the base64 length of an id");
+_Static_assert(TASK_PAYLOAD_BYTES == SIGID_HEAD_BYTES + TASK_BODY_BYTES, "version, key id, body");
+_Static_assert(TASK_BODY_BYTES <= SIGID_BODY_MAX, "a task body is a signed id's body");
 
-/* Lives in sodium_malloc'd memory: guard pages, no swap, read-only once made. */
+/* The signed id's key: task.key itself, as it always was, so ids keep their form. */
 struct task_key {
-    unsigned char key[KEYS_BYTES];
-    unsigned char key_id;
+    struct sigid_key *sig;
 };
 
-/* Finishes a key whose bytes are in place: derives the key id, then makes it read-only. */
 static struct task_key *
-seal(struct task_key *k)
+wrap(struct sigid_key *sig)
 {
-    unsigned char h[crypto_generichash_BYTES];
-    crypto_generichash(h, sizeof h, k->key, sizeof k->key, NULL, 0);
-    k->key_id = h[0];
-    sodium_mprotect_readonly(k);
+    struct task_key *k;
+
+    if (sig == NULL || (k = malloc(sizeof *k)) == NULL) {
+        sigid_key_free(sig);
+        return NULL;
+    }
+    k->sig = sig;
     return k;
 }
 
 struct task_key *
 task_key_load(const char *dir, char *errbuf, size_t errlen)
 {
-    struct task_key *k = sodium_malloc(sizeof *k);
-    if (!k) {
+    struct sigid_key *sig = sigid_key_load(dir, TASK_KEY_FILE, errbuf, errlen);
+    struct task_key *k = sig != NULL ? wrap(sig) : NULL;
+
+    if (sig != NULL && k == NULL)
         snprintf(errbuf, errlen, "out of memory for the task key");
-        return NULL;
-    }
-    if (!keys_load_or_create(dir, TASK_KEY_FILE, KEYS_RAW, k->key, errbuf, errlen)) {
-        sodium_free(k);
-        return NULL;
-    }
-    return seal(k);
+    return k;
 }
 
 struct task_key *
 task_key_from_bytes(const unsigned char bytes[KEYS_BYTES])
 {
-    struct task_key *k = sodium_malloc(sizeof *k);
-    if (!k)
-        return NULL;
-    memcpy(k->key, bytes, KEYS_BYTES);
-    return seal(k);
+    return wrap(sigid_key_from_bytes(bytes));
 }
 
 void
 task_key_free(struct task_key *k)
 {
-    sodium_free(k); /* wipes it first; NULL is a no-op */
+    if (k == NULL)
+        return;
+    sigid_key_free(k->sig);
+    free(k);
 }
 
 void
 task_user_tag(const struct task_key *k, const char *user, unsigned char tag[TASK_TAG_BYTES])
 {
-    crypto_generichash(tag, TASK_TAG_BYTES, (const unsigned char *)user, strlen(user), k->key,
-                       sizeof k->key);
+    sigid_hash(k->sig, user, strlen(user), tag, TASK_TAG_BYTES);
 }
 
 void
@@ -78,58 +73,29 @@ task_payload_make(const struct task_key *k, uint64_t seq, int64_t issued_ms, int
     task_user_tag(k, user, p->user_tag);
 }
 
-static void
-put_be64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t
-get_be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 void
 task_encode(const struct task_key *k, const struct task_payload *p, char out[TASK_ID_BUF])
 {
-    unsigned char raw[TASK_RAW_BYTES];
-    raw[0] = TASK_VERSION;
-    raw[1] = k->key_id;
-    put_be64(raw + 2, p->seq);
-    put_be64(raw + 10, (uint64_t)p->issued_ms);
-    put_be64(raw + 18, (uint64_t)p->deadline_ms);
-    memcpy(raw + 26, p->user_tag, TASK_TAG_BYTES);
-    crypto_auth(raw + TASK_PAYLOAD_BYTES, raw, TASK_PAYLOAD_BYTES, k->key);
-    sodium_bin2base64(out, TASK_ID_BUF, raw, sizeof raw, TASK_B64);
+    unsigned char body[TASK_BODY_BYTES];
+
+    sigid_put_be64(body, p->seq);
+    sigid_put_be64(body + 8, (uint64_t)p->issued_ms);
+    sigid_put_be64(body + 16, (uint64_t)p->deadline_ms);
+    memcpy(body + 24, p->user_tag, TASK_TAG_BYTES);
+    sigid_encode(k->sig, TASK_VERSION, body, sizeof body, out, TASK_ID_BUF);
 }
 
 bool
 task_decode(const struct task_key *k, const char *id, size_t len, struct task_payload *out)
 {
-    unsigned char raw[TASK_RAW_BYTES];
-    size_t bin_len = 0;
-    const char *end = NULL;
-    /* libsodium rejects characters outside the alphabet and non-zero unused trailing bits, so
-     * each payload has exactly one id. */
-    if (len != TASK_ID_CHARS ||
-        sodium_base642bin(raw, sizeof raw, id, len, NULL, &bin_len, &end, TASK_B64) != 0 ||
-        bin_len != TASK_RAW_BYTES || end != id + len)
+    unsigned char body[TASK_BODY_BYTES];
+
+    if (!sigid_decode(k->sig, TASK_VERSION, id, len, body, sizeof body))
         return false;
-    if (crypto_auth_verify(raw + TASK_PAYLOAD_BYTES, raw, TASK_PAYLOAD_BYTES, k->key) != 0)
-        return false;
-    if (raw[0] != TASK_VERSION || raw[1] != k->key_id)
-        return false;
-    out->seq = get_be64(raw + 2);
-    out->issued_ms = (int64_t)get_be64(raw + 10);
-    out->deadline_ms = (int64_t)get_be64(raw + 18);
-    memcpy(out->user_tag, raw + 26, TASK_TAG_BYTES);
+    out->seq = sigid_get_be64(body);
+    out->issued_ms = (int64_t)sigid_get_be64(body + 8);
+    out->deadline_ms = (int64_t)sigid_get_be64(body + 16);
+    memcpy(out->user_tag, body + 24, TASK_TAG_BYTES);
     return true;
 }
 

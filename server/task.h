@@ -1,6 +1,6 @@
-/* task.h - MEGADEAL task ids: a versioned binary payload and its libsodium crypto_auth tag,
- * in URL-safe base64 without padding. An id proves itself: the server tells a forged id from a
- * valid one it has forgotten (after a restart) without remembering anything.
+/* task.h - MEGADEAL task ids: signed ids (sigid.h) with the key in task.key. An id proves
+ * itself: the server tells a forged id from a valid one it has forgotten (after a restart)
+ * without remembering anything.
  *
  *   payload = version(1) | key_id(1) | seq(8, BE) | issued_ms(8, BE) | deadline_ms(8, BE)
  *             | user_tag(16)
@@ -21,7 +21,8 @@
 #define TASK_KEY_FILE      "task.key" /* in the data dir: 32 raw bytes, mode 0600 */
 #define TASK_VERSION       1
 #define TASK_TAG_BYTES     16                                    /* user tag: 128 bits */
-#define TASK_PAYLOAD_BYTES (1 + 1 + 8 + 8 + 8 + TASK_TAG_BYTES)  /* 42 */
+#define TASK_BODY_BYTES    (8 + 8 + 8 + TASK_TAG_BYTES)          /* 40 */
+#define TASK_PAYLOAD_BYTES (1 + 1 + TASK_BODY_BYTES)             /* 42 */
 #define TASK_MAC_BYTES     32                                    /* crypto_auth_BYTES */
 #define TASK_RAW_BYTES     (TASK_PAYLOAD_BYTES + TASK_MAC_BYTES) /* 74 */
 #define TASK_ID_CHARS      99 /* base64 of 74 bytes without padding: ceil(74 * 4 / 3) */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "coupon.h"
+#include "rid.h"
 
 /* A record the parser refused. */
 struct bad_line {
@@ -110,6 +111,13 @@ upload_op(struct upload *u, int64_t now, struct store_op *op)
     op->in.rej_cap = PROTO_REJECT_SHOWN;
 }
 
+void
+upload_fingerprint(const struct upload *u, struct rid_fp *h)
+{
+    for (size_t i = 0; i < u->nrecs; i++)
+        rid_fp_record(h, &u->recs[i]);
+}
+
 static void
 reject_store(const struct upload *u, struct proto_out *o, const struct store_reject *r)
 {
@@ -185,6 +193,8 @@ upload_result(const struct upload *u, const struct store_op *op, uint64_t *store
         *stored = u->nrecs;
         return PROTO_OK;
     }
+    if (e == STORE_ID_CONFLICT)
+        return PROTO_ERR_ID_CONFLICT;
     return e != STORE_OK && e != STORE_REJECTED ? PROTO_ERR_INTERNAL : PROTO_ERR_BAD_BATCH;
 }
 
@@ -195,14 +205,22 @@ upload_reply(const struct upload *u, const struct store_op *op, struct proto_out
 
     switch (upload_result(u, op, &stored)) {
     case PROTO_OK: {
-        uint64_t expired = expired_on_arrival(u, op->now);
+        bool replayed = op->out.replayed;
+        uint64_t expired =
+            expired_on_arrival(u, replayed && op->out.done_at != 0 ? op->out.done_at : op->now);
         proto_out_begin(o, "OK");
         proto_out_field_u64(o, "uploaded", u->nrecs);
         if (expired > 0)
             proto_out_field_u64(o, "expired", expired);
+        if (replayed)
+            proto_out_field(o, "replayed", "1");
         proto_out_end(o);
         return;
     }
+    case PROTO_ERR_ID_CONFLICT:
+        proto_out_error(o, PROTO_ERR_ID_CONFLICT,
+                        "request id used for another request, nothing stored");
+        return;
     case PROTO_ERR_INTERNAL:
         proto_out_error(o, PROTO_ERR_INTERNAL, "%s, nothing stored",
                         store_strerror(store_verdict(u, op)));

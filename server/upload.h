@@ -12,6 +12,7 @@
 #include "reply.h"
 #include "store.h"
 
+struct rid_fp;
 struct upload;
 
 /* Room for the records is grown as they arrive, not taken from the announced count, so a
@@ -34,12 +35,16 @@ bool upload_has_records(const struct upload *u);
  * so the upload must outlive the operation). */
 void upload_op(struct upload *u, int64_t now, struct store_op *op);
 
+/* Adds the parsed records to a request id's fingerprint (rid.h), in batch order. */
+void upload_fingerprint(const struct upload *u, struct rid_fp *h);
+
 /* The outcome of the completed operation: PROTO_OK, BAD_BATCH or INTERNAL; *stored gets how
  * many records were stored. */
 enum proto_err upload_result(const struct upload *u, const struct store_op *op, uint64_t *stored);
 
-/* Writes the reply to the completed operation: "OK uploaded=n [expired=K]", or REJECT lines
- * and "ERR BAD_BATCH ...", or ERR INTERNAL. */
+/* Writes the reply to the completed operation: "OK uploaded=n [expired=K] [replayed=1]" (a
+ * replay counts K at the first run's time), or REJECT lines and "ERR BAD_BATCH ...", or
+ * ERR INTERNAL, or ERR ID_CONFLICT. */
 void upload_reply(const struct upload *u, const struct store_op *op, struct proto_out *o);
 
 #endif

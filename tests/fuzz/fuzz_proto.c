@@ -298,27 +298,21 @@ check_record(const struct subject *s)
 
 /* ---- requests ---- */
 
-/* Writes the canonical line of a parsed request: verb, then its arguments as they were kept. */
+/* Writes the canonical line of a parsed request: protocol/'s own (proto_fmt_request), id
+ * included. */
 static int
 canonical_request(const struct proto_request *r, char *buf, size_t size)
 {
-    const char *verb = proto_verbs[r->cmd].name;
-    switch (r->cmd) {
-    case PROTO_CMD_AUTH:
-        return snprintf(buf, size, "%s %.*s", verb, (int)r->key_len, r->key);
-    case PROTO_CMD_REQUEST:
-        return snprintf(buf, size, "%s %s %s", verb, r->user, proto_type_name(r->type));
-    case PROTO_CMD_STATUS:
-    case PROTO_CMD_WAIT:
-        return snprintf(buf, size, "%s %s", verb, r->task);
-    case PROTO_CMD_VALIDATE:
-    case PROTO_CMD_REDEEM:
-        return snprintf(buf, size, "%s %s %s", verb, r->user, r->code);
-    case PROTO_CMD_UPLOAD:
-        return snprintf(buf, size, "%s %" PRIu64, verb, r->count);
-    default:
-        return snprintf(buf, size, "%s", verb);
-    }
+    char line[PROTO_REQUEST_BUF];
+    size_t n = proto_fmt_request(line, r, true);
+    return snprintf(buf, size, "%.*s", (int)n, line);
+}
+
+static bool
+coupon_fields_equal(const struct proto_coupon *a, const struct proto_coupon *b)
+{
+    return a->type == b->type && a->kind == b->kind && a->discount == b->discount &&
+           a->expires == b->expires && a->max_uses == b->max_uses;
 }
 
 static bool
@@ -326,7 +320,10 @@ request_equal(const struct proto_request *a, const struct proto_request *b)
 {
     if (a->cmd != b->cmd || strcmp(a->user, b->user) != 0 || strcmp(a->code, b->code) != 0 ||
         a->type != b->type || strcmp(a->task, b->task) != 0 || a->count != b->count ||
-        a->key_len != b->key_len)
+        a->key_len != b->key_len || strcmp(a->hold, b->hold) != 0 || strcmp(a->rid, b->rid) != 0 ||
+        a->seq != b->seq || a->seconds != b->seconds || a->export_what != b->export_what ||
+        strcmp(a->prefix, b->prefix) != 0 || a->length != b->length ||
+        !coupon_fields_equal(&a->gen, &b->gen))
         return false;
     return a->key_len == 0 || memcmp(a->key, b->key, a->key_len) == 0;
 }

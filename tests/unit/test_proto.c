@@ -180,9 +180,11 @@ static void
 test_err_names(void **state)
 {
     static const char *const want[PROTO_NERRS] = {
-        "OK",         "BAD_REQUEST",  "UNKNOWN_COMMAND", "TOO_LONG",  "TOO_LARGE", "DENIED",
-        "NO_COUPONS", "INVALID",      "EXPIRED",         "EXHAUSTED", "BUSY",      "TIMEOUT",
-        "BAD_TASK",   "UNKNOWN_TASK", "BAD_BATCH",       "INTERNAL"};
+        "OK",         "BAD_REQUEST", "UNKNOWN_COMMAND", "TOO_LONG",     "TOO_LARGE",
+        "DENIED",     "NO_COUPONS",  "INVALID",         "EXPIRED",      "EXHAUSTED",
+        "BUSY",       "TIMEOUT",     "BAD_TASK",        "UNKNOWN_TASK", "BAD_BATCH",
+        "INTERNAL",   "ID_CONFLICT", "UNKNOWN_HOLD",    "BAD_HOLD",     "UNKNOWN_REDEMPTION",
+        "UNAVAILABLE"};
     (void)state;
     for (int e = 0; e < PROTO_NERRS; e++)
         assert_string_equal(proto_err_name((enum proto_err)e), want[e]);
@@ -273,10 +275,20 @@ static void
 check_all_verbs(int mode)
 {
     static const char *const args[PROTO_NCMDS] = {
-        [PROTO_CMD_AUTH] = " secret",       [PROTO_CMD_REQUEST] = " alice",
-        [PROTO_CMD_STATUS] = " task-1",     [PROTO_CMD_WAIT] = " task-1",
-        [PROTO_CMD_VALIDATE] = " alice C1", [PROTO_CMD_REDEEM] = " alice C1",
+        [PROTO_CMD_AUTH] = " secret",
+        [PROTO_CMD_REQUEST] = " alice",
+        [PROTO_CMD_STATUS] = " task-1",
+        [PROTO_CMD_WAIT] = " task-1",
+        [PROTO_CMD_VALIDATE] = " alice C1",
+        [PROTO_CMD_REDEEM] = " alice C1",
         [PROTO_CMD_UPLOAD] = " 3",
+        [PROTO_CMD_HOLD] = " alice C1",
+        [PROTO_CMD_RELEASE] = " hold-1",
+        [PROTO_CMD_UNREDEEM] = " alice 1",
+        [PROTO_CMD_COUPONS] = " alice",
+        [PROTO_CMD_COUPON] = " C1",
+        [PROTO_CMD_GENERATE] = " 1 - 1 FLAT 2030-01-01 1",
+        [PROTO_CMD_EXPORT] = " HISTORY",
     };
     for (int c = 0; c < PROTO_NCMDS; c++) {
         char line[64];
@@ -344,9 +356,9 @@ test_req_usage_message_exact(void **state)
     (void)state;
     assert_false(parse("REDEEM alice", &r, &e));
     assert_int_equal(e.code, PROTO_ERR_BAD_REQUEST);
-    assert_string_equal(e.msg, "usage: REDEEM user code");
+    assert_string_equal(e.msg, "usage: REDEEM user code [hold=HID] [id=RID]");
     assert_false(parse("request", &r, &e));
-    assert_string_equal(e.msg, "usage: REQUEST user [type]");
+    assert_string_equal(e.msg, "usage: REQUEST user [type] [id=RID]");
 }
 
 static void
