@@ -35,10 +35,11 @@ struct cmd_entry {
 /* A long reply's state: its block of rows, and where it stands in the store. */
 struct cmd_stream {
     struct rows rows;
-    void *buf;      /* the rows' memory: coupons or redemptions */
-    size_t cap;     /* rows the buffer holds */
-    size_t *chosen; /* GENERATE: which candidates the store kept */
-    unsigned draws; /* GENERATE: candidates drawn so far (gen.h) */
+    void *buf;                         /* the rows' memory: coupons or redemptions */
+    size_t cap;                        /* rows the buffer holds */
+    size_t *chosen;                    /* GENERATE: which candidates the store kept */
+    char (*codes)[STORE_CODE_MAX + 1]; /* GENERATE: the codes stored (or, replayed, first stored) */
+    unsigned draws;                    /* GENERATE: candidates drawn so far (gen.h) */
     uint64_t count; /* rows sent (EXPORT); all rows (COUPONS: the store's count) */
     bool more;      /* the store has more rows behind `cursor` */
     void *cursor;   /* an EXPORT cursor the store still holds, or NULL */
@@ -126,6 +127,7 @@ stream_free(struct cmd_stream *st)
         return;
     free(st->buf);
     free(st->chosen);
+    free(st->codes);
     free(st);
 }
 
@@ -1079,8 +1081,6 @@ static void
 read_chunk(struct cmd_req *r)
 {
     struct cmd_stream *st = r->stream;
-    bool first = st->cursor == NULL;
-
     r->op.in.close = false;
     r->op.in.cursor = st->cursor;
     r->op.in.cap = st->cap;
@@ -1088,12 +1088,21 @@ read_chunk(struct cmd_req *r)
         r->op.in.coupons = st->buf;
     else
         r->op.in.rows = st->buf;
-    if (first) {
-        submit(r, STORE_OP_EXPORT, chunk_after);
-        return;
-    }
     prepare(r, STORE_OP_EXPORT, chunk_after);
     store_read(r->env->store, &r->op);
+}
+
+/* The first chunk: when this client has writes in flight, once they are durable (a no-op
+ * behind them in the group), so the export's snapshot shows them. The request blocks the ones
+ * after it until then, so the snapshot shows none of theirs. */
+static void
+read_first_chunk(struct cmd_req *r)
+{
+    r->blocks = true;
+    if (r->client->writes_unfinished > 0)
+        submit(r, STORE_OP_NOOP, read_chunk);
+    else
+        read_chunk(r);
 }
 
 static void
@@ -1110,7 +1119,7 @@ start_export(struct cmd_req *r)
     r->op.in.type = (enum store_type)r->preq.type;
     r->op.in.any_type = !r->preq.has_type;
     r->op.in.after = r->preq.seq;
-    read_chunk(r);
+    read_first_chunk(r);
 }
 
 /* COUPON code */
@@ -1142,6 +1151,7 @@ start_coupon(struct cmd_req *r)
         return;
     }
     snprintf(r->op.in.code, sizeof r->op.in.code, "%s", r->preq.code);
+    r->blocks = true; /* the requests after it wait for its snapshot (read_first_chunk) */
     submit(r, STORE_OP_GET, coupon_after);
 }
 
@@ -1167,9 +1177,7 @@ draw(struct cmd_req *r)
     r->op.in.n = n;
     r->op.in.want = (size_t)r->preq.count;
     r->op.in.chosen = st->chosen;
-    /* A replay writes the first run's coupons here: the store reads no candidate then. */
-    r->op.in.coupons = recs;
-    r->op.in.cap = n;
+    r->op.in.codes = st->codes; /* the codes stored, or a replay's first ones */
     return true;
 }
 
@@ -1201,10 +1209,8 @@ generate_after(struct cmd_req *r)
              (unsigned long long)r->preq.count, st->draws);
     else if (r->op.err != STORE_OK)
         fail_store(r, "-", "-");
-    else if (replayed)
-        rows_of_coupons(&st->rows, ROWS_CODES, st->buf, NULL, (size_t)r->op.out.count);
     else
-        rows_of_coupons(&st->rows, ROWS_CODES, st->buf, st->chosen, (size_t)r->preq.count);
+        rows_of_codes(&st->rows, st->codes, (size_t)r->preq.count);
     log_note_add(&r->note, log_uint("count", r->preq.count));
     if (replayed)
         log_note_add(&r->note, log_uint("replayed", 1));
@@ -1226,7 +1232,8 @@ start_generate(struct cmd_req *r)
         return;
     }
     r->stream->chosen = calloc((size_t)r->preq.count, sizeof *r->stream->chosen);
-    if (r->stream->chosen == NULL) {
+    r->stream->codes = calloc((size_t)r->preq.count, sizeof *r->stream->codes);
+    if (r->stream->chosen == NULL || r->stream->codes == NULL) {
         fail(r, PROTO_ERR_INTERNAL, "server out of memory, nothing was stored");
         finish(r);
         return;

@@ -311,8 +311,8 @@ put_uint_field(struct line *l, const char *key, uint64_t v, bool negative)
 /* The bytes logfmt can write bare, one bit each: printable ASCII but for space, `"`, `=` and
  * `\\` (0x21..0x7e less 0x22, 0x3d, 0x5c). A bitmap, because every value of every line is
  * scanned with it. */
-static const uint64_t bare_bits[4] = {UINT64_C(0xdffffffa00000000), UINT64_C(0x7fffffffefffffff),
-                                      0, 0};
+static const uint64_t bare_bits[4] = {UINT64_C(0xdffffffa00000000), UINT64_C(0x7fffffffefffffff), 0,
+                                      0};
 
 static inline bool
 bare_byte(unsigned char c)

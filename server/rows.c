@@ -11,6 +11,12 @@ rows_of_coupons(struct rows *r, enum rows_kind kind, const struct store_coupon *
 }
 
 void
+rows_of_codes(struct rows *r, const char (*codes)[STORE_CODE_MAX + 1], size_t n)
+{
+    *r = (struct rows){.kind = ROWS_CODES, .codes = codes, .n = n};
+}
+
+void
 rows_of_redemptions(struct rows *r, enum rows_kind kind, const struct store_redemption *reds,
                     size_t n)
 {
@@ -70,12 +76,12 @@ write_one(const struct rows *r, size_t i, struct proto_out *o)
 {
     const struct store_coupon *c = NULL;
 
-    if (r->kind <= ROWS_COUPONS)
+    if (r->kind == ROWS_ASSIGNED || r->kind == ROWS_COUPONS)
         c = &r->coupons[r->index != NULL ? r->index[i] : i];
     switch (r->kind) {
     case ROWS_CODES:
         proto_out_begin(o, "CODE");
-        proto_out_word(o, c->code);
+        proto_out_word(o, r->codes[i]);
         proto_out_end(o);
         return;
     case ROWS_ASSIGNED:

@@ -12,7 +12,7 @@
 #include "store.h"
 
 enum rows_kind {
-    ROWS_CODES,    /* GENERATE: "CODE C" */
+    ROWS_CODES,    /* GENERATE: "CODE C", from a block of codes */
     ROWS_ASSIGNED, /* COUPONS user: "COUPON <coupon> assigned=T" */
     ROWS_COUPONS,  /* EXPORT COUPONS: "COUPON <coupon> user=U assigned=T" ("-" unassigned) */
     ROWS_USES,     /* COUPON code: "REDEMPTION seq=S time=T user=U [undone=T]" */
@@ -23,13 +23,17 @@ enum rows_kind {
  * and unchanged while rows are left. */
 struct rows {
     enum rows_kind kind;
-    const struct store_coupon *coupons;  /* CODES, ASSIGNED, COUPONS */
-    const size_t *index;                 /* CODES: row i is coupons[index[i]]; NULL: coupons[i] */
-    const struct store_redemption *reds; /* USES, HISTORY */
+    const struct store_coupon *coupons;      /* CODES, ASSIGNED, COUPONS */
+    const size_t *index;                     /* row i is coupons[index[i]]; NULL: coupons[i] */
+    const struct store_redemption *reds;     /* USES, HISTORY */
+    const char (*codes)[STORE_CODE_MAX + 1]; /* CODES */
     size_t n, next;
 };
 
-/* A block of n coupon rows (CODES, ASSIGNED, COUPONS); `index` may be NULL. */
+/* A block of n codes (CODES). */
+void rows_of_codes(struct rows *r, const char (*codes)[STORE_CODE_MAX + 1], size_t n);
+
+/* A block of n coupon rows (ASSIGNED, COUPONS); `index` may be NULL. */
 void rows_of_coupons(struct rows *r, enum rows_kind kind, const struct store_coupon *coupons,
                      const size_t *index, size_t n);
 

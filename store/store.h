@@ -169,6 +169,8 @@ enum store_op_kind {
     STORE_OP_RID_GET,      /* R: in.rid -> out (the stored outcome), STORE_INVALID if none */
     STORE_OP_COUPONS,      /* R: in.user, in.coupons/in.cap -> out.count (all), rows newest first */
     STORE_OP_EXPORT,       /* R: in.export, in.cursor, rows -> out.count rows, out.more */
+    STORE_OP_NOOP,         /* R: nothing; in a batch it completes once the writes before it are
+                              durable (a client waits for its own writes this way) */
     STORE_NOPS
 };
 
@@ -321,26 +323,24 @@ void store_commit(struct store *st, struct store_batch *b);
  * Call it when idle (the server: once per loop iteration). */
 void store_release(struct store *st);
 
-/* Appended by the server side (i12-server): what the server relies on where the operations'
- * comments above leave it open. Nothing above changes meaning.
+/* Where the operations' comments above leave it open, what backends do and the server relies
+ * on. Nothing above changes meaning.
  *
  * - Replays. A replayed write (out.replayed) sets the outputs its reply is made of as its
  *   first run set them: ASSIGN, REDEEM, HOLD, RELEASE, UNREDEEM out.coupon; REDEEM
  *   out.redemption; HOLD out.hold (the server re-signs the hold id from it, so the same id is
- *   shown again); UPLOAD nothing more (the server counts expired= at out.done_at).
- * - GENERATE. On success out.count = in.want. A replayed GENERATE reads no candidate: it
- *   writes the coupons the first run stored (the code at least), in the order of the first
- *   run's in.chosen, into in.coupons[0..out.count), with room for in.cap >= in.want rows;
- *   in.coupons may point at the same memory as in.recs.
+ *   shown again); UPLOAD out.done_at (the server counts expired= at that time); GENERATE the
+ *   first run's codes in in.codes (see in.codes).
+ * - GENERATE. On success out.count = in.want.
  * - RID_GET. STORE_ID_CONFLICT when the id is stored with another fingerprint than
  *   in.rid.fp, as for a write. out.task_seq is 0 when the write that stored the id was not a
  *   MEGADEAL grant (an ASSIGN without in.task_seq).
  * - EXPIRE_IDS sets out.more as EXPIRE_HOLDS does (ids are left beyond in.max).
- * - EXPORT. An EXPORT that fails has released its cursor (the caller passes it no more).
- *   A close (in.close) completes with STORE_OK and needs no other input. The first call may
- *   come in a batch (a client whose writes are in flight reads them); its snapshot must then
- *   show the batch's writes before it, and the rows are delivered when the batch is durable,
- *   as for every read in a batch. STORE_EXPORT_CODE_HISTORY takes in.code on its first call.
+ * - EXPORT runs through store_read only (its cursor is a read of the loop's own). An EXPORT
+ *   that fails has released its cursor (the caller passes it no more). A close (in.close)
+ *   completes with STORE_OK and needs no other input. STORE_EXPORT_CODE_HISTORY takes in.code
+ *   on its first call. A client that must see its own writes in an export starts the export
+ *   once they are durable.
  */
 
 #endif

@@ -141,6 +141,14 @@ run_export_in_batch(const struct lmdb_view *v, struct store_op *op)
     return store_op_fail(op, STORE_IO, "export: runs with store_read, not in a batch");
 }
 
+static enum store_err
+run_noop(const struct lmdb_view *v, struct store_op *op)
+{
+    (void)v;
+    (void)op;
+    return STORE_OK;
+}
+
 static const struct {
     const char *name;
     enum store_err (*run)(const struct lmdb_view *v, struct store_op *op);
@@ -153,6 +161,7 @@ static const struct {
     [STORE_OP_RID_GET] = {"request id", lmdb_rid_get},
     [STORE_OP_COUPONS] = {"coupons", run_coupons},
     [STORE_OP_EXPORT] = {"export", run_export_in_batch},
+    [STORE_OP_NOOP] = {"no-op", run_noop},
 };
 
 void
