@@ -703,6 +703,43 @@ unknown_verb(struct span w, struct proto_error *err)
              w.len > VERB_SHOWN ? "..." : "");
 }
 
+/* What a request is, whichever form brought it: the verb, the argument count and each
+ * argument's value rule. w[0, kept) are its first words, n how many it has in all; the caller
+ * checked that the kept ones are words (printable ASCII without blanks). */
+static bool
+parse_words(const struct span *w, size_t kept, size_t n, struct proto_request *req,
+            struct proto_error *err)
+{
+    if (n == 0 || kept == 0) {
+        set_err(err, PROTO_ERR_BAD_REQUEST, "empty request");
+        return false;
+    }
+    const struct proto_verb *v = find_verb(w[0]);
+    if (v == NULL) {
+        unknown_verb(w[0], err);
+        return false;
+    }
+    if (n - 1 < v->min_args || n - 1 > v->max_args) {
+        err->code = PROTO_ERR_BAD_REQUEST;
+        snprintf(err->msg, sizeof err->msg, "usage: %s", v->synopsis);
+        return false;
+    }
+    /* Only RESP gets here with words not handed over: one was longer than a line allows. */
+    if (n > kept) {
+        set_err(err, PROTO_ERR_TOO_LONG, "request longer than 4096 bytes");
+        return false;
+    }
+
+    memset(req, 0, sizeof *req);
+    req->cmd = v->cmd;
+    req->type = PROTO_TYPE_NONE;
+    req->key = NULL;
+    for (size_t a = 1; a < n; a++)
+        if (!parse_arg(verb_args[v->cmd][a - 1], w[a], req, err))
+            return false;
+    return true;
+}
+
 bool
 proto_parse_request(const char *line, size_t len, struct proto_request *req,
                     struct proto_error *err)
@@ -718,29 +755,100 @@ proto_parse_request(const char *line, size_t len, struct proto_request *req,
     if (!check_request_bytes(line, len, err))
         return false;
     size_t n = split_words(line, len, w, PROTO_MAX_WORDS);
-    if (n == 0) {
+    return parse_words(w, n < PROTO_MAX_WORDS ? n : PROTO_MAX_WORDS, n, req, err);
+}
+
+static const char *
+byte_class(unsigned char b)
+{
+    if (b == 0)
+        return "NUL byte";
+    return b < 0x80 ? "control byte" : "non-ASCII byte";
+}
+
+/* A RESP argument of a command must be what a line's word can be: 1 or more bytes of printable
+ * ASCII without blanks. Then every request RESP accepts is the line of its arguments. Errors
+ * name the argument by its position after the verb, and a bad byte by its value. */
+static bool
+check_word_arg(const struct proto_arg *a, size_t i, struct proto_error *err)
+{
+    char where[32];
+    size_t k = 0;
+
+    if (a->kind == PROTO_ARG_TOO_LONG) {
+        set_err(err, PROTO_ERR_TOO_LONG, "request longer than 4096 bytes");
+        return false;
+    }
+    while (a->kind == PROTO_ARG_STRING && k < a->len && is_graph(a->p[k]))
+        k++;
+    if (a->kind == PROTO_ARG_STRING && a->len > 0 && k == a->len)
+        return true;
+
+    if (i == 0)
+        snprintf(where, sizeof where, "the verb");
+    else
+        snprintf(where, sizeof where, "argument %zu", i);
+    err->code = PROTO_ERR_BAD_REQUEST;
+    unsigned char b = a->kind == PROTO_ARG_STRING && k < a->len ? (unsigned char)a->p[k] : 0;
+    if (a->kind == PROTO_ARG_NULL)
+        snprintf(err->msg, sizeof err->msg, "null string as %s", where);
+    else if (a->len == 0)
+        snprintf(err->msg, sizeof err->msg, "empty string as %s", where);
+    else if (b == ' ' || b == '\t')
+        snprintf(err->msg, sizeof err->msg, "blank in %s", where);
+    else
+        snprintf(err->msg, sizeof err->msg, "%s 0x%02X in %s", byte_class(b), (unsigned)b, where);
+    return false;
+}
+
+/* RESP's UPLOAD: the records are the arguments after the verb, so their count is the request's
+ * size; the caller hands the records to the upload as they arrive. */
+static bool
+parse_resp_upload(size_t argc, struct proto_request *req, struct proto_error *err)
+{
+    if (argc < 2) {
+        set_err(err, PROTO_ERR_BAD_REQUEST,
+                "usage: UPLOAD record... (in RESP, one argument per record)");
+        return false;
+    }
+    memset(req, 0, sizeof *req);
+    req->cmd = PROTO_CMD_UPLOAD;
+    req->type = PROTO_TYPE_NONE;
+    req->key = NULL;
+    req->count = argc - 1;
+    return true;
+}
+
+bool
+proto_parse_args(const struct proto_arg *args, size_t nargs, size_t argc, struct proto_request *req,
+                 struct proto_error *err)
+{
+    struct span w[PROTO_MAX_WORDS];
+
+    if (argc == 0) {
         set_err(err, PROTO_ERR_BAD_REQUEST, "empty request");
         return false;
     }
+    if (nargs > argc) /* a caller bug: there are no more arguments than the request has */
+        nargs = argc;
+    if (nargs == 0) { /* the verb itself was too long to be handed over */
+        set_err(err, PROTO_ERR_TOO_LONG, "request longer than 4096 bytes");
+        return false;
+    }
+    if (!check_word_arg(&args[0], 0, err))
+        return false;
+    w[0] = (struct span){args[0].p, args[0].len};
     const struct proto_verb *v = find_verb(w[0]);
-    if (v == NULL) {
-        unknown_verb(w[0], err);
-        return false;
-    }
-    if (n - 1 < v->min_args || n - 1 > v->max_args) {
-        err->code = PROTO_ERR_BAD_REQUEST;
-        snprintf(err->msg, sizeof err->msg, "usage: %s", v->synopsis);
-        return false;
-    }
-
-    memset(req, 0, sizeof *req);
-    req->cmd = v->cmd;
-    req->type = PROTO_TYPE_NONE;
-    req->key = NULL;
-    for (size_t a = 1; a < n; a++)
-        if (!parse_arg(verb_args[v->cmd][a - 1], w[a], req, err))
+    if (v != NULL && v->cmd == PROTO_CMD_UPLOAD)
+        return parse_resp_upload(argc, req, err);
+    /* Words past what a line keeps are never read: the argument count refuses them. */
+    size_t kept = nargs < PROTO_MAX_WORDS ? nargs : PROTO_MAX_WORDS;
+    for (size_t i = 1; i < kept; i++) {
+        if (!check_word_arg(&args[i], i, err))
             return false;
-    return true;
+        w[i] = (struct span){args[i].p, args[i].len};
+    }
+    return parse_words(w, kept, argc, req, err);
 }
 
 /* ---- Upload records ---- */
