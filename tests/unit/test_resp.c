@@ -747,6 +747,516 @@ test_request_from_frame(void **state)
     assert_int_equal(r.key_len, 6);
 }
 
+/* ---- replies ---- */
+
+struct sunk {
+    char data[1 << 16];
+    size_t len;
+    unsigned calls;
+};
+
+static void
+sink_all(void *arg, const char *data, size_t len)
+{
+    struct sunk *b = arg;
+
+    assert_true(len > 0);
+    assert_true(b->len + len < sizeof b->data);
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    b->calls++;
+}
+
+/* Length of the one RESP value at p (as a client reads it), or 0 when it is not one. */
+static size_t
+resp_value(const char *p, size_t n)
+{
+    const char *crlf = NULL;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (p[i] == '\r' && p[i + 1] == '\n') {
+            crlf = p + i;
+            break;
+        }
+    if (n == 0 || crlf == NULL)
+        return 0;
+    size_t head = (size_t)(crlf - p) + 2;
+    for (const char *c = p + 1; c < crlf; c++)
+        if (*c == '\n' || *c == '\r')
+            return 0;
+    long long v = strtoll(p + 1, NULL, 10);
+    switch (p[0]) {
+    case '+':
+    case '-':
+    case ':':
+    case '_':
+        return head;
+    case '$':
+        if (v == -1)
+            return head;
+        if (v < 0 || head + (size_t)v + 2 > n || memcmp(p + head + v, "\r\n", 2) != 0)
+            return 0;
+        return head + (size_t)v + 2;
+    case '*':
+    case '%': {
+        size_t pos = head;
+        long long count = p[0] == '%' ? 2 * v : v;
+        for (long long i = 0; i < count; i++) {
+            size_t e = resp_value(p + pos, n - pos);
+            if (e == 0)
+                return 0;
+            pos += e;
+        }
+        return v < 0 ? head : pos;
+    }
+    default:
+        return 0;
+    }
+}
+
+static struct proto_out out;
+static struct sunk got;
+static char scratch[PROTO_OUT_SCRATCH];
+
+static void
+start(enum proto_form form)
+{
+    memset(&got, 0, sizeof got);
+    proto_out_init(&out, sink_all, &got);
+    proto_out_set_scratch(&out, scratch, sizeof scratch);
+    proto_out_set_form(&out, form);
+}
+
+/* What was written is `want`, and, in RESP, exactly one value. */
+static void
+expect_out(const char *want)
+{
+    assert_string_equal(got.data, want);
+    if (proto_out_is_resp(&out))
+        assert_int_equal(resp_value(got.data, got.len), got.len);
+    got.len = 0;
+    got.data[0] = '\0';
+    got.calls = 0;
+}
+
+static const struct proto_coupon summer = {.code = "SUMMER-1",
+                                           .type = PROTO_TYPE_STANDARD,
+                                           .kind = PROTO_KIND_FLAT,
+                                           .discount = 2000,
+                                           .expires = 1798761599,
+                                           .uses = 0,
+                                           .max_uses = 3};
+
+#define COUPON_FIELDS                                                                              \
+    "$4\r\ncode\r\n$8\r\nSUMMER-1\r\n$4\r\ntype\r\n$8\r\nSTANDARD\r\n$8\r\ndiscount\r\n$5\r\n"     \
+    "20.00\r\n$4\r\nkind\r\n$4\r\nFLAT\r\n$7\r\nexpires\r\n$20\r\n2026-12-31T23:59:59Z\r\n"        \
+    "$4\r\nuses\r\n:0\r\n$8\r\nmax_uses\r\n:3\r\n"
+
+/* Writes the example of each shape; `form` decides the bytes. */
+static void
+write_ok(void)
+{
+    proto_out_ok(&out);
+}
+
+static void
+write_pong(void)
+{
+    proto_out_begin(&out, "OK");
+    proto_out_word(&out, "PONG");
+    proto_out_end(&out);
+}
+
+static void
+write_coupon(void)
+{
+    proto_out_begin(&out, "OK");
+    proto_out_coupon(&out, &summer);
+    proto_out_end(&out);
+}
+
+static void
+write_stats(void)
+{
+    proto_out_begin(&out, "STAT");
+    proto_out_word(&out, "uptime_s");
+    proto_out_u64(&out, 12);
+    proto_out_end(&out);
+    proto_out_begin(&out, "STAT");
+    proto_out_word(&out, "assigned.FREE");
+    proto_out_u64(&out, 3);
+    proto_out_end(&out);
+    proto_out_ok(&out);
+}
+
+static void
+write_rejects(void)
+{
+    proto_out_begin(&out, "REJECT");
+    proto_out_u64(&out, 1);
+    proto_out_text(&out, "bad discount: more than 2 decimal places");
+    proto_out_end(&out);
+    proto_out_begin(&out, "REJECT");
+    proto_out_u64(&out, 3);
+    proto_out_word(&out, "code");
+    proto_out_word(&out, "X");
+    proto_out_text(&out, "already exists");
+    proto_out_end(&out);
+    proto_out_error(&out, PROTO_ERR_BAD_BATCH, "%d of %d records rejected, nothing stored", 2, 3);
+}
+
+static void
+write_error(void)
+{
+    proto_out_error(&out, PROTO_ERR_NO_COUPONS, "no %s coupon left", "FREE");
+}
+
+static void
+write_task(void)
+{
+    proto_out_begin(&out, "OK");
+    proto_out_field(&out, "task", "AbC");
+    proto_out_field(&out, "status", "queued");
+    proto_out_field_u64(&out, "position", 18446744073709551615ULL);
+    proto_out_end(&out);
+}
+
+static void
+write_help(void)
+{
+    proto_out_begin(&out, "INFO");
+    proto_out_text(&out, "PING - check that the server answers");
+    proto_out_end(&out);
+    proto_out_ok(&out);
+}
+
+/* Each shape in the three forms: the line form is version 1's, byte for byte. */
+static void
+test_reply_shapes(void **state)
+{
+    static const struct {
+        void (*write)(void);
+        const char *line, *resp2, *resp3;
+    } shapes[] = {
+        {write_ok, "OK\n", "+OK\r\n", "+OK\r\n"},
+        {write_pong, "OK PONG\n", "+PONG\r\n", "+PONG\r\n"},
+        {write_coupon,
+         "OK code=SUMMER-1 type=STANDARD discount=20.00 kind=FLAT expires=2026-12-31T23:59:59Z "
+         "uses=0 max_uses=3\n",
+         "*14\r\n" COUPON_FIELDS, "%7\r\n" COUPON_FIELDS},
+        {write_stats, "STAT uptime_s 12\nSTAT assigned.FREE 3\nOK\n",
+         "*3\r\n*2\r\n$8\r\nuptime_s\r\n:12\r\n*2\r\n$13\r\nassigned.FREE\r\n:3\r\n+OK\r\n",
+         "*3\r\n*2\r\n$8\r\nuptime_s\r\n:12\r\n*2\r\n$13\r\nassigned.FREE\r\n:3\r\n+OK\r\n"},
+        {write_rejects,
+         "REJECT 1 bad discount: more than 2 decimal places\nREJECT 3 code X already exists\n"
+         "ERR BAD_BATCH 2 of 3 records rejected, nothing stored\n",
+         "-BAD_BATCH 2 of 3 records rejected, nothing stored; REJECT 1 bad discount: more than 2 "
+         "decimal places; REJECT 3 code X already exists\r\n",
+         "-BAD_BATCH 2 of 3 records rejected, nothing stored; REJECT 1 bad discount: more than 2 "
+         "decimal places; REJECT 3 code X already exists\r\n"},
+        {write_error, "ERR NO_COUPONS no FREE coupon left\n", "-NO_COUPONS no FREE coupon left\r\n",
+         "-NO_COUPONS no FREE coupon left\r\n"},
+        /* A number past INT64_MAX is a bulk string. */
+        {write_task, "OK task=AbC status=queued position=18446744073709551615\n",
+         "*6\r\n$4\r\ntask\r\n$3\r\nAbC\r\n$6\r\nstatus\r\n$6\r\nqueued\r\n$8\r\nposition\r\n"
+         "$20\r\n18446744073709551615\r\n",
+         "%3\r\n$4\r\ntask\r\n$3\r\nAbC\r\n$6\r\nstatus\r\n$6\r\nqueued\r\n$8\r\nposition\r\n"
+         "$20\r\n18446744073709551615\r\n"},
+        {write_help, "INFO PING - check that the server answers\nOK\n",
+         "*2\r\n$36\r\nPING - check that the server answers\r\n+OK\r\n",
+         "*2\r\n$36\r\nPING - check that the server answers\r\n+OK\r\n"},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        start(PROTO_FORM_LINE);
+        shapes[i].write();
+        expect_out(shapes[i].line);
+        proto_out_set_form(&out, PROTO_FORM_RESP2);
+        shapes[i].write();
+        expect_out(shapes[i].resp2);
+        proto_out_set_form(&out, PROTO_FORM_RESP3);
+        shapes[i].write();
+        expect_out(shapes[i].resp3);
+    }
+}
+
+/* Lines that are neither all fields nor one item: flat arrays, a field giving two values. */
+static void
+test_reply_mixed_lines(void **state)
+{
+    (void)state;
+    start(PROTO_FORM_RESP3);
+    proto_out_begin(&out, "OK");
+    proto_out_word(&out, "queued");
+    proto_out_field_u64(&out, "position", 2);
+    proto_out_end(&out);
+    expect_out("*3\r\n$6\r\nqueued\r\n$8\r\nposition\r\n:2\r\n");
+    /* A data line of one word, one number, none; then a line of its head alone. */
+    proto_out_begin(&out, "CODE");
+    proto_out_word(&out, "ABCD2345");
+    proto_out_end(&out);
+    proto_out_begin(&out, "COUNT");
+    proto_out_u64(&out, 9223372036854775807ULL);
+    proto_out_end(&out);
+    proto_out_begin(&out, "MORE");
+    proto_out_end(&out);
+    proto_out_begin(&out, "OK");
+    proto_out_text(&out, "all done");
+    proto_out_end(&out);
+    expect_out("*4\r\n$8\r\nABCD2345\r\n:9223372036854775807\r\n+MORE\r\n+all done\r\n");
+    /* CR and LF cannot be in a simple string or an error: they become spaces. A bulk string
+     * keeps them. */
+    proto_out_error(&out, PROTO_ERR_INTERNAL, "two\r\nlines");
+    expect_out("-INTERNAL two  lines\r\n");
+    proto_out_begin(&out, "INFO");
+    proto_out_text(&out, "a\r\nb");
+    proto_out_end(&out);
+    proto_out_begin(&out, "OK");
+    proto_out_word(&out, "x\ny");
+    proto_out_end(&out);
+    expect_out("*2\r\n$4\r\na\r\nb\r\n+x y\r\n");
+}
+
+/* A counted list is written as it goes, and is an array even when it is empty. */
+static void
+test_reply_stream(void **state)
+{
+    (void)state;
+    start(PROTO_FORM_RESP3);
+    proto_out_stream(&out, 2);
+    for (int i = 0; i < 2; i++) {
+        proto_out_begin(&out, "CODE");
+        proto_out_word(&out, i == 0 ? "AAA" : "BBB");
+        proto_out_end(&out);
+        /* written at once, not held */
+        assert_int_equal(got.len, i == 0 ? strlen("*3\r\n$3\r\nAAA\r\n") : 22);
+    }
+    proto_out_begin(&out, "OK");
+    proto_out_field_u64(&out, "generated", 2);
+    proto_out_end(&out);
+    expect_out("*3\r\n$3\r\nAAA\r\n$3\r\nBBB\r\n%1\r\n$9\r\ngenerated\r\n:2\r\n");
+
+    proto_out_stream(&out, 0);
+    proto_out_begin(&out, "OK");
+    proto_out_field_u64(&out, "count", 0);
+    proto_out_end(&out);
+    expect_out("*1\r\n%1\r\n$5\r\ncount\r\n:0\r\n");
+
+    /* COUPONS: a coupon's map per line, in RESP2 a flat array. */
+    proto_out_set_form(&out, PROTO_FORM_RESP2);
+    proto_out_stream(&out, 1);
+    proto_out_begin(&out, "COUPON");
+    proto_out_coupon(&out, &summer);
+    proto_out_field_time(&out, "assigned", 0);
+    proto_out_end(&out);
+    proto_out_begin(&out, "OK");
+    proto_out_field_u64(&out, "count", 1);
+    proto_out_end(&out);
+    expect_out("*2\r\n*16\r\n" COUPON_FIELDS "$8\r\nassigned\r\n$20\r\n1970-01-01T00:00:00Z\r\n"
+               "*2\r\n$5\r\ncount\r\n:1\r\n");
+
+    /* Fewer lines than announced: nulls; more: dropped. */
+    proto_out_stream(&out, 3);
+    proto_out_begin(&out, "CODE");
+    proto_out_word(&out, "AAA");
+    proto_out_end(&out);
+    proto_out_ok(&out);
+    expect_out("*4\r\n$3\r\nAAA\r\n$-1\r\n$-1\r\n+OK\r\n");
+    proto_out_stream(&out, 1);
+    for (int i = 0; i < 3; i++) {
+        proto_out_begin(&out, "CODE");
+        proto_out_word(&out, "AAA");
+        proto_out_end(&out);
+    }
+    proto_out_ok(&out);
+    expect_out("*2\r\n$3\r\nAAA\r\n+OK\r\n");
+
+    /* An error before the first line is a plain error; after it, the array's last value. */
+    proto_out_stream(&out, 5);
+    proto_out_error(&out, PROTO_ERR_INTERNAL, "store unreadable");
+    expect_out("-INTERNAL store unreadable\r\n");
+    proto_out_set_form(&out, PROTO_FORM_RESP3);
+    proto_out_stream(&out, 3);
+    proto_out_begin(&out, "CODE");
+    proto_out_word(&out, "AAA");
+    proto_out_end(&out);
+    proto_out_error(&out, PROTO_ERR_INTERNAL, "store unreadable");
+    expect_out("*4\r\n$3\r\nAAA\r\n_\r\n_\r\n-INTERNAL store unreadable\r\n");
+
+    /* The line form ignores the count. */
+    proto_out_set_form(&out, PROTO_FORM_LINE);
+    proto_out_stream(&out, 7);
+    write_stats();
+    expect_out("STAT uptime_s 12\nSTAT assigned.FREE 3\nOK\n");
+}
+
+/* A streamed reply written in portions, another reply in between: its state is saved and put
+ * back. */
+static void
+test_reply_stream_portions(void **state)
+{
+    (void)state;
+    start(PROTO_FORM_RESP3);
+    proto_out_stream(&out, 2);
+    proto_out_begin(&out, "CODE");
+    proto_out_word(&out, "AAA");
+    proto_out_end(&out);
+    struct proto_out_reply saved = out.reply;
+
+    proto_out_set_form(&out, PROTO_FORM_LINE); /* another connection's reply */
+    write_pong();
+    proto_out_set_form(&out, PROTO_FORM_RESP2);
+    write_stats();
+
+    out.reply = saved;
+    proto_out_begin(&out, "CODE");
+    proto_out_word(&out, "BBB");
+    proto_out_end(&out);
+    proto_out_ok(&out);
+    assert_string_equal(got.data,
+                        "*3\r\n$3\r\nAAA\r\n"
+                        "OK PONG\n"
+                        "*3\r\n*2\r\n$8\r\nuptime_s\r\n:12\r\n*2\r\n$13\r\nassigned.FREE\r\n"
+                        ":3\r\n+OK\r\n"
+                        "$3\r\nBBB\r\n+OK\r\n");
+}
+
+/* Data lines past the scratch: an OK reply becomes an error that quotes its status line; an
+ * ERR keeps what fitted and counts the rest. Without scratch, the same. */
+static void
+test_reply_scratch_full(void **state)
+{
+    static char small[72];
+    (void)state;
+
+    start(PROTO_FORM_RESP3);
+    proto_out_set_scratch(&out, small, sizeof small);
+    write_stats(); /* the first line fits (35 bytes held), the second does not */
+    expect_out("-INTERNAL reply too large for RESP (2 data lines, 72 bytes held at most); its "
+               "status: OK\r\n");
+    write_rejects();
+    expect_out("-BAD_BATCH 2 of 3 records rejected, nothing stored; REJECT 1 bad discount: more "
+               "than 2 decimal places; 1 more lines left out\r\n");
+    /* The next reply starts clean. */
+    write_help();
+    expect_out("*2\r\n$36\r\nPING - check that the server answers\r\n+OK\r\n");
+    proto_out_set_scratch(&out, NULL, 12345);
+    write_help();
+    expect_out("-INTERNAL reply too large for RESP (1 data lines, 0 bytes held at most); its "
+               "status: OK\r\n");
+    write_pong();
+    expect_out("+PONG\r\n");
+}
+
+/* Starting a reply drops what is left of an unfinished one, so nothing of one connection's
+ * reply leaks into the next, which a shared writer serves. */
+static void
+test_reply_set_form_resets(void **state)
+{
+    (void)state;
+    start(PROTO_FORM_RESP3);
+    proto_out_begin(&out, "STAT");
+    proto_out_word(&out, "secret");
+    proto_out_u64(&out, 1);
+    proto_out_end(&out);
+    proto_out_set_form(&out, PROTO_FORM_RESP3);
+    write_ok();
+    expect_out("+OK\r\n");
+    proto_out_stream(&out, 4);
+    proto_out_set_form(&out, PROTO_FORM_RESP2);
+    write_ok();
+    expect_out("+OK\r\n");
+}
+
+/* HELLO's map, INFO's bulk string and the other raw values; nothing in the line form. */
+#define HELLO_BODY                                                                                 \
+    "$6\r\nserver\r\n$7\r\ncoupond\r\n$7\r\nversion\r\n$6\r\nmaster\r\n$5\r\nproto\r\n:%d\r\n"     \
+    "$2\r\nid\r\n:42\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"         \
+    "$7\r\nmodules\r\n*0\r\n"
+
+static void
+test_reply_raw_values(void **state)
+{
+    static const char *const keys[] = {"server", "version", "proto",  "id",
+                                       "mode",   "role",    "modules"};
+    (void)state;
+
+    for (int form = PROTO_FORM_RESP2; form <= PROTO_FORM_RESP3; form++) {
+        start((enum proto_form)form);
+        proto_out_resp_map(&out, 7);
+        for (int k = 0; k < 7; k++) {
+            proto_out_resp_bulk(&out, keys[k], strlen(keys[k]));
+            if (k == 2 || k == 3)
+                proto_out_resp_int(&out, k == 2 ? form == PROTO_FORM_RESP3 ? 3 : 2 : 42);
+            else if (k == 6)
+                proto_out_resp_array(&out, 0);
+            else
+                proto_out_resp_bulk(&out,
+                                    k == 0   ? "coupond"
+                                    : k == 4 ? "standalone"
+                                             : "master",
+                                    k == 0   ? 7
+                                    : k == 4 ? 10
+                                             : 6);
+        }
+        char want[512];
+        snprintf(want, sizeof want, "%s" HELLO_BODY,
+                 form == PROTO_FORM_RESP3 ? "%7\r\n" : "*14\r\n", form == PROTO_FORM_RESP3 ? 3 : 2);
+        expect_out(want);
+        proto_out_resp_bulk(&out, "# Server\r\nversion:0.1.0\r\n", 25);
+        expect_out("$25\r\n# Server\r\nversion:0.1.0\r\n\r\n");
+        proto_out_resp_null(&out);
+        expect_out(form == PROTO_FORM_RESP3 ? "_\r\n" : "$-1\r\n");
+        proto_out_resp_int(&out, INT64_MIN);
+        expect_out(":-9223372036854775808\r\n");
+        proto_out_resp_simple(&out, "OK\r\n");
+        expect_out("+OK  \r\n");
+    }
+    start(PROTO_FORM_LINE);
+    proto_out_resp_map(&out, 1);
+    proto_out_resp_bulk(&out, "x", 1);
+    proto_out_resp_int(&out, 1);
+    proto_out_resp_null(&out);
+    proto_out_resp_simple(&out, "x");
+    proto_out_resp_array(&out, 0);
+    assert_int_equal(got.len, 0);
+}
+
+/* The line form of a coupon is proto_fmt_coupon's text, byte for byte, also for the longest
+ * values and a code without NUL; and a long bulk string goes to the sink whole. */
+static void
+test_reply_line_form_unchanged(void **state)
+{
+    struct proto_coupon c = {.type = PROTO_TYPE_MEGADEAL,
+                             .kind = PROTO_KIND_PERCENT,
+                             .discount = INT64_MIN,
+                             .expires = PROTO_TIME_MAX,
+                             .uses = UINT32_MAX,
+                             .max_uses = UINT32_MAX};
+    char text[PROTO_COUPON_BUF], want[PROTO_COUPON_BUF + 8];
+    (void)state;
+
+    memset(c.code, 'Z', sizeof c.code); /* no NUL: at most PROTO_CODE_MAX bytes are shown */
+    start(PROTO_FORM_LINE);
+    proto_out_begin(&out, "OK");
+    proto_out_coupon(&out, &c);
+    proto_out_end(&out);
+    proto_fmt_coupon(text, &c);
+    snprintf(want, sizeof want, "OK %s\n", text);
+    expect_out(want);
+
+    static char big[3000];
+    memset(big, 'b', sizeof big - 1);
+    proto_out_set_form(&out, PROTO_FORM_RESP3);
+    proto_out_begin(&out, "INFO");
+    proto_out_text(&out, big);
+    proto_out_end(&out);
+    proto_out_ok(&out);
+    assert_int_equal(got.len, 4 + 7 + sizeof big - 1 + 2 + 5);
+    assert_int_equal(resp_value(got.data, got.len), got.len);
+}
+
 int
 main(void)
 {
@@ -764,6 +1274,14 @@ main(void)
         cmocka_unit_test(test_request_resp_only),
         cmocka_unit_test(test_request_resp_upload),
         cmocka_unit_test(test_request_from_frame),
+        cmocka_unit_test(test_reply_shapes),
+        cmocka_unit_test(test_reply_mixed_lines),
+        cmocka_unit_test(test_reply_stream),
+        cmocka_unit_test(test_reply_stream_portions),
+        cmocka_unit_test(test_reply_scratch_full),
+        cmocka_unit_test(test_reply_set_form_resets),
+        cmocka_unit_test(test_reply_raw_values),
+        cmocka_unit_test(test_reply_line_form_unchanged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
