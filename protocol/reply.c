@@ -69,7 +69,8 @@ proto_out_set_scratch(struct proto_out *o, char *buf, size_t cap)
 void
 proto_out_stream(struct proto_out *o, uint64_t lines)
 {
-    if (!proto_out_is_resp(o))
+    /* Once a data line has ended, its array's count is written or its line held: too late. */
+    if (!proto_out_is_resp(o) || o->reply.opened || o->reply.held > 0 || o->reply.lost > 0)
         return;
     o->reply.streamed = true;
     /* The array's count is lines + 1 and a RESP count is signed: no real list comes near. */

@@ -132,8 +132,8 @@ void proto_out_set_scratch(struct proto_out *o, char *buf, size_t cap);
  * reply is an array even with no data lines, so an empty list is still a list. Fewer lines
  * than announced are filled up with nulls; more are dropped (both are bugs of the caller). An
  * ERR before the first data line is a plain error; one after it ends the array, in the place
- * of the missing lines' nulls, as its last value. No effect in the line form. Call it before
- * the reply's first line. */
+ * of the missing lines' nulls, as its last value. No effect in the line form, nor once a data
+ * line of the reply has ended: call it before the first. */
 void proto_out_stream(struct proto_out *o, uint64_t lines);
 
 /* Starts a line with its head word. */
