@@ -14,7 +14,7 @@
  * other request is a line, as before. A RESP request comes as
  *   - PROTO_FRAME_RESP: its first arguments, args[0, nargs) of argc, as many of the first
  *     PROTO_RESP_HEAD_ARGS as fit PROTO_RESP_HEAD_MAX bytes and are no longer than
- *     PROTO_RESP_BULK_MAX each (the first that does not fit ends the frame); `more` say how many
+ *     PROTO_RESP_BULK_MAX each (the first that does not fit ends the frame); `more` says how many
  *     follow, then
  *   - `more` times PROTO_FRAME_RESP_ARG: one further argument in args[0] (a string, a null
  *     string, or one too long, dropped unread); `more` says how many are still to come.
