@@ -98,11 +98,12 @@ sep(struct proto_out *o)
     put(o, " ", 1);
 }
 
-/* Starts an item where the line ends now; NULL (the line cut) when it has too many. */
+/* Starts an item where the line ends now; NULL (the line cut) when it has too many, or no room
+ * is left for any of it. */
 static struct proto_out_item *
 item_open(struct proto_out *o, enum item_kind kind)
 {
-    if (o->nitems == PROTO_OUT_ITEMS_MAX) {
+    if (o->nitems == PROTO_OUT_ITEMS_MAX || o->len == PROTO_REPLY_LINE_MAX) {
         o->cut = true;
         return NULL;
     }

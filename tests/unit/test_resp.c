@@ -348,6 +348,30 @@ test_frame_resp_header_errors(void **state)
                   "request\nDEAD\n");
 }
 
+/* Errors while dropping: in a request with too many arguments, and in an over-long argument. */
+static void
+test_frame_resp_errors_while_dropping(void **state)
+{
+    static char in[PROTO_RESP_BULK_MAX + 200];
+    (void)state;
+
+    EXPECT_FRAMES(
+        "*50003\r\n$1\r\nx\r\n$1\r\nxY",
+        "ERROR BAD_REQUEST fatal Protocol error: bulk string not followed by CR LF\nDEAD\n");
+    EXPECT_FRAMES("*50003\r\n$-1\r\n:1\r\n", "ERROR BAD_REQUEST fatal Protocol error: expected '$' "
+                                             "(a bulk string) in a request\nDEAD\n");
+    EXPECT_FRAMES("*50003\r\n$x\r\n",
+                  "ERROR BAD_REQUEST fatal Protocol error: invalid bulk length\nDEAD\n");
+    int n = snprintf(in, sizeof in, "*2\r\n$6\r\nUPLOAD\r\n$%d\r\n", PROTO_RESP_BULK_MAX + 1);
+    memset(in + n, 'r', PROTO_RESP_BULK_MAX + 1);
+    n += PROTO_RESP_BULK_MAX + 1;
+    n += snprintf(in + n, sizeof in - (size_t)n, "\rX");
+    expect_frames(
+        in, (size_t)n,
+        "RESP 2/1/1 [UPLOAD]\n"
+        "ERROR BAD_REQUEST fatal Protocol error: bulk string not followed by CR LF\nDEAD\n");
+}
+
 /* A bulk string outside an array is dropped exactly and refused; a line that merely begins
  * with `$` is a line. */
 static void
@@ -1223,6 +1247,38 @@ test_reply_raw_values(void **state)
     assert_int_equal(got.len, 0);
 }
 
+/* A line cut at PROTO_REPLY_LINE_MAX or at PROTO_OUT_ITEMS_MAX items is still one RESP value,
+ * of what fitted. */
+static void
+test_reply_cut_lines(void **state)
+{
+    static char huge[PROTO_REPLY_LINE_MAX + 100];
+    (void)state;
+
+    memset(huge, 'h', sizeof huge - 1);
+    start(PROTO_FORM_RESP2);
+    proto_out_begin(&out, "OK");
+    proto_out_field(&out, "key", "v");
+    proto_out_field(&out, "big", huge);
+    proto_out_field(&out, "lost", "v");
+    assert_true(out.cut);
+    proto_out_end(&out);
+    /* "OK key=v big=" is 13 bytes: the value has the rest of the line; "lost" has no room. */
+    const char *head = "*4\r\n$3\r\nkey\r\n$1\r\nv\r\n$3\r\nbig\r\n$4595\r\nhhh";
+    assert_memory_equal(got.data, head, strlen(head));
+    assert_memory_equal(got.data + got.len - 4, "hh\r\n", 4);
+    expect_out(got.data);
+
+    proto_out_begin(&out, "CODE");
+    for (int i = 0; i < PROTO_OUT_ITEMS_MAX + 5; i++)
+        proto_out_u64(&out, (uint64_t)i);
+    assert_true(out.cut);
+    proto_out_end(&out);
+    proto_out_ok(&out);
+    assert_memory_equal(got.data, "*2\r\n*32\r\n:0\r\n:1\r\n", 17);
+    expect_out(got.data);
+}
+
 /* The line form of a coupon is proto_fmt_coupon's text, byte for byte, also for the longest
  * values and a code without NUL; and a long bulk string goes to the sink whole. */
 static void
@@ -1265,6 +1321,7 @@ main(void)
         cmocka_unit_test(test_frame_resp_empty_array),
         cmocka_unit_test(test_frame_resp_null),
         cmocka_unit_test(test_frame_resp_header_errors),
+        cmocka_unit_test(test_frame_resp_errors_while_dropping),
         cmocka_unit_test(test_frame_resp_stray_bulk),
         cmocka_unit_test(test_frame_resp_long_args),
         cmocka_unit_test(test_frame_resp_huge_counts),
@@ -1281,6 +1338,7 @@ main(void)
         cmocka_unit_test(test_reply_scratch_full),
         cmocka_unit_test(test_reply_set_form_resets),
         cmocka_unit_test(test_reply_raw_values),
+        cmocka_unit_test(test_reply_cut_lines),
         cmocka_unit_test(test_reply_line_form_unchanged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
