@@ -1038,22 +1038,14 @@ request_defaults(struct proto_request *req, enum proto_cmd cmd)
     req->length = PROTO_GEN_LENGTH_DEFAULT;
 }
 
-bool
-proto_parse_request(const char *line, size_t len, struct proto_request *req,
-                    struct proto_error *err)
+/* What a request is, whichever form brought it: the verb, its positional arguments and their
+ * value rules, then its options. w[0, kept) are its first words, n how many it has in all; the
+ * caller checked that the kept ones are words (printable ASCII without blanks). */
+static bool
+parse_words(const struct span *w, size_t kept, size_t n, struct proto_request *req,
+            struct proto_error *err)
 {
-    struct span w[PROTO_MAX_WORDS];
-
-    /* The framer (frame.h) removed the LF and one CR before it; the limit counts every byte
-     * before the LF, that CR included, so a line handed in here is at most the limit. */
-    if (len > PROTO_MAX_LINE) {
-        set_err(err, PROTO_ERR_TOO_LONG, "line longer than 4096 bytes");
-        return false;
-    }
-    if (!check_request_bytes(line, len, err))
-        return false;
-    size_t n = split_words(line, len, w, PROTO_MAX_WORDS);
-    if (n == 0) {
+    if (n == 0 || kept == 0) {
         set_err(err, PROTO_ERR_BAD_REQUEST, "empty request");
         return false;
     }
@@ -1064,6 +1056,11 @@ proto_parse_request(const char *line, size_t len, struct proto_request *req,
     }
     if (n > PROTO_MAX_WORDS) {
         usage(v, err);
+        return false;
+    }
+    /* Only RESP gets here with words not handed over: one was longer than a line allows. */
+    if (n > kept) {
+        set_err(err, PROTO_ERR_TOO_LONG, "request longer than 4096 bytes");
         return false;
     }
     size_t nopt = count_options(v, w + 1, n - 1);
@@ -1080,6 +1077,125 @@ proto_parse_request(const char *line, size_t len, struct proto_request *req,
     if (!parse_options(w + 1 + npos, nopt, req, err))
         return false;
     return check_request(v, req, nopt, err);
+}
+
+bool
+proto_parse_request(const char *line, size_t len, struct proto_request *req,
+                    struct proto_error *err)
+{
+    struct span w[PROTO_MAX_WORDS];
+
+    /* The framer (frame.h) removed the LF and one CR before it; the limit counts every byte
+     * before the LF, that CR included, so a line handed in here is at most the limit. */
+    if (len > PROTO_MAX_LINE) {
+        set_err(err, PROTO_ERR_TOO_LONG, "line longer than 4096 bytes");
+        return false;
+    }
+    if (!check_request_bytes(line, len, err))
+        return false;
+    size_t n = split_words(line, len, w, PROTO_MAX_WORDS);
+    return parse_words(w, n < PROTO_MAX_WORDS ? n : PROTO_MAX_WORDS, n, req, err);
+}
+
+static const char *
+byte_class(unsigned char b)
+{
+    if (b == 0)
+        return "NUL byte";
+    return b < 0x80 ? "control byte" : "non-ASCII byte";
+}
+
+/* A RESP argument of a command must be what a line's word can be: 1 or more bytes of printable
+ * ASCII without blanks. Then every request RESP accepts is the line of its arguments. Errors
+ * name the argument by its position after the verb, and a bad byte by its value. */
+static bool
+check_word_arg(const struct proto_arg *a, size_t i, struct proto_error *err)
+{
+    char where[32];
+    size_t k = 0;
+
+    if (a->kind == PROTO_ARG_TOO_LONG) {
+        set_err(err, PROTO_ERR_TOO_LONG, "request longer than 4096 bytes");
+        return false;
+    }
+    while (a->kind == PROTO_ARG_STRING && k < a->len && is_graph(a->p[k]))
+        k++;
+    if (a->kind == PROTO_ARG_STRING && a->len > 0 && k == a->len)
+        return true;
+
+    if (i == 0)
+        snprintf(where, sizeof where, "the verb");
+    else
+        snprintf(where, sizeof where, "argument %zu", i);
+    err->code = PROTO_ERR_BAD_REQUEST;
+    unsigned char b = a->kind == PROTO_ARG_STRING && k < a->len ? (unsigned char)a->p[k] : 0;
+    if (a->kind == PROTO_ARG_NULL)
+        snprintf(err->msg, sizeof err->msg, "null string as %s", where);
+    else if (a->len == 0)
+        snprintf(err->msg, sizeof err->msg, "empty string as %s", where);
+    else if (b == ' ' || b == '\t')
+        snprintf(err->msg, sizeof err->msg, "blank in %s", where);
+    else
+        snprintf(err->msg, sizeof err->msg, "%s 0x%02X in %s", byte_class(b), (unsigned)b, where);
+    return false;
+}
+
+/* RESP's UPLOAD: the records are the arguments after the verb, so their count is the request's
+ * size; the caller hands the records to the upload as they arrive. A request id comes first,
+ * right after the verb (`UPLOAD id=RID rec...`): a record never holds '=', and the id is known
+ * before the records stream in. */
+static bool
+parse_resp_upload(const struct proto_arg *args, size_t nargs, size_t argc,
+                  struct proto_request *req, struct proto_error *err)
+{
+    bool has_id = nargs >= 2 && args[1].kind == PROTO_ARG_STRING && args[1].len > 3 &&
+                  memcmp(args[1].p, "id=", 3) == 0;
+    const char *why = NULL;
+
+    if (argc < (has_id ? 3u : 2u)) {
+        set_err(err, PROTO_ERR_BAD_REQUEST,
+                "usage: UPLOAD [id=RID] record... (in RESP, one argument per record)");
+        return false;
+    }
+    request_defaults(req, PROTO_CMD_UPLOAD);
+    if (has_id && !proto_parse_rid(args[1].p + 3, args[1].len - 3, req->rid, &why)) {
+        set_err(err, PROTO_ERR_BAD_REQUEST, why);
+        return false;
+    }
+    req->count = argc - (has_id ? 2 : 1);
+    return true;
+}
+
+bool
+proto_parse_args(const struct proto_arg *args, size_t nargs, size_t argc, struct proto_request *req,
+                 struct proto_error *err)
+{
+    struct span w[PROTO_MAX_WORDS];
+
+    if (argc == 0) {
+        set_err(err, PROTO_ERR_BAD_REQUEST, "empty request");
+        return false;
+    }
+    if (nargs > argc) /* a caller bug: there are no more arguments than the request has */
+        nargs = argc;
+    if (nargs == 0) { /* the verb itself was too long to be handed over */
+        set_err(err, PROTO_ERR_TOO_LONG, "request longer than 4096 bytes");
+        return false;
+    }
+    if (!check_word_arg(&args[0], 0, err))
+        return false;
+    w[0] = (struct span){args[0].p, args[0].len};
+    const struct proto_verb *v = find_verb(w[0]);
+    if (v != NULL && v->cmd == PROTO_CMD_UPLOAD)
+        return parse_resp_upload(args, nargs, argc, req, err);
+    /* Words past what a line keeps are never read: the argument count refuses them. */
+    size_t kept = nargs < PROTO_MAX_WORDS ? nargs : PROTO_MAX_WORDS;
+    for (size_t i = 1; i < kept; i++) {
+        if (!check_word_arg(&args[i], i, err))
+            return false;
+        w[i] = (struct span){args[i].p, args[i].len};
+    }
+    return parse_words(w, kept, argc, req, err);
 }
 
 /* ---- Canonical requests ---- */

@@ -150,8 +150,8 @@ struct proto_coupon {
 };
 
 /* A parsed request line. Arguments are validated and copied, so the struct does not point
- * into the line, except `key`, which points into the line passed to proto_parse_request
- * and is valid while that line is. */
+ * into the line, except `key`, which points into the line passed to proto_parse_request (or the
+ * argument passed to proto_parse_args) and is valid while that line is. */
 struct proto_request {
     enum proto_cmd cmd;
     char user[PROTO_USER_MAX + 1]; /* REQUEST, VALIDATE, REDEEM, HOLD, UNREDEEM, COUPONS */
@@ -212,6 +212,39 @@ const char *proto_kind_name(enum proto_kind k);
  * see proto_line_is_blank. The line is not modified. On failure *req is unspecified. */
 bool proto_parse_request(const char *line, size_t len, struct proto_request *req,
                          struct proto_error *err);
+
+/* One argument of a request that arrives as separate strings (RESP, see frame.h) instead of
+ * as the words of a line. */
+enum proto_arg_kind {
+    PROTO_ARG_STRING = 0, /* p and len hold its bytes */
+    PROTO_ARG_NULL,       /* RESP's null string `$-1`: p is NULL, len 0 */
+    PROTO_ARG_TOO_LONG    /* longer than a line allows: dropped unread, p is NULL, len its size */
+};
+
+struct proto_arg {
+    const char *p; /* not NUL-terminated; points into the caller's buffer */
+    size_t len;
+    enum proto_arg_kind kind;
+};
+
+/* Parses a request given as arguments (RESP): args[0, nargs) are the first `nargs` of its
+ * `argc` arguments, args[0] the verb. The rules are the line's, applied by the same code:
+ *   - the verb and every argument of a command must be what a line's word can be, 1 or more
+ *     bytes of printable ASCII without blanks (so `REQUEST "al ice"` is refused, not split):
+ *     else BAD_REQUEST naming the argument (a null string, an empty one, a blank, a byte);
+ *   - no verb handed over (nargs 0, or args[0] too long): TOO_LONG;
+ *   - unknown verb: UNKNOWN_COMMAND; wrong argument count (argc - 1): BAD_REQUEST "usage: ...";
+ *   - an argument not handed over (nargs < argc, or one too long): TOO_LONG;
+ *   - then each argument's value rule, with the line's errors (BAD_TASK for a task id).
+ * UPLOAD is the exception: its arguments after the verb are its records, not words, and are not
+ * read here; req->count is argc - 1 (at least 1, else BAD_REQUEST); the caller hands args[1,
+ * nargs) and every later argument to the upload, as records, and compares the count with its
+ * --max-upload (TOO_LARGE) as for a line.
+ * So a request this accepts, other than UPLOAD, is the line of its arguments joined by spaces,
+ * and proto_parse_request makes the same struct of that line. req->key (AUTH) points into
+ * args[1].p. Returns true and fills *req, or false and fills *err (*req unspecified). */
+bool proto_parse_args(const struct proto_arg *args, size_t nargs, size_t argc,
+                      struct proto_request *req, struct proto_error *err);
 
 /* True when the line (as the framer cut it) holds only spaces and tabs. */
 bool proto_line_is_blank(const char *line, size_t len);

@@ -13,7 +13,19 @@
  *   - the reply parsers: reply_kind and reply_err agree, and ERR, STAT and coupon lines
  *     round-trip through their formats.
  * The formatters also get raw values from the input's first bytes (out-of-range times, negative
- * discounts, garbage structs) and must stay within their documented buffer sizes. */
+ * discounts, garbage structs) and must stay within their documented buffer sizes.
+ *
+ * Version 2, the Redis wire form (RESP):
+ *   - the framer (frame.h) with RESP on takes the whole input twice, once through a 16 KiB
+ *     buffer and once through the smallest allowed (PROTO_FRAME_MIN_BUF) in chunks whose sizes
+ *     come from the input, each chunk an exact-size copy; both give the same frames, the small
+ *     buffer never fills up without a frame, and every argument points into the buffer;
+ *   - each RESP request goes through proto_parse_args; when its arguments are words that fit a
+ *     line (and it is no UPLOAD), proto_parse_request of that line gives the same request or the
+ *     same error;
+ *   - an input whose first byte is WRITER_MODE is instead a script of reply writer calls
+ *     (reply.h) in the three forms: line-form output is whole lines, and every RESP reply is
+ *     exactly one well-formed RESP value. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,14 +34,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frame.h"
 #include "proto.h"
+#include "reply.h"
+#include "resp.h"
 
 #define SENTINEL      0xA5 /* fills outputs before a parse: a failure must leave it there */
 #define SHOWN_MAX     200  /* bytes of the offending line printed on a violation */
 #define REQUEST_BUF   (PROTO_MAX_LINE + 1)
 #define REPLY_BUF     (PROTO_MAX_LINE + 1)
-#define UINT_TEXT_BUF 24 /* a uint64_t in decimal and a NUL */
-#define TIME_LEN      20 /* strlen("2026-12-31T23:59:59Z") */
+#define UINT_TEXT_BUF 24          /* a uint64_t in decimal and a NUL */
+#define TIME_LEN      20          /* strlen("2026-12-31T23:59:59Z") */
+#define BIG_BUF       (16 * 1024) /* the server's input buffer */
+#define WRITER_MODE   0x01        /* a first byte that makes the input a writer script */
+#define WRITER_OUT    (1 << 20)   /* output kept to check one reply; more is not checked */
+#define WRITER_STREAM 8           /* most data lines a script announces for a stream */
+#define WRITER_LONG   6000        /* a word or text this long, to cut a line */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -469,6 +489,487 @@ check_line(const char *line, size_t len)
     check_reply_stat(&s);
 }
 
+/* ---- the framer, lines and RESP ---- */
+
+/* Frames of one input, folded into a hash so two ways of feeding it compare. */
+struct framing {
+    uint64_t hash;
+    size_t frames;
+    bool dead; /* a fatal error was framed */
+    bool busy; /* at the end: inside a request */
+    size_t left;
+};
+
+static uint64_t
+mix(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ULL; /* FNV-1a */
+    return h;
+}
+
+static uint64_t
+mix_u64(uint64_t h, uint64_t v)
+{
+    return mix(h, &v, sizeof v);
+}
+
+static bool
+inside(const char *p, size_t n, const char *buf, size_t len)
+{
+    return p >= buf && n <= len && (size_t)(p - buf) <= len - n;
+}
+
+static uint64_t
+check_arg(const struct subject *s, const struct proto_arg *a, const char *buf, size_t len,
+          uint64_t h)
+{
+    switch (a->kind) {
+    case PROTO_ARG_STRING:
+        require(s, inside(a->p, a->len, buf, len), "a RESP argument points outside the buffer");
+        require(s, a->len <= PROTO_RESP_BULK_MAX, "a RESP argument over the limit was handed over");
+        h = mix(h, a->p, a->len);
+        break;
+    case PROTO_ARG_NULL:
+        require(s, a->p == NULL && a->len == 0, "a null RESP argument has bytes");
+        break;
+    case PROTO_ARG_TOO_LONG:
+        require(s, a->p == NULL && a->len > PROTO_RESP_BULK_MAX,
+                "a too long RESP argument is not one");
+        break;
+    default:
+        violation(s, "a RESP argument of no kind");
+    }
+    return mix_u64(mix_u64(h, a->kind), a->len);
+}
+
+static bool
+is_word(const struct proto_arg *a)
+{
+    if (a->kind != PROTO_ARG_STRING || a->len == 0)
+        return false;
+    for (size_t i = 0; i < a->len; i++)
+        if ((unsigned char)a->p[i] < 0x21 || (unsigned char)a->p[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static bool
+is_upload(const struct proto_arg *a)
+{
+    static const char upload[] = "UPLOAD";
+    if (a->kind != PROTO_ARG_STRING || a->len != sizeof upload - 1)
+        return false;
+    for (size_t i = 0; i < a->len; i++)
+        if ((a->p[i] & ~0x20) != upload[i])
+            return false;
+    return true;
+}
+
+/* A RESP request against its line: the same request, or the same error. */
+static void
+check_resp_request(const struct subject *s, const struct proto_frame *f)
+{
+    struct proto_request req, again;
+    struct proto_error err, lerr;
+    char line[REQUEST_BUF];
+
+    memset(&err, SENTINEL, sizeof err);
+    bool ok = proto_parse_args(f->args, f->nargs, f->argc, &req, &err);
+    bool upload = f->nargs > 0 && is_upload(&f->args[0]);
+    if (!ok) {
+        require(s, err.code > PROTO_OK && err.code < PROTO_NERRS,
+                "proto_parse_args failed without an error code");
+        require(s, printable_string(err.msg, sizeof err.msg) && err.msg[0] != '\0',
+                "proto_parse_args's message is not printable text");
+    } else {
+        require(s, (unsigned)req.cmd < PROTO_NCMDS && (unsigned)req.type < PROTO_NTYPES,
+                "proto_parse_args returned no verb or type");
+        if (req.cmd == PROTO_CMD_UPLOAD)
+            require(s, req.count >= 1 && req.count == f->argc - 1, "RESP UPLOAD's count is wrong");
+        else
+            require(s, f->nargs == f->argc, "a RESP request parsed without all its arguments");
+        if (req.cmd == PROTO_CMD_AUTH)
+            require(s, f->nargs > 1 && req.key == f->args[1].p && req.key_len == f->args[1].len,
+                    "the AUTH key is not its argument");
+    }
+    if (upload || f->nargs != f->argc)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < f->nargs; i++) {
+        if (!is_word(&f->args[i]) || n + f->args[i].len + 1 > sizeof line)
+            return;
+        if (i > 0)
+            line[n++] = ' ';
+        memcpy(line + n, f->args[i].p, f->args[i].len);
+        n += f->args[i].len;
+    }
+    if (n > PROTO_MAX_LINE)
+        return;
+    bool lok = proto_parse_request(line, n, &again, &lerr);
+    require(s, lok == ok, "a RESP request and its line do not both parse");
+    if (ok)
+        require(s, request_equal(&req, &again), "a RESP request is not its line's request");
+    else
+        require(s, err.code == lerr.code && strcmp(err.msg, lerr.msg) == 0,
+                "a RESP request and its line fail differently");
+}
+
+static void
+check_frame(const struct subject *s, const struct proto_frame *f, const char *buf, size_t len,
+            struct framing *fr)
+{
+    uint64_t h = mix_u64(mix_u64(fr->hash, f->kind), f->resp);
+
+    switch (f->resp) {
+    case PROTO_FRAME_RESP:
+        require(s,
+                f->argc >= 1 && f->argc <= PROTO_RESP_ARGS_MAX &&
+                    f->nargs <= PROTO_RESP_HEAD_ARGS && f->nargs + f->more == f->argc,
+                "a RESP request's counts do not add up");
+        for (size_t i = 0; i < f->nargs; i++)
+            h = check_arg(s, &f->args[i], buf, len, h);
+        h = mix_u64(mix_u64(h, f->argc), f->nargs);
+        check_resp_request(s, f);
+        break;
+    case PROTO_FRAME_RESP_ARG:
+        require(s, f->nargs == 1 && f->more < PROTO_RESP_ARGS_MAX, "a RESP argument frame is bad");
+        h = mix_u64(check_arg(s, &f->args[0], buf, len, h), f->more);
+        break;
+    case PROTO_FRAME_RESP_ERROR:
+        require(s,
+                f->err > PROTO_OK && f->err < PROTO_NERRS && f->why != NULL &&
+                    printable_string(f->why, PROTO_MAX_LINE),
+                "a RESP error frame has no error");
+        h = mix(mix_u64(mix_u64(h, f->err), f->fatal), f->why, strlen(f->why));
+        fr->dead = fr->dead || f->fatal;
+        break;
+    case PROTO_FRAME_NOT_RESP:
+        if (f->kind == PROTO_FRAME_LONG_BEGIN) /* a hint that depends on the buffer's size */
+            return;
+        require(s, f->kind == PROTO_FRAME_LINE || f->kind == PROTO_FRAME_TOO_LONG,
+                "a frame of no kind");
+        if (f->kind == PROTO_FRAME_LINE) {
+            require(s, inside(f->start, f->len, buf, len) && f->len <= PROTO_MAX_LINE,
+                    "a line frame points outside the buffer");
+            h = mix(h, f->start, f->len);
+        }
+        break;
+    default:
+        violation(s, "a frame of no RESP kind");
+    }
+    fr->hash = h;
+    fr->frames++;
+}
+
+/* Feeds the input to a framer as a transport does: a buffer of `cap` bytes, filled in chunks
+ * (sizes from `sizes`, or as much as fits), framed until NEED_MORE, consumed bytes dropped.
+ * Each round frames an exact-size copy of what is buffered, so a read past it is an ASan report. */
+static void
+feed_framer(const struct subject *s, size_t cap, const uint8_t *sizes, size_t nsizes,
+            struct framing *fr)
+{
+    struct proto_framer f = {.resp = true};
+    char *store = malloc(cap);
+    size_t have = 0, fed = 0, k = 0;
+
+    if (store == NULL)
+        abort();
+    *fr = (struct framing){.hash = 14695981039346656037ULL};
+    for (;;) {
+        char *buf = malloc(have > 0 ? have : 1);
+        if (buf == NULL)
+            abort();
+        memcpy(buf, store, have);
+        size_t pos = 0;
+        for (;;) {
+            struct proto_frame fm;
+            proto_frame_next(&f, buf + pos, have - pos, &fm);
+            require(s, fm.used <= have - pos, "a frame used more than the buffer holds");
+            if (proto_frame_need_more(&fm)) {
+                pos += fm.used;
+                break;
+            }
+            require(s, fm.used > 0 || fm.kind == PROTO_FRAME_LONG_BEGIN, "a frame took no bytes");
+            check_frame(s, &fm, buf + pos, have - pos, fr);
+            pos += fm.used;
+        }
+        free(buf);
+        memmove(store, store + pos, have - pos);
+        have -= pos;
+        if (fed == s->len)
+            break;
+        require(s, have < cap, "the framer is stuck with a full buffer");
+        size_t want = nsizes > 0 ? 1 + sizes[k++ % nsizes] % 61 : cap - have;
+        if (want > cap - have)
+            want = cap - have;
+        if (want > s->len - fed)
+            want = s->len - fed;
+        memcpy(store + have, s->line + fed, want);
+        have += want;
+        fed += want;
+    }
+    fr->busy = proto_framer_busy(&f);
+    fr->left = have;
+    free(store);
+}
+
+static void
+check_framer(const uint8_t *data, size_t size)
+{
+    const struct subject s = {(const char *)data, size};
+    struct framing whole, split;
+
+    feed_framer(&s, BIG_BUF, NULL, 0, &whole);
+    feed_framer(&s, PROTO_FRAME_MIN_BUF, data, size, &split);
+    require(&s,
+            whole.hash == split.hash && whole.frames == split.frames && whole.dead == split.dead,
+            "the frames depend on how the input arrives");
+    require(&s, whole.dead || (whole.busy == split.busy && whole.left == split.left),
+            "the end of input depends on how it arrives");
+}
+
+/* ---- the reply writer ---- */
+
+/* Length of the one RESP value at p, or 0 when p does not start with a whole one. */
+static size_t
+resp_value(const char *p, size_t n, int depth)
+{
+    size_t eol = 0;
+    while (eol + 1 < n && !(p[eol] == '\r' && p[eol + 1] == '\n'))
+        eol++;
+    if (n == 0 || eol + 1 >= n || depth > 8)
+        return 0;
+    for (size_t i = 1; i < eol; i++)
+        if (p[i] == '\r' || p[i] == '\n')
+            return 0;
+    size_t head = eol + 2;
+    long long v = 0;
+    bool neg = eol > 1 && p[1] == '-';
+    for (size_t i = neg ? 2 : 1; i < eol && (p[0] == '$' || p[0] == '*' || p[0] == '%'); i++) {
+        if (p[i] < '0' || p[i] > '9' || v > 1000000000)
+            return 0;
+        v = v * 10 + (p[i] - '0');
+    }
+    switch (p[0]) {
+    case '+':
+    case '-':
+    case ':':
+    case '_':
+        return head;
+    case '$':
+        if (neg)
+            return v == 1 ? head : 0;
+        if (head + (size_t)v + 2 > n || p[head + v] != '\r' || p[head + v + 1] != '\n')
+            return 0;
+        return head + (size_t)v + 2;
+    case '*':
+    case '%': {
+        size_t pos = head;
+        long long count = p[0] == '%' ? 2 * v : v;
+        if (neg)
+            return 0;
+        for (long long i = 0; i < count; i++) {
+            size_t e = resp_value(p + pos, n - pos, depth + 1);
+            if (e == 0)
+                return 0;
+            pos += e;
+        }
+        return pos;
+    }
+    default:
+        return 0;
+    }
+}
+
+struct writer_sink {
+    const struct subject *s;
+    enum proto_form form;
+    char *acc; /* the reply so far, RESP */
+    size_t len;
+    bool clean; /* acc began where a reply began, with no raw value since */
+};
+
+static void
+writer_sink_fn(void *arg, const char *data, size_t len)
+{
+    struct writer_sink *w = arg;
+
+    require(w->s, len > 0, "the writer wrote nothing to its sink");
+    if (w->form == PROTO_FORM_LINE) {
+        require(w->s, data[len - 1] == '\n' && len <= PROTO_REPLY_LINE_MAX + 1,
+                "the line form wrote no whole line");
+        return;
+    }
+    if (w->len + len > WRITER_OUT) {
+        w->clean = false;
+        w->len = 0;
+        return;
+    }
+    memcpy(w->acc + w->len, data, len);
+    w->len += len;
+}
+
+/* A reply ended: in RESP, what it wrote is one value. */
+static void
+reply_ended(struct writer_sink *w)
+{
+    if (w->form != PROTO_FORM_LINE && w->clean)
+        require(w->s, resp_value(w->acc, w->len, 0) == w->len,
+                "a RESP reply is not exactly one value");
+    w->len = 0;
+    w->clean = true;
+}
+
+struct script {
+    const uint8_t *p;
+    size_t n;
+};
+
+static uint8_t
+take(struct script *sc)
+{
+    if (sc->n == 0)
+        return 0;
+    sc->n--;
+    return *sc->p++;
+}
+
+/* A NUL-terminated string from the script: up to 255 of its bytes, or a long run of x. */
+static const char *
+take_text(struct script *sc, char *buf)
+{
+    size_t n = take(sc);
+
+    if (n == 255) {
+        memset(buf, 'x', WRITER_LONG);
+        buf[WRITER_LONG] = '\0';
+        return buf;
+    }
+    size_t i = 0;
+    for (; i < n && sc->n > 0; i++)
+        buf[i] = (char)take(sc);
+    buf[i] = '\0';
+    return buf;
+}
+
+static uint64_t
+take_u64(struct script *sc)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | take(sc);
+    return v;
+}
+
+static void
+writer_step(struct proto_out *o, struct writer_sink *w, struct script *sc, char *text,
+            enum proto_reply_kind *head)
+{
+    static const char *const heads[] = {"OK", "ERR", "STAT", "INFO", "REJECT", "CODE", "COUPON"};
+    static const char *const keys[] = {"code", "task", "position", "count", "user", "uses"};
+    uint8_t op = take(sc);
+
+    switch (op % 15) {
+    case 0:
+        w->form = (enum proto_form)(take(sc) % 3);
+        proto_out_set_form(o, w->form);
+        w->len = 0;
+        w->clean = true;
+        break;
+    case 1: {
+        const char *h = op & 0x80 ? take_text(sc, text) : heads[take(sc) % 7];
+        *head = strcmp(h, "OK") == 0    ? PROTO_REPLY_OK
+                : strcmp(h, "ERR") == 0 ? PROTO_REPLY_ERR
+                                        : PROTO_REPLY_DATA;
+        proto_out_begin(o, h);
+        break;
+    }
+    case 2:
+        proto_out_word(o, take_text(sc, text));
+        break;
+    case 3:
+        proto_out_u64(o, take_u64(sc));
+        break;
+    case 4:
+        proto_out_field(o, keys[take(sc) % 6], take_text(sc, text));
+        break;
+    case 5:
+        proto_out_field_u64(o, keys[take(sc) % 6], take_u64(sc));
+        break;
+    case 6:
+        proto_out_field_time(o, keys[take(sc) % 6], (int64_t)take_u64(sc));
+        break;
+    case 7: {
+        struct proto_coupon c;
+        for (size_t i = 0; i < sizeof c; i++)
+            ((uint8_t *)&c)[i] = take(sc);
+        proto_out_coupon(o, &c);
+        break;
+    }
+    case 8:
+        proto_out_text(o, take_text(sc, text));
+        break;
+    case 9:
+    case 10:
+        proto_out_end(o);
+        if (*head != PROTO_REPLY_DATA)
+            reply_ended(w);
+        break;
+    case 11:
+        proto_out_ok(o);
+        *head = PROTO_REPLY_OK;
+        reply_ended(w);
+        break;
+    case 12:
+        proto_out_error(o, (enum proto_err)(take(sc) % (PROTO_NERRS + 1)), "%s",
+                        take_text(sc, text));
+        *head = PROTO_REPLY_ERR;
+        reply_ended(w);
+        break;
+    case 13:
+        proto_out_stream(o, take(sc) % WRITER_STREAM);
+        break;
+    case 14:
+        w->clean = false; /* a raw value, not a reply of lines */
+        switch (take(sc) % 4) {
+        case 0:
+            proto_out_resp_map(o, take(sc) % 4);
+            break;
+        case 1:
+            proto_out_resp_bulk(o, text, strlen(take_text(sc, text)));
+            break;
+        case 2:
+            proto_out_resp_int(o, (int64_t)take_u64(sc));
+            break;
+        default:
+            proto_out_resp_null(o);
+        }
+        break;
+    }
+}
+
+static void
+check_writer(const uint8_t *data, size_t size)
+{
+    static struct proto_out o;
+    static char scratch[PROTO_OUT_SCRATCH];
+    static char acc[WRITER_OUT];
+    static char text[WRITER_LONG + 1];
+    const struct subject s = {(const char *)data, size};
+    struct writer_sink w = {&s, PROTO_FORM_LINE, acc, 0, true};
+    struct script sc = {data, size};
+    enum proto_reply_kind head = PROTO_REPLY_DATA;
+
+    proto_out_init(&o, writer_sink_fn, &w);
+    /* A scratch of any size up to the real one, so that both holding and its overflow run. */
+    size_t cap = take(&sc) < 128 ? PROTO_OUT_SCRATCH : (size_t)take(&sc) * 16;
+    proto_out_set_scratch(&o, scratch, cap);
+    while (sc.n > 0)
+        writer_step(&o, &w, &sc, text, &head);
+}
+
 /* ---- formatters on raw values ---- */
 
 static void
@@ -498,6 +999,11 @@ check_formatters(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (size > 0 && data[0] == WRITER_MODE) {
+        check_writer(data + 1, size - 1);
+        return 0;
+    }
+    check_framer(data, size);
     check_formatters(data, size);
     const char *p = (const char *)data, *end = p + size;
     while (p <= end) {
