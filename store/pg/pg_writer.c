@@ -1,0 +1,702 @@
+/* pg_writer.c - batches on the writer connection: plan, stage, pipeline, commit, outcome (see
+ * pg_writer.h). */
+#include "pg_writer.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "pg_ops.h"
+#include "pg_sql.h"
+
+/* Bytes of COPY data handed to libpq at a time: large enough to keep the socket busy, small
+ * enough not to double libpq's buffer for a 50,000-record upload at once. */
+#define COPY_CHUNK (256 * 1024)
+
+enum step_kind { STEP_NONE, STEP_OP, STEP_RUN, STEP_UPLOAD };
+
+/* One statement of the batch, or an operation whose outcome needed none. */
+struct pg_step {
+    struct pg_writer *w;
+    enum step_kind kind;
+    bool asks; /* sent as a statement */
+    struct store_op *op;
+    struct pg_call call;   /* STEP_OP */
+    struct pg_run run;     /* STEP_RUN */
+    struct store_op **ops; /* STEP_RUN: its assignments in order */
+    struct pg_upload up;   /* STEP_UPLOAD */
+};
+
+static void run_pipeline(struct pg_writer *w);
+static void stage(struct pg_writer *w);
+
+/* --- the end of a batch --- */
+
+static void
+steps_free(struct pg_writer *w)
+{
+    for (size_t i = 0; i < w->nsteps; i++) {
+        pg_ops_run_free(&w->steps[i].run);
+        free(w->steps[i].ops);
+        pg_upload_free(&w->steps[i].up);
+    }
+    free(w->steps);
+    w->steps = NULL;
+    w->nsteps = w->asked = w->answered = 0;
+}
+
+/* Completes the batch with err (b->msg set by the caller on failure). */
+static void
+finish(struct pg_writer *w, enum store_err err)
+{
+    struct store_batch *b = w->b;
+
+    if (err == STORE_OK)
+        for (size_t i = 0; i < w->nsteps; i++)
+            if (w->steps[i].kind == STEP_UPLOAD)
+                pg_upload_end(&w->steps[i].up);
+    steps_free(w);
+    pg_buf_free(&w->copy);
+    ev_timer_stop(w->loop, &w->later);
+    ev_timer_stop(w->loop, &w->deadline);
+    w->b = NULL;
+    w->phase = PG_WRITER_IDLE;
+    ev_unref(w->loop); /* the batch is no longer owed */
+    if (!w->closing)
+        store_batch_complete(b, err); /* last: its callback may commit again */
+}
+
+__attribute__((format(printf, 3, 4))) static void
+finish_msg(struct pg_writer *w, enum store_err err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(w->b->msg, sizeof w->b->msg, fmt, ap);
+    va_end(ap);
+    finish(w, err);
+}
+
+static void on_later(struct ev_loop *loop, ev_timer *t, int revents);
+
+/* Completes the batch on the next loop turn with err and msg, without running it. */
+static void
+refuse(struct pg_writer *w, enum store_err err, const char *msg)
+{
+    snprintf(w->b->msg, sizeof w->b->msg, "%s", msg);
+    w->refusal = err;
+    w->phase = PG_WRITER_REFUSE;
+    ev_timer_set(&w->later, 0., 0.);
+    ev_timer_start(w->loop, &w->later);
+}
+
+/* --- planning: operations to steps --- */
+
+static void
+reset_batch(struct pg_writer *w)
+{
+    steps_free(w);
+    pg_buf_free(&w->locks);
+    pg_buf_free(&w->rows);
+    w->writes = w->inserts = w->failed = w->committed = w->have_xid = false;
+    w->msg[0] = w->sqlstate[0] = '\0';
+}
+
+/* Adds op to the open run of assignments, or opens one. */
+static bool
+plan_assign(struct pg_writer *w, struct store_op *op, struct pg_step **run)
+{
+    struct pg_step *s = *run;
+
+    if (!pg_ops_assign_ok(op)) {
+        w->steps[w->nsteps++] = (struct pg_step){.w = w, .kind = STEP_NONE, .op = op};
+        return true;
+    }
+    if (s == NULL || !pg_ops_run_fits(&s->run, op)) {
+        s = &w->steps[w->nsteps++];
+        *s = (struct pg_step){.w = w, .kind = STEP_RUN, .asks = true, .op = op};
+        if ((s->ops = malloc(w->b->n * sizeof *s->ops)) == NULL)
+            return false;
+        *run = s;
+    }
+    s->ops[s->run.k] = op;
+    return pg_ops_run_add(&s->run, op);
+}
+
+/* The code of a redemption joins the rows locked first. */
+static void
+plan_rowlock(struct pg_writer *w, const struct store_op *op)
+{
+    char item[STORE_CODE_MAX + 2];
+    int n = snprintf(item, sizeof item, "%s%s", w->rows.len == 0 ? "{" : ",", op->in.code);
+
+    pg_buf_put(&w->rows, item, (size_t)n);
+}
+
+static bool
+plan_op(struct pg_writer *w, struct store_op *op, struct pg_step **run)
+{
+    struct pg_step *s;
+
+    if (op->kind == STORE_OP_ASSIGN)
+        return plan_assign(w, op, run);
+    s = &w->steps[w->nsteps++];
+    *s = (struct pg_step){.w = w, .kind = STEP_OP, .op = op};
+    if (op->kind == STORE_OP_UPLOAD) {
+        s->kind = STEP_UPLOAD;
+        if (!pg_upload_begin(&s->up, op, (int)(s - w->steps)))
+            return op->err != STORE_IO; /* out of memory fails the batch */
+        s->asks = pg_upload_asks(&s->up);
+        w->inserts |= s->asks && s->up.insert;
+        return true;
+    }
+    s->asks = pg_ops_plan(op, &s->call);
+    if (s->asks && op->kind == STORE_OP_REDEEM)
+        plan_rowlock(w, op);
+    if (!s->asks)
+        s->kind = STEP_NONE;
+    else
+        *run = NULL; /* a statement between assignments ends their run */
+    return true;
+}
+
+/* Turns the batch into steps; false when out of memory. */
+static bool
+plan(struct pg_writer *w)
+{
+    struct pg_step *run = NULL;
+
+    reset_batch(w);
+    if ((w->steps = calloc(w->b->n + 1, sizeof *w->steps)) == NULL)
+        return false;
+    for (struct store_op *op = w->b->head; op != NULL; op = op->next)
+        if (!plan_op(w, op, &run))
+            return false;
+    for (size_t i = 0; i < w->nsteps; i++) {
+        w->asked += w->steps[i].asks;
+        w->writes |= w->steps[i].asks && store_op_writes(w->steps[i].op->kind);
+    }
+    if (w->rows.len > 0)
+        pg_buf_put(&w->rows, "}", 2);
+    return !w->rows.oom;
+}
+
+/* --- results --- */
+
+static bool
+retryable(const char *sqlstate)
+{
+    return strcmp(sqlstate, "40P01") == 0 || strcmp(sqlstate, "40001") == 0;
+}
+
+/* A statement failed: the batch fails (unless it is run again), with the first reason. */
+static void
+note_error(struct pg_writer *w, const char *what, const PGresult *r)
+{
+    char line[STORE_ERR_MAX];
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+    if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED || w->failed)
+        return;
+    w->failed = true;
+    snprintf(w->sqlstate, sizeof w->sqlstate, "%s", st != NULL ? st : "");
+    snprintf(w->msg, sizeof w->msg, "commit: %s: %s", what,
+             pg_conn_result_error(r, line, sizeof line));
+}
+
+static bool
+result_ok(const PGresult *r)
+{
+    return PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+}
+
+static void
+res_begin(void *arg, PGresult *r)
+{
+    if (!result_ok(r))
+        note_error(arg, "begin", r);
+}
+
+static void
+res_lock(void *arg, PGresult *r)
+{
+    if (!result_ok(r))
+        note_error(arg, "lock", r);
+}
+
+static void
+res_counters(void *arg, PGresult *r)
+{
+    if (!result_ok(r))
+        note_error(arg, "counters", r);
+}
+
+static void
+res_xid(void *arg, PGresult *r)
+{
+    struct pg_writer *w = arg;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        note_error(w, "transaction id", r);
+        return;
+    }
+    snprintf(w->xid, sizeof w->xid, "%s", PQgetvalue(r, 0, 0));
+    w->have_xid = true;
+}
+
+static void
+res_step(void *arg, PGresult *r)
+{
+    struct pg_step *s = arg;
+    struct pg_writer *w = s->w;
+
+    if (PQresultStatus(r) == PGRES_FATAL_ERROR || PQresultStatus(r) == PGRES_PIPELINE_ABORTED) {
+        note_error(w, s->op != NULL ? "statement" : "run", r);
+        return;
+    }
+    w->answered++;
+    if (s->kind == STEP_RUN)
+        pg_ops_run_result(s->ops, s->run.k, r);
+    else if (s->kind == STEP_UPLOAD)
+        pg_upload_result(&s->up, r);
+    else
+        pg_ops_result(s->op, r);
+}
+
+static void
+res_commit(void *arg, PGresult *r)
+{
+    struct pg_writer *w = arg;
+
+    if (PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0)
+        w->committed = true;
+    else
+        note_error(w, "commit", r);
+}
+
+static void
+res_rolled_back(void *arg, PGresult *r)
+{
+    struct pg_writer *w = arg;
+
+    (void)r;
+    if (retryable(w->sqlstate) && w->tries < PG_WRITER_TRIES) {
+        if (!plan(w)) {
+            finish_msg(w, STORE_IO, "commit: out of memory");
+            return;
+        }
+        run_pipeline(w);
+        return;
+    }
+    snprintf(w->b->msg, sizeof w->b->msg, "%s", w->msg);
+    finish(w, STORE_IO);
+}
+
+static void
+res_sync(void *arg, PGresult *r)
+{
+    struct pg_writer *w = arg;
+
+    (void)r;
+    if (w->committed && !w->failed) {
+        finish(w, STORE_OK);
+        return;
+    }
+    if (!w->failed)
+        snprintf(w->msg, sizeof w->msg, "commit: the transaction did not commit");
+    w->failed = true;
+    w->phase = PG_WRITER_ROLLBACK;
+    if (pg_conn_exec(&w->conn, "ROLLBACK", res_lock, w) &&
+        pg_conn_sync(&w->conn, res_rolled_back, w))
+        pg_conn_flush(&w->conn);
+}
+
+/* --- the pipeline --- */
+
+static bool
+send_step(struct pg_writer *w, struct pg_step *s)
+{
+    const char *v[5];
+
+    switch (s->kind) {
+    case STEP_RUN:
+        pg_ops_run_params(&s->run, v);
+        return pg_conn_query(&w->conn, PG_STMT_ASSIGN, 5, v, res_step, s);
+    case STEP_UPLOAD: {
+        char tag[PG_OPS_PARAM_LEN];
+
+        snprintf(tag, sizeof tag, "%d", s->up.tag);
+        v[0] = tag;
+        v[1] = s->up.insert ? "true" : "false";
+        return pg_conn_query(&w->conn, PG_STMT_UPLOAD, 2, v, res_step, s);
+    }
+    default:
+        return pg_conn_query(&w->conn, s->call.stmt, s->call.n, s->call.v, res_step, s);
+    }
+}
+
+/* The statements before the operations': transaction, its id, the locks. */
+static bool
+send_head(struct pg_writer *w)
+{
+    char key[2 * PG_OPS_PARAM_LEN];
+    const char *v[1];
+
+    if (!pg_conn_exec(&w->conn, "BEGIN", res_begin, w))
+        return false;
+    if (w->writes && (!pg_conn_query(&w->conn, PG_STMT_XID, 0, NULL, res_xid, w) ||
+                      !pg_conn_flush_request(&w->conn)))
+        return false;
+    if (w->inserts) {
+        snprintf(key, sizeof key, "{%" PRId64 "}", PG_SQL_LOCK_INSERT);
+        v[0] = key;
+        if (!pg_conn_query(&w->conn, PG_STMT_LOCKS, 1, v, res_lock, w))
+            return false;
+    }
+    if (w->rows.len > 0) {
+        v[0] = w->rows.p;
+        if (!pg_conn_query(&w->conn, PG_STMT_ROWLOCK, 1, v, res_lock, w))
+            return false;
+    }
+    return true;
+}
+
+static void
+run_pipeline(struct pg_writer *w)
+{
+    const char *node[1] = {w->node};
+    bool ok;
+
+    w->phase = PG_WRITER_RUN;
+    w->tries++;
+    ok = send_head(w);
+    for (size_t i = 0; i < w->nsteps && ok; i++)
+        if (w->steps[i].asks)
+            ok = send_step(w, &w->steps[i]);
+    if (ok && w->writes)
+        ok = pg_conn_query(&w->conn, PG_STMT_COUNTERS_PUT, 1, node, res_counters, w) &&
+             pg_conn_flush_request(&w->conn); /* every result is home before COMMIT runs */
+    ok = ok && pg_conn_exec(&w->conn, "COMMIT", res_commit, w) &&
+         pg_conn_sync(&w->conn, res_sync, w);
+    if (ok)
+        pg_conn_flush(&w->conn); /* on failure `lost` follows */
+}
+
+/* --- staging of uploads (COPY, out of pipeline mode) --- */
+
+static void
+stage_fail(struct pg_writer *w, const char *what, const PGresult *r)
+{
+    char line[STORE_ERR_MAX];
+
+    snprintf(w->msg, sizeof w->msg, "commit: stage upload: %s: %s", what,
+             r != NULL ? pg_conn_result_error(r, line, sizeof line) : PQerrorMessage(w->conn.pc));
+    pg_conn_break(&w->conn, w->msg + strlen("commit: "));
+}
+
+/* Sends COPY data as far as the socket takes it; true when all of it and the end are sent. */
+static bool
+stage_data(struct pg_writer *w)
+{
+    PGconn *pc = w->conn.pc;
+
+    while (w->copy_off < w->copy.len) {
+        size_t n = w->copy.len - w->copy_off;
+        int r = PQputCopyData(pc, w->copy.p + w->copy_off, (int)(n < COPY_CHUNK ? n : COPY_CHUNK));
+
+        if (r < 0) {
+            stage_fail(w, "copy data", NULL);
+            return false;
+        }
+        if (r == 0 || PQflush(pc) < 0) {
+            pg_conn_want_write(&w->conn);
+            return false;
+        }
+        w->copy_off += n < COPY_CHUNK ? n : COPY_CHUNK;
+    }
+    if (PQputCopyEnd(pc, NULL) != 1) {
+        pg_conn_want_write(&w->conn);
+        return false;
+    }
+    return pg_conn_flush(&w->conn);
+}
+
+/* Takes the next result of the staging; false when none is ready (or it failed). */
+static bool
+stage_result(struct pg_writer *w, ExecStatusType want, bool *end)
+{
+    PGresult *r;
+
+    *end = false;
+    if (PQisBusy(w->conn.pc))
+        return false;
+    r = PQgetResult(w->conn.pc);
+    if (r == NULL) {
+        *end = true;
+        return true;
+    }
+    if (PQresultStatus(r) != want) {
+        stage_fail(w, w->stage_step == 0 ? "truncate" : "copy", r);
+        PQclear(r);
+        return false;
+    }
+    PQclear(r);
+    return true;
+}
+
+/* The staging's steps, driven by the connection's socket. */
+static void
+stage_io(void *arg)
+{
+    struct pg_writer *w = arg;
+    bool end;
+
+    for (;;) {
+        switch (w->stage_step) {
+        case 0: /* TRUNCATE: its result, then its end */
+            if (!stage_result(w, PGRES_COMMAND_OK, &end))
+                return;
+            if (!end)
+                continue;
+            if (PQsendQuery(w->conn.pc, "COPY coupond_upload FROM STDIN") != 1) {
+                stage_fail(w, "copy", NULL);
+                return;
+            }
+            w->stage_step = 1;
+            pg_conn_flush(&w->conn);
+            return;
+        case 1: /* COPY IN */
+            if (!stage_result(w, PGRES_COPY_IN, &end) || end)
+                return;
+            w->stage_step = 2;
+            continue;
+        case 2:
+            if (!stage_data(w))
+                return;
+            w->stage_step = 3;
+            continue;
+        default: /* COPY's result, then its end */
+            if (!stage_result(w, PGRES_COMMAND_OK, &end))
+                return;
+            if (!end)
+                continue;
+            pg_buf_free(&w->copy);
+            w->staged = true;
+            if (pg_conn_pipeline(&w->conn))
+                run_pipeline(w);
+            return;
+        }
+    }
+}
+
+static void
+stage(struct pg_writer *w)
+{
+    for (size_t i = 0; i < w->nsteps; i++)
+        if (w->steps[i].kind == STEP_UPLOAD && w->steps[i].asks)
+            pg_upload_copy(&w->steps[i].up, &w->copy);
+    if (w->copy.oom) {
+        finish_msg(w, STORE_IO, "commit: stage upload: out of memory");
+        return;
+    }
+    w->phase = PG_WRITER_STAGE;
+    w->stage_step = 0;
+    w->copy_off = 0;
+    if (!pg_conn_unpipeline(&w->conn, stage_io))
+        return; /* `lost` follows */
+    if (PQsendQuery(w->conn.pc, "TRUNCATE coupond_upload") != 1) {
+        stage_fail(w, "truncate", NULL);
+        return;
+    }
+    pg_conn_flush(&w->conn);
+}
+
+/* --- outages --- */
+
+static void
+res_status(void *arg, PGresult *r)
+{
+    struct pg_writer *w = arg;
+    const char *st;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        return; /* asked again at the next connection, until the deadline */
+    st = PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0);
+    if (strcmp(st, "committed") == 0) {
+        if (w->answered == w->asked)
+            finish(w, STORE_OK);
+        else
+            finish_msg(w, STORE_UNAVAILABLE,
+                       "commit: the connection broke; the batch committed but its results were "
+                       "lost");
+    } else if (strcmp(st, "aborted") == 0) {
+        finish_msg(w, STORE_UNAVAILABLE,
+                   "commit: the connection broke during the batch; it was rolled back, nothing "
+                   "was stored");
+    } else if (strcmp(st, "in progress") == 0) {
+        ev_timer_set(&w->later, PG_WRITER_OUTCOME_POLL_S, 0.);
+        ev_timer_start(w->loop, &w->later);
+    } else {
+        finish_msg(w, STORE_UNAVAILABLE,
+                   "commit: the connection broke during COMMIT; its outcome is unknown");
+    }
+}
+
+static void
+res_status_sync(void *arg, PGresult *r)
+{
+    (void)arg;
+    (void)r;
+}
+
+/* Asks about the transaction of the batch whose COMMIT may have run. */
+static void
+ask_outcome(struct pg_writer *w)
+{
+    const char *v[1] = {w->xid};
+
+    if (pg_conn_query(&w->conn, PG_STMT_XACT_STATUS, 1, v, res_status, w) &&
+        pg_conn_sync(&w->conn, res_status_sync, w))
+        pg_conn_flush(&w->conn);
+}
+
+static void
+on_later(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct pg_writer *w = t->data;
+
+    (void)loop;
+    (void)revents;
+    if (w->phase == PG_WRITER_REFUSE)
+        finish(w, w->refusal);
+    else if (w->phase == PG_WRITER_OUTCOME && pg_conn_ready(&w->conn))
+        ask_outcome(w);
+}
+
+static void
+on_deadline(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct pg_writer *w = t->data;
+
+    (void)loop;
+    (void)revents;
+    if (w->phase == PG_WRITER_OUTCOME)
+        finish_msg(w, STORE_UNAVAILABLE,
+                   "commit: the connection broke during COMMIT and its outcome could not be "
+                   "learned within %.0f s (%s)",
+                   PG_WRITER_OUTCOME_WAIT_S, w->conn.why);
+}
+
+/* The connection broke under the batch in flight. */
+static void
+on_lost(void *arg)
+{
+    struct pg_writer *w = arg;
+
+    switch (w->phase) {
+    case PG_WRITER_STAGE:
+        finish_msg(w, STORE_UNAVAILABLE, "commit: %s; nothing was stored", w->conn.why);
+        break;
+    case PG_WRITER_ROLLBACK:
+        snprintf(w->b->msg, sizeof w->b->msg, "%s", w->msg);
+        finish(w, STORE_IO);
+        break;
+    case PG_WRITER_RUN:
+        if (w->committed || (!w->writes && w->answered == w->asked && !w->failed))
+            finish(w, STORE_OK); /* nothing left to learn */
+        else if (!w->have_xid || w->failed)
+            finish_msg(w, STORE_UNAVAILABLE, "commit: %s; the batch was not committed",
+                       w->conn.why);
+        else {
+            w->phase = PG_WRITER_OUTCOME;
+            ev_timer_set(&w->deadline, PG_WRITER_OUTCOME_WAIT_S, 0.);
+            ev_timer_start(w->loop, &w->deadline);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void
+on_ready(void *arg)
+{
+    struct pg_writer *w = arg;
+
+    if (w->phase == PG_WRITER_OUTCOME)
+        ask_outcome(w);
+}
+
+/* --- the writer's calls --- */
+
+bool
+pg_writer_open(struct pg_writer *w, struct ev_loop *loop, const char *const *keys,
+               const char *const *vals, const char *node, bool readonly, char *why, size_t len)
+{
+    memset(w, 0, sizeof *w);
+    w->loop = loop;
+    w->node = node;
+    w->readonly = readonly;
+    ev_timer_init(&w->later, on_later, 0., 0.);
+    w->later.data = w;
+    ev_timer_init(&w->deadline, on_deadline, 0., 0.);
+    w->deadline.data = w;
+    pg_conn_init(&w->conn, loop, keys, vals, "writer", on_ready, on_lost, w);
+    if (readonly || pg_conn_open(&w->conn))
+        return true;
+    snprintf(why, len, "%s", w->conn.why);
+    return false;
+}
+
+/* True when an upload of the batch asks PostgreSQL: its records must be staged first. */
+static bool
+stages(const struct pg_writer *w)
+{
+    for (size_t i = 0; i < w->nsteps; i++)
+        if (w->steps[i].kind == STEP_UPLOAD && w->steps[i].asks)
+            return true;
+    return false;
+}
+
+void
+pg_writer_commit(struct pg_writer *w, struct store_batch *b)
+{
+    if (w->b != NULL)
+        abort(); /* the caller broke store.h's rule: one batch in flight at a time */
+    w->b = b;
+    w->tries = 0;
+    w->staged = false;
+    ev_ref(w->loop); /* owed: keeps ev_run going until it completes */
+    if (w->readonly)
+        refuse(w, STORE_IO, "commit: the store is open read-only");
+    else if (!pg_conn_ready(&w->conn))
+        refuse(w, STORE_UNAVAILABLE, w->conn.why[0] != '\0' ? w->conn.why : "not connected");
+    else if (!plan(w))
+        refuse(w, STORE_IO, "commit: out of memory");
+    else if (stages(w))
+        stage(w);
+    else
+        run_pipeline(w);
+}
+
+void
+pg_writer_close(struct pg_writer *w)
+{
+    ev_tstamp until = ev_time() + PG_WRITER_CLOSE_WAIT_S;
+
+    w->closing = true;
+    while (w->b != NULL && (w->phase == PG_WRITER_STAGE || w->phase == PG_WRITER_RUN ||
+                            w->phase == PG_WRITER_ROLLBACK)) {
+        double left = until - ev_time();
+
+        if (left <= 0 || !pg_conn_wait(&w->conn, left))
+            break;
+    }
+    if (w->b != NULL)
+        finish(w, STORE_UNAVAILABLE);
+    pg_conn_stop(&w->conn);
+    reset_batch(w);
+}
