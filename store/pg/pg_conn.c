@@ -290,6 +290,15 @@ connect_step(struct pg_conn *c)
     }
 }
 
+/* libpq prints the server's notices (a WARNING at shutdown) on stderr by default; a library
+ * keeps quiet: the store reports through its operations' messages. */
+static void
+ignore_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
 /* Starts a connection attempt. */
 static void
 attempt(struct pg_conn *c)
@@ -301,6 +310,7 @@ attempt(struct pg_conn *c)
         fail(c);
         return;
     }
+    PQsetNoticeProcessor(c->pc, ignore_notice, NULL);
     c->state = PG_CONN_CONNECTING;
     timer_start(c, PG_CONN_CONNECT_TIMEOUT_S);
     /* As if PQconnectPoll had asked to write (libpq's documented start). */

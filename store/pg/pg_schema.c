@@ -91,6 +91,14 @@ settle(PGconn *pc, enum store_open_mode mode, const char *where, char *msg, size
     return v;
 }
 
+/* A library keeps quiet: no notice on stderr (see pg_conn.c). */
+static void
+ignore_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
 enum store_err
 pg_schema_open(const char *const *keys, const char *const *vals, enum store_open_mode mode,
                const char *where, char *msg, size_t len)
@@ -109,6 +117,7 @@ pg_schema_open(const char *const *keys, const char *const *vals, enum store_open
         PQfinish(pc);
         return STORE_UNAVAILABLE;
     }
+    PQsetNoticeProcessor(pc, ignore_notice, NULL);
     v = settle(pc, mode, where, msg, len);
     if (v < 0)
         e = STORE_IO;
