@@ -95,7 +95,7 @@ set_why(struct pg_conn *c, const char *what, const char *msg)
     char line[STORE_ERR_MAX];
 
     one_line(line, sizeof line, msg);
-    snprintf(c->why, sizeof c->why, "%s connection: %s: %s", c->who, what, line);
+    snprintf(c->why, sizeof c->why, "%s connection: %s: %.200s", c->who, what, line);
 }
 
 /* --- the item queue --- */
@@ -249,6 +249,10 @@ connected(struct pg_conn *c)
     c->setup_failed = false;
     if (PQsetnonblocking(c->pc, 1) != 0 || PQenterPipelineMode(c->pc) != 1) {
         broke(c, "pipeline mode");
+        return;
+    }
+    if (c->bare) {
+        setup_done(c, NULL);
         return;
     }
     sql = pg_sql_session(&n);
@@ -456,6 +460,13 @@ pg_conn_open(struct pg_conn *c)
     }
     teardown(c);
     return false;
+}
+
+void
+pg_conn_start(struct pg_conn *c)
+{
+    c->running = false;
+    attempt(c);
 }
 
 void

@@ -62,6 +62,7 @@ struct pg_conn {
     PGconn *pc;
     enum pg_conn_state state;
     bool running; /* reconnects after a failure (false once stopped) */
+    bool bare;    /* no session set-up: ready once connected (an export's connection) */
     ev_io io;
     int fd, events; /* what the loop (or a synchronous wait) watches for */
     bool io_on;
@@ -87,6 +88,10 @@ void pg_conn_init(struct pg_conn *c, struct ev_loop *loop, const char *const *ke
  * False on failure, with c->why; c is then down and not running. On success it is ready and
  * from now on reconnects by itself (`ready` is not called for this first connection). */
 bool pg_conn_open(struct pg_conn *c);
+
+/* Starts connecting without blocking, once: `ready` or `lost` follows, and a failure is not
+ * retried (an export's connection). */
+void pg_conn_start(struct pg_conn *c);
 
 /* Closes the connection and its watchers; no callback runs afterwards. */
 void pg_conn_stop(struct pg_conn *c);

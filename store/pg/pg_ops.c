@@ -8,62 +8,8 @@
 
 #include "backend.h"
 #include "pg_check.h"
+#include "pg_rid.h"
 #include "rules.h"
-
-/* Room a run's array parameter starts with; it doubles as needed. */
-#define RUN_ARRAY_FIRST 256
-
-/* --- decoding --- */
-
-int64_t
-pg_ops_i64(const PGresult *r, int row, int col)
-{
-    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
-}
-
-uint64_t
-pg_ops_u64(const PGresult *r, int row, int col)
-{
-    int64_t v = pg_ops_i64(r, row, col);
-
-    return v < 0 ? 0 : (uint64_t)v;
-}
-
-static void
-text_col(const PGresult *r, int row, int col, char *out, size_t len)
-{
-    snprintf(out, len, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
-}
-
-void
-pg_ops_coupon(const PGresult *r, int row, int first, struct store_coupon *c)
-{
-    memset(c, 0, sizeof *c);
-    text_col(r, row, first + PG_COL_CODE, c->code, sizeof c->code);
-    c->type = (uint8_t)pg_ops_i64(r, row, first + PG_COL_TYPE);
-    c->kind = (uint8_t)pg_ops_i64(r, row, first + PG_COL_KIND);
-    c->discount = pg_ops_i64(r, row, first + PG_COL_DISCOUNT);
-    c->expires = pg_ops_i64(r, row, first + PG_COL_EXPIRES);
-    c->uses = (uint32_t)pg_ops_u64(r, row, first + PG_COL_USES);
-    c->max_uses = (uint32_t)pg_ops_u64(r, row, first + PG_COL_MAX_USES);
-    c->held = (uint32_t)pg_ops_u64(r, row, first + PG_COL_HELD);
-    c->seq = pg_ops_u64(r, row, first + PG_COL_SEQ);
-    text_col(r, row, first + PG_COL_OWNER, c->user, sizeof c->user);
-    c->assigned_at = pg_ops_i64(r, row, first + PG_COL_ASSIGNED_AT);
-}
-
-void
-pg_ops_fail(struct store_op *op, const char *what, const PGresult *r)
-{
-    char msg[STORE_ERR_MAX];
-    const char *m = r != NULL ? PQresultErrorMessage(r) : "no result";
-
-    snprintf(msg, sizeof msg, "%s", m[0] != '\0' ? m : "unexpected result");
-    for (char *p = msg; *p != '\0'; p++)
-        if (*p == '\n')
-            *p = ' ';
-    store_op_fail(op, STORE_IO, "%s: %s", what, msg);
-}
 
 /* True when r is a statement's rows with at least `cols` columns. */
 static bool
@@ -71,49 +17,14 @@ rows_ok(struct store_op *op, const char *what, const PGresult *r, int cols)
 {
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) >= cols)
         return true;
-    pg_ops_fail(op, what, r);
+    pg_val_fail(op, what, r);
     return false;
-}
-
-/* --- text checks --- */
-
-/* Bytes in the UTF-8 sequence starting with lead byte b, 0 when it cannot start one. */
-static int
-utf8_len(unsigned char b)
-{
-    if (b < 0x80)
-        return 1;
-    if (b >= 0xc2 && b <= 0xdf)
-        return 2;
-    if (b >= 0xe0 && b <= 0xef)
-        return 3;
-    if (b >= 0xf0 && b <= 0xf4)
-        return 4;
-    return 0;
-}
-
-bool
-pg_ops_text_ok(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-
-    while (*p != '\0') {
-        int n = utf8_len(*p);
-
-        if (n == 0)
-            return false;
-        for (int i = 1; i < n; i++)
-            if ((p[i] & 0xc0) != 0x80)
-                return false;
-        p += n;
-    }
-    return true;
 }
 
 static bool
 user_ok(const char *user)
 {
-    return rules_user_len(user) > 0 && pg_ops_text_ok(user);
+    return rules_user_len(user) > 0 && pg_val_text_ok(user);
 }
 
 /* --- single statements --- */
@@ -175,6 +86,64 @@ pg_ops_plan(struct store_op *op, struct pg_call *call)
         put_i64(call, op->now);
         put_text(call, op->in.code);
         put_text(call, op->in.user);
+        put_i64(call, clamp_i64(op->in.hold_seq));
+        return true;
+    case STORE_OP_HOLD:
+        if (!code_ok(op, "hold"))
+            return false;
+        if (!user_ok(op->in.user)) {
+            store_op_fail(op, STORE_INVALID, "hold: %s", store_strerror(STORE_INVALID));
+            return false;
+        }
+        call->stmt = PG_STMT_HOLD;
+        put_i64(call, op->now);
+        put_text(call, op->in.code);
+        put_text(call, op->in.user);
+        put_i64(call, op->in.until);
+        return true;
+    case STORE_OP_RELEASE:
+        if (op->in.hold_seq == 0 || op->in.hold_seq > INT64_MAX) {
+            store_op_fail(op, STORE_UNKNOWN_HOLD, "release: %s",
+                          store_strerror(STORE_UNKNOWN_HOLD));
+            return false;
+        }
+        call->stmt = PG_STMT_RELEASE;
+        put_i64(call, op->now);
+        put_i64(call, (int64_t)op->in.hold_seq);
+        return true;
+    case STORE_OP_UNREDEEM:
+        if (op->in.after == 0 || op->in.after > INT64_MAX || !user_ok(op->in.user)) {
+            store_op_fail(op, STORE_UNKNOWN_REDEMPTION, "unredeem: %s",
+                          store_strerror(STORE_UNKNOWN_REDEMPTION));
+            return false;
+        }
+        call->stmt = PG_STMT_UNREDEEM;
+        put_i64(call, op->now);
+        put_i64(call, (int64_t)op->in.after);
+        put_text(call, op->in.user);
+        return true;
+    case STORE_OP_EXPIRE_HOLDS:
+    case STORE_OP_EXPIRE_IDS:
+        call->stmt = op->kind == STORE_OP_EXPIRE_HOLDS ? PG_STMT_EXPIRE_HOLDS : PG_STMT_EXPIRE_IDS;
+        put_i64(call, op->now);
+        put_i64(call, clamp_i64(op->in.max) == INT64_MAX ? INT64_MAX - 1 : clamp_i64(op->in.max));
+        return true;
+    case STORE_OP_RID_GET:
+        if (op->in.rid.id[0] == '\0' || !pg_rid_valid(op)) {
+            store_op_fail(op, STORE_INVALID, "request id %s is not stored", op->in.rid.id);
+            return false;
+        }
+        call->stmt = PG_STMT_RID_GET;
+        put_text(call, op->in.rid.scope);
+        put_text(call, op->in.rid.id);
+        return true;
+    case STORE_OP_COUPONS:
+        if (!user_ok(op->in.user))
+            return false; /* no coupon is anybody's but a user's */
+        call->stmt = PG_STMT_COUPONS;
+        put_i64(call, op->now);
+        put_text(call, op->in.user);
+        put_i64(call, op->in.coupons == NULL ? 0 : clamp_i64(op->in.cap));
         return true;
     case STORE_OP_PURGE:
         call->stmt = PG_STMT_PURGE;
@@ -211,30 +180,105 @@ pg_ops_plan(struct store_op *op, struct pg_call *call)
     }
 }
 
+/* Why a redemption (with hold `hold`, found or not) of coupon c did not happen. */
+static enum store_err
+redeem_refused(const struct store_op *op, const struct store_coupon *c, bool hold_found)
+{
+    enum store_err e;
+
+    if (op->in.hold_seq == 0)
+        e = rules_usable(c, op->in.user, op->now);
+    else if (c->user[0] == '\0' || strcmp(c->user, op->in.user) != 0)
+        e = STORE_INVALID;
+    else if (!hold_found)
+        e = STORE_UNKNOWN_HOLD;
+    else
+        e = op->now > c->expires ? STORE_EXPIRED : STORE_OK;
+    return e == STORE_OK ? STORE_IO : e; /* the row was locked: OK cannot be */
+}
+
 static void
 result_redeem(struct store_op *op, const PGresult *r)
 {
     struct store_coupon c;
     enum store_err e;
 
-    if (!rows_ok(op, "redeem", r, 1 + PG_SQL_COUPON_NCOLS))
+    if (!rows_ok(op, "redeem", r, 2 + PG_SQL_COUPON_NCOLS))
         return;
     if (PQntuples(r) == 0) {
         store_op_fail(op, STORE_INVALID, "redeem: %s", store_strerror(STORE_INVALID));
         return;
     }
-    pg_ops_coupon(r, 0, 1, &c);
+    pg_val_coupon(r, 0, 2, &c);
     if (!PQgetisnull(r, 0, 0)) {
+        if (op->in.hold_seq != 0 && c.held > 0)
+            c.held--; /* the hold it used is gone */
         op->out.coupon = c;
-        op->out.redemption = pg_ops_u64(r, 0, 0);
+        op->out.redemption = pg_val_u64(r, 0, 0);
         return;
     }
-    e = rules_usable(&c, op->in.user, op->now);
-    if (e == STORE_OK) /* the row was locked: this cannot be */
-        e = STORE_IO;
+    e = redeem_refused(op, &c, PQgetvalue(r, 0, 1)[0] == 't');
     if (e != STORE_INVALID) /* never show a coupon to a user it does not belong to */
         op->out.coupon = c;
     store_op_fail(op, e, "redeem: %s", store_strerror(e));
+}
+
+static void
+result_hold(struct store_op *op, const PGresult *r)
+{
+    struct store_coupon c;
+    enum store_err e;
+
+    if (!rows_ok(op, "hold", r, 2 + PG_SQL_COUPON_NCOLS))
+        return;
+    if (PQntuples(r) == 0) {
+        store_op_fail(op, STORE_INVALID, "hold: %s", store_strerror(STORE_INVALID));
+        return;
+    }
+    pg_val_coupon(r, 0, 2, &c);
+    if (!PQgetisnull(r, 0, 0)) {
+        op->out.hold.seq = pg_val_u64(r, 0, 0);
+        op->out.hold.expires = pg_val_i64(r, 0, 1);
+        if (op->out.hold.expires >= op->now)
+            c.held++;
+        op->out.coupon = c;
+        return;
+    }
+    e = rules_usable(&c, op->in.user, op->now);
+    if (e == STORE_OK)
+        e = STORE_IO;
+    if (e != STORE_INVALID)
+        op->out.coupon = c;
+    store_op_fail(op, e, "hold: %s", store_strerror(e));
+}
+
+/* RELEASE and UNREDEEM: the coupon, or `none` when there was nothing to undo. */
+static void
+result_undo(struct store_op *op, const PGresult *r, const char *what, enum store_err none)
+{
+    if (!rows_ok(op, what, r, PG_SQL_COUPON_NCOLS))
+        return;
+    if (PQntuples(r) == 0) {
+        store_op_fail(op, none, "%s: %s", what, store_strerror(none));
+        return;
+    }
+    pg_val_coupon(r, 0, 0, &op->out.coupon);
+    if (op->kind == STORE_OP_RELEASE && op->out.coupon.held > 0)
+        op->out.coupon.held--; /* counted before the hold was gone */
+}
+
+static void
+result_coupons(struct store_op *op, const PGresult *r)
+{
+    int n;
+
+    if (!rows_ok(op, "coupons", r, PG_SQL_COUPON_NCOLS + 1))
+        return;
+    n = PQntuples(r);
+    if (n > 0)
+        op->out.count = pg_val_u64(r, 0, PG_SQL_COUPON_NCOLS);
+    for (int i = 0; i < n && op->in.coupons != NULL && (size_t)i < op->in.cap; i++)
+        pg_val_coupon(r, i, 0, &op->in.coupons[i]);
 }
 
 static void
@@ -242,7 +286,7 @@ result_purge(struct store_op *op, const PGresult *r)
 {
     if (!rows_ok(op, "purge", r, 2) || PQntuples(r) != 1)
         return;
-    op->out.count = pg_ops_u64(r, 0, 0);
+    op->out.count = pg_val_u64(r, 0, 0);
     op->out.more = PQgetvalue(r, 0, 1)[0] == 't';
 }
 
@@ -259,7 +303,7 @@ result_get(struct store_op *op, const PGresult *r)
         store_op_fail(op, STORE_INVALID, "%s: %s", what, store_strerror(STORE_INVALID));
         return;
     }
-    pg_ops_coupon(r, 0, 0, &c);
+    pg_val_coupon(r, 0, 0, &c);
     if (op->kind == STORE_OP_GET) {
         op->out.coupon = c;
         return;
@@ -278,14 +322,14 @@ result_counters(struct store_op *op, const PGresult *r)
         return;
     for (int i = 0; i < STORE_NTYPES; i++) {
         struct store_type_counters *t = &op->out.counters.type[i];
-        int64_t avail = pg_ops_i64(r, i, 5);
+        int64_t avail = pg_val_i64(r, i, 5);
 
-        t->created = pg_ops_u64(r, i, 1);
-        t->assigned = pg_ops_u64(r, i, 2);
-        t->redeemed = pg_ops_u64(r, i, 3);
-        t->purged = pg_ops_u64(r, i, 4);
-        t->held = pg_ops_u64(r, i, 6);
-        t->unredeemed = pg_ops_u64(r, i, 7);
+        t->created = pg_val_u64(r, i, 1);
+        t->assigned = pg_val_u64(r, i, 2);
+        t->redeemed = pg_val_u64(r, i, 3);
+        t->purged = pg_val_u64(r, i, 4);
+        t->held = pg_val_u64(r, i, 6);
+        t->unredeemed = pg_val_u64(r, i, 7);
         if (avail < 0) {
             store_op_fail(op, STORE_CORRUPT, "counters: available.%d is %" PRId64, i, avail);
             return;
@@ -306,12 +350,12 @@ result_history(struct store_op *op, const PGresult *r)
         struct store_redemption *h = &op->in.rows[i];
 
         memset(h, 0, sizeof *h);
-        h->seq = pg_ops_u64(r, i, 0);
-        h->time = pg_ops_i64(r, i, 1);
-        text_col(r, i, 2, h->code, sizeof h->code);
-        h->type = (uint8_t)pg_ops_i64(r, i, 3);
-        text_col(r, i, 4, h->user, sizeof h->user);
-        h->undone = pg_ops_i64(r, i, 5);
+        h->seq = pg_val_u64(r, i, 0);
+        h->time = pg_val_i64(r, i, 1);
+        pg_val_text(r, i, 2, h->code, sizeof h->code);
+        h->type = (uint8_t)pg_val_i64(r, i, 3);
+        pg_val_text(r, i, 4, h->user, sizeof h->user);
+        h->undone = pg_val_i64(r, i, 5);
         op->out.count++;
     }
 }
@@ -323,8 +367,25 @@ pg_ops_result(struct store_op *op, const PGresult *r)
     case STORE_OP_REDEEM:
         result_redeem(op, r);
         break;
+    case STORE_OP_HOLD:
+        result_hold(op, r);
+        break;
+    case STORE_OP_RELEASE:
+        result_undo(op, r, "release", STORE_UNKNOWN_HOLD);
+        break;
+    case STORE_OP_UNREDEEM:
+        result_undo(op, r, "unredeem", STORE_UNKNOWN_REDEMPTION);
+        break;
     case STORE_OP_PURGE:
+    case STORE_OP_EXPIRE_HOLDS:
+    case STORE_OP_EXPIRE_IDS:
         result_purge(op, r);
+        break;
+    case STORE_OP_RID_GET:
+        pg_rid_get_result(op, r);
+        break;
+    case STORE_OP_COUPONS:
+        result_coupons(op, r);
         break;
     case STORE_OP_VALIDATE:
     case STORE_OP_GET:
@@ -371,78 +432,32 @@ pg_ops_run_fits(const struct pg_run *r, const struct store_op *op)
     return !r->has[op->in.type] || r->bound[op->in.type] == pg_ops_assign_bound(op);
 }
 
-/* Appends "," (unless first) and s to array a of r. */
-static bool
-arr_put(struct pg_run *r, int a, const char *s, size_t n)
-{
-    size_t need = r->len[a] + n + 3; /* separator, closing brace, NUL */
-
-    if (need > r->cap[a]) {
-        size_t cap = r->cap[a] == 0 ? RUN_ARRAY_FIRST : r->cap[a];
-        char *p;
-
-        while (cap < need)
-            cap *= 2;
-        if ((p = realloc(r->arr[a], cap)) == NULL)
-            return false;
-        r->arr[a] = p;
-        r->cap[a] = cap;
-    }
-    if (r->len[a] == 0)
-        r->arr[a][r->len[a]++] = '{';
-    else
-        r->arr[a][r->len[a]++] = ',';
-    memcpy(r->arr[a] + r->len[a], s, n);
-    r->len[a] += n;
-    memcpy(r->arr[a] + r->len[a], "}", 2); /* kept closed: usable at any time */
-    return true;
-}
-
-static bool
-arr_i64(struct pg_run *r, int a, int64_t v)
-{
-    char buf[PG_OPS_PARAM_LEN];
-    int n = snprintf(buf, sizeof buf, "%" PRId64, v);
-
-    return arr_put(r, a, buf, (size_t)n);
-}
-
-/* A user as an array element: quoted, with " and \ escaped. */
-static bool
-arr_text(struct pg_run *r, int a, const char *s)
-{
-    char buf[2 * STORE_USER_MAX + 3];
-    size_t n = 0;
-
-    buf[n++] = '"';
-    for (; *s != '\0' && n < sizeof buf - 2; s++) {
-        if (*s == '"' || *s == '\\')
-            buf[n++] = '\\';
-        buf[n++] = *s;
-    }
-    buf[n++] = '"';
-    return arr_put(r, a, buf, n);
-}
-
 bool
 pg_ops_run_add(struct pg_run *r, struct store_op *op)
 {
     int64_t bound = pg_ops_assign_bound(op);
 
-    if (!arr_i64(r, 0, (int64_t)r->k) || !arr_i64(r, 1, op->in.type) || !arr_i64(r, 2, bound) ||
-        !arr_text(r, 3, op->in.user) || !arr_i64(r, 4, op->now))
-        return false;
+    pg_arr_i64(&r->arr[0], (int64_t)r->k);
+    pg_arr_i64(&r->arr[1], op->in.type);
+    pg_arr_i64(&r->arr[2], bound);
+    pg_arr_text(&r->arr[3], op->in.user);
+    pg_arr_i64(&r->arr[4], op->now);
     r->has[op->in.type] = true;
     r->bound[op->in.type] = bound;
     r->k++;
+    for (int i = 0; i < 5; i++)
+        if (r->arr[i].b.oom)
+            return false;
     return true;
 }
 
-void
-pg_ops_run_params(const struct pg_run *r, const char *v[5])
+bool
+pg_ops_run_params(struct pg_run *r, const char *v[5])
 {
     for (int i = 0; i < 5; i++)
-        v[i] = r->arr[i];
+        if ((v[i] = pg_arr_text_of(&r->arr[i])) == NULL)
+            return false;
+    return true;
 }
 
 void
@@ -452,15 +467,15 @@ pg_ops_run_result(struct store_op **ops, size_t k, const PGresult *r)
 
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) < 1 + PG_SQL_COUPON_NCOLS) {
         for (size_t i = 0; i < k; i++)
-            pg_ops_fail(ops[i], "assign", r);
+            pg_val_fail(ops[i], "assign", r);
         return;
     }
     n = PQntuples(r);
     for (int row = 0; row < n; row++) {
-        int64_t i = pg_ops_i64(r, row, 0);
+        int64_t i = pg_val_i64(r, row, 0);
 
         if (i >= 0 && (size_t)i < k)
-            pg_ops_coupon(r, row, 1, &ops[i]->out.coupon);
+            pg_val_coupon(r, row, 1, &ops[i]->out.coupon);
     }
     for (size_t i = 0; i < k; i++)
         if (ops[i]->out.coupon.code[0] == '\0')
@@ -471,6 +486,6 @@ void
 pg_ops_run_free(struct pg_run *r)
 {
     for (int i = 0; i < 5; i++)
-        free(r->arr[i]);
+        pg_arr_free(&r->arr[i]);
     memset(r, 0, sizeof *r);
 }

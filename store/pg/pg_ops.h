@@ -13,11 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pg_arr.h"
 #include "pg_sql.h"
+#include "pg_val.h"
 #include "store.h"
 
-#define PG_OPS_PARAMS    6  /* parameters of a single operation's statement, at most */
-#define PG_OPS_PARAM_LEN 24 /* an int64 in decimal, its sign and NUL */
+#define PG_OPS_PARAMS    6 /* parameters of a single operation's statement, at most */
+#define PG_OPS_PARAM_LEN PG_VAL_NUM_LEN
 
 /* A statement call: which statement, and its text parameters (pointing into buf or into the
  * operation, valid while both are). */
@@ -41,8 +43,7 @@ void pg_ops_result(struct store_op *op, const PGresult *r);
 
 /* A run's statement parameters: five text arrays (see PG_STMT_ASSIGN). */
 struct pg_run {
-    char *arr[5];
-    size_t len[5], cap[5];
+    struct pg_arr arr[5];
     size_t k;                    /* assignments in the run */
     int64_t bound[STORE_NTYPES]; /* the run's bound per type (one per type) */
     bool has[STORE_NTYPES];
@@ -61,26 +62,12 @@ bool pg_ops_run_fits(const struct pg_run *r, const struct store_op *op);
 /* Adds op to r; false when out of memory. */
 bool pg_ops_run_add(struct pg_run *r, struct store_op *op);
 
-/* The run's five parameters. */
-void pg_ops_run_params(const struct pg_run *r, const char *v[5]);
+/* The run's five parameters; false when out of memory. */
+bool pg_ops_run_params(struct pg_run *r, const char *v[5]);
 
 /* Reads a run's result into its k operations, ops[0..k-1] in run order. */
 void pg_ops_run_result(struct store_op **ops, size_t k, const PGresult *r);
 
 void pg_ops_run_free(struct pg_run *r);
-
-/* --- shared decoding --- */
-
-int64_t pg_ops_i64(const PGresult *r, int row, int col);
-uint64_t pg_ops_u64(const PGresult *r, int row, int col);
-
-/* The coupon in columns first .. first + PG_SQL_COUPON_NCOLS - 1 of row. */
-void pg_ops_coupon(const PGresult *r, int row, int first, struct store_coupon *c);
-
-/* Fails op with STORE_IO and "what: the server's message". */
-void pg_ops_fail(struct store_op *op, const char *what, const PGresult *r);
-
-/* True when s is valid UTF-8 without control characters: text PostgreSQL takes as it is. */
-bool pg_ops_text_ok(const char *s);
 
 #endif

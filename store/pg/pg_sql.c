@@ -2,12 +2,22 @@
  * pg_sql.h). */
 #include "pg_sql.h"
 
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "store.h"
+
 /* The coupon columns of enum pg_coupon_col for a coupons row `c`, with `held` counted at the
  * statement's $1 (now): the holds of the coupon that have not ended. */
 #define COUPON_COLS                                                                                \
     "c.code, c.type, c.kind, c.discount, c.expires, c.uses, c.max_uses, "                          \
     "(SELECT count(*) FROM holds h WHERE h.code = c.code AND h.expires >= $1), c.seq, "            \
     "coalesce(c.owner, ''), c.assigned_at"
+
+/* A stored request id's columns, in enum pg_rid_col's order. */
+#define RID_COLS                                                                                   \
+    "scope, id, encode(fp, 'hex'), kind, done_at, code, hold_seq, hold_expires, redemption, "      \
+    "task_seq, task_stamp, count, coalesce(coupon, '')"
 
 static const char *const schema[] = {
     "CREATE TABLE coupond_schema (version int4 NOT NULL)",
@@ -76,8 +86,11 @@ static const struct {
     [PG_STMT_XID] = {"xid", "SELECT pg_current_xact_id()::text"},
     [PG_STMT_LOCKS] = {"locks", "SELECT count(pg_advisory_xact_lock(k)) FROM "
                                 "(SELECT k FROM unnest($1::int8[]) AS k ORDER BY k OFFSET 0) AS s"},
-    [PG_STMT_ROWLOCK] = {"rowlock", "SELECT count(*) FROM (SELECT 1 FROM coupons "
-                                    "WHERE code = ANY($1::text[]) ORDER BY code FOR UPDATE) AS s"},
+    [PG_STMT_ROWLOCK] = {"rowlock",
+                         "SELECT count(*) FROM (SELECT 1 FROM coupons WHERE code = ANY($1::text[]) "
+                         "OR code IN (SELECT code FROM holds WHERE seq = ANY($2::int8[])) "
+                         "OR code IN (SELECT code FROM history WHERE seq = ANY($3::int8[])) "
+                         "ORDER BY code FOR UPDATE) AS s"},
     [PG_STMT_COUNTERS_PUT] =
         {"counters_put",
          "INSERT INTO counters AS t (node, type, created, assigned, redeemed, purged, "
@@ -115,20 +128,26 @@ static const struct {
          "SELECT type, count(*), -count(*) FROM upd GROUP BY type) "
          "SELECT i, code, type, kind, discount, expires, uses, max_uses, 0, seq, owner, "
          "assigned_at FROM upd ORDER BY i"},
-    /* One use, when the coupon is the user's, has a use no live hold reserves and has not
-     * expired. Result: (redemption seq, coupon after) when redeemed, else (NULL, coupon as
-     * found) for pg_ops.c to tell why; no row: no such coupon. The batch locked the row first,
-     * so what this statement reads is the latest. */
+    /* One use, when the coupon is the user's, has not expired, and either has a use no live
+     * hold reserves ($4 = 0) or comes with live hold $4 of this coupon and user, which it
+     * ends. Result: (redemption seq, hold found, coupon after) when redeemed, else (NULL, hold
+     * found, coupon as found) for pg_ops.c to tell why; no row: no such coupon. The batch
+     * locked the row first, so what this statement reads is the latest. `held` counts at the
+     * statement's start: with a hold, one more than after. */
     [PG_STMT_REDEEM] =
         {"redeem",
-         "WITH u AS (UPDATE coupons c SET uses = c.uses + 1, redeemed = true "
-         "WHERE c.code = $2 AND c.owner = $3 AND c.expires >= $1 AND c.uses + (SELECT count(*) "
-         "FROM holds h WHERE h.code = $2 AND h.expires >= $1) < c.max_uses RETURNING c.*), "
+         "WITH h0 AS (SELECT 1 FROM holds WHERE $4::int8 <> 0 AND seq = $4 AND code = $2 "
+         "AND owner = $3 AND expires >= $1), "
+         "u AS (UPDATE coupons c SET uses = c.uses + 1, redeemed = true "
+         "WHERE c.code = $2 AND c.owner = $3 AND c.expires >= $1 AND CASE WHEN $4::int8 = 0 "
+         "THEN c.uses + (SELECT count(*) FROM holds h WHERE h.code = $2 AND h.expires >= $1) "
+         "< c.max_uses ELSE EXISTS (SELECT 1 FROM h0) END RETURNING c.*), "
+         "dh AS (DELETE FROM holds WHERE $4::int8 <> 0 AND seq = $4 AND EXISTS (SELECT 1 FROM u)), "
          "r AS (INSERT INTO history (seq, time, code, type, owner) "
          "SELECT nextval('redemption_seq'), $1, u.code, u.type, u.owner FROM u RETURNING seq), "
          "d AS (INSERT INTO coupond_delta (type, redeemed) SELECT u.type, 1 FROM u) "
-         "SELECT (SELECT seq FROM r), " COUPON_COLS " FROM u AS c "
-         "UNION ALL SELECT NULL, " COUPON_COLS " FROM coupons c "
+         "SELECT (SELECT seq FROM r), EXISTS (SELECT 1 FROM h0), " COUPON_COLS " FROM u AS c "
+         "UNION ALL SELECT NULL, EXISTS (SELECT 1 FROM h0), " COUPON_COLS " FROM coupons c "
          "WHERE c.code = $2 AND NOT EXISTS (SELECT 1 FROM u)"},
     /* Deletes up to $2 never-redeemed coupons expired at $1, oldest expiry first, with their
      * queue entries. Result: (deleted, more left). */
@@ -177,6 +196,75 @@ static const struct {
                                     "WHERE seq > $1 ORDER BY seq LIMIT $2"},
     [PG_STMT_CHECK] = {"check_store", NULL}, /* set below: long */
     [PG_STMT_XACT_STATUS] = {"xact_status", "SELECT pg_xact_status($1::xid8)"},
+    /* A hold of one use until $4, when the coupon passes VALIDATE's checks at $1. Result:
+     * (hold seq, hold end, coupon) when held, else (NULL, NULL, coupon as found); no row: no
+     * such coupon. `held` counts at the statement's start. */
+    [PG_STMT_HOLD] =
+        {"hold",
+         "WITH ok AS (SELECT c.code, c.owner, c.type FROM coupons c WHERE c.code = $2 "
+         "AND c.owner = $3 AND c.expires >= $1 AND c.uses + (SELECT count(*) FROM holds h "
+         "WHERE h.code = $2 AND h.expires >= $1) < c.max_uses), "
+         "ins AS (INSERT INTO holds (seq, code, owner, type, expires) "
+         "SELECT nextval('hold_seq'), code, owner, type, $4 FROM ok RETURNING seq, expires) "
+         "SELECT (SELECT seq FROM ins), (SELECT expires FROM ins), " COUPON_COLS
+         " FROM coupons c WHERE c.code = $2"},
+    /* Ends live hold $2. Result: the coupon (`held` counted before); no row: no such hold. */
+    [PG_STMT_RELEASE] = {"release", "WITH d AS (DELETE FROM holds WHERE seq = $2 "
+                                    "AND expires >= $1 RETURNING code) SELECT " COUPON_COLS
+                                    " FROM coupons c JOIN d ON d.code = c.code"},
+    /* Undoes redemption $2 of user $3 at $1 (a use given back). Result: the coupon after; no
+     * row: no such standing redemption. */
+    [PG_STMT_UNREDEEM] =
+        {"unredeem", "WITH h AS (UPDATE history SET undone = greatest($1::int8, 1) WHERE seq = $2 "
+                     "AND owner = $3 AND undone = 0 RETURNING code), "
+                     "u AS (UPDATE coupons c SET uses = c.uses - 1 FROM h WHERE c.code = h.code "
+                     "AND c.uses > 0 RETURNING c.*), "
+                     "d AS (INSERT INTO coupond_delta (type, unredeemed) SELECT type, 1 FROM u) "
+                     "SELECT " COUPON_COLS " FROM u AS c"},
+    /* Publishes the first $2 staged candidates of op $1 whose codes are not stored, all or
+     * none. Result: their idx, in order (none: fewer than $2 usable). */
+    [PG_STMT_GENERATE] =
+        {"generate",
+         "WITH c AS (SELECT u.* FROM coupond_upload u WHERE u.op = $1 AND NOT EXISTS "
+         "(SELECT 1 FROM coupons x WHERE x.code = u.code) ORDER BY u.idx LIMIT $2), "
+         "go AS (SELECT count(*) = $2::int8 AS ok FROM c), "
+         "ins AS (INSERT INTO coupons (code, type, kind, discount, expires, max_uses, seq) "
+         "SELECT s.code, s.type, s.kind, s.discount, s.expires, s.max_uses, "
+         "nextval('coupon_seq') FROM (SELECT * FROM c WHERE (SELECT ok FROM go) ORDER BY idx) "
+         "AS s RETURNING type, expires, seq, code), "
+         "av AS (INSERT INTO avail (type, expires, seq, code) "
+         "SELECT type, expires, seq, code FROM ins), "
+         "d AS (INSERT INTO coupond_delta (type, created, unassigned) "
+         "SELECT type, count(*), count(*) FROM ins GROUP BY type) "
+         "SELECT idx FROM c WHERE (SELECT ok FROM go) ORDER BY idx"},
+    [PG_STMT_EXPIRE_HOLDS] =
+        {"expire_holds",
+         "WITH v AS (SELECT seq, expires FROM holds WHERE expires < $1 ORDER BY expires, seq "
+         "LIMIT $2::int8 + 1 FOR UPDATE SKIP LOCKED), "
+         "d AS (DELETE FROM holds h USING (SELECT seq FROM v ORDER BY expires, seq LIMIT $2) "
+         "AS k WHERE h.seq = k.seq RETURNING 1) "
+         "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM v) > $2::int8"},
+    [PG_STMT_EXPIRE_IDS] =
+        {"expire_ids",
+         "WITH v AS (SELECT scope, id, done_at FROM rids WHERE done_at < $1 ORDER BY done_at "
+         "LIMIT $2::int8 + 1 FOR UPDATE SKIP LOCKED), "
+         "d AS (DELETE FROM rids r USING (SELECT scope, id FROM v ORDER BY done_at LIMIT $2) "
+         "AS k WHERE r.scope = k.scope AND r.id = k.id RETURNING 1) "
+         "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM v) > $2::int8"},
+    [PG_STMT_RID_GET] = {"rid_get", "SELECT " RID_COLS " FROM rids WHERE scope = $1 AND id = $2"},
+    [PG_STMT_RID_LOOKUP] = {"rid_lookup", "SELECT " RID_COLS " FROM rids WHERE (scope, id) IN "
+                                          "(SELECT * FROM unnest($1::text[], $2::text[]))"},
+    [PG_STMT_RID_PUT] = {"rid_put",
+                         "INSERT INTO rids (scope, id, fp, kind, done_at, code, hold_seq, "
+                         "hold_expires, redemption, task_seq, task_stamp, count, coupon) "
+                         "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int2[], "
+                         "$5::int8[], $6::text[], $7::int8[], $8::int8[], $9::int8[], "
+                         "$10::int8[], $11::int8[], $12::int8[], $13::text[])"},
+    /* A user's coupons, newest first, $3 of them at most (at least one row is asked for, so
+     * that the count of all comes back), with that count last. */
+    [PG_STMT_COUPONS] = {"coupons", "SELECT " COUPON_COLS ", count(*) OVER () FROM coupons c "
+                                    "WHERE c.owner = $2 ORDER BY c.assigned_at DESC, c.seq DESC "
+                                    "LIMIT greatest($3::int8, 1)"},
 };
 
 /* CHECK, in one statement (one snapshot): rows (what, type, v1..v7, message). "cnt": the
@@ -269,4 +357,32 @@ pg_sql_session(size_t *n)
 {
     *n = sizeof session / sizeof session[0];
     return session;
+}
+
+void
+pg_sql_export(char *buf, size_t len, int what, bool any_type, int type, int64_t after,
+              const char *code, int64_t now)
+{
+    static const char history[] = "SELECT seq, time, code, type, owner, undone FROM history ";
+
+    switch (what) {
+    case STORE_EXPORT_COUPONS: {
+        char where[32] = "";
+
+        if (!any_type)
+            snprintf(where, sizeof where, "WHERE c.type = %d ", type);
+        snprintf(buf, len,
+                 "SELECT c.code, c.type, c.kind, c.discount, c.expires, c.uses, c.max_uses, "
+                 "(SELECT count(*) FROM holds h WHERE h.code = c.code AND h.expires >= %" PRId64
+                 "), c.seq, coalesce(c.owner, ''), c.assigned_at FROM coupons c %sORDER BY c.code",
+                 now, where);
+        break;
+    }
+    case STORE_EXPORT_HISTORY:
+        snprintf(buf, len, "%sWHERE seq > %" PRId64 " ORDER BY seq", history, after);
+        break;
+    default:
+        snprintf(buf, len, "%sWHERE code = '%s' ORDER BY seq", history, code);
+        break;
+    }
 }

@@ -19,6 +19,7 @@
 #ifndef COUPOND_PG_SQL_H
 #define COUPOND_PG_SQL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,10 +33,10 @@
 enum pg_stmt {
     PG_STMT_XID,          /* -> the transaction's id (forces one) */
     PG_STMT_LOCKS,        /* $1 int8[]: advisory xact locks, in ascending order */
-    PG_STMT_ROWLOCK,      /* $1 text[]: locks these coupons' rows, in code order */
+    PG_STMT_ROWLOCK,      /* $1 code[] $2 hold[] $3 redemption[]: locks those coupons' rows */
     PG_STMT_COUNTERS_PUT, /* $1 node: adds the batch's deltas to the node's counter rows */
     PG_STMT_ASSIGN,       /* $1 i[] $2 type[] $3 bound[] $4 owner[] $5 at[]: a run of assigns */
-    PG_STMT_REDEEM,       /* $1 now $2 code $3 user */
+    PG_STMT_REDEEM,       /* $1 now $2 code $3 user $4 hold (0: none) */
     PG_STMT_PURGE,        /* $1 now $2 max */
     PG_STMT_UPLOAD,       /* $1 op $2 insert?: publishes a staged upload */
     PG_STMT_GET,          /* $1 now $2 code: the coupon (GET, VALIDATE) */
@@ -43,6 +44,16 @@ enum pg_stmt {
     PG_STMT_HISTORY,      /* $1 after $2 limit */
     PG_STMT_CHECK,        /* $1 now: recounts and the first breach of each invariant */
     PG_STMT_XACT_STATUS,  /* $1 xid: committed, aborted, in progress (or NULL: too old) */
+    PG_STMT_HOLD,         /* $1 now $2 code $3 user $4 until */
+    PG_STMT_RELEASE,      /* $1 now $2 hold */
+    PG_STMT_UNREDEEM,     /* $1 now $2 redemption $3 user */
+    PG_STMT_GENERATE,     /* $1 op $2 want: publishes the first `want` usable staged codes */
+    PG_STMT_EXPIRE_HOLDS, /* $1 now $2 max */
+    PG_STMT_EXPIRE_IDS,   /* $1 now $2 max */
+    PG_STMT_RID_GET,      /* $1 scope $2 id: the stored outcome (PG_RID_COLS) */
+    PG_STMT_RID_LOOKUP,   /* $1 scope[] $2 id[]: the stored outcomes of a batch's ids */
+    PG_STMT_RID_PUT,      /* 13 arrays: the batch's request ids and outcomes */
+    PG_STMT_COUPONS,      /* $1 now $2 user $3 limit: newest first, with the count of all */
     PG_NSTMTS
 };
 
@@ -62,9 +73,37 @@ enum pg_coupon_col {
     PG_SQL_COUPON_NCOLS
 };
 
+/* The columns of a stored request id (RID_GET, RID_LOOKUP). */
+enum pg_rid_col {
+    PG_RID_SCOPE,
+    PG_RID_ID,
+    PG_RID_FP, /* hex */
+    PG_RID_KIND,
+    PG_RID_DONE_AT,
+    PG_RID_CODE,
+    PG_RID_HOLD_SEQ,
+    PG_RID_HOLD_EXPIRES,
+    PG_RID_REDEMPTION,
+    PG_RID_TASK_SEQ,
+    PG_RID_TASK_STAMP,
+    PG_RID_COUNT,
+    PG_RID_COUPON, /* the coupon after the write, as pg_rid.c encodes it */
+    PG_RID_NCOLS
+};
+
 /* The prepared statement's name and text. */
 const char *pg_sql_name(enum pg_stmt s);
 const char *pg_sql_text(enum pg_stmt s);
+
+/* Bytes of an export's query (pg_sql_export). */
+#define PG_SQL_EXPORT_MAX 1024
+
+/* An export's query, for a cursor (DECLARE takes no parameters, so the values are written in:
+ * numbers, and a code of A-Z 0-9 _ - . checked by the caller): every coupon (of `type` unless
+ * any_type), code order, with the coupon columns; the redemptions after `after`, or those of
+ * `code`, seq order, with HISTORY's columns. */
+void pg_sql_export(char *buf, size_t len, int what, bool any_type, int type, int64_t after,
+                   const char *code, int64_t now);
 
 /* The schema's statements, in order, *n of them; run in one transaction. */
 const char *const *pg_sql_schema(size_t *n);

@@ -7,9 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pg_ops.h"
+#include "pg_export.h"
 #include "pg_reader.h"
 #include "pg_schema.h"
+#include "pg_val.h"
 #include "pg_writer.h"
 
 /* libpq's keywords: ours first, so that the URI (expanded from dbname) overrides them; the
@@ -28,6 +29,7 @@ struct pg_store {
     const char *vals[NKEYS + 1];
     struct pg_writer writer;
     struct pg_reader reader;
+    struct pg_exports exports;
 };
 
 static struct pg_store *
@@ -70,7 +72,7 @@ name_node(struct pg_store *st, const char *name, char *errbuf, size_t errlen)
         host[STORE_NODE_MAX] = '\0';
         name = host;
     }
-    if (strlen(name) > STORE_NODE_MAX || !pg_ops_text_ok(name)) {
+    if (strlen(name) > STORE_NODE_MAX || !pg_val_text_ok(name)) {
         snprintf(errbuf, errlen, "store %s: node name \"%.*s\" is not 1 to %d bytes of UTF-8",
                  st->where, STORE_NODE_MAX, name, STORE_NODE_MAX);
         return false;
@@ -154,6 +156,7 @@ pg_open(const char *location, const struct store_config *cfg, struct store **out
     e = pg_schema_open(st->keys, st->vals, cfg->mode, st->where, errbuf, errlen);
     if (e == STORE_OK)
         e = connect_all(st, cfg, errbuf, errlen);
+    st->exports = (struct pg_exports){.loop = cfg->loop, .keys = st->keys, .vals = st->vals};
     if (e != STORE_OK) {
         destroy(st);
         return e;
@@ -169,13 +172,19 @@ pg_close(struct store *base)
 
     pg_writer_close(&st->writer);
     pg_reader_close(&st->reader);
+    pg_export_close_all(&st->exports);
     destroy(st);
 }
 
 static void
 pg_read(struct store *base, struct store_op *op)
 {
-    pg_reader_read(&pg_of(base)->reader, op);
+    struct pg_store *st = pg_of(base);
+
+    if (op->kind == STORE_OP_EXPORT)
+        pg_export_read(&st->exports, op);
+    else
+        pg_reader_read(&st->reader, op);
 }
 
 static void

@@ -1,8 +1,9 @@
 /* pg_store.h - the PostgreSQL backend of store.h: `store_pg_backend` (declared in backend.h),
  * which store.c picks for "postgresql:" and "postgres:" URIs, passed to libpq whole.
  *
- * Three connections, all on the loop's thread: the schema's at open (blocking, then closed),
- * the writer's (pg_writer.h: batches, one at a time) and the reader's (pg_reader.h: store_read).
+ * Connections, all on the loop's thread: the schema's at open (blocking, then closed), the
+ * writer's (pg_writer.h: batches, one at a time), the reader's (pg_reader.h: store_read), and
+ * one per EXPORT in progress (pg_export.h).
  * Every watcher is unreferenced; the store holds one loop reference per batch or read owed, so
  * ev_run keeps going exactly while something is owed. store_release has nothing to drop: each
  * read takes its own snapshot. A read-only store (STORE_OPEN_EXISTING) has no writer

@@ -8,42 +8,11 @@
 #include <string.h>
 
 #include "backend.h"
-#include "pg_ops.h"
+#include "pg_val.h"
 #include "rules.h"
 
-/* Room COPY text starts with; it doubles as needed. A record takes under 128 bytes. */
-#define BUF_FIRST 4096
 /* Bytes of one staged row at most: the code and seven numbers with their separators. */
-#define ROW_MAX (STORE_CODE_MAX + 8 * PG_OPS_PARAM_LEN)
-
-void
-pg_buf_free(struct pg_buf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
-
-void
-pg_buf_put(struct pg_buf *b, const char *row, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap == 0 ? BUF_FIRST : b->cap;
-        char *p;
-
-        while (cap < b->len + n)
-            cap *= 2;
-        if ((p = realloc(b->p, cap)) == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, row, n);
-    b->len += n;
-}
+#define ROW_MAX (STORE_CODE_MAX + 8 * PG_VAL_NUM_LEN)
 
 /* A record's index and code, for sorting by code. */
 struct by_code {
@@ -87,6 +56,22 @@ find_firsts(struct pg_upload *u)
     return true;
 }
 
+/* GENERATE: fewer usable candidates than wanted, without asking. */
+static bool
+too_few(struct pg_upload *u)
+{
+    size_t usable = 0;
+
+    for (size_t i = 0; i < u->op->in.n; i++)
+        usable += !u->bad[i] && u->first[i] == i;
+    if (usable >= u->op->in.want)
+        return false;
+    store_op_fail(u->op, STORE_REJECTED, "generate: %zu usable candidates of %zu wanted", usable,
+                  u->op->in.want);
+    pg_upload_free(u);
+    return true;
+}
+
 bool
 pg_upload_begin(struct pg_upload *u, struct store_op *op, int tag)
 {
@@ -95,10 +80,14 @@ pg_upload_begin(struct pg_upload *u, struct store_op *op, int tag)
     memset(u, 0, sizeof *u);
     u->op = op;
     u->tag = tag;
+    u->generate = op->kind == STORE_OP_GENERATE;
     op->err = STORE_OK;
     memset(&op->out, 0, sizeof op->out);
-    if (n == 0)
+    if (n == 0 || (u->generate && op->in.want == 0)) {
+        if (u->generate && op->in.want > 0)
+            store_op_fail(op, STORE_REJECTED, "generate: no candidates");
         return false;
+    }
     u->first = malloc(n * sizeof *u->first);
     u->bad = calloc(n, sizeof *u->bad);
     u->exists = calloc(n, sizeof *u->exists);
@@ -112,8 +101,8 @@ pg_upload_begin(struct pg_upload *u, struct store_op *op, int tag)
         if (u->bad[i] || u->first[i] != i)
             u->c_rejects++;
     }
-    u->insert = !op->in.check_only && u->c_rejects == 0;
-    return true;
+    u->insert = u->generate || (!op->in.check_only && u->c_rejects == 0);
+    return !(u->generate && too_few(u));
 }
 
 bool
@@ -132,7 +121,7 @@ pg_upload_copy(const struct pg_upload *u, struct pg_buf *b)
         char row[ROW_MAX];
         int len;
 
-        if (u->first[i] != i)
+        if (u->first[i] != i || (u->generate && u->bad[i]))
             continue;
         /* A record with a bad field is staged too, for its code (it is never inserted); its
          * numbers are clamped into the columns' ranges. */
@@ -150,12 +139,17 @@ pg_upload_result(struct pg_upload *u, const PGresult *r)
     int rows;
 
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) < 1) {
-        pg_ops_fail(u->op, "upload", r);
+        pg_val_fail(u->op, u->generate ? "generate" : "upload", r);
         return;
     }
     rows = PQntuples(r);
+    if (u->generate) {
+        for (int i = 0; i < rows && (size_t)i < u->op->in.want; i++)
+            u->op->in.chosen[u->chosen++] = (size_t)pg_val_u64(r, i, 0);
+        return;
+    }
     for (int i = 0; i < rows; i++) {
-        int64_t idx = pg_ops_i64(r, i, 0);
+        int64_t idx = pg_val_i64(r, i, 0);
 
         if (idx >= 0 && (size_t)idx < u->op->in.n)
             u->exists[idx] = true;
@@ -175,12 +169,32 @@ why(const struct pg_upload *u, size_t i)
     return 0;
 }
 
+/* GENERATE's outcome: all wanted, or none stored. */
+static void
+generate_end(struct pg_upload *u)
+{
+    struct store_op *op = u->op;
+
+    if (op->err != STORE_OK)
+        return;
+    if (u->chosen == op->in.want)
+        op->out.count = u->chosen;
+    else
+        store_op_fail(op, STORE_REJECTED, "generate: fewer than %zu new codes among %zu",
+                      op->in.want, op->in.n);
+}
+
 void
 pg_upload_end(struct pg_upload *u)
 {
     struct store_op *op = u->op;
     size_t m = 0;
 
+    if (u->generate) {
+        generate_end(u);
+        pg_upload_free(u);
+        return;
+    }
     if (op->err == STORE_OK && u->first != NULL) {
         for (size_t i = 0; i < op->in.n; i++) {
             enum store_reject_reason reason = why(u, i);

@@ -4,34 +4,35 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "pg_ops.h"
+#include "pg_rid.h"
 #include "pg_sql.h"
 
 /* Bytes of COPY data handed to libpq at a time: large enough to keep the socket busy, small
  * enough not to double libpq's buffer for a 50,000-record upload at once. */
 #define COPY_CHUNK (256 * 1024)
 
-enum step_kind { STEP_NONE, STEP_OP, STEP_RUN, STEP_UPLOAD };
+enum step_kind { STEP_OP, STEP_RUN, STEP_UPLOAD };
 
-/* One statement of the batch, or an operation whose outcome needed none. */
+/* One statement of the batch. */
 struct pg_step {
     struct pg_writer *w;
     enum step_kind kind;
-    bool asks; /* sent as a statement */
-    struct store_op *op;
+    struct store_op *op;   /* the (first) operation */
     struct pg_call call;   /* STEP_OP */
     struct pg_run run;     /* STEP_RUN */
     struct store_op **ops; /* STEP_RUN: its assignments in order */
-    struct pg_upload up;   /* STEP_UPLOAD */
+    struct pg_upload *up;  /* STEP_UPLOAD (an UPLOAD or a GENERATE) */
 };
 
 static void run_pipeline(struct pg_writer *w);
-static void stage(struct pg_writer *w);
+static void send_tail(struct pg_writer *w);
 
 /* --- the end of a batch --- */
 
@@ -41,11 +42,43 @@ steps_free(struct pg_writer *w)
     for (size_t i = 0; i < w->nsteps; i++) {
         pg_ops_run_free(&w->steps[i].run);
         free(w->steps[i].ops);
-        pg_upload_free(&w->steps[i].up);
     }
     free(w->steps);
     w->steps = NULL;
-    w->nsteps = w->asked = w->answered = 0;
+    w->nsteps = w->asked = w->answered = w->got = 0;
+}
+
+static void
+head_free(struct pg_writer_head *h)
+{
+    pg_arr_free(&h->keys);
+    pg_arr_free(&h->codes);
+    pg_arr_free(&h->holds);
+    pg_arr_free(&h->redemptions);
+    pg_arr_free(&h->scopes);
+    pg_arr_free(&h->ids);
+}
+
+/* Frees what a run of the batch planned. */
+static void
+reset_batch(struct pg_writer *w)
+{
+    steps_free(w);
+    for (size_t i = 0; i < w->nops && w->ups != NULL; i++)
+        pg_upload_free(&w->ups[i]);
+    free(w->ops);
+    free(w->ups);
+    free(w->done);
+    free(w->dup);
+    w->ops = NULL;
+    w->ups = NULL;
+    w->done = NULL;
+    w->dup = NULL;
+    w->nops = 0;
+    head_free(&w->head);
+    w->writes = w->inserts = w->rids = w->commit_sent = false;
+    w->failed = w->committed = w->have_xid = false;
+    w->msg[0] = w->sqlstate[0] = '\0';
 }
 
 /* Completes the batch with err (b->msg set by the caller on failure). */
@@ -55,10 +88,10 @@ finish(struct pg_writer *w, enum store_err err)
     struct store_batch *b = w->b;
 
     if (err == STORE_OK)
-        for (size_t i = 0; i < w->nsteps; i++)
-            if (w->steps[i].kind == STEP_UPLOAD)
-                pg_upload_end(&w->steps[i].up);
-    steps_free(w);
+        for (size_t i = 0; i < w->nops; i++)
+            if (w->ups[i].op != NULL && !w->done[i])
+                pg_upload_end(&w->ups[i]);
+    reset_batch(w);
     pg_buf_free(&w->copy);
     ev_timer_stop(w->loop, &w->later);
     ev_timer_stop(w->loop, &w->deadline);
@@ -80,8 +113,6 @@ finish_msg(struct pg_writer *w, enum store_err err, const char *fmt, ...)
     finish(w, err);
 }
 
-static void on_later(struct ev_loop *loop, ev_timer *t, int revents);
-
 /* Completes the batch on the next loop turn with err and msg, without running it. */
 static void
 refuse(struct pg_writer *w, enum store_err err, const char *msg)
@@ -93,32 +124,129 @@ refuse(struct pg_writer *w, enum store_err err, const char *msg)
     ev_timer_start(w->loop, &w->later);
 }
 
-/* --- planning: operations to steps --- */
+/* --- planning: what the batch locks and looks up --- */
 
+/* Request id of op i: looked up and locked, or (the same as an earlier one's) copied. */
 static void
-reset_batch(struct pg_writer *w)
+head_rid(struct pg_writer *w, size_t i)
 {
-    steps_free(w);
-    pg_buf_free(&w->locks);
-    pg_buf_free(&w->rows);
-    w->writes = w->inserts = w->failed = w->committed = w->have_xid = false;
-    w->msg[0] = w->sqlstate[0] = '\0';
+    struct store_op *op = w->ops[i];
+
+    if (!pg_rid_valid(op)) {
+        store_op_fail(op, STORE_IO, "request id: not 1 to %d bytes of UTF-8", STORE_RID_MAX);
+        w->done[i] = true;
+        return;
+    }
+    for (size_t j = 0; j < i; j++)
+        if (pg_rid_carried(w->ops[j]) && w->dup[j] == SIZE_MAX && !w->done[j] &&
+            pg_rid_same(&w->ops[j]->in.rid, &op->in.rid)) {
+            w->dup[i] = j;
+            w->done[i] = true;
+            return;
+        }
+    w->rids = true;
+    pg_arr_i64(&w->head.keys, pg_rid_key(&op->in.rid));
+    pg_arr_text(&w->head.scopes, op->in.rid.scope);
+    pg_arr_text(&w->head.ids, op->in.rid.id);
 }
 
-/* Adds op to the open run of assignments, or opens one. */
+/* The rows op i changes that others might change at once: locked first, in code order. */
+static void
+head_rows(struct pg_writer *w, size_t i)
+{
+    struct store_op *op = w->ops[i];
+
+    switch (op->kind) {
+    case STORE_OP_REDEEM:
+    case STORE_OP_HOLD:
+        pg_arr_text(&w->head.codes, op->in.code);
+        if (op->in.hold_seq != 0 && op->in.hold_seq <= INT64_MAX)
+            pg_arr_i64(&w->head.holds, (int64_t)op->in.hold_seq);
+        break;
+    case STORE_OP_RELEASE:
+        if (op->in.hold_seq <= INT64_MAX)
+            pg_arr_i64(&w->head.holds, (int64_t)op->in.hold_seq);
+        break;
+    case STORE_OP_UNREDEEM:
+        if (op->in.after <= INT64_MAX)
+            pg_arr_i64(&w->head.redemptions, (int64_t)op->in.after);
+        break;
+    default:
+        break;
+    }
+}
+
+/* An UPLOAD or GENERATE: its C part, then whether it asks and inserts. */
+static void
+head_upload(struct pg_writer *w, size_t i)
+{
+    struct pg_upload *u = &w->ups[i];
+
+    if (!pg_upload_begin(u, w->ops[i], (int)i)) {
+        w->done[i] = true;
+        return;
+    }
+    if (!pg_upload_asks(u)) {
+        pg_upload_end(u); /* every record rejected in C */
+        w->done[i] = true;
+        return;
+    }
+    w->inserts |= u->insert;
+}
+
+/* Examines the batch: its operations in order, their locks, request ids and uploads; false
+ * when out of memory. */
+static bool
+plan_head(struct pg_writer *w)
+{
+    size_t n = w->b->n, i = 0;
+
+    reset_batch(w);
+    w->ops = calloc(n + 1, sizeof *w->ops);
+    w->ups = calloc(n + 1, sizeof *w->ups);
+    w->done = calloc(n + 1, sizeof *w->done);
+    w->dup = calloc(n + 1, sizeof *w->dup);
+    if (w->ops == NULL || w->ups == NULL || w->done == NULL || w->dup == NULL)
+        return false;
+    for (struct store_op *op = w->b->head; op != NULL && i < n; op = op->next) {
+        w->ops[i] = op;
+        w->dup[i++] = SIZE_MAX;
+    }
+    w->nops = i;
+    for (i = 0; i < w->nops; i++) {
+        struct store_op *op = w->ops[i];
+
+        op->err = STORE_OK;
+        memset(&op->out, 0, sizeof op->out);
+        w->writes |= store_op_writes(op->kind);
+        if (pg_rid_carried(op))
+            head_rid(w, i);
+        if (w->done[i])
+            continue;
+        head_rows(w, i);
+        if (op->kind == STORE_OP_UPLOAD || op->kind == STORE_OP_GENERATE)
+            head_upload(w, i);
+    }
+    if (w->inserts)
+        pg_arr_i64(&w->head.keys, PG_SQL_LOCK_INSERT);
+    return !w->head.keys.b.oom && !w->head.codes.b.oom && !w->head.holds.b.oom &&
+           !w->head.redemptions.b.oom && !w->head.scopes.b.oom && !w->head.ids.b.oom;
+}
+
+/* --- planning: the operations' statements --- */
+
+/* Adds assignment op to the open run, or opens one. */
 static bool
 plan_assign(struct pg_writer *w, struct store_op *op, struct pg_step **run)
 {
     struct pg_step *s = *run;
 
-    if (!pg_ops_assign_ok(op)) {
-        w->steps[w->nsteps++] = (struct pg_step){.w = w, .kind = STEP_NONE, .op = op};
+    if (!pg_ops_assign_ok(op))
         return true;
-    }
     if (s == NULL || !pg_ops_run_fits(&s->run, op)) {
         s = &w->steps[w->nsteps++];
-        *s = (struct pg_step){.w = w, .kind = STEP_RUN, .asks = true, .op = op};
-        if ((s->ops = malloc(w->b->n * sizeof *s->ops)) == NULL)
+        *s = (struct pg_step){.w = w, .kind = STEP_RUN, .op = op};
+        if ((s->ops = malloc(w->nops * sizeof *s->ops)) == NULL)
             return false;
         *run = s;
     }
@@ -126,62 +254,38 @@ plan_assign(struct pg_writer *w, struct store_op *op, struct pg_step **run)
     return pg_ops_run_add(&s->run, op);
 }
 
-/* The code of a redemption joins the rows locked first. */
-static void
-plan_rowlock(struct pg_writer *w, const struct store_op *op)
-{
-    char item[STORE_CODE_MAX + 2];
-    int n = snprintf(item, sizeof item, "%s%s", w->rows.len == 0 ? "{" : ",", op->in.code);
-
-    pg_buf_put(&w->rows, item, (size_t)n);
-}
-
+/* Turns the operations not yet complete into steps; false when out of memory. */
 static bool
-plan_op(struct pg_writer *w, struct store_op *op, struct pg_step **run)
-{
-    struct pg_step *s;
-
-    if (op->kind == STORE_OP_ASSIGN)
-        return plan_assign(w, op, run);
-    s = &w->steps[w->nsteps++];
-    *s = (struct pg_step){.w = w, .kind = STEP_OP, .op = op};
-    if (op->kind == STORE_OP_UPLOAD) {
-        s->kind = STEP_UPLOAD;
-        if (!pg_upload_begin(&s->up, op, (int)(s - w->steps)))
-            return op->err != STORE_IO; /* out of memory fails the batch */
-        s->asks = pg_upload_asks(&s->up);
-        w->inserts |= s->asks && s->up.insert;
-        return true;
-    }
-    s->asks = pg_ops_plan(op, &s->call);
-    if (s->asks && op->kind == STORE_OP_REDEEM)
-        plan_rowlock(w, op);
-    if (!s->asks)
-        s->kind = STEP_NONE;
-    else
-        *run = NULL; /* a statement between assignments ends their run */
-    return true;
-}
-
-/* Turns the batch into steps; false when out of memory. */
-static bool
-plan(struct pg_writer *w)
+plan_steps(struct pg_writer *w)
 {
     struct pg_step *run = NULL;
 
-    reset_batch(w);
-    if ((w->steps = calloc(w->b->n + 1, sizeof *w->steps)) == NULL)
+    steps_free(w);
+    if ((w->steps = calloc(w->nops + 1, sizeof *w->steps)) == NULL)
         return false;
-    for (struct store_op *op = w->b->head; op != NULL; op = op->next)
-        if (!plan_op(w, op, &run))
-            return false;
-    for (size_t i = 0; i < w->nsteps; i++) {
-        w->asked += w->steps[i].asks;
-        w->writes |= w->steps[i].asks && store_op_writes(w->steps[i].op->kind);
+    for (size_t i = 0; i < w->nops; i++) {
+        struct store_op *op = w->ops[i];
+        struct pg_step *s = &w->steps[w->nsteps];
+
+        if (w->done[i])
+            continue;
+        if (op->kind == STORE_OP_ASSIGN) {
+            if (!plan_assign(w, op, &run))
+                return false;
+            continue;
+        }
+        *s = (struct pg_step){.w = w, .kind = STEP_OP, .op = op};
+        if (op->kind == STORE_OP_UPLOAD || op->kind == STORE_OP_GENERATE) {
+            s->kind = STEP_UPLOAD;
+            s->up = &w->ups[i];
+        } else if (!pg_ops_plan(op, &s->call)) {
+            continue; /* complete without a statement */
+        }
+        w->nsteps++;
+        run = NULL; /* a statement between assignments ends their run */
     }
-    if (w->rows.len > 0)
-        pg_buf_put(&w->rows, "}", 2);
-    return !w->rows.oom;
+    w->asked = w->nsteps;
+    return true;
 }
 
 /* --- results --- */
@@ -228,10 +332,10 @@ res_lock(void *arg, PGresult *r)
 }
 
 static void
-res_counters(void *arg, PGresult *r)
+res_tail(void *arg, PGresult *r)
 {
     if (!result_ok(r))
-        note_error(arg, "counters", r);
+        note_error(arg, "store counters and request ids", r);
 }
 
 static void
@@ -247,23 +351,36 @@ res_xid(void *arg, PGresult *r)
     w->have_xid = true;
 }
 
+/* Ends a pipeline that went wrong before COMMIT was sent: the sync point's handler rolls back. */
+static void res_sync(void *arg, PGresult *r);
+
+static void
+abandon(struct pg_writer *w)
+{
+    if (pg_conn_sync(&w->conn, res_sync, w))
+        pg_conn_flush(&w->conn);
+}
+
 static void
 res_step(void *arg, PGresult *r)
 {
     struct pg_step *s = arg;
     struct pg_writer *w = s->w;
 
+    w->got++;
     if (PQresultStatus(r) == PGRES_FATAL_ERROR || PQresultStatus(r) == PGRES_PIPELINE_ABORTED) {
-        note_error(w, s->op != NULL ? "statement" : "run", r);
-        return;
+        note_error(w, s->kind == STEP_RUN ? "assign" : "statement", r);
+    } else {
+        w->answered++;
+        if (s->kind == STEP_RUN)
+            pg_ops_run_result(s->ops, s->run.k, r);
+        else if (s->kind == STEP_UPLOAD)
+            pg_upload_result(s->up, r);
+        else
+            pg_ops_result(s->op, r);
     }
-    w->answered++;
-    if (s->kind == STEP_RUN)
-        pg_ops_run_result(s->ops, s->run.k, r);
-    else if (s->kind == STEP_UPLOAD)
-        pg_upload_result(&s->up, r);
-    else
-        pg_ops_result(s->op, r);
+    if (w->rids && w->got == w->asked) /* the pipeline waited for these */
+        send_tail(w);
 }
 
 static void
@@ -284,7 +401,7 @@ res_rolled_back(void *arg, PGresult *r)
 
     (void)r;
     if (retryable(w->sqlstate) && w->tries < PG_WRITER_TRIES) {
-        if (!plan(w)) {
+        if (!plan_head(w)) {
             finish_msg(w, STORE_IO, "commit: out of memory");
             return;
         }
@@ -319,70 +436,166 @@ res_sync(void *arg, PGresult *r)
 static bool
 send_step(struct pg_writer *w, struct pg_step *s)
 {
+    char tag[PG_VAL_NUM_LEN], want[PG_VAL_NUM_LEN];
     const char *v[5];
 
     switch (s->kind) {
     case STEP_RUN:
-        pg_ops_run_params(&s->run, v);
+        if (!pg_ops_run_params(&s->run, v)) {
+            pg_conn_break(&w->conn, "out of memory");
+            return false;
+        }
         return pg_conn_query(&w->conn, PG_STMT_ASSIGN, 5, v, res_step, s);
-    case STEP_UPLOAD: {
-        char tag[PG_OPS_PARAM_LEN];
-
-        snprintf(tag, sizeof tag, "%d", s->up.tag);
+    case STEP_UPLOAD:
+        snprintf(tag, sizeof tag, "%d", s->up->tag);
         v[0] = tag;
-        v[1] = s->up.insert ? "true" : "false";
+        if (s->up->generate) {
+            snprintf(want, sizeof want, "%zu", s->op->in.want);
+            v[1] = want;
+            return pg_conn_query(&w->conn, PG_STMT_GENERATE, 2, v, res_step, s);
+        }
+        v[1] = s->up->insert ? "true" : "false";
         return pg_conn_query(&w->conn, PG_STMT_UPLOAD, 2, v, res_step, s);
-    }
     default:
         return pg_conn_query(&w->conn, s->call.stmt, s->call.n, s->call.v, res_step, s);
     }
 }
 
-/* The statements before the operations': transaction, its id, the locks. */
+/* The operations' statements. */
+static bool
+send_steps(struct pg_writer *w)
+{
+    for (size_t i = 0; i < w->nsteps; i++)
+        if (!send_step(w, &w->steps[i]))
+            return false;
+    return true;
+}
+
+/* Completes the later writes of a request id from the first one's outcome, and adds the ids of
+ * the writes that succeeded to put. */
+static void
+settle_rids(struct pg_writer *w, struct pg_rid_put *put)
+{
+    for (size_t i = 0; i < w->nops; i++) {
+        struct store_op *op = w->ops[i];
+
+        if (w->dup[i] != SIZE_MAX)
+            pg_rid_copy(op, w->ops[w->dup[i]]);
+        else if (pg_rid_carried(op) && !w->done[i] && op->err == STORE_OK)
+            pg_rid_put_add(put, op);
+    }
+}
+
+/* After the operations: the request ids, the counters, COMMIT and the sync point. */
+static void
+send_tail(struct pg_writer *w)
+{
+    const char *node[1] = {w->node}, *v[PG_RID_PUT_COLS];
+    struct pg_rid_put put;
+    bool ok = true;
+
+    if (w->failed) {
+        abandon(w);
+        return;
+    }
+    memset(&put, 0, sizeof put);
+    if (w->rids)
+        settle_rids(w, &put);
+    if (put.n > 0) {
+        ok = pg_rid_put_params(&put, v) &&
+             pg_conn_query(&w->conn, PG_STMT_RID_PUT, PG_RID_PUT_COLS, v, res_tail, w);
+        if (!ok && w->conn.state == PG_CONN_READY)
+            pg_conn_break(&w->conn, "out of memory");
+    }
+    pg_rid_put_free(&put);
+    if (ok && w->writes)
+        ok = pg_conn_query(&w->conn, PG_STMT_COUNTERS_PUT, 1, node, res_tail, w) &&
+             pg_conn_flush_request(&w->conn); /* every result is home before COMMIT runs */
+    w->commit_sent = ok;
+    ok = ok && pg_conn_exec(&w->conn, "COMMIT", res_commit, w) &&
+         pg_conn_sync(&w->conn, res_sync, w);
+    if (ok)
+        pg_conn_flush(&w->conn); /* on failure `lost` follows */
+}
+
+/* The stored outcomes of the batch's request ids: those writes complete now. */
+static void
+res_lookup(void *arg, PGresult *r)
+{
+    struct pg_writer *w = arg;
+
+    if (!result_ok(r))
+        note_error(w, "request ids", r);
+    for (int row = 0; !w->failed && row < PQntuples(r); row++)
+        for (size_t i = 0; i < w->nops; i++)
+            if (pg_rid_carried(w->ops[i]) && !w->done[i] && pg_rid_row_is(r, row, w->ops[i])) {
+                pg_rid_apply(w->ops[i], r, row);
+                w->done[i] = true;
+            }
+    if (w->failed) {
+        abandon(w);
+        return;
+    }
+    if (!plan_steps(w)) {
+        pg_conn_break(&w->conn, "out of memory");
+        return;
+    }
+    if (!send_steps(w))
+        return;
+    if (w->asked == 0)
+        send_tail(w);
+    else if (pg_conn_flush_request(&w->conn)) /* their results, before the tail is sent */
+        pg_conn_flush(&w->conn);
+}
+
+/* The statements before the operations': transaction, its id, the locks, the ids' lookup. */
 static bool
 send_head(struct pg_writer *w)
 {
-    char key[2 * PG_OPS_PARAM_LEN];
-    const char *v[1];
+    const char *v[3];
 
     if (!pg_conn_exec(&w->conn, "BEGIN", res_begin, w))
         return false;
     if (w->writes && (!pg_conn_query(&w->conn, PG_STMT_XID, 0, NULL, res_xid, w) ||
                       !pg_conn_flush_request(&w->conn)))
         return false;
-    if (w->inserts) {
-        snprintf(key, sizeof key, "{%" PRId64 "}", PG_SQL_LOCK_INSERT);
-        v[0] = key;
+    if (w->head.keys.n > 0) {
+        v[0] = pg_arr_text_of(&w->head.keys);
         if (!pg_conn_query(&w->conn, PG_STMT_LOCKS, 1, v, res_lock, w))
             return false;
     }
-    if (w->rows.len > 0) {
-        v[0] = w->rows.p;
-        if (!pg_conn_query(&w->conn, PG_STMT_ROWLOCK, 1, v, res_lock, w))
+    if (w->head.codes.n + w->head.holds.n + w->head.redemptions.n > 0) {
+        v[0] = pg_arr_text_of(&w->head.codes);
+        v[1] = pg_arr_text_of(&w->head.holds);
+        v[2] = pg_arr_text_of(&w->head.redemptions);
+        if (!pg_conn_query(&w->conn, PG_STMT_ROWLOCK, 3, v, res_lock, w))
             return false;
     }
-    return true;
+    if (!w->rids)
+        return true;
+    v[0] = pg_arr_text_of(&w->head.scopes);
+    v[1] = pg_arr_text_of(&w->head.ids);
+    return pg_conn_query(&w->conn, PG_STMT_RID_LOOKUP, 2, v, res_lookup, w) &&
+           pg_conn_flush_request(&w->conn);
 }
 
 static void
 run_pipeline(struct pg_writer *w)
 {
-    const char *node[1] = {w->node};
-    bool ok;
-
     w->phase = PG_WRITER_RUN;
     w->tries++;
-    ok = send_head(w);
-    for (size_t i = 0; i < w->nsteps && ok; i++)
-        if (w->steps[i].asks)
-            ok = send_step(w, &w->steps[i]);
-    if (ok && w->writes)
-        ok = pg_conn_query(&w->conn, PG_STMT_COUNTERS_PUT, 1, node, res_counters, w) &&
-             pg_conn_flush_request(&w->conn); /* every result is home before COMMIT runs */
-    ok = ok && pg_conn_exec(&w->conn, "COMMIT", res_commit, w) &&
-         pg_conn_sync(&w->conn, res_sync, w);
-    if (ok)
-        pg_conn_flush(&w->conn); /* on failure `lost` follows */
+    if (!send_head(w))
+        return; /* `lost` follows */
+    if (w->rids) {
+        pg_conn_flush(&w->conn); /* the rest follows the ids' lookup */
+        return;
+    }
+    if (!plan_steps(w)) {
+        pg_conn_break(&w->conn, "out of memory");
+        return;
+    }
+    if (send_steps(w))
+        send_tail(w);
 }
 
 /* --- staging of uploads (COPY, out of pipeline mode) --- */
@@ -492,12 +705,22 @@ stage_io(void *arg)
     }
 }
 
+/* True when an UPLOAD or GENERATE of the batch asks PostgreSQL: its records are staged. */
+static bool
+stages(const struct pg_writer *w)
+{
+    for (size_t i = 0; i < w->nops; i++)
+        if (w->ups[i].op != NULL && !w->done[i])
+            return true;
+    return false;
+}
+
 static void
 stage(struct pg_writer *w)
 {
-    for (size_t i = 0; i < w->nsteps; i++)
-        if (w->steps[i].kind == STEP_UPLOAD && w->steps[i].asks)
-            pg_upload_copy(&w->steps[i].up, &w->copy);
+    for (size_t i = 0; i < w->nops; i++)
+        if (w->ups[i].op != NULL && !w->done[i])
+            pg_upload_copy(&w->ups[i], &w->copy);
     if (w->copy.oom) {
         finish_msg(w, STORE_IO, "commit: stage upload: out of memory");
         return;
@@ -514,6 +737,7 @@ stage(struct pg_writer *w)
     pg_conn_flush(&w->conn);
 }
 
+/* --- outages --- */
 /* --- outages --- */
 
 static void
@@ -605,9 +829,11 @@ on_lost(void *arg)
         finish(w, STORE_IO);
         break;
     case PG_WRITER_RUN:
-        if (w->committed || (!w->writes && w->answered == w->asked && !w->failed))
+        if (w->committed || (!w->writes && w->commit_sent && w->answered == w->asked && !w->failed))
             finish(w, STORE_OK); /* nothing left to learn */
-        else if (!w->have_xid || w->failed)
+        else if (w->failed)
+            finish_msg(w, STORE_IO, "%s", w->msg); /* it failed anyway: rolled back */
+        else if (!w->commit_sent || !w->have_xid)
             finish_msg(w, STORE_UNAVAILABLE, "commit: %s; the batch was not committed",
                        w->conn.why);
         else {
@@ -651,16 +877,6 @@ pg_writer_open(struct pg_writer *w, struct ev_loop *loop, const char *const *key
     return false;
 }
 
-/* True when an upload of the batch asks PostgreSQL: its records must be staged first. */
-static bool
-stages(const struct pg_writer *w)
-{
-    for (size_t i = 0; i < w->nsteps; i++)
-        if (w->steps[i].kind == STEP_UPLOAD && w->steps[i].asks)
-            return true;
-    return false;
-}
-
 void
 pg_writer_commit(struct pg_writer *w, struct store_batch *b)
 {
@@ -674,7 +890,7 @@ pg_writer_commit(struct pg_writer *w, struct store_batch *b)
         refuse(w, STORE_IO, "commit: the store is open read-only");
     else if (!pg_conn_ready(&w->conn))
         refuse(w, STORE_UNAVAILABLE, w->conn.why[0] != '\0' ? w->conn.why : "not connected");
-    else if (!plan(w))
+    else if (!plan_head(w))
         refuse(w, STORE_IO, "commit: out of memory");
     else if (stages(w))
         stage(w);

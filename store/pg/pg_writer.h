@@ -1,24 +1,31 @@
 /* pg_writer.h - the writer of a PostgreSQL store: one connection (pg_conn.h) that runs each
  * batch in one transaction with one COMMIT (group commit), never blocking the loop.
  *
- * A batch maps to statements in batch order, all sent in one pipeline:
- *   [staging, only when the batch uploads: TRUNCATE and COPY of the upload records into the
- *    session's temporary table coupond_upload, as transactions of their own before the batch's;
- *    they change nothing shared]
+ * A batch maps to statements in batch order, sent in one pipeline:
+ *   [staging, only when the batch uploads or generates: TRUNCATE and COPY of the records into
+ *    the session's temporary table coupond_upload, transactions of their own before the
+ *    batch's; they change nothing shared]
  *   BEGIN
  *   SELECT pg_current_xact_id()   (when the batch writes; a flush request sends it back early)
- *   advisory locks                (when an upload inserts: coupon inserts are serialised)
- *   SELECT ... FOR UPDATE          (the rows of the coupons the batch redeems, in code order)
+ *   advisory locks, in key order  (the batch's request ids; the insert lock when it uploads)
+ *   SELECT ... FOR UPDATE          (the coupons the batch redeems, holds, releases or unredeems,
+ *                                   in code order)
+ *   [the stored outcomes of the batch's request ids: the pipeline waits for them (flush
+ *    request), so that a write whose id is stored is not run]
  *   one statement per operation, or per run of consecutive assignments (pg_ops.h)
+ *   [the request ids of the writes that succeeded, with their outcomes: the pipeline waits
+ *    for the operations' results first]
  *   the node's counter rows += the batch's deltas (one upsert per batch, from coupond_delta)
+ *   flush request (every result is home before COMMIT runs)
  *   COMMIT
  *   sync
- * The batch completes after COMMIT's result. Each statement is written so that an outcome of
- * the store (no coupon, a rejected upload, an exhausted coupon) is a result, never an error:
- * an operation that fails changed nothing, the others stay, with no savepoint. A statement that
- * does raise an error (the server's trouble, a deadlock between nodes) fails the batch:
- * ROLLBACK, and nothing of it is stored. A deadlock or serialization failure is run again, up
- * to PG_WRITER_TRIES times in all, since nothing of it was stored.
+ * A batch without request ids is sent whole at once. The batch completes after COMMIT's
+ * result. Each statement is written so that an outcome of the store (no coupon, a rejected
+ * upload, an exhausted coupon) is a result, never an error: an operation that fails changed
+ * nothing, the others stay, with no savepoint. A statement that does raise an error (the
+ * server's trouble, a deadlock between nodes) fails the batch: ROLLBACK, nothing of it is
+ * stored. A deadlock or serialization failure is run again, up to PG_WRITER_TRIES times in all,
+ * since nothing of it was stored.
  *
  * An upload's COPY cannot be pipelined, so it is staged before the batch's transaction, into a
  * temporary table that only this session sees; the upload's INSERT ... SELECT from it runs at
@@ -41,6 +48,7 @@
 #include <stddef.h>
 
 #include "pg_conn.h"
+#include "pg_arr.h"
 #include "pg_upload.h"
 #include "store.h"
 
@@ -75,6 +83,15 @@ enum pg_writer_phase {
 
 struct pg_step;
 
+/* What the batch's operations need before they run: locks and request ids. */
+struct pg_writer_head {
+    struct pg_arr keys;        /* advisory lock keys */
+    struct pg_arr codes;       /* coupon rows to lock */
+    struct pg_arr holds;       /* ... of these holds' coupons */
+    struct pg_arr redemptions; /* ... of these redemptions' coupons */
+    struct pg_arr scopes, ids; /* request ids to look up */
+};
+
 struct pg_writer {
     struct pg_conn conn;
     struct ev_loop *loop;
@@ -82,9 +99,16 @@ struct pg_writer {
     bool readonly;
     struct store_batch *b; /* in flight, or NULL */
     enum pg_writer_phase phase;
+    /* The batch's operations in order, and per operation: */
+    struct store_op **ops;
+    size_t nops;
+    struct pg_upload *ups; /* UPLOAD, GENERATE: the part done in C */
+    bool *done;            /* complete before any statement (a replay, a bad argument) */
+    size_t *dup;           /* an earlier operation with the same request id, or SIZE_MAX */
     struct pg_step *steps;
-    size_t nsteps, asked, answered; /* steps; those sent as statements; answered */
-    bool writes, inserts, staged;
+    size_t nsteps, asked, answered, got; /* steps; sent as statements; answered; any result */
+    struct pg_writer_head head;
+    bool writes, inserts, rids, staged, commit_sent;
     enum store_err refusal;
     bool failed; /* a statement failed: msg, sqlstate */
     char msg[STORE_ERR_MAX];
@@ -96,8 +120,6 @@ struct pg_writer {
     int stage_step;     /* staging: 0 truncating, 1 starting COPY, 2 sending data, 3 ending */
     struct pg_buf copy; /* the COPY data */
     size_t copy_off;
-    struct pg_buf locks; /* text arrays for the lock statements */
-    struct pg_buf rows;
     ev_timer later;    /* refusal; the next question about an outcome */
     ev_timer deadline; /* the end of the wait for an outcome */
     bool closing;      /* in close: batches complete without their callbacks */

@@ -143,6 +143,99 @@ ss_op_check(struct store_op *op, int64_t now)
     ss_op(op, STORE_OP_CHECK, now);
 }
 
+void
+ss_op_hold(struct store_op *op, const char *code, const char *user, int64_t now, int64_t until)
+{
+    ss_op_redeem(op, code, user, now);
+    op->kind = STORE_OP_HOLD;
+    op->in.until = until;
+}
+
+void
+ss_op_release(struct store_op *op, uint64_t hold_seq, int64_t now)
+{
+    ss_op(op, STORE_OP_RELEASE, now);
+    op->in.hold_seq = hold_seq;
+}
+
+void
+ss_op_unredeem(struct store_op *op, const char *user, uint64_t redemption, int64_t now)
+{
+    ss_op(op, STORE_OP_UNREDEEM, now);
+    snprintf(op->in.user, sizeof op->in.user, "%s", user);
+    op->in.after = redemption;
+}
+
+void
+ss_op_generate(struct store_op *op, const struct store_coupon *recs, size_t n, size_t want,
+               size_t *chosen)
+{
+    ss_op(op, STORE_OP_GENERATE, 0);
+    op->in.recs = recs;
+    op->in.n = n;
+    op->in.want = want;
+    op->in.chosen = chosen;
+}
+
+void
+ss_op_expire_holds(struct store_op *op, int64_t now, size_t max)
+{
+    ss_op(op, STORE_OP_EXPIRE_HOLDS, now);
+    op->in.max = max;
+}
+
+void
+ss_op_expire_ids(struct store_op *op, int64_t now, size_t max)
+{
+    ss_op(op, STORE_OP_EXPIRE_IDS, now);
+    op->in.max = max;
+}
+
+void
+ss_op_rid_get(struct store_op *op, const char *scope, const char *id)
+{
+    ss_op(op, STORE_OP_RID_GET, 0);
+    snprintf(op->in.rid.scope, sizeof op->in.rid.scope, "%s", scope);
+    snprintf(op->in.rid.id, sizeof op->in.rid.id, "%s", id);
+}
+
+void
+ss_op_coupons(struct store_op *op, const char *user, int64_t now, struct store_coupon *rows,
+              size_t cap)
+{
+    ss_op(op, STORE_OP_COUPONS, now);
+    snprintf(op->in.user, sizeof op->in.user, "%s", user);
+    op->in.coupons = rows;
+    op->in.cap = cap;
+}
+
+void
+ss_op_export(struct store_op *op, enum store_export_kind kind, void *cursor, size_t cap,
+             struct store_coupon *coupons, struct store_redemption *rows)
+{
+    ss_op(op, STORE_OP_EXPORT, 0);
+    op->in.export_kind = kind;
+    op->in.any_type = true;
+    op->in.cursor = cursor;
+    op->in.cap = cap;
+    op->in.coupons = coupons;
+    op->in.rows = rows;
+}
+
+void
+ss_op_rid(struct store_op *op, const char *scope, const char *id, const char *request)
+{
+    /* FNV-1a over the request text, spread over the fingerprint's bytes. */
+    uint64_t h = UINT64_C(14695981039346656037);
+
+    snprintf(op->in.rid.scope, sizeof op->in.rid.scope, "%s", scope);
+    snprintf(op->in.rid.id, sizeof op->in.rid.id, "%s", id);
+    for (const char *p = request; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * UINT64_C(1099511628211);
+    for (int i = 0; i < STORE_FP_BYTES; i++)
+        op->in.rid.fp[i] = (uint8_t)(h >> (8 * (i % 8))) ^ (uint8_t)i;
+}
+
 /* --- waiting --- */
 
 static void

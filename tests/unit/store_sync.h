@@ -66,6 +66,26 @@ void ss_op_counters(struct store_op *op, int64_t now);
 void ss_op_history(struct store_op *op, uint64_t after, struct store_redemption *rows, size_t cap);
 void ss_op_check(struct store_op *op, int64_t now);
 
+/* Version 2. */
+void ss_op_hold(struct store_op *op, const char *code, const char *user, int64_t now,
+                int64_t until);
+void ss_op_release(struct store_op *op, uint64_t hold_seq, int64_t now);
+void ss_op_unredeem(struct store_op *op, const char *user, uint64_t redemption, int64_t now);
+void ss_op_generate(struct store_op *op, const struct store_coupon *recs, size_t n, size_t want,
+                    size_t *chosen);
+void ss_op_expire_holds(struct store_op *op, int64_t now, size_t max);
+void ss_op_expire_ids(struct store_op *op, int64_t now, size_t max);
+void ss_op_rid_get(struct store_op *op, const char *scope, const char *id);
+void ss_op_coupons(struct store_op *op, const char *user, int64_t now, struct store_coupon *rows,
+                   size_t cap);
+/* EXPORT: the first call (cursor NULL) or the next; rows go to coupons (COUPONS) or rows. */
+void ss_op_export(struct store_op *op, enum store_export_kind kind, void *cursor, size_t cap,
+                  struct store_coupon *coupons, struct store_redemption *rows);
+
+/* Gives a write the request id `id` in `scope`, with a fingerprint made from `request` (the
+ * same text: a retry; another text: another request). */
+void ss_op_rid(struct store_op *op, const char *scope, const char *id, const char *request);
+
 /* --- batches --- */
 
 void ss_batch_init(struct ss *s, struct ss_batch *sb);

@@ -1726,6 +1726,414 @@ test_performance(void **state)
     free(recs);
 }
 
+/* --- version 2: holds, undo, request ids, generation, lookups, export --- */
+
+/* Skips the test when the backend does not serve version 2 yet (its reads of a v2 kind fail
+ * with STORE_IO), so that the tests start running when it does. */
+static void
+need_v2(struct fx *fx)
+{
+    struct store_op op;
+
+    ss_op_rid_get(&op, "", "probe");
+    if (ss_read(&fx->s, &op) == STORE_IO) {
+        printf("skipped: the %s backend does not serve version 2 (%s)\n", store_backend(fx->s.st),
+               op.out.msg);
+        skip();
+    }
+    assert_int_equal(op.err, STORE_INVALID); /* not stored */
+}
+
+static enum store_err
+hold(struct ss *s, const char *code, const char *user, int64_t now, int64_t until,
+     struct store_op *op)
+{
+    ss_op_hold(op, code, user, now, until);
+    return ss_run(s, op);
+}
+
+static void
+test_holds(void **state)
+{
+    struct fx *fx = *state;
+    struct store_coupon c = coupon("H", STORE_TYPE_FREE, T0 + 1000);
+    struct store_op h1, h2, op;
+
+    need_v2(fx);
+    c.max_uses = 2;
+    upload_ok(&fx->s, &c, 1);
+    assign_expect(&fx->s, STORE_TYPE_FREE, "alice", T0, "H");
+    assert_int_equal(hold(&fx->s, "H", "alice", T0, T0 + 100, &h1), STORE_OK);
+    assert_true(h1.out.hold.seq > 0);
+    assert_int_equal(h1.out.hold.expires, T0 + 100);
+    assert_int_equal(h1.out.coupon.held, 1);
+    assert_int_equal(h1.out.coupon.uses, 0);
+    assert_int_equal(hold(&fx->s, "H", "alice", T0, T0 + 10, &h2), STORE_OK);
+    assert_true(h2.out.hold.seq > h1.out.hold.seq);
+    assert_int_equal(h2.out.coupon.held, 2);
+    /* uses + live holds == max_uses: nothing more. */
+    assert_int_equal(hold(&fx->s, "H", "alice", T0, T0 + 100, &op), STORE_EXHAUSTED);
+    assert_int_equal(op.out.coupon.held, 2);
+    assert_int_equal(ss_validate(&fx->s, "H", "alice", T0, &c), STORE_EXHAUSTED);
+    assert_int_equal(ss_redeem(&fx->s, "H", "alice", T0, &c), STORE_EXHAUSTED);
+    assert_int_equal(hold(&fx->s, "H", "bob", T0, T0 + 100, &op), STORE_INVALID);
+    assert_string_equal(op.out.coupon.code, "");
+    assert_int_equal(hold(&fx->s, "NOPE", "alice", T0, T0 + 100, &op), STORE_INVALID);
+    assert_int_equal(counters(&fx->s, T0).type[STORE_TYPE_FREE].held, 2);
+
+    /* A redemption with a hold uses it: uses + held stays. */
+    ss_op_redeem(&op, "H", "alice", T0 + 1);
+    op.in.hold_seq = h1.out.hold.seq;
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.coupon.uses, 1);
+    assert_int_equal(op.out.coupon.held, 1);
+    assert_true(op.out.redemption > 0);
+    ss_op_redeem(&op, "H", "alice", T0 + 1);
+    op.in.hold_seq = h1.out.hold.seq; /* used: gone */
+    assert_int_equal(ss_run(&fx->s, &op), STORE_UNKNOWN_HOLD);
+    ss_op_release(&op, h1.out.hold.seq, T0 + 1);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_UNKNOWN_HOLD);
+
+    /* A hold past its end counts for nothing, removed or not. */
+    assert_int_equal(ss_validate(&fx->s, "H", "alice", T0 + 10, &c), STORE_EXHAUSTED);
+    assert_int_equal(ss_validate(&fx->s, "H", "alice", T0 + 11, &c), STORE_OK);
+    assert_int_equal(c.held, 0);
+    assert_int_equal(counters(&fx->s, T0 + 11).type[STORE_TYPE_FREE].held, 0);
+    ss_op_redeem(&op, "H", "alice", T0 + 11);
+    op.in.hold_seq = h2.out.hold.seq;
+    assert_int_equal(ss_run(&fx->s, &op), STORE_UNKNOWN_HOLD);
+    ss_op_expire_holds(&op, T0 + 11, 10);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.count, 1);
+    assert_false(op.out.more);
+
+    /* A hold released gives its use back. */
+    assert_int_equal(hold(&fx->s, "H", "alice", T0 + 20, T0 + 200, &h1), STORE_OK);
+    assert_int_equal(ss_validate(&fx->s, "H", "alice", T0 + 20, &c), STORE_EXHAUSTED);
+    ss_op_release(&op, h1.out.hold.seq, T0 + 21);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_string_equal(op.out.coupon.code, "H");
+    assert_int_equal(op.out.coupon.held, 0);
+    assert_int_equal(ss_redeem(&fx->s, "H", "alice", T0 + 22, &c), STORE_OK);
+    assert_int_equal(c.uses, 2);
+    /* A hold on an expired coupon: EXPIRED; a redemption with a hold past the coupon's end. */
+    assert_int_equal(hold(&fx->s, "H", "alice", T0 + 2000, T0 + 3000, &op), STORE_EXHAUSTED);
+    check_ok(&fx->s, T0 + 22);
+}
+
+static void
+test_hold_expired_coupon(void **state)
+{
+    struct fx *fx = *state;
+    struct store_coupon c = coupon("E", STORE_TYPE_FREE, T0 + 10);
+    struct store_op h, op;
+
+    need_v2(fx);
+    upload_ok(&fx->s, &c, 1);
+    assign_expect(&fx->s, STORE_TYPE_FREE, "alice", T0, "E");
+    assert_int_equal(hold(&fx->s, "E", "alice", T0 + 11, T0 + 100, &op), STORE_EXPIRED);
+    assert_int_equal(hold(&fx->s, "E", "alice", T0, T0 + 100, &h), STORE_OK);
+    ss_op_redeem(&op, "E", "alice", T0 + 11);
+    op.in.hold_seq = h.out.hold.seq;
+    assert_int_equal(ss_run(&fx->s, &op), STORE_EXPIRED);
+    ss_op_redeem(&op, "E", "bob", T0 + 5);
+    op.in.hold_seq = h.out.hold.seq;
+    assert_int_equal(ss_run(&fx->s, &op), STORE_INVALID);
+    ss_op_redeem(&op, "E", "alice", T0 + 5);
+    op.in.hold_seq = h.out.hold.seq + 1000;
+    assert_int_equal(ss_run(&fx->s, &op), STORE_UNKNOWN_HOLD);
+    ss_op_redeem(&op, "E", "alice", T0 + 5);
+    op.in.hold_seq = h.out.hold.seq;
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.coupon.uses, 1);
+    assert_int_equal(op.out.coupon.held, 0);
+    check_ok(&fx->s, T0);
+}
+
+static void
+test_unredeem(void **state)
+{
+    struct fx *fx = *state;
+    struct store_coupon c = coupon("U", STORE_TYPE_STANDARD, T0 - 5);
+    struct store_redemption h[MAX_HISTORY];
+    struct store_op r1, r2, op;
+
+    need_v2(fx);
+    c.max_uses = 2;
+    upload_ok(&fx->s, &c, 1);
+    assign_expect(&fx->s, STORE_TYPE_STANDARD, "alice", T0 - 100, "U");
+    ss_op_redeem(&r1, "U", "alice", T0 - 50);
+    assert_int_equal(ss_run(&fx->s, &r1), STORE_OK);
+    ss_op_redeem(&r2, "U", "alice", T0 - 40);
+    assert_int_equal(ss_run(&fx->s, &r2), STORE_OK);
+    assert_int_equal(r2.out.redemption, r1.out.redemption + 1);
+    assert_int_equal(ss_redeem(&fx->s, "U", "alice", T0 - 30, NULL), STORE_EXHAUSTED);
+
+    ss_op_unredeem(&op, "bob", r1.out.redemption, T0 - 20);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_UNKNOWN_REDEMPTION);
+    ss_op_unredeem(&op, "alice", r2.out.redemption + 5, T0 - 20);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_UNKNOWN_REDEMPTION);
+    ss_op_unredeem(&op, "alice", r1.out.redemption, T0 - 20);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.coupon.uses, 1);
+    ss_op_unredeem(&op, "alice", r1.out.redemption, T0 - 19);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_UNKNOWN_REDEMPTION);
+    assert_int_equal(history(&fx->s, 0, MAX_HISTORY, h), 2);
+    assert_int_equal(h[0].undone, T0 - 20);
+    assert_int_equal(h[1].undone, 0);
+    assert_int_equal(counters(&fx->s, T0).type[STORE_TYPE_STANDARD].redeemed, 2);
+    assert_int_equal(counters(&fx->s, T0).type[STORE_TYPE_STANDARD].unredeemed, 1);
+    /* The use given back can be used again; an undone coupon is never purged. */
+    assert_int_equal(ss_redeem(&fx->s, "U", "alice", T0 - 10, NULL), STORE_OK);
+    ss_op_unredeem(&op, "alice", r1.out.redemption + 2, T0 - 9);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    ss_op_unredeem(&op, "alice", r2.out.redemption, T0 - 8);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.coupon.uses, 0);
+    assert_int_equal(ss_purge(&fx->s, T0 + 100, 10, NULL, NULL), STORE_OK);
+    assert_int_equal(ss_get(&fx->s, "U", &c), STORE_OK);
+    check_ok(&fx->s, T0);
+}
+
+static void
+test_request_ids(void **state)
+{
+    struct fx *fx = *state;
+    const struct store_coupon recs[] = {coupon("R1", STORE_TYPE_FREE, T0 + 1),
+                                        coupon("R2", STORE_TYPE_FREE, T0 + 2),
+                                        coupon("R3", STORE_TYPE_FREE, T0 + 3)};
+    struct store_op op, ops[3];
+    struct ss_batch sb;
+    struct store_coupon c;
+
+    need_v2(fx);
+    /* A failed write stores no id: its retry runs again. */
+    ss_op_assign(&op, STORE_TYPE_FREE, "alice", T0);
+    ss_op_rid(&op, "shop", "order-1", "REQUEST alice FREE");
+    assert_int_equal(ss_run(&fx->s, &op), STORE_NO_COUPONS);
+    ss_op_upload(&op, recs, 3, false, NULL, 0);
+    op.now = T0;
+    ss_op_rid(&op, "admin", "up-1", "UPLOAD R1 R2 R3");
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_false(op.out.replayed);
+    ss_op_upload(&op, recs, 3, false, NULL, 0);
+    op.now = T0;
+    ss_op_rid(&op, "admin", "up-1", "UPLOAD R1 R2 R3");
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK); /* replayed: not rejected as existing */
+    assert_true(op.out.replayed);
+
+    ss_op_assign(&op, STORE_TYPE_FREE, "alice", T0);
+    op.in.task_seq = 7;
+    op.in.task_stamp = 1234;
+    ss_op_rid(&op, "shop", "order-1", "REQUEST alice FREE");
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_string_equal(op.out.coupon.code, "R1");
+    assert_false(op.out.replayed);
+
+    /* The retry, and a retry in the same batch as a new request. */
+    ss_batch_init(&fx->s, &sb);
+    ss_op_assign(ss_batch_add(&sb, &ops[0]), STORE_TYPE_FREE, "alice", T0 + 5);
+    ss_op_rid(&ops[0], "shop", "order-1", "REQUEST alice FREE");
+    ss_op_assign(ss_batch_add(&sb, &ops[1]), STORE_TYPE_FREE, "bob", T0);
+    ss_op_rid(&ops[1], "shop", "order-2", "REQUEST bob FREE");
+    ss_op_assign(ss_batch_add(&sb, &ops[2]), STORE_TYPE_FREE, "bob", T0);
+    ss_op_rid(&ops[2], "shop", "order-2", "REQUEST bob FREE");
+    assert_int_equal(ss_commit(&sb), STORE_OK);
+    assert_int_equal(ops[0].err, STORE_OK);
+    assert_true(ops[0].out.replayed);
+    assert_string_equal(ops[0].out.coupon.code, "R1");
+    assert_int_equal(ops[0].out.coupon.assigned_at, T0);
+    assert_int_equal(ops[0].out.done_at, T0);
+    assert_int_equal(ops[1].err, STORE_OK);
+    assert_false(ops[1].out.replayed);
+    assert_string_equal(ops[1].out.coupon.code, "R2");
+    assert_int_equal(ops[2].err, STORE_OK);
+    assert_true(ops[2].out.replayed);
+    assert_string_equal(ops[2].out.coupon.code, "R2");
+    assert_int_equal(counters(&fx->s, T0).type[STORE_TYPE_FREE].assigned, 2);
+
+    /* Another request with a used id; the same id in another scope is another id. */
+    ss_op_assign(&op, STORE_TYPE_FREE, "carol", T0);
+    ss_op_rid(&op, "shop", "order-1", "REQUEST carol FREE");
+    assert_int_equal(ss_run(&fx->s, &op), STORE_ID_CONFLICT);
+    ss_op_redeem(&op, "R1", "alice", T0);
+    ss_op_rid(&op, "shop", "order-1", "REDEEM alice R1");
+    assert_int_equal(ss_run(&fx->s, &op), STORE_ID_CONFLICT);
+    ss_op_redeem(&op, "R1", "alice", T0);
+    ss_op_rid(&op, "other", "order-1", "REDEEM alice R1");
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.coupon.uses, 1);
+    ss_op_redeem(&op, "R1", "alice", T0);
+    ss_op_rid(&op, "other", "order-1", "REDEEM alice R1");
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_true(op.out.replayed);
+    assert_int_equal(op.out.coupon.uses, 1);
+    assert_true(op.out.redemption > 0);
+
+    /* What the store kept. */
+    ss_op_rid_get(&op, "shop", "order-1");
+    assert_int_equal(ss_read(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.rid_kind, STORE_OP_ASSIGN);
+    assert_string_equal(op.out.coupon.code, "R1");
+    assert_string_equal(op.out.coupon.user, "alice");
+    assert_int_equal(op.out.done_at, T0);
+    assert_int_equal(op.out.task_seq, 7);
+    assert_int_equal(op.out.task_stamp, 1234);
+    ss_op_rid_get(&op, "shop", "order-9");
+    assert_int_equal(ss_read(&fx->s, &op), STORE_INVALID);
+
+    /* Kept until EXPIRE_IDS; then the id is free again. */
+    ss_op_expire_ids(&op, T0, 10);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.count, 0);
+    ss_op_expire_ids(&op, T0 + 1, 2);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.count, 2);
+    assert_true(op.out.more);
+    ss_op_expire_ids(&op, T0 + 1, 10);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.count, 2);
+    assert_false(op.out.more);
+    ss_op_assign(&op, STORE_TYPE_FREE, "carol", T0);
+    ss_op_rid(&op, "shop", "order-1", "REQUEST carol FREE");
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_string_equal(op.out.coupon.code, "R3");
+    assert_int_equal(ss_get(&fx->s, "R3", &c), STORE_OK);
+    check_ok(&fx->s, T0);
+}
+
+static void
+test_generate(void **state)
+{
+    struct fx *fx = *state;
+    struct store_coupon cand[6];
+    size_t chosen[4] = {99, 99, 99, 99};
+    struct store_op op;
+    struct store_coupon c;
+
+    need_v2(fx);
+    upload_one_ok(&fx->s, "G-TAKEN", STORE_TYPE_FREE, T0);
+    cand[0] = coupon("G-TAKEN", STORE_TYPE_MEGADEAL, T0 + 5);
+    cand[1] = coupon("G-A", STORE_TYPE_MEGADEAL, T0 + 5);
+    cand[2] = coupon("G-A", STORE_TYPE_MEGADEAL, T0 + 5);
+    cand[3] = coupon("G-B", STORE_TYPE_MEGADEAL, T0 + 5);
+    cand[4] = coupon("G-C", STORE_TYPE_MEGADEAL, T0 + 5);
+    cand[5] = coupon("G-D", STORE_TYPE_MEGADEAL, T0 + 5);
+    cand[3].max_uses = 0; /* not a valid record: not usable */
+    ss_op_generate(&op, cand, 6, 3, chosen);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.count, 3);
+    assert_int_equal(chosen[0], 1);
+    assert_int_equal(chosen[1], 4);
+    assert_int_equal(chosen[2], 5);
+    assert_int_equal(chosen[3], 99);
+    assert_int_equal(ss_get(&fx->s, "G-C", &c), STORE_OK);
+    assert_int_equal(c.type, STORE_TYPE_MEGADEAL);
+    assert_int_equal(counters(&fx->s, T0).type[STORE_TYPE_MEGADEAL].created, 3);
+    assert_int_equal(available(&fx->s, STORE_TYPE_MEGADEAL, T0), 3);
+    /* Too few new codes: nothing stored. */
+    cand[0] = coupon("G-E", STORE_TYPE_MEGADEAL, T0 + 5);
+    ss_op_generate(&op, cand, 3, 2, chosen);
+    assert_int_equal(ss_run(&fx->s, &op), STORE_REJECTED);
+    assert_int_equal(ss_get(&fx->s, "G-E", &c), STORE_INVALID);
+    assert_int_equal(counters(&fx->s, T0).type[STORE_TYPE_MEGADEAL].created, 3);
+    check_ok(&fx->s, T0);
+}
+
+static void
+test_coupons_of_user(void **state)
+{
+    struct fx *fx = *state;
+    const struct store_coupon recs[] = {
+        coupon("C1", STORE_TYPE_FREE, T0 + 1), coupon("C2", STORE_TYPE_FREE, T0 + 2),
+        coupon("C3", STORE_TYPE_FREE, T0 + 3), coupon("C4", STORE_TYPE_FREE, T0 + 4)};
+    struct store_coupon rows[4];
+    struct store_op op;
+
+    need_v2(fx);
+    upload_ok(&fx->s, recs, 4);
+    assign_expect(&fx->s, STORE_TYPE_FREE, "alice", T0 - 30, "C1");
+    assign_expect(&fx->s, STORE_TYPE_FREE, "bob", T0 - 20, "C2");
+    assign_expect(&fx->s, STORE_TYPE_FREE, "alice", T0 - 10, "C3");
+    assign_expect(&fx->s, STORE_TYPE_FREE, "alice", T0 - 10, "C4");
+    ss_op_coupons(&op, "alice", T0, rows, 2);
+    assert_int_equal(ss_read(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.count, 3);
+    assert_string_equal(rows[0].code, "C4"); /* newest first; the same time: the later */
+    assert_string_equal(rows[1].code, "C3");
+    assert_string_equal(rows[1].user, "alice");
+    ss_op_coupons(&op, "alice", T0, rows, 4);
+    assert_int_equal(ss_read(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.count, 3);
+    assert_string_equal(rows[2].code, "C1");
+    ss_op_coupons(&op, "nobody", T0, rows, 4);
+    assert_int_equal(ss_read(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.count, 0);
+}
+
+/* Runs one EXPORT call; returns its rows. */
+static uint64_t
+export_page(struct ss *s, struct store_op *op, enum store_export_kind kind, void **cursor,
+            size_t cap, struct store_coupon *coupons, struct store_redemption *rows)
+{
+    ss_op_export(op, kind, *cursor, cap, coupons, rows);
+    if (ss_read(s, op) != STORE_OK)
+        fail_msg("export: %s", op->out.msg);
+    *cursor = op->out.more ? op->out.cursor : NULL;
+    return op->out.count;
+}
+
+static void
+test_export(void **state)
+{
+    struct fx *fx = *state;
+    const struct store_coupon recs[] = {
+        coupon("X5", STORE_TYPE_FREE, T0), coupon("X1", STORE_TYPE_STANDARD, T0),
+        coupon("X3", STORE_TYPE_FREE, T0), coupon("X2", STORE_TYPE_FREE, T0),
+        coupon("X4", STORE_TYPE_NONE, T0)};
+    const char *const order[] = {"X1", "X2", "X3", "X4", "X5"};
+    struct store_redemption h[MAX_HISTORY];
+    struct store_coupon page[2];
+    void *cursor = NULL;
+    struct store_op op;
+    size_t seen = 0;
+    int calls = 0;
+
+    need_v2(fx);
+    upload_ok(&fx->s, recs, 5);
+    assign_expect(&fx->s, STORE_TYPE_FREE, "alice", T0, "X5");
+    assert_int_equal(ss_redeem(&fx->s, "X5", "alice", T0, NULL), STORE_OK);
+    /* Pages of two from one snapshot: a coupon uploaded meanwhile is not in it. */
+    do {
+        uint64_t n = export_page(&fx->s, &op, STORE_EXPORT_COUPONS, &cursor, 2, page, NULL);
+
+        for (uint64_t i = 0; i < n; i++)
+            assert_string_equal(page[i].code, order[seen++]);
+        if (calls++ == 0)
+            upload_one_ok(&fx->s, "X0", STORE_TYPE_FREE, T0);
+    } while (cursor != NULL);
+    assert_int_equal(seen, 5);
+    assert_true(calls >= 3);
+    /* Redemptions after a seq, and of one code. */
+    assert_int_equal(ss_redeem(&fx->s, "X5", "bob", T0, NULL), STORE_INVALID);
+    assert_int_equal(export_page(&fx->s, &op, STORE_EXPORT_HISTORY, &cursor, MAX_HISTORY, NULL, h),
+                     1);
+    assert_string_equal(h[0].code, "X5");
+    assert_null(cursor);
+    ss_op_export(&op, STORE_EXPORT_CODE_HISTORY, NULL, MAX_HISTORY, NULL, h);
+    snprintf(op.in.code, sizeof op.in.code, "X5");
+    assert_int_equal(ss_read(&fx->s, &op), STORE_OK);
+    assert_int_equal(op.out.count, 1);
+    assert_int_equal(h[0].seq, 1);
+    /* Released early. */
+    assert_int_equal(export_page(&fx->s, &op, STORE_EXPORT_COUPONS, &cursor, 1, page, NULL), 1);
+    assert_non_null(cursor);
+    ss_op_export(&op, STORE_EXPORT_COUPONS, cursor, 1, page, NULL);
+    op.in.close = true;
+    assert_int_equal(ss_read(&fx->s, &op), STORE_OK);
+    assert_false(op.out.more);
+}
+
 /* The tests, and whether each is LMDB's alone. */
 #define TEST(fn)                                                                                   \
     {                                                                                              \
@@ -1767,6 +2175,13 @@ static const struct {
     LMDB_ONLY(test_open_rejects_bad_meta),
     LMDB_ONLY(test_read_while_in_flight),
     TEST(test_completion),
+    TEST(test_holds),
+    TEST(test_hold_expired_coupon),
+    TEST(test_unredeem),
+    TEST(test_request_ids),
+    TEST(test_generate),
+    TEST(test_coupons_of_user),
+    TEST(test_export),
     TEST(test_performance),
 };
 
