@@ -218,7 +218,7 @@ static const struct {
         {"unredeem", "WITH h AS (UPDATE history SET undone = greatest($1::int8, 1) WHERE seq = $2 "
                      "AND owner = $3 AND undone = 0 RETURNING code), "
                      "u AS (UPDATE coupons c SET uses = c.uses - 1 FROM h WHERE c.code = h.code "
-                     "AND c.uses > 0 RETURNING c.*), "
+                     "RETURNING c.*), "
                      "d AS (INSERT INTO coupond_delta (type, unredeemed) SELECT type, 1 FROM u) "
                      "SELECT " COUPON_COLS " FROM u AS c"},
     /* Publishes the first $2 staged candidates of op $1 whose codes are not stored, all or

@@ -18,13 +18,14 @@
  * the blocking connection of open (the others have PG_CONN_CONNECT_TIMEOUT_S). */
 enum { KEY_APP, KEY_TIMEOUT, KEY_DBNAME, KEY_ENCODING, NKEYS };
 
-#define CONNECT_TIMEOUT_TEXT "5" /* PG_CONN_CONNECT_TIMEOUT_S, as libpq reads it */
+#define TIMEOUT_TEXT 16 /* PG_CONN_CONNECT_TIMEOUT_S in whole seconds, as libpq reads it */
 
 struct pg_store {
     struct store base; /* first: store.c hands this pointer back */
     char *uri;
     char node[STORE_NODE_MAX + 1];
     char where[PG_STORE_WHERE_MAX];
+    char timeout[TIMEOUT_TEXT];
     const char *keys[NKEYS + 1];
     const char *vals[NKEYS + 1];
     struct pg_writer writer;
@@ -97,7 +98,8 @@ make(const char *location)
     st->keys[KEY_APP] = "application_name";
     st->vals[KEY_APP] = "coupond";
     st->keys[KEY_TIMEOUT] = "connect_timeout";
-    st->vals[KEY_TIMEOUT] = CONNECT_TIMEOUT_TEXT;
+    snprintf(st->timeout, sizeof st->timeout, "%.0f", PG_CONN_CONNECT_TIMEOUT_S);
+    st->vals[KEY_TIMEOUT] = st->timeout;
     st->keys[KEY_DBNAME] = "dbname";
     st->vals[KEY_DBNAME] = st->uri;
     st->keys[KEY_ENCODING] = "client_encoding";

@@ -401,11 +401,11 @@ res_rolled_back(void *arg, PGresult *r)
 
     (void)r;
     if (retryable(w->sqlstate) && w->tries < PG_WRITER_TRIES) {
-        if (!plan_head(w)) {
-            finish_msg(w, STORE_IO, "commit: out of memory");
-            return;
-        }
-        run_pipeline(w);
+        /* Run again once the other side had time to finish: at once, this session could take
+         * the same locks back first and meet it again. */
+        w->phase = PG_WRITER_RETRY;
+        ev_timer_set(&w->later, PG_WRITER_RETRY_DELAY_S * w->tries, 0.);
+        ev_timer_start(w->loop, &w->later);
         return;
     }
     snprintf(w->b->msg, sizeof w->b->msg, "%s", w->msg);
@@ -787,6 +787,18 @@ ask_outcome(struct pg_writer *w)
         pg_conn_flush(&w->conn);
 }
 
+/* Runs the batch again after a deadlock or serialization failure. */
+static void
+retry(struct pg_writer *w)
+{
+    if (!pg_conn_ready(&w->conn))
+        finish_msg(w, STORE_UNAVAILABLE, "commit: %s; the batch was not committed", w->conn.why);
+    else if (!plan_head(w))
+        finish_msg(w, STORE_IO, "commit: out of memory");
+    else
+        run_pipeline(w);
+}
+
 static void
 on_later(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -796,6 +808,8 @@ on_later(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     if (w->phase == PG_WRITER_REFUSE)
         finish(w, w->refusal);
+    else if (w->phase == PG_WRITER_RETRY)
+        retry(w);
     else if (w->phase == PG_WRITER_OUTCOME && pg_conn_ready(&w->conn))
         ask_outcome(w);
 }
@@ -905,9 +919,14 @@ pg_writer_close(struct pg_writer *w)
 
     w->closing = true;
     while (w->b != NULL && (w->phase == PG_WRITER_STAGE || w->phase == PG_WRITER_RUN ||
-                            w->phase == PG_WRITER_ROLLBACK)) {
+                            w->phase == PG_WRITER_ROLLBACK || w->phase == PG_WRITER_RETRY)) {
         double left = until - ev_time();
 
+        if (w->phase == PG_WRITER_RETRY) {
+            ev_timer_stop(w->loop, &w->later);
+            retry(w); /* no loop runs now to wait for */
+            continue;
+        }
         if (left <= 0 || !pg_conn_wait(&w->conn, left))
             break;
     }

@@ -24,8 +24,8 @@
  * upload, an exhausted coupon) is a result, never an error: an operation that fails changed
  * nothing, the others stay, with no savepoint. A statement that does raise an error (the
  * server's trouble, a deadlock between nodes) fails the batch: ROLLBACK, nothing of it is
- * stored. A deadlock or serialization failure is run again, up to PG_WRITER_TRIES times in all,
- * since nothing of it was stored.
+ * stored. A deadlock or serialization failure is run again after PG_WRITER_RETRY_DELAY_S, up
+ * to PG_WRITER_TRIES times in all, since nothing of it was stored.
  *
  * An upload's COPY cannot be pipelined, so it is staged before the batch's transaction, into a
  * temporary table that only this session sees; the upload's INSERT ... SELECT from it runs at
@@ -57,6 +57,11 @@
  * third covers a cycle of three nodes. */
 #define PG_WRITER_TRIES 3
 
+/* Seconds before the k-th run again, times k: long enough for the other transaction of a
+ * deadlock to take the locks it waited for and commit (milliseconds), short against a batch's
+ * latency budget. */
+#define PG_WRITER_RETRY_DELAY_S 0.02
+
 /* Seconds a batch whose COMMIT outcome is unknown waits to learn it: several reconnection
  * attempts of the backoff schedule (0.1 + 0.2 + 0.4 + 0.8 s), short enough to answer clients
  * promptly during an outage. */
@@ -78,6 +83,7 @@ enum pg_writer_phase {
     PG_WRITER_STAGE,    /* COPY of the upload records */
     PG_WRITER_RUN,      /* the pipeline is sent; results coming */
     PG_WRITER_ROLLBACK, /* a statement failed: ROLLBACK sent */
+    PG_WRITER_RETRY,    /* rolled back after a deadlock: running again soon */
     PG_WRITER_OUTCOME   /* the connection broke after COMMIT may have run: learning */
 };
 

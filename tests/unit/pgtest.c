@@ -58,6 +58,29 @@ pgtest_sql(const char *uri, const char *sql)
     return run(argv, NULL, 0);
 }
 
+int
+pgtest_sql_start(const char *uri, const char *sql)
+{
+    char *const argv[] = {"psql",      "-X", "-q",        "-v", "ON_ERROR_STOP=1", "-o",
+                          "/dev/null", "-d", (char *)uri, "-c", (char *)sql,       NULL};
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    return (int)pid;
+}
+
+bool
+pgtest_sql_wait(int pid)
+{
+    int status;
+
+    return pid > 0 && waitpid((pid_t)pid, &status, 0) == (pid_t)pid && WIFEXITED(status) &&
+           WEXITSTATUS(status) == 0;
+}
+
 bool
 pgtest_value(const char *uri, const char *sql, char *out, size_t len)
 {

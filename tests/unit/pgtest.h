@@ -13,6 +13,12 @@ bool pgtest_is_pg(const char *uri);
 /* Runs sql (one or more statements) with psql on uri; true when it succeeded. */
 bool pgtest_sql(const char *uri, const char *sql);
 
+/* Starts sql with psql on uri without waiting; returns its process id (or -1). */
+int pgtest_sql_start(const char *uri, const char *sql);
+
+/* Waits for a pgtest_sql_start; true when psql succeeded. */
+bool pgtest_sql_wait(int pid);
+
 /* The first column of the first row of sql's result, as text, into out; false on failure. */
 bool pgtest_value(const char *uri, const char *sql, char *out, size_t len);
 

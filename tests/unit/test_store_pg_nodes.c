@@ -272,6 +272,43 @@ test_outage_and_reconnect(void **state)
     ss_close(&s);
 }
 
+/* --- a deadlock with another session: the batch is run again --- */
+
+static void
+test_deadlock_retry(void **state)
+{
+    const struct store_coupon recs[] = {coupon("DA", STORE_TYPE_FREE, T0, 5),
+                                        coupon("DB", STORE_TYPE_FREE, T0 + 1, 5)};
+    struct store_op ops[2];
+    struct ss_batch sb;
+    struct ss s;
+    int pid;
+
+    (void)state;
+    open_node(&s, pg_uri, "a");
+    assert_int_equal(ss_upload(&s, recs, 2, false, NULL, 0, NULL), STORE_OK);
+    assert_int_equal(ss_assign(&s, STORE_TYPE_FREE, "alice", T0, NULL), STORE_OK);
+    assert_int_equal(ss_assign(&s, STORE_TYPE_FREE, "alice", T0, NULL), STORE_OK);
+    /* Another session locks DB, then wants DA, which the batch holds while it waits for DB. It
+     * looks for deadlocks late: the batch's session finds the cycle and is the one aborted. */
+    pid = pgtest_sql_start(pg_uri, "SET deadlock_timeout = '10s'; BEGIN; "
+                                   "SELECT 1 FROM coupons WHERE code = 'DB' FOR UPDATE; "
+                                   "SELECT pg_sleep(0.5); "
+                                   "SELECT 1 FROM coupons WHERE code = 'DA' FOR UPDATE; COMMIT");
+    usleep(200000);
+    ss_batch_init(&s, &sb);
+    ss_op_redeem(ss_batch_add(&sb, &ops[0]), "DA", "alice", T0);
+    ss_op_redeem(ss_batch_add(&sb, &ops[1]), "DB", "alice", T0);
+    if (ss_commit(&sb) != STORE_OK)
+        fail_msg("batch: %s", sb.b.msg);
+    assert_int_equal(ops[0].err, STORE_OK);
+    assert_int_equal(ops[1].err, STORE_OK);
+    assert_int_equal(ops[1].out.coupon.uses, 1);
+    assert_true(pgtest_sql_wait(pid));
+    check_ok(&s, T0);
+    ss_close(&s);
+}
+
 /* --- the COMMIT outcome, learned after the connection broke --- */
 
 /* How the proxy cuts the connection that carries a COMMIT. */
@@ -739,6 +776,7 @@ main(void)
         cmocka_unit_test_setup(test_schema_version, setup),
         cmocka_unit_test_setup(test_check_detects_corruption, setup),
         cmocka_unit_test_setup(test_outage_and_reconnect, setup),
+        cmocka_unit_test_setup(test_deadlock_retry, setup),
         cmocka_unit_test_setup(test_commit_outcome, setup),
         cmocka_unit_test_setup(test_two_nodes, setup),
         cmocka_unit_test_setup(test_request_rate, setup),
