@@ -69,115 +69,131 @@ code_ok(struct store_op *op, const char *what)
     return false;
 }
 
-bool
-pg_ops_plan(struct store_op *op, struct pg_call *call)
+/* --- planning: one function per kind --- */
+
+/* A user that cannot hold a coupon: the operation is `e` without asking. */
+static bool
+user_usable(struct store_op *op, const char *what, enum store_err e)
 {
-    reset(op);
-    call->n = 0;
-    switch (op->kind) {
-    case STORE_OP_REDEEM:
-        if (!code_ok(op, "redeem"))
-            return false;
-        if (!user_ok(op->in.user)) {
-            store_op_fail(op, STORE_INVALID, "redeem: %s", store_strerror(STORE_INVALID));
-            return false;
-        }
-        call->stmt = PG_STMT_REDEEM;
-        put_i64(call, op->now);
-        put_text(call, op->in.code);
-        put_text(call, op->in.user);
-        put_i64(call, clamp_i64(op->in.hold_seq));
+    if (user_ok(op->in.user))
         return true;
-    case STORE_OP_HOLD:
-        if (!code_ok(op, "hold"))
-            return false;
-        if (!user_ok(op->in.user)) {
-            store_op_fail(op, STORE_INVALID, "hold: %s", store_strerror(STORE_INVALID));
-            return false;
-        }
-        call->stmt = PG_STMT_HOLD;
-        put_i64(call, op->now);
-        put_text(call, op->in.code);
-        put_text(call, op->in.user);
-        put_i64(call, op->in.until);
-        return true;
-    case STORE_OP_RELEASE:
-        if (op->in.hold_seq == 0 || op->in.hold_seq > INT64_MAX) {
-            store_op_fail(op, STORE_UNKNOWN_HOLD, "release: %s",
-                          store_strerror(STORE_UNKNOWN_HOLD));
-            return false;
-        }
-        call->stmt = PG_STMT_RELEASE;
-        put_i64(call, op->now);
-        put_i64(call, (int64_t)op->in.hold_seq);
-        return true;
-    case STORE_OP_UNREDEEM:
-        if (op->in.after == 0 || op->in.after > INT64_MAX || !user_ok(op->in.user)) {
-            store_op_fail(op, STORE_UNKNOWN_REDEMPTION, "unredeem: %s",
-                          store_strerror(STORE_UNKNOWN_REDEMPTION));
-            return false;
-        }
-        call->stmt = PG_STMT_UNREDEEM;
-        put_i64(call, op->now);
-        put_i64(call, (int64_t)op->in.after);
-        put_text(call, op->in.user);
-        return true;
-    case STORE_OP_EXPIRE_HOLDS:
-    case STORE_OP_EXPIRE_IDS:
-        call->stmt = op->kind == STORE_OP_EXPIRE_HOLDS ? PG_STMT_EXPIRE_HOLDS : PG_STMT_EXPIRE_IDS;
-        put_i64(call, op->now);
-        put_i64(call, clamp_i64(op->in.max) == INT64_MAX ? INT64_MAX - 1 : clamp_i64(op->in.max));
-        return true;
-    case STORE_OP_RID_GET:
-        if (op->in.rid.id[0] == '\0' || !pg_rid_valid(op)) {
-            store_op_fail(op, STORE_INVALID, "request id %s is not stored", op->in.rid.id);
-            return false;
-        }
-        call->stmt = PG_STMT_RID_GET;
-        put_text(call, op->in.rid.scope);
-        put_text(call, op->in.rid.id);
-        return true;
-    case STORE_OP_COUPONS:
-        if (!user_ok(op->in.user))
-            return false; /* no coupon is anybody's but a user's */
-        call->stmt = PG_STMT_COUPONS;
-        put_i64(call, op->now);
-        put_text(call, op->in.user);
-        put_i64(call, op->in.coupons == NULL ? 0 : clamp_i64(op->in.cap));
-        return true;
-    case STORE_OP_PURGE:
-        call->stmt = PG_STMT_PURGE;
-        put_i64(call, op->now);
-        put_i64(call, clamp_i64(op->in.max) == INT64_MAX ? INT64_MAX - 1 : clamp_i64(op->in.max));
-        return true;
-    case STORE_OP_VALIDATE:
-    case STORE_OP_GET:
-        if (!code_ok(op, op->kind == STORE_OP_GET ? "get" : "validate"))
-            return false;
-        call->stmt = PG_STMT_GET;
-        put_i64(call, op->now);
-        put_text(call, op->in.code);
-        return true;
-    case STORE_OP_COUNTERS:
-        call->stmt = PG_STMT_COUNTERS;
-        put_i64(call, op->now);
-        return true;
-    case STORE_OP_HISTORY:
-        if (op->in.cap == 0 || op->in.rows == NULL || op->in.after >= INT64_MAX)
-            return false; /* nothing to read */
-        call->stmt = PG_STMT_HISTORY;
-        put_i64(call, (int64_t)op->in.after);
-        put_i64(call, clamp_i64(op->in.cap));
-        return true;
-    case STORE_OP_CHECK:
-        call->stmt = PG_STMT_CHECK;
-        put_i64(call, op->now);
-        return true;
-    default:
-        store_op_fail(op, STORE_IO, "operation %d is not served by the postgresql store",
-                      (int)op->kind);
+    store_op_fail(op, e, "%s: %s", what, store_strerror(e));
+    return false;
+}
+
+static bool
+plan_redeem(struct store_op *op, struct pg_call *call)
+{
+    if (!code_ok(op, "redeem") || !user_usable(op, "redeem", STORE_INVALID))
+        return false;
+    put_i64(call, op->now);
+    put_text(call, op->in.code);
+    put_text(call, op->in.user);
+    put_i64(call, clamp_i64(op->in.hold_seq));
+    return true;
+}
+
+static bool
+plan_hold(struct store_op *op, struct pg_call *call)
+{
+    if (!code_ok(op, "hold") || !user_usable(op, "hold", STORE_INVALID))
+        return false;
+    put_i64(call, op->now);
+    put_text(call, op->in.code);
+    put_text(call, op->in.user);
+    put_i64(call, op->in.until);
+    return true;
+}
+
+static bool
+plan_release(struct store_op *op, struct pg_call *call)
+{
+    if (op->in.hold_seq == 0 || op->in.hold_seq > INT64_MAX) {
+        store_op_fail(op, STORE_UNKNOWN_HOLD, "release: %s", store_strerror(STORE_UNKNOWN_HOLD));
         return false;
     }
+    put_i64(call, op->now);
+    put_i64(call, (int64_t)op->in.hold_seq);
+    return true;
+}
+
+static bool
+plan_unredeem(struct store_op *op, struct pg_call *call)
+{
+    if (op->in.after == 0 || op->in.after > INT64_MAX) {
+        store_op_fail(op, STORE_UNKNOWN_REDEMPTION, "unredeem: %s",
+                      store_strerror(STORE_UNKNOWN_REDEMPTION));
+        return false;
+    }
+    if (!user_usable(op, "unredeem", STORE_UNKNOWN_REDEMPTION))
+        return false;
+    put_i64(call, op->now);
+    put_i64(call, (int64_t)op->in.after);
+    put_text(call, op->in.user);
+    return true;
+}
+
+/* PURGE, EXPIRE_HOLDS, EXPIRE_IDS: now and the most to delete (one more is counted). */
+static bool
+plan_bounded(struct store_op *op, struct pg_call *call)
+{
+    int64_t max = clamp_i64(op->in.max);
+
+    put_i64(call, op->now);
+    put_i64(call, max == INT64_MAX ? INT64_MAX - 1 : max);
+    return true;
+}
+
+/* GET and VALIDATE. */
+static bool
+plan_get(struct store_op *op, struct pg_call *call)
+{
+    if (!code_ok(op, op->kind == STORE_OP_GET ? "get" : "validate"))
+        return false;
+    put_i64(call, op->now);
+    put_text(call, op->in.code);
+    return true;
+}
+
+/* COUNTERS and CHECK: the time they count at. */
+static bool
+plan_now(struct store_op *op, struct pg_call *call)
+{
+    put_i64(call, op->now);
+    return true;
+}
+
+static bool
+plan_history(struct store_op *op, struct pg_call *call)
+{
+    if (op->in.cap == 0 || op->in.rows == NULL || op->in.after >= INT64_MAX)
+        return false; /* nothing to read */
+    put_i64(call, (int64_t)op->in.after);
+    put_i64(call, clamp_i64(op->in.cap));
+    return true;
+}
+
+static bool
+plan_rid_get(struct store_op *op, struct pg_call *call)
+{
+    if (op->in.rid.id[0] == '\0' || !pg_rid_valid(op)) {
+        store_op_fail(op, STORE_INVALID, "request id %s is not stored", op->in.rid.id);
+        return false;
+    }
+    put_text(call, op->in.rid.scope);
+    put_text(call, op->in.rid.id);
+    return true;
+}
+
+static bool
+plan_coupons(struct store_op *op, struct pg_call *call)
+{
+    if (!user_ok(op->in.user))
+        return false; /* only a user has coupons: none */
+    put_i64(call, op->now);
+    put_text(call, op->in.user);
+    put_i64(call, op->in.coupons == NULL ? 0 : clamp_i64(op->in.cap));
+    return true;
 }
 
 /* Why a redemption (with hold `hold`, found or not) of coupon c did not happen. */
@@ -360,51 +376,69 @@ result_history(struct store_op *op, const PGresult *r)
     }
 }
 
+static void
+result_check(struct store_op *op, const PGresult *r)
+{
+    if (rows_ok(op, "check", r, 10))
+        pg_check_result(op, r);
+}
+
+static void
+result_release(struct store_op *op, const PGresult *r)
+{
+    result_undo(op, r, "release", STORE_UNKNOWN_HOLD);
+}
+
+static void
+result_unredeem(struct store_op *op, const PGresult *r)
+{
+    result_undo(op, r, "unredeem", STORE_UNKNOWN_REDEMPTION);
+}
+
+/* Each kind with a statement of its own: the statement, how to plan it and read its result.
+ * ASSIGN (runs), UPLOAD and GENERATE (staged) and EXPORT (a cursor) are run elsewhere. */
+static const struct {
+    enum pg_stmt stmt;
+    bool (*plan)(struct store_op *op, struct pg_call *call);
+    void (*result)(struct store_op *op, const PGresult *r);
+} kinds[STORE_NOPS] = {
+    [STORE_OP_REDEEM] = {PG_STMT_REDEEM, plan_redeem, result_redeem},
+    [STORE_OP_PURGE] = {PG_STMT_PURGE, plan_bounded, result_purge},
+    [STORE_OP_VALIDATE] = {PG_STMT_GET, plan_get, result_get},
+    [STORE_OP_GET] = {PG_STMT_GET, plan_get, result_get},
+    [STORE_OP_COUNTERS] = {PG_STMT_COUNTERS, plan_now, result_counters},
+    [STORE_OP_HISTORY] = {PG_STMT_HISTORY, plan_history, result_history},
+    [STORE_OP_CHECK] = {PG_STMT_CHECK, plan_now, result_check},
+    [STORE_OP_HOLD] = {PG_STMT_HOLD, plan_hold, result_hold},
+    [STORE_OP_RELEASE] = {PG_STMT_RELEASE, plan_release, result_release},
+    [STORE_OP_UNREDEEM] = {PG_STMT_UNREDEEM, plan_unredeem, result_unredeem},
+    [STORE_OP_EXPIRE_HOLDS] = {PG_STMT_EXPIRE_HOLDS, plan_bounded, result_purge},
+    [STORE_OP_EXPIRE_IDS] = {PG_STMT_EXPIRE_IDS, plan_bounded, result_purge},
+    [STORE_OP_RID_GET] = {PG_STMT_RID_GET, plan_rid_get, pg_rid_get_result},
+    [STORE_OP_COUPONS] = {PG_STMT_COUPONS, plan_coupons, result_coupons},
+};
+
+bool
+pg_ops_plan(struct store_op *op, struct pg_call *call)
+{
+    reset(op);
+    call->n = 0;
+    if ((unsigned)op->kind >= STORE_NOPS || kinds[op->kind].plan == NULL) {
+        store_op_fail(op, STORE_IO, "operation %d is not served by the postgresql store",
+                      (int)op->kind);
+        return false;
+    }
+    call->stmt = kinds[op->kind].stmt;
+    return kinds[op->kind].plan(op, call);
+}
+
 void
 pg_ops_result(struct store_op *op, const PGresult *r)
 {
-    switch (op->kind) {
-    case STORE_OP_REDEEM:
-        result_redeem(op, r);
-        break;
-    case STORE_OP_HOLD:
-        result_hold(op, r);
-        break;
-    case STORE_OP_RELEASE:
-        result_undo(op, r, "release", STORE_UNKNOWN_HOLD);
-        break;
-    case STORE_OP_UNREDEEM:
-        result_undo(op, r, "unredeem", STORE_UNKNOWN_REDEMPTION);
-        break;
-    case STORE_OP_PURGE:
-    case STORE_OP_EXPIRE_HOLDS:
-    case STORE_OP_EXPIRE_IDS:
-        result_purge(op, r);
-        break;
-    case STORE_OP_RID_GET:
-        pg_rid_get_result(op, r);
-        break;
-    case STORE_OP_COUPONS:
-        result_coupons(op, r);
-        break;
-    case STORE_OP_VALIDATE:
-    case STORE_OP_GET:
-        result_get(op, r);
-        break;
-    case STORE_OP_COUNTERS:
-        result_counters(op, r);
-        break;
-    case STORE_OP_HISTORY:
-        result_history(op, r);
-        break;
-    case STORE_OP_CHECK:
-        if (rows_ok(op, "check", r, 10))
-            pg_check_result(op, r);
-        break;
-    default:
+    if ((unsigned)op->kind < STORE_NOPS && kinds[op->kind].result != NULL)
+        kinds[op->kind].result(op, r);
+    else
         store_op_fail(op, STORE_IO, "operation %d has no statement", (int)op->kind);
-        break;
-    }
 }
 
 /* --- runs of assignments --- */

@@ -7,6 +7,10 @@
 
 #include "store.h"
 
+/* The SQL below spells the coupon types as 0 to 3 and the kinds as 0 to 1. */
+_Static_assert(STORE_NTYPES == 4 && STORE_TYPE_MEGADEAL == 3 && STORE_KIND_PERCENT == 1,
+               "pg_sql.c's statements name the types and kinds by number");
+
 /* The coupon columns of enum pg_coupon_col for a coupons row `c`, with `held` counted at the
  * statement's $1 (now): the holds of the coupon that have not ended. */
 #define COUPON_COLS                                                                                \
