@@ -615,22 +615,29 @@ static bool
 stage_data(struct pg_writer *w)
 {
     PGconn *pc = w->conn.pc;
+    int r;
 
     while (w->copy_off < w->copy.len) {
         size_t n = w->copy.len - w->copy_off;
-        int r = PQputCopyData(pc, w->copy.p + w->copy_off, (int)(n < COPY_CHUNK ? n : COPY_CHUNK));
 
-        if (r < 0) {
+        r = PQputCopyData(pc, w->copy.p + w->copy_off, (int)(n < COPY_CHUNK ? n : COPY_CHUNK));
+
+        if (r < 0 || (r == 1 && PQflush(pc) < 0)) {
             stage_fail(w, "copy data", NULL);
             return false;
         }
-        if (r == 0 || PQflush(pc) < 0) {
+        if (r == 0) { /* libpq's buffer is full: on when the socket takes more */
             pg_conn_want_write(&w->conn);
             return false;
         }
         w->copy_off += n < COPY_CHUNK ? n : COPY_CHUNK;
     }
-    if (PQputCopyEnd(pc, NULL) != 1) {
+    r = PQputCopyEnd(pc, NULL);
+    if (r < 0) {
+        stage_fail(w, "copy end", NULL);
+        return false;
+    }
+    if (r == 0) {
         pg_conn_want_write(&w->conn);
         return false;
     }
@@ -722,7 +729,7 @@ stage(struct pg_writer *w)
         if (w->ups[i].op != NULL && !w->done[i])
             pg_upload_copy(&w->ups[i], &w->copy);
     if (w->copy.oom) {
-        finish_msg(w, STORE_IO, "commit: stage upload: out of memory");
+        refuse(w, STORE_IO, "commit: stage upload: out of memory");
         return;
     }
     w->phase = PG_WRITER_STAGE;
@@ -737,7 +744,6 @@ stage(struct pg_writer *w)
     pg_conn_flush(&w->conn);
 }
 
-/* --- outages --- */
 /* --- outages --- */
 
 static void
@@ -847,9 +853,11 @@ on_lost(void *arg)
             finish(w, STORE_OK); /* nothing left to learn */
         else if (w->failed)
             finish_msg(w, STORE_IO, "%s", w->msg); /* it failed anyway: rolled back */
-        else if (!w->commit_sent || !w->have_xid)
+        else if (!w->commit_sent)
             finish_msg(w, STORE_UNAVAILABLE, "commit: %s; the batch was not committed",
                        w->conn.why);
+        else if (!w->have_xid) /* COMMIT may have run, under an id that never came back */
+            finish_msg(w, STORE_UNAVAILABLE, "commit: %s; the outcome is unknown", w->conn.why);
         else {
             w->phase = PG_WRITER_OUTCOME;
             ev_timer_set(&w->deadline, PG_WRITER_OUTCOME_WAIT_S, 0.);
