@@ -8,7 +8,13 @@
 
 #include "backend.h"
 
-static const struct store_backend *const backends[] = {&store_lmdb_backend};
+static const struct store_backend *const backends[] = {&store_lmdb_backend, &store_pg_backend};
+
+/* URI schemes a backend serves besides its own `scheme`: libpq reads both spellings. */
+static const struct {
+    const char *scheme;
+    const struct store_backend *backend;
+} aliases[] = {{"postgres", &store_pg_backend}};
 
 static const char *const err_texts[STORE_NERRS] = {
     [STORE_OK] = "ok",
@@ -24,6 +30,7 @@ static const char *const err_texts[STORE_NERRS] = {
     [STORE_ID_CONFLICT] = "request id used for another request",
     [STORE_UNKNOWN_HOLD] = "no such hold",
     [STORE_UNKNOWN_REDEMPTION] = "no such redemption",
+    [STORE_UNAVAILABLE] = "store unavailable",
 };
 
 const char *
@@ -52,18 +59,29 @@ store_op_writes(enum store_op_kind kind)
     }
 }
 
+/* True when `uri` starts with "scheme:"; *location is then what follows. */
+static bool
+has_scheme(const char *uri, const char *scheme, const char **location)
+{
+    size_t n = strlen(scheme);
+
+    if (strncmp(uri, scheme, n) != 0 || uri[n] != ':')
+        return false;
+    *location = uri + n + 1;
+    return true;
+}
+
 /* The backend serving `uri`, and in *location the part it reads. A URI without a known
  * "scheme:" is a directory for the first backend (LMDB), the embedded default. */
 static const struct store_backend *
 backend_of(const char *uri, const char **location)
 {
-    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
-        size_t n = strlen(backends[i]->scheme);
-        if (strncmp(uri, backends[i]->scheme, n) == 0 && uri[n] == ':') {
-            *location = uri + n + 1;
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        if (has_scheme(uri, backends[i]->scheme, location))
             return backends[i];
-        }
-    }
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (has_scheme(uri, aliases[i].scheme, location))
+            return aliases[i].backend;
     *location = uri;
     return backends[0];
 }

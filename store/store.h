@@ -68,6 +68,10 @@ enum store_err {
     STORE_ID_CONFLICT, /* the request id was used by a request with another fingerprint */
     STORE_UNKNOWN_HOLD,       /* no live hold with that number (or not this coupon and user) */
     STORE_UNKNOWN_REDEMPTION, /* no such redemption of that user, or already undone */
+    /* The store cannot be reached now (PostgreSQL: the connection is down or broke). A read
+     * failed; a write may or may not have happened: the connection broke during its COMMIT and
+     * the outcome could not be learned. Retrying a write with the same request id is safe. */
+    STORE_UNAVAILABLE,
     STORE_NERRS
 };
 
@@ -289,18 +293,29 @@ struct store_config {
     struct ev_loop *loop; /* completions are delivered on the thread running this loop */
     enum store_open_mode mode;
     uint64_t map_size; /* LMDB: map size in bytes, 0 for the backend's default */
+    /* PostgreSQL: this node's name (coupond --node-name), 1 to STORE_NODE_MAX bytes; NULL or ""
+     * for the host name. Each node keeps its own counter rows under it, so two nodes sharing a
+     * store must have different names. LMDB ignores it. */
+    const char *node_name;
 };
 
+#define STORE_NODE_MAX 64 /* bytes in a node name: a host name fits (HOST_NAME_MAX is 64) */
+
 /* Opens the store at `uri`: `lmdb:DIR` (or a plain path, taken as an LMDB directory that must
- * exist). On failure returns the error, *out is NULL and errbuf (when not NULL) holds a
- * one-line reason naming the place. STORE_NO_STORE: mode EXISTING and nothing there. */
+ * exist), or a PostgreSQL URI (`postgresql://...` or `postgres://...`, anything libpq reads,
+ * such as several hosts with target_session_attrs=read-write). On failure returns the error,
+ * *out is NULL and errbuf (when not NULL) holds a one-line reason naming the place.
+ * STORE_NO_STORE: mode EXISTING and nothing there. PostgreSQL: open connects and creates or
+ * checks the schema before it returns (the loop is not running yet); STORE_UNAVAILABLE when the
+ * database cannot be reached. Afterwards the backend reconnects by itself: while it cannot
+ * reach PostgreSQL, reads and batches complete promptly with STORE_UNAVAILABLE. */
 enum store_err store_open(const char *uri, const struct store_config *cfg, struct store **out,
                           char *errbuf, size_t errlen);
 
 /* Waits for a batch in flight (its callbacks do not run), then closes. NULL is a no-op. */
 void store_close(struct store *st);
 
-/* The backend's name: "lmdb". */
+/* The backend's name: "lmdb" or "postgresql". */
 const char *store_backend(const struct store *st);
 
 /* One-line text for an error code ("map full", ...). */

@@ -2,11 +2,12 @@
 # missing, and nothing when all are there.
 
 # Build and runtime: compiler, CMake, and the libraries coupond and couponctl link.
-DEPS_BUILD="build-essential cmake pkg-config libev-dev liblmdb-dev libsodium-dev libncurses-dev libcsv-dev"
+DEPS_BUILD="build-essential cmake pkg-config libev-dev liblmdb-dev libsodium-dev libncurses-dev libcsv-dev libpq-dev"
 # Using it by hand: nc for the README's and coupond(8)'s sessions, man to read the pages.
 DEPS_RUN="netcat-openbsd man-db"
-# Tests: unit-test framework, man page linter, and tmux for the dashboard tests.
-DEPS_TEST="libcmocka-dev mandoc tmux"
+# Tests: unit-test framework, man page linter, tmux for the dashboard tests, and PostgreSQL for
+# the store's PostgreSQL tests (tests/pg/cluster.sh runs a throwaway cluster).
+DEPS_TEST="libcmocka-dev mandoc tmux postgresql"
 
 deps_install() {
     local missing=() pkg

@@ -1,0 +1,245 @@
+/* pg_rid.c - request ids: lookup results, replays, and what is stored (see pg_rid.h). */
+#include "pg_rid.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "pg_val.h"
+
+/* A coupon as the rids table keeps it: its numbers, its code, then its user (the rest of the
+ * text: a user may hold spaces). */
+#define COUPON_TEXT_MAX (12 * PG_VAL_NUM_LEN + STORE_CODE_MAX + STORE_USER_MAX)
+
+/* FNV-1a 64, the hash of the lock keys: simple and well spread. */
+#define FNV_OFFSET UINT64_C(14695981039346656037)
+#define FNV_PRIME  UINT64_C(1099511628211)
+
+bool
+pg_rid_carried(const struct store_op *op)
+{
+    switch (op->kind) {
+    case STORE_OP_ASSIGN:
+    case STORE_OP_REDEEM:
+    case STORE_OP_UPLOAD:
+    case STORE_OP_HOLD:
+    case STORE_OP_RELEASE:
+    case STORE_OP_UNREDEEM:
+    case STORE_OP_GENERATE:
+        return op->in.rid.id[0] != '\0';
+    default:
+        return false;
+    }
+}
+
+bool
+pg_rid_valid(const struct store_op *op)
+{
+    const struct store_rid *rid = &op->in.rid;
+
+    return strnlen(rid->id, STORE_RID_MAX + 1) <= STORE_RID_MAX &&
+           strnlen(rid->scope, STORE_SCOPE_MAX + 1) <= STORE_SCOPE_MAX && pg_val_text_ok(rid->id) &&
+           pg_val_text_ok(rid->scope);
+}
+
+static uint64_t
+fnv(uint64_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * FNV_PRIME;
+    return h;
+}
+
+int64_t
+pg_rid_key(const struct store_rid *rid)
+{
+    uint64_t h = fnv(FNV_OFFSET, rid->scope, strlen(rid->scope) + 1);
+
+    h = fnv(h, rid->id, strlen(rid->id));
+    return (int64_t)(h & INT64_MAX); /* positive: apart from coupond's own keys' high bytes */
+}
+
+bool
+pg_rid_same(const struct store_rid *a, const struct store_rid *b)
+{
+    return strcmp(a->scope, b->scope) == 0 && strcmp(a->id, b->id) == 0;
+}
+
+bool
+pg_rid_row_is(const PGresult *r, int row, const struct store_op *op)
+{
+    return strcmp(PQgetvalue(r, row, PG_RID_SCOPE), op->in.rid.scope) == 0 &&
+           strcmp(PQgetvalue(r, row, PG_RID_ID), op->in.rid.id) == 0;
+}
+
+static void
+fp_hex(const uint8_t *fp, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (int i = 0; i < STORE_FP_BYTES; i++) {
+        out[2 * i] = hex[fp[i] >> 4];
+        out[2 * i + 1] = hex[fp[i] & 15];
+    }
+    out[2 * STORE_FP_BYTES] = '\0';
+}
+
+/* --- the coupon as text --- */
+
+static void
+coupon_encode(const struct store_coupon *c, char *out, size_t len)
+{
+    snprintf(out, len,
+             "%u %u %" PRId64 " %" PRId64 " %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu64
+             " %" PRId64 " %s %s",
+             (unsigned)c->type, (unsigned)c->kind, c->discount, c->expires, c->uses, c->max_uses,
+             c->held, c->seq, c->assigned_at, c->code, c->user);
+}
+
+/* The next space-separated number of *p. */
+static int64_t
+number(const char **p)
+{
+    char *end;
+    int64_t v = strtoll(*p, &end, 10);
+
+    *p = *end == ' ' ? end + 1 : end;
+    return v;
+}
+
+static void
+coupon_decode(const char *s, struct store_coupon *c)
+{
+    const char *p = s, *sp;
+
+    memset(c, 0, sizeof *c);
+    if (*s == '\0')
+        return;
+    c->type = (uint8_t)number(&p);
+    c->kind = (uint8_t)number(&p);
+    c->discount = number(&p);
+    c->expires = number(&p);
+    c->uses = (uint32_t)number(&p);
+    c->max_uses = (uint32_t)number(&p);
+    c->held = (uint32_t)number(&p);
+    c->seq = (uint64_t)number(&p);
+    c->assigned_at = number(&p);
+    sp = strchr(p, ' ');
+    if (sp == NULL)
+        sp = p + strlen(p);
+    snprintf(c->code, sizeof c->code, "%.*s", (int)(sp - p), p);
+    snprintf(c->user, sizeof c->user, "%s", *sp == ' ' ? sp + 1 : "");
+}
+
+/* --- outcomes --- */
+
+/* The stored outcome of row `row` into op's outputs. */
+static void
+outcome(struct store_op *op, const PGresult *r, int row)
+{
+    coupon_decode(PQgetvalue(r, row, PG_RID_COUPON), &op->out.coupon);
+    op->out.rid_kind = (enum store_op_kind)pg_val_i64(r, row, PG_RID_KIND);
+    op->out.done_at = pg_val_i64(r, row, PG_RID_DONE_AT);
+    op->out.hold.seq = pg_val_u64(r, row, PG_RID_HOLD_SEQ);
+    op->out.hold.expires = pg_val_i64(r, row, PG_RID_HOLD_EXPIRES);
+    op->out.redemption = pg_val_u64(r, row, PG_RID_REDEMPTION);
+    op->out.task_seq = pg_val_u64(r, row, PG_RID_TASK_SEQ);
+    op->out.task_stamp = pg_val_i64(r, row, PG_RID_TASK_STAMP);
+    op->out.count = pg_val_u64(r, row, PG_RID_COUNT);
+}
+
+void
+pg_rid_apply(struct store_op *op, const PGresult *r, int row)
+{
+    char hex[2 * STORE_FP_BYTES + 1];
+
+    op->err = STORE_OK;
+    memset(&op->out, 0, sizeof op->out);
+    fp_hex(op->in.rid.fp, hex);
+    if (strcmp(hex, PQgetvalue(r, row, PG_RID_FP)) != 0 ||
+        pg_val_i64(r, row, PG_RID_KIND) != (int64_t)op->kind) {
+        store_op_fail(op, STORE_ID_CONFLICT, "request id %s: %s", op->in.rid.id,
+                      store_strerror(STORE_ID_CONFLICT));
+        return;
+    }
+    outcome(op, r, row);
+    op->out.replayed = true;
+}
+
+void
+pg_rid_copy(struct store_op *op, const struct store_op *first)
+{
+    if (first->err != STORE_OK) {
+        op->err = first->err;
+        snprintf(op->out.msg, sizeof op->out.msg, "%s", first->out.msg);
+        return;
+    }
+    if (first->kind != op->kind || memcmp(first->in.rid.fp, op->in.rid.fp, STORE_FP_BYTES) != 0) {
+        store_op_fail(op, STORE_ID_CONFLICT, "request id %s: %s", op->in.rid.id,
+                      store_strerror(STORE_ID_CONFLICT));
+        return;
+    }
+    op->err = STORE_OK;
+    op->out = first->out;
+    op->out.replayed = true;
+    op->out.done_at = first->now;
+    op->out.rid_kind = first->kind;
+}
+
+void
+pg_rid_get_result(struct store_op *op, const PGresult *r)
+{
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) < PG_RID_NCOLS) {
+        pg_val_fail(op, "request id", r);
+        return;
+    }
+    if (PQntuples(r) == 0) {
+        store_op_fail(op, STORE_INVALID, "request id %s is not stored", op->in.rid.id);
+        return;
+    }
+    outcome(op, r, 0);
+}
+
+/* --- storing --- */
+
+void
+pg_rid_put_add(struct pg_rid_put *p, const struct store_op *op)
+{
+    char coupon[COUPON_TEXT_MAX];
+    bool assign = op->kind == STORE_OP_ASSIGN;
+
+    coupon_encode(&op->out.coupon, coupon, sizeof coupon);
+    pg_arr_text(&p->a[0], op->in.rid.scope);
+    pg_arr_text(&p->a[1], op->in.rid.id);
+    pg_arr_bytea(&p->a[2], op->in.rid.fp, STORE_FP_BYTES);
+    pg_arr_i64(&p->a[3], op->kind);
+    pg_arr_i64(&p->a[4], op->now);
+    pg_arr_text(&p->a[5], op->out.coupon.code);
+    pg_arr_i64(&p->a[6], (int64_t)op->out.hold.seq);
+    pg_arr_i64(&p->a[7], op->out.hold.expires);
+    pg_arr_i64(&p->a[8], (int64_t)op->out.redemption);
+    pg_arr_i64(&p->a[9], assign ? (int64_t)op->in.task_seq : 0);
+    pg_arr_i64(&p->a[10], assign ? op->in.task_stamp : 0);
+    pg_arr_i64(&p->a[11], (int64_t)op->out.count);
+    pg_arr_text(&p->a[12], op->out.coupon.code[0] != '\0' ? coupon : "");
+    p->n++;
+}
+
+bool
+pg_rid_put_params(struct pg_rid_put *p, const char *v[PG_RID_PUT_COLS])
+{
+    for (int i = 0; i < PG_RID_PUT_COLS; i++)
+        if ((v[i] = pg_arr_text_of(&p->a[i])) == NULL)
+            return false;
+    return true;
+}
+
+void
+pg_rid_put_free(struct pg_rid_put *p)
+{
+    for (int i = 0; i < PG_RID_PUT_COLS; i++)
+        pg_arr_free(&p->a[i]);
+    p->n = 0;
+}

@@ -1,0 +1,135 @@
+/* pg_schema.c - create or check the schema at open (see pg_schema.h). */
+#include "pg_schema.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg_conn.h"
+#include "pg_sql.h"
+
+#define LINE_MAX_MSG 200 /* bytes of the server's message in a reason */
+
+/* Runs sql; true when it succeeded, else msg says why. */
+static bool
+exec_ok(PGconn *pc, const char *sql, const char *where, char *msg, size_t len)
+{
+    PGresult *r = PQexec(pc, sql);
+    ExecStatusType st = PQresultStatus(r);
+    char line[LINE_MAX_MSG];
+
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        PQclear(r);
+        return true;
+    }
+    snprintf(msg, len, "store %s: %s", where, pg_conn_result_error(r, line, sizeof line));
+    PQclear(r);
+    return false;
+}
+
+/* The stored schema version, 0 when there is no schema, -1 on failure (msg says why). */
+static int64_t
+version(PGconn *pc, const char *where, char *msg, size_t len)
+{
+    PGresult *r = PQexec(pc, "SELECT to_regclass('coupond_schema') IS NOT NULL");
+    char line[LINE_MAX_MSG];
+    int64_t v = -1;
+
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f')
+        v = 0;
+    else if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        PQclear(r);
+        r = PQexec(pc, "SELECT max(version) FROM coupond_schema");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+            v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    }
+    if (v < 0)
+        snprintf(msg, len, "store %s: read schema version: %s", where,
+                 pg_conn_result_error(r, line, sizeof line));
+    PQclear(r);
+    return v;
+}
+
+static bool
+create(PGconn *pc, const char *where, char *msg, size_t len)
+{
+    char sql[64];
+    size_t n;
+    const char *const *ddl = pg_sql_schema(&n);
+
+    for (size_t i = 0; i < n; i++)
+        if (!exec_ok(pc, ddl[i], where, msg, len))
+            return false;
+    snprintf(sql, sizeof sql, "INSERT INTO coupond_schema VALUES (%d)", PG_SQL_SCHEMA_VERSION);
+    return exec_ok(pc, sql, where, msg, len);
+}
+
+/* The version after creating the schema, when asked and missing, in one transaction under the
+ * schema lock; -1 on failure. */
+static int64_t
+settle(PGconn *pc, enum store_open_mode mode, const char *where, char *msg, size_t len)
+{
+    char lock[64];
+    int64_t v;
+
+    if (mode == STORE_OPEN_EXISTING)
+        return version(pc, where, msg, len);
+    snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%" PRId64 ")", PG_SQL_LOCK_SCHEMA);
+    if (!exec_ok(pc, "BEGIN", where, msg, len) || !exec_ok(pc, lock, where, msg, len))
+        return -1;
+    v = version(pc, where, msg, len);
+    if (v == 0) {
+        if (!create(pc, where, msg, len))
+            return -1;
+        v = PG_SQL_SCHEMA_VERSION;
+    }
+    if (v < 0 || !exec_ok(pc, "COMMIT", where, msg, len))
+        return -1;
+    return v;
+}
+
+/* A library keeps quiet: no notice on stderr (see pg_conn.c). */
+static void
+ignore_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+enum store_err
+pg_schema_open(const char *const *keys, const char *const *vals, enum store_open_mode mode,
+               const char *where, char *msg, size_t len)
+{
+    PGconn *pc = PQconnectdbParams(keys, vals, 1);
+    char line[LINE_MAX_MSG];
+    enum store_err e = STORE_OK;
+    int64_t v;
+
+    if (pc == NULL || PQstatus(pc) != CONNECTION_OK) {
+        snprintf(line, sizeof line, "%s", pc != NULL ? PQerrorMessage(pc) : "out of memory");
+        for (char *p = line; *p != '\0'; p++)
+            if (*p == '\n')
+                *p = ' ';
+        snprintf(msg, len, "store %s: cannot connect: %s", where, line);
+        PQfinish(pc);
+        return STORE_UNAVAILABLE;
+    }
+    PQsetNoticeProcessor(pc, ignore_notice, NULL);
+    v = settle(pc, mode, where, msg, len);
+    if (v < 0)
+        e = STORE_IO;
+    else if (v == 0) {
+        snprintf(msg, len, "no store in %s: it has no coupond schema", where);
+        e = STORE_NO_STORE;
+    } else if (v > PG_SQL_SCHEMA_VERSION) {
+        snprintf(msg, len,
+                 "store %s: schema version %" PRId64 " is newer than this coupond knows (%d)",
+                 where, v, PG_SQL_SCHEMA_VERSION);
+        e = STORE_IO;
+    }
+    PQfinish(pc);
+    return e;
+}
