@@ -1,5 +1,5 @@
 /* bb.h - black-box test harness: runs the real coupond binary and talks raw TCP to it.
- * Tests are written from ../shared/PROTOCOL.md and notes/server-contract.md, never from server/. */
+ * Tests are written from the man pages (coupond-protocol(7), coupond(8)), never from server/. */
 #ifndef COUPOND_BB_H
 #define COUPOND_BB_H
 

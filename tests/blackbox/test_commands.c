@@ -1,5 +1,5 @@
 /* test_commands.c - every command but MEGADEAL's queue, and every error code a client can reach,
- * against the real coupond (PROTOCOL.md and notes/server-contract.md). */
+ * against the real coupond (coupond-protocol(7) and coupond(8)). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -629,7 +629,7 @@ test_expired(void **state)
 
 /* ---- MEGADEAL interim, STATUS, WAIT ---- */
 
-/* REQUEST user MEGADEAL never assigns at once: interim `ERR BUSY` (server-contract.md), or a
+/* REQUEST user MEGADEAL never assigns at once: interim `ERR BUSY` (coupond-protocol(7)), or a
  * queued task once the queue exists. */
 static void
 test_megadeal_request_not_immediate(void **state)
@@ -656,7 +656,7 @@ test_status_wait_bad_task(void **state)
 }
 
 /* Malformed ids (bad characters, too long) are BAD_TASK too: ids reveal nothing
- * (server-contract.md). */
+ * (coupond-protocol(7)). */
 static void
 test_status_wait_malformed_task(void **state)
 {

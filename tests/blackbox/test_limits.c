@@ -1,5 +1,5 @@
 /* test_limits.c - connection cap, idle timeout, AUTH throttling, output cap, and the command line
- * (notes/server-contract.md): bad flags, port in use, unwritable data dir, -V, --help. */
+ * (coupond(8)): bad flags, port in use, unwritable data dir, -V, --help. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
