@@ -37,6 +37,17 @@
 #ifndef UNDER_ASAN
 #define UNDER_ASAN 0
 #endif
+/* ThreadSanitizer makes the server several times slower too: the time bounds below allow it. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
 
 #define CODE_BUF 80 /* a coupon code (at most 64 characters) */
 
@@ -66,7 +77,7 @@
 /* The server stops reading the flood once its replies back up, and cuts it off when they have
  * made no progress for CONN_OUT_STALL (5 s): within this after the last send. Its send buffer
  * (grown by the kernel up to megabytes) takes replies first, which takes an ASan build longer. */
-#define PIPE_SETTLE_MS  (UNDER_ASAN ? 30000 : 8000)
+#define PIPE_SETTLE_MS  (UNDER_ASAN || UNDER_TSAN ? 30000 : 8000)
 #define PIPE_HWM_MAX_KB (48 * 1024) /* peak growth: two 16 MiB log queues + the output cap */
 
 /* random garbage */
