@@ -945,6 +945,16 @@ stat_line(struct proto_out *o, const char *name, const char *suffix, uint64_t v)
     proto_out_end(o);
 }
 
+/* "STAT name word": a text stat. */
+static void
+stat_text_line(struct proto_out *o, const char *name, const char *text)
+{
+    proto_out_begin(o, "STAT");
+    proto_out_word(o, name);
+    proto_out_word(o, text[0] != '\0' ? text : "-");
+    proto_out_end(o);
+}
+
 static void
 reply_stats(struct cmd_req *r, struct proto_out *o)
 {
@@ -952,6 +962,10 @@ reply_stats(struct cmd_req *r, struct proto_out *o)
 
     for (int i = 0; i < PROTO_NSTATS; i++) {
         const struct proto_stat_def *d = &proto_stat_defs[i];
+        if (d->kind == PROTO_STAT_TEXT) {
+            stat_text_line(o, d->name, proto_stats_text(s, (enum proto_stat)i));
+            continue;
+        }
         if (!d->per_type) {
             stat_line(o, d->name, "", s->v[i][0]);
             continue;
