@@ -305,6 +305,36 @@ submit(struct cmd_req *r, enum store_op_kind kind, void (*after)(struct cmd_req 
     }
 }
 
+/* The one place where the store's own trouble (no outcome of the request) becomes a protocol
+ * error: UNAVAILABLE when the store cannot be reached now (PostgreSQL down: a write may or may
+ * not have happened, and a retry with the same request id is safe), else INTERNAL (nothing was
+ * changed). `what` names what stopped ("export stopped"), or is NULL; `write` tells whether
+ * the request changes the store. */
+static void
+fail_engine(struct cmd_req *r, enum store_err e, bool write, const char *what)
+{
+    const char *sep = what != NULL ? ": " : "";
+
+    if (what == NULL)
+        what = "";
+    if (e == STORE_UNAVAILABLE && write)
+        fail(r, PROTO_ERR_UNAVAILABLE,
+             "%s%sthe store cannot be reached now; the write may or may not have happened, a "
+             "retry with the same id= is safe",
+             what, sep);
+    else if (e == STORE_UNAVAILABLE)
+        fail(r, PROTO_ERR_UNAVAILABLE, "%s%sthe store cannot be reached now", what, sep);
+    else
+        fail(r, PROTO_ERR_INTERNAL, "%s%s%s, nothing was changed", what, sep, store_strerror(e));
+}
+
+/* fail_engine for the request's own store operation. */
+static void
+fail_op(struct cmd_req *r, const char *what)
+{
+    fail_engine(r, r->op.err, store_op_writes(r->op.kind), what);
+}
+
 /* The protocol error of a store outcome, with its message. */
 static void
 fail_store(struct cmd_req *r, const char *code, const char *user)
@@ -338,7 +368,7 @@ fail_store(struct cmd_req *r, const char *code, const char *user)
              (unsigned long long)r->preq.seq, user);
         return;
     default:
-        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+        fail_op(r, NULL);
     }
 }
 
@@ -500,7 +530,7 @@ mega_enqueue_after(struct cmd_req *r)
     const struct store_rid *rid = r->preq.rid[0] != '\0' ? &r->op.in.rid : NULL;
 
     if (r->op.err != STORE_OK) {
-        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+        fail_op(r, NULL);
     } else {
         megadeal_enqueue(env->mega, r->preq.user,
                          r->op.out.counters.type[STORE_TYPE_MEGADEAL].available, r->client->conn,
@@ -817,6 +847,11 @@ upload_after(struct cmd_req *r)
     uint64_t stored;
 
     r->err = upload_result(r->upload, &r->op, &stored);
+    if (r->err == PROTO_ERR_INTERNAL) { /* the store's trouble: the generic error reply */
+        fail_op(r, NULL);
+        upload_free(r->upload);
+        r->upload = NULL;
+    }
     log_note_add(&r->note, log_uint("stored", stored));
     if (r->err == PROTO_OK && r->op.out.replayed)
         log_note_add(&r->note, log_uint("replayed", 1));
@@ -866,9 +901,15 @@ purge_done(struct purge_ticket *t)
     log_note_add(&r->note, log_uint("purged", t->purged));
     if (t->more)
         log_note_add(&r->note, log_uint("more", 1));
-    if (!t->ok)
+    if (!t->ok && t->err != STORE_OK) {
+        char what[64];
+        snprintf(what, sizeof what, "purge stopped after %llu coupons",
+                 (unsigned long long)t->purged);
+        fail_engine(r, t->err, true, what);
+    } else if (!t->ok) {
         fail(r, PROTO_ERR_INTERNAL, "purge stopped after %llu coupons: %s",
              (unsigned long long)t->purged, t->why);
+    }
     finish(r);
 }
 
@@ -901,7 +942,7 @@ stats_after(struct cmd_req *r)
     struct mega_counters mc;
 
     if (r->op.err != STORE_OK) {
-        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+        fail_op(r, NULL);
         finish(r);
         return;
     }
@@ -1036,7 +1077,7 @@ coupons_after(struct cmd_req *r)
     struct cmd_stream *st = r->stream;
 
     if (r->op.err != STORE_OK) {
-        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+        fail_op(r, NULL);
     } else {
         st->count = r->op.out.count;
         size_t n = st->count < st->cap ? (size_t)st->count : st->cap;
@@ -1075,7 +1116,7 @@ chunk_after(struct cmd_req *r)
     if (r->op.err != STORE_OK) { /* a failed EXPORT has released its cursor (store.h) */
         st->more = false;
         st->cursor = NULL;
-        fail(r, PROTO_ERR_INTERNAL, "export stopped: %s", store_strerror(r->op.err));
+        fail_op(r, "export stopped");
         finish(r);
         return;
     }
@@ -1146,7 +1187,7 @@ coupon_after(struct cmd_req *r)
     if (r->op.err == STORE_INVALID) {
         fail(r, PROTO_ERR_INVALID, "no coupon %s", r->preq.code);
     } else if (r->op.err != STORE_OK) {
-        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+        fail_op(r, NULL);
     } else {
         st->coupon = r->op.out.coupon;
         st->head = true;
