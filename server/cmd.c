@@ -70,6 +70,7 @@ cmd_req_new(struct cmd_env *env, struct cmd_client *client, void (*complete)(str
     r->owner = owner;
     r->done = r->blocks = r->closes = r->streaming = false;
     r->stream = NULL;
+    r->admit_next = NULL;
     r->records_left = 0;
     r->env = env;
     r->client = client;
@@ -542,12 +543,68 @@ mega_enqueue_after(struct cmd_req *r)
     finish(r);
 }
 
+/* The group's batches completed so far, failed ones too. */
+static uint64_t
+batches_done(const struct cmd_env *env)
+{
+    const struct group_stats *gs = group_stats(env->group);
+
+    return gs->commits + gs->failures;
+}
+
+/* The shared count arrived: every waiting admission takes it, in arrival order, as if it had
+ * been its own read. */
+static void
+admit_done(struct store_op *op)
+{
+    struct cmd_env *env = op->arg;
+    struct cmd_req *r = env->admit.head, *next;
+
+    env->admit.head = NULL;
+    env->admit.tail = &env->admit.head;
+    env->admit.busy = false;
+    for (; r != NULL; r = next) {
+        next = r->admit_next;
+        r->admit_next = NULL;
+        r->op.err = op->err;
+        r->op.out = op->out;
+        op_done(&r->op);
+    }
+}
+
 /* A place in the queue, which no commit makes durable: it needs the count of coupons left, no
- * write. */
+ * write. The admissions that arrive while one count is read (a burst of REQUESTs in one
+ * packet) share it, so the queue takes them in one go, in arrival order, with no grant
+ * committing between them, whether the store answers reads at once (LMDB) or over the network
+ * (PostgreSQL). A request may share a count only when it would also have read its own: its
+ * client has no write in flight, and no batch has completed since the count was asked (so
+ * every write it saw acknowledged is in the count). */
 static void
 mega_admit(struct cmd_req *r)
 {
-    submit(r, STORE_OP_COUNTERS, mega_enqueue_after);
+    struct cmd_env *env = r->env;
+    struct cmd_admit *a = &env->admit;
+
+    if (r->client->writes_unfinished > 0 || (a->busy && a->batches != batches_done(env))) {
+        submit(r, STORE_OP_COUNTERS, mega_enqueue_after);
+        return;
+    }
+    prepare(r, STORE_OP_COUNTERS, mega_enqueue_after);
+    if (a->head == NULL)
+        a->tail = &a->head;
+    *a->tail = r;
+    a->tail = &r->admit_next;
+    r->admit_next = NULL;
+    if (a->busy)
+        return;
+    a->busy = true;
+    a->batches = batches_done(env);
+    memset(&a->op, 0, sizeof a->op);
+    a->op.kind = STORE_OP_COUNTERS;
+    a->op.now = now_sec(env);
+    a->op.done = admit_done;
+    a->op.arg = env;
+    store_read(env->store, &a->op);
 }
 
 /* REQUEST user MEGADEAL id=RID that the queue does not know: the store may know its grant
