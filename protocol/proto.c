@@ -1597,18 +1597,33 @@ proto_reply_coupon(const char *line, size_t len, struct proto_coupon *out)
 }
 
 bool
-proto_reply_stat(const char *line, size_t len, const char **name, size_t *name_len, uint64_t *value)
+proto_reply_stat_word(const char *line, size_t len, const char **name, size_t *name_len,
+                      const char **value, size_t *value_len)
 {
     struct span w[4];
-    uint64_t v;
 
     len = strip_cr(line, len);
     if (split_words(line, len, w, 4) != 3 || !eq_exact(w[0].p, w[0].len, "STAT"))
         return false;
-    if (!read_uint(w[2].p, w[2].len, UINT64_MAX, &v))
-        return false;
     *name = w[1].p;
     *name_len = w[1].len;
+    *value = w[2].p;
+    *value_len = w[2].len;
+    return true;
+}
+
+bool
+proto_reply_stat(const char *line, size_t len, const char **name, size_t *name_len, uint64_t *value)
+{
+    const char *n, *val;
+    size_t nl, vl;
+    uint64_t v;
+
+    if (!proto_reply_stat_word(line, len, &n, &nl, &val, &vl) ||
+        !read_uint(val, vl, UINT64_MAX, &v))
+        return false;
+    *name = n;
+    *name_len = nl;
     *value = v;
     return true;
 }

@@ -328,4 +328,9 @@ bool proto_reply_coupon(const char *line, size_t len, struct proto_coupon *out);
 bool proto_reply_stat(const char *line, size_t len, const char **name, size_t *name_len,
                       uint64_t *value);
 
+/* Parses "STAT name value" with any one-word value (a number or a text, see stat.h): *name and
+ * *value point into the line. */
+bool proto_reply_stat_word(const char *line, size_t len, const char **name, size_t *name_len,
+                           const char **value, size_t *value_len);
+
 #endif

@@ -70,6 +70,7 @@ cmd_req_new(struct cmd_env *env, struct cmd_client *client, void (*complete)(str
     r->owner = owner;
     r->done = r->blocks = r->closes = r->streaming = false;
     r->stream = NULL;
+    r->admit_next = NULL;
     r->records_left = 0;
     r->env = env;
     r->client = client;
@@ -305,6 +306,36 @@ submit(struct cmd_req *r, enum store_op_kind kind, void (*after)(struct cmd_req 
     }
 }
 
+/* The one place where the store's own trouble (no outcome of the request) becomes a protocol
+ * error: UNAVAILABLE when the store cannot be reached now (PostgreSQL down: a write may or may
+ * not have happened, and a retry with the same request id is safe), else INTERNAL (nothing was
+ * changed). `what` names what stopped ("export stopped"), or is NULL; `write` tells whether
+ * the request changes the store. */
+static void
+fail_engine(struct cmd_req *r, enum store_err e, bool write, const char *what)
+{
+    const char *sep = what != NULL ? ": " : "";
+
+    if (what == NULL)
+        what = "";
+    if (e == STORE_UNAVAILABLE && write)
+        fail(r, PROTO_ERR_UNAVAILABLE,
+             "%s%sthe store cannot be reached now; the write may or may not have happened, a "
+             "retry with the same id= is safe",
+             what, sep);
+    else if (e == STORE_UNAVAILABLE)
+        fail(r, PROTO_ERR_UNAVAILABLE, "%s%sthe store cannot be reached now", what, sep);
+    else
+        fail(r, PROTO_ERR_INTERNAL, "%s%s%s, nothing was changed", what, sep, store_strerror(e));
+}
+
+/* fail_engine for the request's own store operation. */
+static void
+fail_op(struct cmd_req *r, const char *what)
+{
+    fail_engine(r, r->op.err, store_op_writes(r->op.kind), what);
+}
+
 /* The protocol error of a store outcome, with its message. */
 static void
 fail_store(struct cmd_req *r, const char *code, const char *user)
@@ -338,7 +369,7 @@ fail_store(struct cmd_req *r, const char *code, const char *user)
              (unsigned long long)r->preq.seq, user);
         return;
     default:
-        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+        fail_op(r, NULL);
     }
 }
 
@@ -500,7 +531,7 @@ mega_enqueue_after(struct cmd_req *r)
     const struct store_rid *rid = r->preq.rid[0] != '\0' ? &r->op.in.rid : NULL;
 
     if (r->op.err != STORE_OK) {
-        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+        fail_op(r, NULL);
     } else {
         megadeal_enqueue(env->mega, r->preq.user,
                          r->op.out.counters.type[STORE_TYPE_MEGADEAL].available, r->client->conn,
@@ -512,12 +543,68 @@ mega_enqueue_after(struct cmd_req *r)
     finish(r);
 }
 
+/* The group's batches completed so far, failed ones too. */
+static uint64_t
+batches_done(const struct cmd_env *env)
+{
+    const struct group_stats *gs = group_stats(env->group);
+
+    return gs->commits + gs->failures;
+}
+
+/* The shared count arrived: every waiting admission takes it, in arrival order, as if it had
+ * been its own read. */
+static void
+admit_done(struct store_op *op)
+{
+    struct cmd_env *env = op->arg;
+    struct cmd_req *r = env->admit.head, *next;
+
+    env->admit.head = NULL;
+    env->admit.tail = &env->admit.head;
+    env->admit.busy = false;
+    for (; r != NULL; r = next) {
+        next = r->admit_next;
+        r->admit_next = NULL;
+        r->op.err = op->err;
+        r->op.out = op->out;
+        op_done(&r->op);
+    }
+}
+
 /* A place in the queue, which no commit makes durable: it needs the count of coupons left, no
- * write. */
+ * write. The admissions that arrive while one count is read (a burst of REQUESTs in one
+ * packet) share it, so the queue takes them in one go, in arrival order, with no grant
+ * committing between them, whether the store answers reads at once (LMDB) or over the network
+ * (PostgreSQL). A request may share a count only when it would also have read its own: its
+ * client has no write in flight, and no batch has completed since the count was asked (so
+ * every write it saw acknowledged is in the count). */
 static void
 mega_admit(struct cmd_req *r)
 {
-    submit(r, STORE_OP_COUNTERS, mega_enqueue_after);
+    struct cmd_env *env = r->env;
+    struct cmd_admit *a = &env->admit;
+
+    if (r->client->writes_unfinished > 0 || (a->busy && a->batches != batches_done(env))) {
+        submit(r, STORE_OP_COUNTERS, mega_enqueue_after);
+        return;
+    }
+    prepare(r, STORE_OP_COUNTERS, mega_enqueue_after);
+    if (a->head == NULL)
+        a->tail = &a->head;
+    *a->tail = r;
+    a->tail = &r->admit_next;
+    r->admit_next = NULL;
+    if (a->busy)
+        return;
+    a->busy = true;
+    a->batches = batches_done(env);
+    memset(&a->op, 0, sizeof a->op);
+    a->op.kind = STORE_OP_COUNTERS;
+    a->op.now = now_sec(env);
+    a->op.done = admit_done;
+    a->op.arg = env;
+    store_read(env->store, &a->op);
 }
 
 /* REQUEST user MEGADEAL id=RID that the queue does not know: the store may know its grant
@@ -817,6 +904,11 @@ upload_after(struct cmd_req *r)
     uint64_t stored;
 
     r->err = upload_result(r->upload, &r->op, &stored);
+    if (r->err == PROTO_ERR_INTERNAL) { /* the store's trouble: the generic error reply */
+        fail_op(r, NULL);
+        upload_free(r->upload);
+        r->upload = NULL;
+    }
     log_note_add(&r->note, log_uint("stored", stored));
     if (r->err == PROTO_OK && r->op.out.replayed)
         log_note_add(&r->note, log_uint("replayed", 1));
@@ -866,9 +958,15 @@ purge_done(struct purge_ticket *t)
     log_note_add(&r->note, log_uint("purged", t->purged));
     if (t->more)
         log_note_add(&r->note, log_uint("more", 1));
-    if (!t->ok)
+    if (!t->ok && t->err != STORE_OK) {
+        char what[64];
+        snprintf(what, sizeof what, "purge stopped after %llu coupons",
+                 (unsigned long long)t->purged);
+        fail_engine(r, t->err, true, what);
+    } else if (!t->ok) {
         fail(r, PROTO_ERR_INTERNAL, "purge stopped after %llu coupons: %s",
              (unsigned long long)t->purged, t->why);
+    }
     finish(r);
 }
 
@@ -901,7 +999,7 @@ stats_after(struct cmd_req *r)
     struct mega_counters mc;
 
     if (r->op.err != STORE_OK) {
-        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+        fail_op(r, NULL);
         finish(r);
         return;
     }
@@ -945,6 +1043,16 @@ stat_line(struct proto_out *o, const char *name, const char *suffix, uint64_t v)
     proto_out_end(o);
 }
 
+/* "STAT name word": a text stat. */
+static void
+stat_text_line(struct proto_out *o, const char *name, const char *text)
+{
+    proto_out_begin(o, "STAT");
+    proto_out_word(o, name);
+    proto_out_word(o, text[0] != '\0' ? text : "-");
+    proto_out_end(o);
+}
+
 static void
 reply_stats(struct cmd_req *r, struct proto_out *o)
 {
@@ -952,6 +1060,10 @@ reply_stats(struct cmd_req *r, struct proto_out *o)
 
     for (int i = 0; i < PROTO_NSTATS; i++) {
         const struct proto_stat_def *d = &proto_stat_defs[i];
+        if (d->kind == PROTO_STAT_TEXT) {
+            stat_text_line(o, d->name, proto_stats_text(s, (enum proto_stat)i));
+            continue;
+        }
         if (!d->per_type) {
             stat_line(o, d->name, "", s->v[i][0]);
             continue;
@@ -1022,7 +1134,7 @@ coupons_after(struct cmd_req *r)
     struct cmd_stream *st = r->stream;
 
     if (r->op.err != STORE_OK) {
-        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+        fail_op(r, NULL);
     } else {
         st->count = r->op.out.count;
         size_t n = st->count < st->cap ? (size_t)st->count : st->cap;
@@ -1061,7 +1173,7 @@ chunk_after(struct cmd_req *r)
     if (r->op.err != STORE_OK) { /* a failed EXPORT has released its cursor (store.h) */
         st->more = false;
         st->cursor = NULL;
-        fail(r, PROTO_ERR_INTERNAL, "export stopped: %s", store_strerror(r->op.err));
+        fail_op(r, "export stopped");
         finish(r);
         return;
     }
@@ -1132,7 +1244,7 @@ coupon_after(struct cmd_req *r)
     if (r->op.err == STORE_INVALID) {
         fail(r, PROTO_ERR_INVALID, "no coupon %s", r->preq.code);
     } else if (r->op.err != STORE_OK) {
-        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+        fail_op(r, NULL);
     } else {
         st->coupon = r->op.out.coupon;
         st->head = true;

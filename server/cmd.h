@@ -48,6 +48,14 @@ struct upload;
  * coupons. The rows are written to the connection in parts of about CONN_OUT_SOFT anyway. */
 #define CMD_EXPORT_CHUNK 1000
 
+/* MEGADEAL admissions that share one count of the coupons left (cmd.c's mega_admit). */
+struct cmd_admit {
+    struct store_op op;           /* the COUNTERS read in flight */
+    struct cmd_req *head, **tail; /* the requests waiting for it, in arrival order */
+    uint64_t batches;             /* the group's batches completed when it was sent */
+    bool busy;                    /* op is in flight */
+};
+
 /* What commands reach; the server fills it once. */
 struct cmd_env {
     struct ev_loop *loop;
@@ -65,6 +73,7 @@ struct cmd_env {
     uint64_t commands;     /* request lines executed */
     struct cmd_req *spare; /* finished requests kept for reuse */
     size_t n_spare;
+    struct cmd_admit admit;
 };
 
 /* Frees the requests kept for reuse (the server's end). */
@@ -118,8 +127,9 @@ struct cmd_req {
     ev_timer delay_w;        /* a wrong AUTH's delay */
     struct megadeal_ticket mega_ticket;
     struct purge_ticket purge_ticket;
-    bool ticket_held;          /* one of the tickets is with its service */
-    struct cmd_stream *stream; /* a long reply's rows and where it stands */
+    bool ticket_held;           /* one of the tickets is with its service */
+    struct cmd_stream *stream;  /* a long reply's rows and where it stands */
+    struct cmd_req *admit_next; /* waiting for the MEGADEAL admission's count (cmd_admit) */
     union {
         struct megadeal_view mega;
         struct proto_stats stats;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mega.h"
 #include "proto.h"
@@ -26,7 +27,9 @@ enum {
     OPT_MEGADEAL_WAIT,
     OPT_MIN_VALIDITY,
     OPT_LOG_READS,
-    OPT_ID_RETENTION
+    OPT_ID_RETENTION,
+    OPT_STORE,
+    OPT_NODE_NAME
 };
 
 static const struct option long_options[] = {
@@ -46,6 +49,8 @@ static const struct option long_options[] = {
     {"min-validity", required_argument, NULL, OPT_MIN_VALIDITY},
     {"log-reads", no_argument, NULL, OPT_LOG_READS},
     {"id-retention", required_argument, NULL, OPT_ID_RETENTION},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"node-name", required_argument, NULL, OPT_NODE_NAME},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -57,6 +62,9 @@ static const char usage_text[] =
     ")\n"
     "  -p, --port PORT            TCP port (default 7070; 0 picks a free one)\n"
     "  -d, --data-dir DIR         data directory (default " OPTS_DATA_DIR_DEFAULT ")\n"
+    "      --store URI            keep the coupons in PostgreSQL (postgresql://...) instead of\n"
+    "                             LMDB in DIR; DIR keeps the keys and the lock\n"
+    "      --node-name NAME       this node's name in a shared store (default: the host name)\n"
     "      --max-upload N         largest UPLOAD count, 1..50000 (default 50000)\n"
     "      --purge-interval SECS  purge expired coupons every SECS, 0 = off (default 3600)\n"
     "      --log FILE             operation log file (default stderr); SIGHUP reopens it\n"
@@ -70,7 +78,7 @@ static const char usage_text[] =
     "      --min-validity SECS    REQUEST never assigns a coupon expiring sooner (default 0)\n"
     "      --id-retention SECS    keep request ids' outcomes this long, 1..31536000\n"
     "                             (default 86400)\n"
-    "      --check                check the store in DIR for consistency and exit\n"
+    "      --check                check the store (DIR's, or --store's) and exit\n"
     "  -V, --version              print the version and exit\n"
     "  -h, --help                 print this help and exit\n";
 
@@ -276,6 +284,72 @@ set_number(struct opts *o, int opt, const char *arg)
     }
 }
 
+/* The URI schemes --store takes: libpq's two spellings (store.h). */
+static bool
+pg_uri(const char *s)
+{
+    return strncmp(s, "postgresql:", strlen("postgresql:")) == 0 ||
+           strncmp(s, "postgres:", strlen("postgres:")) == 0;
+}
+
+bool
+opts_node_name_ok(const char *s)
+{
+    size_t len = strlen(s);
+
+    if (len == 0 || len > STORE_NODE_MAX)
+        return false;
+    for (; *s != '\0'; s++)
+        if (*s <= ' ' || *s > '~')
+            return false;
+    return true;
+}
+
+bool
+opts_default_node_name(struct opts *o, char *buf, size_t len, char *errbuf, size_t errlen)
+{
+    if (o->node_name != NULL)
+        return true;
+    if (len == 0 || gethostname(buf, len) != 0)
+        snprintf(buf, len, "%s", "");
+    buf[len - 1] = '\0';
+    if (!opts_node_name_ok(buf)) {
+        snprintf(errbuf, errlen,
+                 "the host name \"%.*s\" is no node name (1 to %d printable characters, no "
+                 "spaces): give one with --node-name",
+                 STORE_NODE_MAX, buf, STORE_NODE_MAX);
+        return false;
+    }
+    o->node_name = buf;
+    return true;
+}
+
+const char *
+opts_store_uri(const struct opts *o)
+{
+    return o->store_uri != NULL ? o->store_uri : o->data_dir;
+}
+
+/* Applies --store or --node-name; false with a reason in errbuf when the value is bad. */
+static bool
+set_store(struct opts *o, int opt, const char *arg, char *errbuf, size_t errlen)
+{
+    if (opt == OPT_STORE && !pg_uri(arg)) {
+        snprintf(errbuf, errlen,
+                 "bad value for --store: not a postgresql:// or postgres:// URI (LMDB, the "
+                 "default, lives in --data-dir)");
+        return false;
+    }
+    if (opt == OPT_NODE_NAME && !opts_node_name_ok(arg)) {
+        snprintf(errbuf, errlen,
+                 "bad value '%s' for --node-name: 1 to %d printable characters, no spaces", arg,
+                 STORE_NODE_MAX);
+        return false;
+    }
+    *(opt == OPT_STORE ? &o->store_uri : &o->node_name) = arg;
+    return true;
+}
+
 static const char *
 flag_name(int opt)
 {
@@ -315,6 +389,11 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
             break;
         case OPT_LOG_READS:
             o->log_reads = true;
+            break;
+        case OPT_STORE:
+        case OPT_NODE_NAME:
+            if (!set_store(o, opt, optarg, errbuf, errlen))
+                return OPTS_USAGE;
             break;
         case 'V':
             fprintf(fp, "coupond %s\n", COUPOND_VERSION);

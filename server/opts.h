@@ -48,8 +48,21 @@ struct opts {
     uint32_t min_validity;         /* seconds a REQUEST's coupon must still be valid, 0 = none */
     bool log_reads;                /* log STATS polls too */
     uint32_t id_retention;         /* seconds a request id's outcome is kept, >= 1 */
-    double auth_delay; /* seconds before a wrong AUTH is answered; no flag (tests shorten it) */
+    double auth_delay;     /* seconds before a wrong AUTH is answered; no flag (tests shorten it) */
+    const char *store_uri; /* --store: a PostgreSQL URI; NULL: LMDB in data_dir */
+    const char *node_name; /* --node-name; NULL until opts_default_node_name sets the host's */
 };
+
+/* True when s is a node name (--node-name): 1 to STORE_NODE_MAX bytes of printable ASCII
+ * without spaces, so that it is one word on a STAT line. */
+bool opts_node_name_ok(const char *s);
+
+/* Without --node-name, sets o->node_name to the host name, copied into buf (len bytes, which
+ * must outlive o). False with a reason in errbuf when the host name is no node name. */
+bool opts_default_node_name(struct opts *o, char *buf, size_t len, char *errbuf, size_t errlen);
+
+/* The store_open URI of the store: --store, or the data dir (LMDB). */
+const char *opts_store_uri(const struct opts *o);
 
 /* Fills *o with the defaults. */
 void opts_defaults(struct opts *o);

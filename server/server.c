@@ -71,6 +71,8 @@ server_stats(void *arg, struct proto_stats *out)
     out->v[PROTO_STAT_CLIENTS_REJECTED][0] = srv->clients_rejected;
     out->v[PROTO_STAT_COMMITS][0] = gs->commits;
     out->v[PROTO_STAT_COMMIT_FAILURES][0] = gs->failures;
+    proto_stats_set_text(out, PROTO_STAT_NODE, srv->opts->node_name);
+    proto_stats_set_text(out, PROTO_STAT_STORE, store_backend(srv->store));
 }
 
 /* ---- accepting ---- */

@@ -6,7 +6,11 @@ DEPS_BUILD="build-essential cmake pkg-config libev-dev liblmdb-dev libsodium-dev
 # Using it by hand: nc for the README's and coupond(8)'s sessions, man to read the pages.
 DEPS_RUN="netcat-openbsd man-db"
 # Tests: unit-test framework, man page linter, tmux for the dashboard tests, and PostgreSQL for
-# the store's PostgreSQL tests (tests/pg/cluster.sh runs a throwaway cluster).
+# the PostgreSQL tests (unit/test_store_pg*, blackbox_pg/*, crash_pg/*): tests/pg/cluster.sh
+# runs a throwaway cluster with initdb and pg_ctl from /usr/lib/postgresql/*/bin (postgresql),
+# the tests reach it with psql (postgresql-client, which postgresql pulls in), and as root it
+# runs them as the postgres user (made by postgresql-common) with runuser (util-linux, which
+# Debian always has).
 DEPS_TEST="libcmocka-dev mandoc tmux postgresql"
 
 deps_install() {

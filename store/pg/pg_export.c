@@ -14,16 +14,57 @@
 
 #define FETCH_SQL_MAX 64 /* "FETCH <count> FROM coupond_export" */
 
+/* Rows a call fills at most, whatever in.cap says: keeps cap + 1 (the row looked ahead) from
+ * overflowing; far above any page a caller asks for. */
+#define PAGE_MAX ((size_t)1 << 30)
+
+/* One row of an export, coupon or redemption. */
+union pg_export_row {
+    struct store_coupon coupon;
+    struct store_redemption redemption;
+};
+
 struct pg_export {
     struct pg_exports *xs;
     struct pg_export *next;
     struct pg_conn conn;
+    uint64_t id;         /* its cursor, as store.h hands it out */
     struct store_op *op; /* the call in flight, or NULL */
     enum store_export_kind kind;
     bool released; /* gone from the caller's hands; freed on the next loop turn */
     ev_timer reap;
+    bool have_row;           /* `row` was fetched and is not yet given out */
+    union pg_export_row row; /* the row after the last page */
     char sql[PG_SQL_EXPORT_MAX];
 };
+
+/* --- the list --- */
+
+static void *
+cursor_of(const struct pg_export *x)
+{
+    return (void *)(uintptr_t)x->id;
+}
+
+/* The open export that `cursor` names, or NULL. */
+static struct pg_export *
+find(struct pg_exports *xs, const void *cursor)
+{
+    for (struct pg_export *x = xs->list; x != NULL; x = x->next)
+        if (!x->released && cursor_of(x) == cursor)
+            return x;
+    return NULL;
+}
+
+static size_t
+open_count(const struct pg_exports *xs)
+{
+    size_t n = 0;
+
+    for (const struct pg_export *x = xs->list; x != NULL; x = x->next)
+        n += !x->released;
+    return n;
+}
 
 /* --- the end of an export --- */
 
@@ -69,15 +110,59 @@ complete(struct pg_export *x)
     struct store_op *op = x->op;
 
     x->op = NULL;
-    if (op->err != STORE_OK || !op->out.more) {
-        op->out.more = false;
+    op->out.more = op->err == STORE_OK && x->have_row;
+    if (op->err != STORE_OK)
+        op->out.count = 0;
+    if (!op->out.more) {
         op->out.cursor = NULL;
         release(x);
     } else {
-        op->out.cursor = x;
+        op->out.cursor = cursor_of(x);
     }
     ev_unref(x->xs->loop); /* no longer owed */
     store_op_complete(op);
+}
+
+/* --- rows --- */
+
+static void
+read_row(const struct pg_export *x, const PGresult *r, int i, union pg_export_row *row)
+{
+    struct store_redemption *h = &row->redemption;
+
+    if (x->kind == STORE_EXPORT_COUPONS) {
+        pg_val_coupon(r, i, 0, &row->coupon);
+        return;
+    }
+    memset(h, 0, sizeof *h);
+    h->seq = pg_val_u64(r, i, 0);
+    h->time = pg_val_i64(r, i, 1);
+    pg_val_text(r, i, 2, h->code, sizeof h->code);
+    h->type = (uint8_t)pg_val_i64(r, i, 3);
+    pg_val_text(r, i, 4, h->user, sizeof h->user);
+    h->undone = pg_val_i64(r, i, 5);
+}
+
+/* The page's room for rows, at most PAGE_MAX. */
+static size_t
+page_cap(const struct store_op *op)
+{
+    return op->in.cap < PAGE_MAX ? op->in.cap : PAGE_MAX;
+}
+
+/* Gives out `row` as the call's next row when the page has room, else keeps it for the next
+ * call. */
+static void
+place(struct pg_export *x, struct store_op *op, const union pg_export_row *row)
+{
+    if (op->out.count >= page_cap(op)) {
+        x->row = *row;
+        x->have_row = true;
+    } else if (x->kind == STORE_EXPORT_COUPONS) {
+        op->in.coupons[op->out.count++] = row->coupon;
+    } else {
+        op->in.rows[op->out.count++] = row->redemption;
+    }
 }
 
 /* --- results --- */
@@ -96,7 +181,7 @@ res_rows(void *arg, PGresult *r)
 {
     struct pg_export *x = arg;
     struct store_op *op = x->op;
-    int n;
+    union pg_export_row row;
 
     if (op == NULL || op->err != STORE_OK)
         return;
@@ -104,26 +189,10 @@ res_rows(void *arg, PGresult *r)
         pg_val_fail(op, "export", r);
         return;
     }
-    n = PQntuples(r);
-    if ((x->kind == STORE_EXPORT_COUPONS ? (void *)op->in.coupons : (void *)op->in.rows) == NULL)
-        n = 0; /* no room given */
-    for (int i = 0; i < n && (size_t)i < op->in.cap; i++) {
-        if (x->kind == STORE_EXPORT_COUPONS) {
-            pg_val_coupon(r, i, 0, &op->in.coupons[i]);
-            continue;
-        }
-        struct store_redemption *h = &op->in.rows[i];
-
-        memset(h, 0, sizeof *h);
-        h->seq = pg_val_u64(r, i, 0);
-        h->time = pg_val_i64(r, i, 1);
-        pg_val_text(r, i, 2, h->code, sizeof h->code);
-        h->type = (uint8_t)pg_val_i64(r, i, 3);
-        pg_val_text(r, i, 4, h->user, sizeof h->user);
-        h->undone = pg_val_i64(r, i, 5);
+    for (int i = 0; i < PQntuples(r) && !x->have_row; i++) {
+        read_row(x, r, i, &row);
+        place(x, op, &row);
     }
-    op->out.count = (uint64_t)n;
-    op->out.more = (size_t)n == op->in.cap; /* a full page: maybe more */
 }
 
 static void
@@ -136,13 +205,23 @@ res_sync(void *arg, PGresult *r)
         complete(x);
 }
 
-/* Asks for the next page. */
+/* Fills the call's page: the row kept from the last call first, then a FETCH of the rest and
+ * one row more. */
 static void
 fetch(struct pg_export *x)
 {
+    struct store_op *op = x->op;
     char sql[FETCH_SQL_MAX];
 
-    snprintf(sql, sizeof sql, "FETCH %zu FROM coupond_export", x->op->in.cap);
+    if (x->have_row && page_cap(op) > 0) {
+        x->have_row = false;
+        place(x, op, &x->row);
+    }
+    if (x->have_row) { /* an empty page: the kept row says there is more */
+        complete(x);
+        return;
+    }
+    snprintf(sql, sizeof sql, "FETCH %zu FROM coupond_export", page_cap(op) - op->out.count + 1);
     if (pg_conn_exec(&x->conn, sql, res_rows, x) && pg_conn_sync(&x->conn, res_sync, x))
         pg_conn_flush(&x->conn); /* on failure `lost` completes the call */
 }
@@ -175,22 +254,52 @@ on_lost(void *arg)
 
 /* --- calls --- */
 
+/* Fails op, a call that cannot run, at once, saying why. */
+static void
+refuse(struct store_op *op, const char *why)
+{
+    store_op_fail(op, STORE_IO, "export: %s", why);
+    store_op_complete(op);
+}
+
+/* True when op gives room for the rows it asks for. */
+static bool
+has_room(const struct store_op *op)
+{
+    const void *room = op->in.export_kind == STORE_EXPORT_COUPONS ? (const void *)op->in.coupons
+                                                                  : (const void *)op->in.rows;
+
+    return op->in.cap == 0 || room != NULL;
+}
+
 /* The first call: a new export, connecting. */
 static void
 begin(struct pg_exports *xs, struct store_op *op)
 {
     struct pg_export *x;
 
+    if ((unsigned)op->in.export_kind > STORE_EXPORT_CODE_HISTORY ||
+        (op->in.export_kind == STORE_EXPORT_COUPONS && !op->in.any_type &&
+         (unsigned)op->in.type >= STORE_NTYPES)) {
+        refuse(op, "no such kind or type");
+        return;
+    }
     if (op->in.export_kind == STORE_EXPORT_CODE_HISTORY && rules_code_len(op->in.code) == 0) {
         store_op_complete(op); /* no such coupon: no rows */
         return;
     }
-    if ((x = calloc(1, sizeof *x)) == NULL) {
-        store_op_fail(op, STORE_IO, "export: out of memory");
+    if (open_count(xs) >= PG_EXPORT_MAX) {
+        store_op_fail(op, STORE_IO, "export: %d exports are open already, the most at once",
+                      PG_EXPORT_MAX);
         store_op_complete(op);
         return;
     }
+    if ((x = calloc(1, sizeof *x)) == NULL) {
+        refuse(op, "out of memory");
+        return;
+    }
     x->xs = xs;
+    x->id = ++xs->last_id;
     ev_timer_init(&x->reap, on_reap, 0., 0.);
     x->reap.data = x;
     x->kind = op->in.export_kind;
@@ -209,24 +318,34 @@ begin(struct pg_exports *xs, struct store_op *op)
 void
 pg_export_read(struct pg_exports *xs, struct store_op *op)
 {
-    struct pg_export *x = op->in.cursor;
+    struct pg_export *x = NULL;
 
+    op->err = STORE_OK;
     op->out.count = 0;
     op->out.more = false;
     op->out.cursor = NULL;
-    if (x == NULL) {
-        if (op->in.close)
-            store_op_complete(op);
-        else
-            begin(xs, op);
+    if (op->in.cursor != NULL && (x = find(xs, op->in.cursor)) == NULL) {
+        refuse(op, "no such open export");
         return;
     }
-    if (op->in.close || x->op != NULL || x->released) {
-        if (x->op != NULL)
-            store_op_fail(op, STORE_IO, "export: a call of this export is in flight");
-        else
+    if (x != NULL && x->op != NULL) {
+        refuse(op, "a call of this export is in flight");
+        return;
+    }
+    if (op->in.close) {
+        if (x != NULL)
             release(x);
         store_op_complete(op);
+        return;
+    }
+    if (!has_room(op)) {
+        if (x != NULL)
+            release(x); /* a failed call ends its export */
+        refuse(op, "no room for rows");
+        return;
+    }
+    if (x == NULL) {
+        begin(xs, op);
         return;
     }
     x->op = op;

@@ -120,6 +120,10 @@ plan_release(struct store_op *op, struct pg_call *call)
 static bool
 plan_unredeem(struct store_op *op, struct pg_call *call)
 {
+    if (op->now == 0) { /* undone 0 means "stands": a caller's mistake, refused alone */
+        store_op_fail(op, STORE_IO, "unredeem: time 0 cannot mark an undo");
+        return false;
+    }
     if (op->in.after == 0 || op->in.after > INT64_MAX) {
         store_op_fail(op, STORE_UNKNOWN_REDEMPTION, "unredeem: %s",
                       store_strerror(STORE_UNKNOWN_REDEMPTION));
@@ -183,6 +187,15 @@ plan_rid_get(struct store_op *op, struct pg_call *call)
     put_text(call, op->in.rid.scope);
     put_text(call, op->in.rid.id);
     return true;
+}
+
+/* NOOP: complete at once; in a batch, with the batch, once it is durable. */
+static bool
+plan_noop(struct store_op *op, struct pg_call *call)
+{
+    (void)op;
+    (void)call;
+    return false;
 }
 
 static bool
@@ -396,7 +409,8 @@ result_unredeem(struct store_op *op, const PGresult *r)
 }
 
 /* Each kind with a statement of its own: the statement, how to plan it and read its result.
- * ASSIGN (runs), UPLOAD and GENERATE (staged) and EXPORT (a cursor) are run elsewhere. */
+ * ASSIGN (runs), UPLOAD and GENERATE (staged) and EXPORT (a cursor) are run elsewhere; NOOP has
+ * no statement. */
 static const struct {
     enum pg_stmt stmt;
     bool (*plan)(struct store_op *op, struct pg_call *call);
@@ -416,6 +430,7 @@ static const struct {
     [STORE_OP_EXPIRE_IDS] = {PG_STMT_EXPIRE_IDS, plan_bounded, result_purge},
     [STORE_OP_RID_GET] = {PG_STMT_RID_GET, plan_rid_get, pg_rid_get_result},
     [STORE_OP_COUPONS] = {PG_STMT_COUPONS, plan_coupons, result_coupons},
+    [STORE_OP_NOOP] = {PG_NSTMTS, plan_noop, NULL},
 };
 
 bool

@@ -35,6 +35,16 @@ pg_rid_carried(const struct store_op *op)
 }
 
 bool
+pg_rid_kept(const struct store_op *op)
+{
+    if (!pg_rid_carried(op))
+        return false;
+    if (op->kind == STORE_OP_UPLOAD)
+        return !op->in.check_only && op->in.n > 0;
+    return op->kind != STORE_OP_GENERATE || op->in.want > 0;
+}
+
+bool
 pg_rid_valid(const struct store_op *op)
 {
     const struct store_rid *rid = &op->in.rid;
@@ -133,7 +143,61 @@ coupon_decode(const char *s, struct store_coupon *c)
     snprintf(c->user, sizeof c->user, "%s", *sp == ' ' ? sp + 1 : "");
 }
 
+/* --- a GENERATE's codes --- */
+
+/* A GENERATE's codes, `count` of them in text `s` (separated by spaces), into in.codes; false
+ * when there is no room for them. Other kinds have none. */
+static bool
+codes_decode(const char *s, uint64_t count, struct store_op *op)
+{
+    const char *p = s;
+
+    if (op->out.rid_kind != STORE_OP_GENERATE || count == 0)
+        return true;
+    if (op->in.codes == NULL || op->in.want < count)
+        return false;
+    for (uint64_t i = 0; i < count; i++) {
+        size_t n = strcspn(p, " ");
+
+        snprintf(op->in.codes[i], sizeof op->in.codes[i], "%.*s",
+                 (int)(n < STORE_CODE_MAX ? n : STORE_CODE_MAX), p);
+        p += n + (p[n] == ' ');
+    }
+    return true;
+}
+
+/* The codes `first` stored into op's in.codes; false when there is no room for them. */
+static bool
+codes_copy(const struct store_op *first, struct store_op *op)
+{
+    if (first->kind != STORE_OP_GENERATE || first->out.count == 0)
+        return true;
+    if (op->in.codes == NULL || op->in.want < first->out.count)
+        return false;
+    for (size_t i = 0; i < first->out.count; i++)
+        memcpy(op->in.codes[i], first->in.recs[first->in.chosen[i]].code, STORE_CODE_MAX + 1);
+    return true;
+}
+
 /* --- outcomes --- */
+
+/* True when row `row` of r was stored for op's fingerprint (and, for a write, its kind). */
+static bool
+row_matches(const struct store_op *op, const PGresult *r, int row)
+{
+    char hex[2 * STORE_FP_BYTES + 1];
+
+    fp_hex(op->in.rid.fp, hex);
+    return strcmp(hex, PQgetvalue(r, row, PG_RID_FP)) == 0 &&
+           (op->kind == STORE_OP_RID_GET || pg_val_i64(r, row, PG_RID_KIND) == (int64_t)op->kind);
+}
+
+static void
+conflict(struct store_op *op)
+{
+    store_op_fail(op, STORE_ID_CONFLICT, "request id %s was used for another request",
+                  op->in.rid.id);
+}
 
 /* The stored outcome of row `row` into op's outputs. */
 static void
@@ -148,44 +212,56 @@ outcome(struct store_op *op, const PGresult *r, int row)
     op->out.task_seq = pg_val_u64(r, row, PG_RID_TASK_SEQ);
     op->out.task_stamp = pg_val_i64(r, row, PG_RID_TASK_STAMP);
     op->out.count = pg_val_u64(r, row, PG_RID_COUNT);
+    op->out.replayed = true;
 }
 
 void
 pg_rid_apply(struct store_op *op, const PGresult *r, int row)
 {
-    char hex[2 * STORE_FP_BYTES + 1];
-
     op->err = STORE_OK;
     memset(&op->out, 0, sizeof op->out);
-    fp_hex(op->in.rid.fp, hex);
-    if (strcmp(hex, PQgetvalue(r, row, PG_RID_FP)) != 0 ||
-        pg_val_i64(r, row, PG_RID_KIND) != (int64_t)op->kind) {
-        store_op_fail(op, STORE_ID_CONFLICT, "request id %s: %s", op->in.rid.id,
-                      store_strerror(STORE_ID_CONFLICT));
+    if (!row_matches(op, r, row)) {
+        conflict(op);
         return;
     }
     outcome(op, r, row);
-    op->out.replayed = true;
+    if (!codes_decode(PQgetvalue(r, row, PG_RID_CODES), op->out.count, op)) {
+        memset(&op->out, 0, sizeof op->out);
+        store_op_fail(op, STORE_IO, "request id %s: no room for the codes to replay",
+                      op->in.rid.id);
+    }
 }
 
 void
 pg_rid_copy(struct store_op *op, const struct store_op *first)
 {
+    bool get = op->kind == STORE_OP_RID_GET;
+
     if (first->err != STORE_OK) {
         op->err = first->err;
         snprintf(op->out.msg, sizeof op->out.msg, "%s", first->out.msg);
         return;
     }
-    if (first->kind != op->kind || memcmp(first->in.rid.fp, op->in.rid.fp, STORE_FP_BYTES) != 0) {
-        store_op_fail(op, STORE_ID_CONFLICT, "request id %s: %s", op->in.rid.id,
-                      store_strerror(STORE_ID_CONFLICT));
+    op->err = STORE_OK;
+    memset(&op->out, 0, sizeof op->out);
+    if ((!get && first->kind != op->kind) ||
+        memcmp(first->in.rid.fp, op->in.rid.fp, STORE_FP_BYTES) != 0) {
+        conflict(op);
         return;
     }
-    op->err = STORE_OK;
+    if (!codes_copy(first, op) && !get) { /* RID_GET: the codes only where there is room */
+        store_op_fail(op, STORE_IO, "request id %s: no room for the codes to replay",
+                      op->in.rid.id);
+        return;
+    }
     op->out = first->out;
     op->out.replayed = true;
     op->out.done_at = first->now;
     op->out.rid_kind = first->kind;
+    if (first->kind == STORE_OP_ASSIGN) {
+        op->out.task_seq = first->in.task_seq;
+        op->out.task_stamp = first->in.task_stamp;
+    }
 }
 
 void
@@ -199,10 +275,37 @@ pg_rid_get_result(struct store_op *op, const PGresult *r)
         store_op_fail(op, STORE_INVALID, "request id %s is not stored", op->in.rid.id);
         return;
     }
+    if (!row_matches(op, r, 0)) {
+        conflict(op);
+        return;
+    }
     outcome(op, r, 0);
+    (void)codes_decode(PQgetvalue(r, 0, PG_RID_CODES), op->out.count, op); /* where there is room */
 }
 
 /* --- storing --- */
+
+/* A GENERATE's codes as one text element, separated by spaces (codes hold none); "" for other
+ * kinds. */
+static void
+codes_put(struct pg_arr *a, const struct store_op *op)
+{
+    struct pg_buf b = {0};
+
+    for (size_t i = 0; op->kind == STORE_OP_GENERATE && i < op->out.count; i++) {
+        if (i > 0)
+            pg_buf_put(&b, " ", 1);
+        pg_buf_put(&b, op->in.recs[op->in.chosen[i]].code,
+                   strlen(op->in.recs[op->in.chosen[i]].code));
+    }
+    if (b.oom) {
+        a->b.oom = true; /* the parameters fail as a whole */
+        pg_buf_free(&b);
+        return;
+    }
+    pg_arr_text(a, b.len > 0 ? b.p : "");
+    pg_buf_free(&b);
+}
 
 void
 pg_rid_put_add(struct pg_rid_put *p, const struct store_op *op)
@@ -224,6 +327,7 @@ pg_rid_put_add(struct pg_rid_put *p, const struct store_op *op)
     pg_arr_i64(&p->a[10], assign ? op->in.task_stamp : 0);
     pg_arr_i64(&p->a[11], (int64_t)op->out.count);
     pg_arr_text(&p->a[12], op->out.coupon.code[0] != '\0' ? coupon : "");
+    codes_put(&p->a[13], op);
     p->n++;
 }
 

@@ -15,10 +15,14 @@
 #include "pg_arr.h"
 #include "store.h"
 
-#define PG_RID_PUT_COLS 13 /* parameters of PG_STMT_RID_PUT */
+#define PG_RID_PUT_COLS 14 /* parameters of PG_STMT_RID_PUT */
 
 /* True when op is a write of a kind that takes a request id, and carries one. */
 bool pg_rid_carried(const struct store_op *op);
+
+/* True when op carries an id that its success stores: not an UPLOAD that only checks or has no
+ * record, nor a GENERATE of no code (they store nothing, as in the LMDB backend). */
+bool pg_rid_kept(const struct store_op *op);
 
 /* True when op's id and scope are text PostgreSQL takes, of store.h's lengths. */
 bool pg_rid_valid(const struct store_op *op);
@@ -33,14 +37,16 @@ bool pg_rid_same(const struct store_rid *a, const struct store_rid *b);
 /* True when row `row` of r (PG_RID_COLS) is op's id. */
 bool pg_rid_row_is(const PGresult *r, int row, const struct store_op *op);
 
-/* Completes op from its stored id, row `row` of r: a replay of the stored outcome, or
- * STORE_ID_CONFLICT. */
+/* Completes op from its stored id, row `row` of r: a replay of the stored outcome (a GENERATE's
+ * codes into in.codes: STORE_IO when there is no room for them), or STORE_ID_CONFLICT. */
 void pg_rid_apply(struct store_op *op, const PGresult *r, int row);
 
-/* Completes op, a later write of the same id in the batch, from the first one's outcome. */
+/* Completes op, a later write of the same id in the batch or a RID_GET of it, from the outcome
+ * of `first`, the batch's write that stores the id. */
 void pg_rid_copy(struct store_op *op, const struct store_op *first);
 
-/* RID_GET's result into op (STORE_INVALID when the id is not stored). */
+/* RID_GET's result into op: STORE_INVALID when the id is not stored, STORE_ID_CONFLICT when it
+ * is stored with another fingerprint; a GENERATE's codes into in.codes where there is room. */
 void pg_rid_get_result(struct store_op *op, const PGresult *r);
 
 /* The ids to store at the end of a batch. */

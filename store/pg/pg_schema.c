@@ -109,10 +109,14 @@ pg_schema_open(const char *const *keys, const char *const *vals, enum store_open
     int64_t v;
 
     if (pc == NULL || PQstatus(pc) != CONNECTION_OK) {
+        size_t n;
+
         snprintf(line, sizeof line, "%s", pc != NULL ? PQerrorMessage(pc) : "out of memory");
         for (char *p = line; *p != '\0'; p++)
-            if (*p == '\n')
+            if (*p == '\n' || *p == '\t' || *p == '\r')
                 *p = ' ';
+        for (n = strlen(line); n > 0 && line[n - 1] == ' ';)
+            line[--n] = '\0';
         snprintf(msg, len, "store %s: cannot connect: %s", where, line);
         PQfinish(pc);
         return STORE_UNAVAILABLE;

@@ -21,7 +21,7 @@ _Static_assert(STORE_NTYPES == 4 && STORE_TYPE_MEGADEAL == 3 && STORE_KIND_PERCE
 /* A stored request id's columns, in enum pg_rid_col's order. */
 #define RID_COLS                                                                                   \
     "scope, id, encode(fp, 'hex'), kind, done_at, code, hold_seq, hold_expires, redemption, "      \
-    "task_seq, task_stamp, count, coalesce(coupon, '')"
+    "task_seq, task_stamp, count, coalesce(coupon, ''), coalesce(codes, '')"
 
 static const char *const schema[] = {
     "CREATE TABLE coupond_schema (version int4 NOT NULL)",
@@ -56,7 +56,7 @@ static const char *const schema[] = {
     "hold_seq int8 NOT NULL DEFAULT 0, hold_expires int8 NOT NULL DEFAULT 0, "
     "redemption int8 NOT NULL DEFAULT 0, task_seq int8 NOT NULL DEFAULT 0, "
     "task_stamp int8 NOT NULL DEFAULT 0, count int8 NOT NULL DEFAULT 0, coupon text, "
-    "PRIMARY KEY (scope, id))",
+    "codes text, PRIMARY KEY (scope, id))",
     "CREATE INDEX rids_done ON rids (done_at)",
 };
 
@@ -154,13 +154,15 @@ static const struct {
          "UNION ALL SELECT NULL, EXISTS (SELECT 1 FROM h0), " COUPON_COLS " FROM coupons c "
          "WHERE c.code = $2 AND NOT EXISTS (SELECT 1 FROM u)"},
     /* Deletes up to $2 never-redeemed coupons expired at $1, oldest expiry first, with their
-     * queue entries. Result: (deleted, more left). */
+     * queue entries and their holds (as LMDB's purge does: a hold names a stored coupon).
+     * Result: (deleted, more left). */
     [PG_STMT_PURGE] =
         {"purge", "WITH v AS (SELECT c.code, c.expires, c.seq FROM coupons c WHERE NOT c.redeemed "
                   "AND c.expires < $1 ORDER BY c.expires, c.seq LIMIT $2::int8 + 1 FOR UPDATE), "
                   "k AS (SELECT code FROM v ORDER BY expires, seq LIMIT $2), "
                   "dc AS (DELETE FROM coupons c USING k WHERE c.code = k.code "
-                  "RETURNING c.type, c.expires, c.seq, c.owner IS NOT NULL AS assigned), "
+                  "RETURNING c.code, c.type, c.expires, c.seq, c.owner IS NOT NULL AS assigned), "
+                  "dh AS (DELETE FROM holds h USING dc WHERE h.code = dc.code), "
                   "da AS (DELETE FROM avail a USING dc WHERE NOT dc.assigned AND a.type = dc.type "
                   "AND a.expires = dc.expires AND a.seq = dc.seq), "
                   "d AS (INSERT INTO coupond_delta (type, purged, purged_assigned, unassigned) "
@@ -226,7 +228,8 @@ static const struct {
                      "d AS (INSERT INTO coupond_delta (type, unredeemed) SELECT type, 1 FROM u) "
                      "SELECT " COUPON_COLS " FROM u AS c"},
     /* Publishes the first $2 staged candidates of op $1 whose codes are not stored, all or
-     * none. Result: their idx, in order (none: fewer than $2 usable). */
+     * none. Result: (usable, idx): the candidates usable (at most $2), then the idx of each one
+     * stored, in order; one row with idx NULL when fewer than $2 are usable. */
     [PG_STMT_GENERATE] =
         {"generate",
          "WITH c AS (SELECT u.* FROM coupond_upload u WHERE u.op = $1 AND NOT EXISTS "
@@ -240,7 +243,8 @@ static const struct {
          "SELECT type, expires, seq, code FROM ins), "
          "d AS (INSERT INTO coupond_delta (type, created, unassigned) "
          "SELECT type, count(*), count(*) FROM ins GROUP BY type) "
-         "SELECT idx FROM c WHERE (SELECT ok FROM go) ORDER BY idx"},
+         "SELECT n.usable, c.idx FROM (SELECT count(*) AS usable FROM c) AS n "
+         "LEFT JOIN c ON (SELECT ok FROM go) ORDER BY c.idx"},
     [PG_STMT_EXPIRE_HOLDS] =
         {"expire_holds",
          "WITH v AS (SELECT seq, expires FROM holds WHERE expires < $1 ORDER BY expires, seq "
@@ -260,10 +264,10 @@ static const struct {
                                           "(SELECT * FROM unnest($1::text[], $2::text[]))"},
     [PG_STMT_RID_PUT] = {"rid_put",
                          "INSERT INTO rids (scope, id, fp, kind, done_at, code, hold_seq, "
-                         "hold_expires, redemption, task_seq, task_stamp, count, coupon) "
+                         "hold_expires, redemption, task_seq, task_stamp, count, coupon, codes) "
                          "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int2[], "
                          "$5::int8[], $6::text[], $7::int8[], $8::int8[], $9::int8[], "
-                         "$10::int8[], $11::int8[], $12::int8[], $13::text[])"},
+                         "$10::int8[], $11::int8[], $12::int8[], $13::text[], $14::text[])"},
     /* A user's coupons, newest first, $3 of them at most (at least one row is asked for, so
      * that the count of all comes back), with that count last. */
     [PG_STMT_COUPONS] = {"coupons", "SELECT " COUPON_COLS ", count(*) OVER () FROM coupons c "

@@ -11,6 +11,7 @@
  *   counters        (node, type) -> the counters' deltas that node committed; a read sums them
  *   holds           seq -> code, owner, expires
  *   rids            (scope, id) -> fingerprint and the outcome of the write that used the id
+ *                   (a GENERATE's: its codes too)
  * Every time is an int8 of seconds since the epoch, as store.h passes it.
  *
  * Statements never raise an error for an outcome of the store (no coupon, a rejected record):
@@ -52,7 +53,7 @@ enum pg_stmt {
     PG_STMT_EXPIRE_IDS,   /* $1 now $2 max */
     PG_STMT_RID_GET,      /* $1 scope $2 id: the stored outcome (PG_RID_COLS) */
     PG_STMT_RID_LOOKUP,   /* $1 scope[] $2 id[]: the stored outcomes of a batch's ids */
-    PG_STMT_RID_PUT,      /* 13 arrays: the batch's request ids and outcomes */
+    PG_STMT_RID_PUT,      /* 14 arrays: the batch's request ids and outcomes */
     PG_STMT_COUPONS,      /* $1 now $2 user $3 limit: newest first, with the count of all */
     PG_NSTMTS
 };
@@ -88,6 +89,7 @@ enum pg_rid_col {
     PG_RID_TASK_STAMP,
     PG_RID_COUNT,
     PG_RID_COUPON, /* the coupon after the write, as pg_rid.c encodes it */
+    PG_RID_CODES,  /* a GENERATE's codes, in order, separated by spaces */
     PG_RID_NCOLS
 };
 

@@ -56,6 +56,15 @@ find_firsts(struct pg_upload *u)
     return true;
 }
 
+/* GENERATE: fewer than wanted, nothing stored (the message the LMDB backend gives too). */
+static void
+generate_rejected(struct store_op *op, size_t usable)
+{
+    store_op_fail(op, STORE_REJECTED,
+                  "generate: %zu of %zu candidates usable, %zu wanted: nothing stored", usable,
+                  op->in.n, op->in.want);
+}
+
 /* GENERATE: fewer usable candidates than wanted, without asking. */
 static bool
 too_few(struct pg_upload *u)
@@ -66,8 +75,7 @@ too_few(struct pg_upload *u)
         usable += !u->bad[i] && u->first[i] == i;
     if (usable >= u->op->in.want)
         return false;
-    store_op_fail(u->op, STORE_REJECTED, "generate: %zu usable candidates of %zu wanted", usable,
-                  u->op->in.want);
+    generate_rejected(u->op, usable);
     pg_upload_free(u);
     return true;
 }
@@ -85,7 +93,11 @@ pg_upload_begin(struct pg_upload *u, struct store_op *op, int tag)
     memset(&op->out, 0, sizeof op->out);
     if (n == 0 || (u->generate && op->in.want == 0)) {
         if (u->generate && op->in.want > 0)
-            store_op_fail(op, STORE_REJECTED, "generate: no candidates");
+            generate_rejected(op, 0);
+        return false;
+    }
+    if (u->generate && op->in.chosen == NULL) {
+        store_op_fail(op, STORE_IO, "generate: no room for the choice");
         return false;
     }
     u->first = malloc(n * sizeof *u->first);
@@ -144,8 +156,14 @@ pg_upload_result(struct pg_upload *u, const PGresult *r)
     }
     rows = PQntuples(r);
     if (u->generate) {
-        for (int i = 0; i < rows && (size_t)i < u->op->in.want; i++)
-            u->op->in.chosen[u->chosen++] = (size_t)pg_val_u64(r, i, 0);
+        if (PQnfields(r) < 2) {
+            pg_val_fail(u->op, "generate", r);
+            return;
+        }
+        u->usable = rows > 0 ? (size_t)pg_val_u64(r, 0, 0) : 0;
+        for (int i = 0; i < rows && u->chosen < u->op->in.want; i++)
+            if (!PQgetisnull(r, i, 1))
+                u->op->in.chosen[u->chosen++] = (size_t)pg_val_u64(r, i, 1);
         return;
     }
     for (int i = 0; i < rows; i++) {
@@ -169,7 +187,7 @@ why(const struct pg_upload *u, size_t i)
     return 0;
 }
 
-/* GENERATE's outcome: all wanted, or none stored. */
+/* GENERATE's outcome: all wanted, their codes in in.codes (when asked), or none stored. */
 static void
 generate_end(struct pg_upload *u)
 {
@@ -177,11 +195,13 @@ generate_end(struct pg_upload *u)
 
     if (op->err != STORE_OK)
         return;
-    if (u->chosen == op->in.want)
-        op->out.count = u->chosen;
-    else
-        store_op_fail(op, STORE_REJECTED, "generate: fewer than %zu new codes among %zu",
-                      op->in.want, op->in.n);
+    if (u->chosen != op->in.want) {
+        generate_rejected(op, u->usable);
+        return;
+    }
+    op->out.count = u->chosen;
+    for (size_t j = 0; j < u->chosen && op->in.codes != NULL; j++)
+        memcpy(op->in.codes[j], op->in.recs[op->in.chosen[j]].code, STORE_CODE_MAX + 1);
 }
 
 void
@@ -211,6 +231,8 @@ pg_upload_end(struct pg_upload *u)
         if (op->out.n_rejected > 0)
             store_op_fail(op, STORE_REJECTED, "upload: %zu of %zu records rejected",
                           op->out.n_rejected, op->in.n);
+        else
+            op->out.count = op->in.n; /* stored, or (check_only) all would be */
     }
     pg_upload_free(u);
 }

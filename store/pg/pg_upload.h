@@ -31,6 +31,7 @@ struct pg_upload {
     bool insert;      /* store the batch when nothing exists: not check_only, no C reject */
     bool generate;    /* a GENERATE */
     size_t chosen;    /* GENERATE: candidates PostgreSQL stored */
+    size_t usable;    /* GENERATE: candidates PostgreSQL found usable (at most want) */
 };
 
 /* Resets op's outputs and examines its records (op: an UPLOAD or a GENERATE). False when op
@@ -47,7 +48,9 @@ void pg_upload_copy(const struct pg_upload *u, struct pg_buf *b);
  * (the candidates stored). */
 void pg_upload_result(struct pg_upload *u, const PGresult *r);
 
-/* Sets op's outcome and rejects from what is known; frees u's memory. */
+/* Sets op's outcome from what is known: an UPLOAD's rejects, or out.count = in.n; a GENERATE's
+ * out.count and in.codes (when set) with the codes stored. Frees u's memory; called again, it
+ * changes nothing. */
 void pg_upload_end(struct pg_upload *u);
 
 /* Frees u's memory without touching op. */

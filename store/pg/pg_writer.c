@@ -87,10 +87,6 @@ finish(struct pg_writer *w, enum store_err err)
 {
     struct store_batch *b = w->b;
 
-    if (err == STORE_OK)
-        for (size_t i = 0; i < w->nops; i++)
-            if (w->ups[i].op != NULL && !w->done[i])
-                pg_upload_end(&w->ups[i]);
     reset_batch(w);
     pg_buf_free(&w->copy);
     ev_timer_stop(w->loop, &w->later);
@@ -137,8 +133,8 @@ head_rid(struct pg_writer *w, size_t i)
         w->done[i] = true;
         return;
     }
-    for (size_t j = 0; j < i; j++)
-        if (pg_rid_carried(w->ops[j]) && w->dup[j] == SIZE_MAX && !w->done[j] &&
+    for (size_t j = 0; j < i && pg_rid_kept(op); j++)
+        if (pg_rid_kept(w->ops[j]) && w->dup[j] == SIZE_MAX && !w->done[j] &&
             pg_rid_same(&w->ops[j]->in.rid, &op->in.rid)) {
             w->dup[i] = j;
             w->done[i] = true;
@@ -361,6 +357,22 @@ abandon(struct pg_writer *w)
         pg_conn_flush(&w->conn);
 }
 
+/* A RID_GET in a batch sees an id that a write before it in the batch stores: the rids table
+ * gets the batch's ids only at its end (pg_writer.h), so the write's own outcome answers. */
+static void
+rid_get_in_batch(struct pg_writer *w, struct store_op *get)
+{
+    const struct store_op *first = NULL;
+
+    for (size_t j = 0; j < w->nops && w->ops[j] != get; j++)
+        if (w->dup[j] == SIZE_MAX && pg_rid_kept(w->ops[j]) &&
+            pg_rid_same(&w->ops[j]->in.rid, &get->in.rid) && w->ops[j]->err == STORE_OK &&
+            !w->ops[j]->out.replayed)
+            first = w->ops[j];
+    if (first != NULL)
+        pg_rid_copy(get, first);
+}
+
 static void
 res_step(void *arg, PGresult *r)
 {
@@ -372,12 +384,16 @@ res_step(void *arg, PGresult *r)
         note_error(w, s->kind == STEP_RUN ? "assign" : "statement", r);
     } else {
         w->answered++;
-        if (s->kind == STEP_RUN)
+        if (s->kind == STEP_RUN) {
             pg_ops_run_result(s->ops, s->run.k, r);
-        else if (s->kind == STEP_UPLOAD)
+        } else if (s->kind == STEP_UPLOAD) {
             pg_upload_result(s->up, r);
-        else
+            pg_upload_end(s->up); /* its outcome, before its request id is stored */
+        } else {
             pg_ops_result(s->op, r);
+            if (s->op->kind == STORE_OP_RID_GET)
+                rid_get_in_batch(w, s->op);
+        }
     }
     if (w->rids && w->got == w->asked) /* the pipeline waited for these */
         send_tail(w);
@@ -481,7 +497,7 @@ settle_rids(struct pg_writer *w, struct pg_rid_put *put)
 
         if (w->dup[i] != SIZE_MAX)
             pg_rid_copy(op, w->ops[w->dup[i]]);
-        else if (pg_rid_carried(op) && !w->done[i] && op->err == STORE_OK)
+        else if (pg_rid_kept(op) && !w->done[i] && op->err == STORE_OK)
             pg_rid_put_add(put, op);
     }
 }

@@ -19,7 +19,10 @@
  *   flush request (every result is home before COMMIT runs)
  *   COMMIT
  *   sync
- * A batch without request ids is sent whole at once. The batch completes after COMMIT's
+ * A batch without request ids is sent whole at once. A RID_GET in a batch after a write of the
+ * same id is answered from that write's outcome, since the ids reach rids only at the end. An
+ * UPLOAD's or GENERATE's outcome is settled when its statement's result comes, so that its id
+ * is stored only when it succeeded; an UPLOAD that only checks stores no id, as in LMDB. The batch completes after COMMIT's
  * result. Each statement is written so that an outcome of the store (no coupon, a rejected
  * upload, an exhausted coupon) is a result, never an error: an operation that fails changed
  * nothing, the others stay, with no savepoint. A statement that does raise an error (the

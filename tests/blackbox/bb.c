@@ -171,6 +171,109 @@ bb_tmpdir_remove(const char *dir)
         nftw(dir, remove_entry, BB_NFTW_FDS, FTW_DEPTH | FTW_PHYS);
 }
 
+/* ---- The store: LMDB in the data dir, or a schema of the test cluster's database ---- */
+
+static void child_prepare(pid_t parent);
+
+#define BB_PG_ENV    "COUPOND_TEST_PG_URI" /* the cluster's database (tests/pg/cluster.sh) */
+#define BB_PSQL_WAIT 30000 /* ms a psql may take: a busy 2-core machine, a sanitizer build */
+
+bool
+bb_on_pg(void)
+{
+    const char *s = getenv("BB_STORE");
+    return s != NULL && strcmp(s, "postgresql") == 0;
+}
+
+void
+bb_lmdb_only(const char *why)
+{
+    if (!bb_on_pg())
+        return;
+    print_message("skipped on PostgreSQL: %s\n", why);
+    skip();
+}
+
+void
+bb_pg_only(const char *why)
+{
+    if (bb_on_pg())
+        return;
+    print_message("skipped on LMDB: %s\n", why);
+    skip();
+}
+
+/* Runs argv (found on PATH) with stdout to /dev/null; true when it exited 0 within
+ * BB_PSQL_WAIT (its complaints go to stderr). */
+static bool
+run_quiet(const char *const *argv)
+{
+    pid_t parent = getpid(), pid = fork();
+    int status;
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        child_prepare(parent);
+        int out = open("/dev/null", O_WRONLY);
+        if (out >= 0)
+            dup2(out, STDOUT_FILENO);
+        execvp(argv[0], (char *const *)argv);
+        dprintf(STDERR_FILENO, "bb: exec %s: %s\n", argv[0], strerror(errno));
+        _exit(BB_EXEC_FAILED);
+    }
+    if (!wait_exit(pid, BB_PSQL_WAIT, &status)) {
+        kill_and_reap(pid);
+        return false;
+    }
+    return status == 0;
+}
+
+static bool
+psql(const char *uri, const char *sql)
+{
+    const char *const argv[] = {"psql", "-qAtX", "-v", "ON_ERROR_STOP=1", "-d", uri,
+                                "-c",   sql,     NULL};
+    return run_quiet(argv);
+}
+
+bool
+bb_pg_cluster(const char *action)
+{
+    const char *script = getenv("COUPOND_TEST_PG_SCRIPT");
+    const char *const argv[] = {"bash", script, action, NULL};
+    return bb_on_pg() && script != NULL && run_quiet(argv);
+}
+
+/* BB_STORE=postgresql: makes the server's schema, named after its data dir's unique suffix in
+ * hex (an identifier without quotes), and its --store URI, which sets it as the search path. */
+static bool
+pg_store_make(struct bb_server *s)
+{
+    const char *base = getenv(BB_PG_ENV), *suffix = strrchr(s->dir, '-');
+    char schema[64] = "bb_", sql[96];
+    if (base == NULL || base[0] == '\0') {
+        fprintf(stderr, "bb: BB_STORE=postgresql needs %s (run under tests/pg/cluster.sh)\n",
+                BB_PG_ENV);
+        return false;
+    }
+    for (const char *p = suffix != NULL ? suffix + 1 : ""; *p && strlen(schema) + 3 < sizeof schema;
+         p++)
+        snprintf(schema + strlen(schema), sizeof schema - strlen(schema), "%02x",
+                 (unsigned char)*p);
+    snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
+    int n = snprintf(s->store, sizeof s->store, "%s%coptions=-csearch_path%%3D%s", base,
+                     strchr(base, '?') != NULL ? '&' : '?', schema);
+    if (n < 0 || (size_t)n >= sizeof s->store) {
+        fprintf(stderr, "bb: %s is too long for a --store URI\n", BB_PG_ENV);
+        return false;
+    }
+    if (!psql(base, sql)) {
+        fprintf(stderr, "bb: psql could not make schema %s\n", schema);
+        return false;
+    }
+    return true;
+}
+
 /* ---- Processes ---- */
 
 /* In a forked child: die with the test process, plain signal state, then exec. */
@@ -265,7 +368,7 @@ spawn_server(const struct bb_server *s)
     snprintf(dir, sizeof dir, "%s", s->dir);
     snprintf(log, sizeof log, "%s/ops.log", s->dir);
     snprintf(errlog, sizeof errlog, "%s/stderr.log", s->dir);
-    const char *argv[8 + BB_MAX_ARGS];
+    const char *argv[10 + BB_MAX_ARGS];
     size_t n = 0;
     argv[n++] = "coupond";
     argv[n++] = "-p";
@@ -274,6 +377,10 @@ spawn_server(const struct bb_server *s)
     argv[n++] = dir;
     argv[n++] = "--log";
     argv[n++] = log;
+    if (s->store[0] != '\0') {
+        argv[n++] = "--store";
+        argv[n++] = s->store;
+    }
     for (size_t i = 0; s->args[i] != NULL; i++)
         argv[n++] = s->args[i];
     argv[n] = NULL;
@@ -360,6 +467,10 @@ bb_server_start(const char *const *args)
     if (!bb_tmpdir_make(s->dir)) {
         fprintf(stderr, "bb: mkdtemp: %s\n", strerror(errno));
         s->dir[0] = '\0';
+        bb_server_free(s);
+        return NULL;
+    }
+    if (bb_on_pg() && !pg_store_make(s)) {
         bb_server_free(s);
         return NULL;
     }
@@ -977,6 +1088,26 @@ bb_quiet(struct bb_client *c, int ms)
 }
 
 /* ---- STATS ---- */
+
+bool
+bb_stat_text(const char *reply, const char *name, char *buf, size_t cap)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = reply; p != NULL && *p != '\0';) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol != NULL ? (size_t)(eol - p) : strlen(p);
+        if (len > 5 + nlen + 1 && strncmp(p, "STAT ", 5) == 0 && strncmp(p + 5, name, nlen) == 0 &&
+            p[5 + nlen] == ' ') {
+            size_t n = len - (5 + nlen + 1);
+            if (cap == 0)
+                return false;
+            snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), p + 5 + nlen + 1);
+            return true;
+        }
+        p = eol != NULL ? eol + 1 : NULL;
+    }
+    return false;
+}
 
 bool
 bb_stat_find(const char *reply, const char *name, uint64_t *value)

@@ -370,9 +370,9 @@ test_help_mentions_every_flag(void **state)
 {
     (void)state;
     static const char *const flags[] = {
-        "--listen",         "--port",    "--data-dir",    "--max-upload",
-        "--purge-interval", "--log",     "--max-clients", "--idle-timeout",
-        "--map-size",       "--version", "--help",
+        "--listen", "--port",        "--data-dir",     "--max-upload", "--purge-interval",
+        "--log",    "--max-clients", "--idle-timeout", "--map-size",   "--version",
+        "--help",   "--store",       "--node-name",
     };
     static char out[OUT_MAX], err[OUT_MAX], both[2 * OUT_MAX];
     const char *const long_help[] = {"--help", NULL};

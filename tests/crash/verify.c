@@ -72,9 +72,12 @@ void
 verify_store_check(struct model *m, const struct bb_server *s)
 {
     char out[CHECK_OUT_MAX], err[CHECK_OUT_MAX];
-    const char *const args[] = {"--check", "-d", s->dir, NULL};
-    int rc = bb_run(args, out, sizeof out, err, sizeof err);
-    model_check(m, rc == 0, "coupond --check -d %s exited %d: %s%s", s->dir, rc, out, err);
+    /* On PostgreSQL the store is the database the server used: --check --store checks it. */
+    const char *const lmdb[] = {"--check", "-d", s->dir, NULL};
+    const char *const pg[] = {"--check", "-d", s->dir, "--store", s->store, NULL};
+    int rc = bb_run(s->store[0] != '\0' ? pg : lmdb, out, sizeof out, err, sizeof err);
+    model_check(m, rc == 0, "coupond --check -d %s%s exited %d: %s%s", s->dir,
+                s->store[0] != '\0' ? " --store (its schema)" : "", rc, out, err);
 }
 
 /* ---- STATS ---- */

@@ -45,6 +45,7 @@
 #include "opts.h"
 #include "proto.h"
 #include "server.h"
+#include "stat.h"
 #include "store.h"
 #include "task.h"
 
@@ -362,11 +363,10 @@ check_data_line(struct session *s)
     if (starts_with(l, n, "INFO "))
         return;
     if (starts_with(l, n, "STAT ")) {
-        const char *name;
-        size_t name_len;
-        uint64_t v;
-        if (!proto_reply_stat(l, n, &name, &name_len, &v))
-            violation(s, "a STAT line that proto_reply_stat refuses");
+        struct proto_stats known; /* a number, or a word for a text stat (node, store) */
+        memset(&known, 0, sizeof known);
+        if (!proto_stat_parse_line(l, n, &known))
+            violation(s, "a STAT line that proto_stat_parse_line refuses");
         return;
     }
     if (!starts_with(l, n, "REJECT "))

@@ -16,6 +16,8 @@ set -euo pipefail
 
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 PG_USER=postgres
+# runuser is util-linux's, in /usr/sbin: not on every root PATH (a CI runner's, say).
+RUNUSER=$(command -v runuser || echo /usr/sbin/runuser)
 # Ports tried for the cluster: above the registered range, below the ephemeral one.
 PORT_FIRST=20000
 PORT_SPAN=20000
@@ -25,7 +27,7 @@ PG_CTL_WAIT=60
 
 as_pg() {
     if [ "$(id -u)" -eq 0 ]; then
-        runuser -u "$PG_USER" -- "$@"
+        "$RUNUSER" -u "$PG_USER" -- "$@"
     else
         "$@"
     fi

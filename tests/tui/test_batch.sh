@@ -37,7 +37,11 @@ ok "a missing or wrong key exits 4 and names the file"
 ctl --stats >"$TMP/stats.out"
 grep -qx 'STAT created.FREE 0' "$TMP/stats.out" || fail "--stats lacks created.FREE: $(cat "$TMP/stats.out")"
 grep -qx 'STAT megadeal.timed_out 0' "$TMP/stats.out" || fail "--stats lacks megadeal.timed_out"
-grep -qv '^STAT [a-z_.A-Z]* [0-9]*$' "$TMP/stats.out" && fail "--stats printed a line that is not a STAT line"
+grep -qx 'STAT store lmdb' "$TMP/stats.out" || fail "--stats lacks the store's kind (STAT store lmdb)"
+grep -q '^STAT node [!-~]*$' "$TMP/stats.out" || fail "--stats lacks the node's name (STAT node NAME)"
+# Every line is a STAT line: a number, or one word for the text stats (node, store).
+grep -v '^STAT [a-z_.A-Z]* [0-9]*$' "$TMP/stats.out" | grep -qvE '^STAT (node|store) [!-~]+$' &&
+    fail "--stats printed a line that is not a STAT line"
 [ "$(wc -l <"$TMP/stats.out")" -ge 32 ] || fail "--stats printed fewer than the 32 documented counters"
 ok "--stats prints the STAT lines"
 

@@ -2243,6 +2243,7 @@ test_export_history(void **state)
             ss_redeem(&fx->s, i % 2 ? "X2" : "X1", i % 2 ? "bob" : "alice", T0 + i, NULL),
             STORE_OK);
     assert_int_equal(unredeem(&fx->s, "alice", 3, T0 + 9, NULL), STORE_OK);
+    memset(&op, 0, sizeof op); /* export_next copies the whole of it */
     op.in.export_kind = STORE_EXPORT_HISTORY;
     op.in.after = 1;
     n = export_next(&fx->s, &op, &cursor, NULL, rows, 3);
@@ -2317,6 +2318,39 @@ test_export_close(void **state)
     /* The rest stay open: closing the store releases them (teardown). */
     free(open);
     free(recs);
+}
+
+/* NOOP: a read that does nothing; in a batch it completes with the batch, once the writes
+ * before it are durable (a client waits for its own writes this way). */
+static void
+test_noop(void **state)
+{
+    struct fx *fx = *state;
+    struct store_op op, ops[3];
+    struct ss_batch sb;
+    struct store_coupon c;
+
+    ss_op(&op, STORE_OP_NOOP, T0);
+    assert_int_equal(ss_read(&fx->s, &op), STORE_OK);
+    upload_one_ok(&fx->s, "N1", STORE_TYPE_FREE, T0 + 100);
+    ss_batch_init(&fx->s, &sb);
+    ss_op_assign(ss_batch_add(&sb, &ops[0]), STORE_TYPE_FREE, "alice", T0);
+    ss_op(ss_batch_add(&sb, &ops[1]), STORE_OP_NOOP, T0);
+    ss_op_assign(ss_batch_add(&sb, &ops[2]), STORE_TYPE_FREE, "bob", T0);
+    assert_int_equal(ss_commit(&sb), STORE_OK);
+    expect_assigned(&ops[0], "alice", "N1");
+    assert_int_equal(ops[1].err, STORE_OK);
+    assert_int_equal(ops[2].err, STORE_NO_COUPONS);
+    assert_int_equal(ss_get(&fx->s, "N1", &c), STORE_OK);
+    assert_string_equal(c.user, "alice");
+    /* A batch of no-ops alone. */
+    ss_batch_init(&fx->s, &sb);
+    ss_op(ss_batch_add(&sb, &ops[0]), STORE_OP_NOOP, T0);
+    ss_op(ss_batch_add(&sb, &ops[1]), STORE_OP_NOOP, T0);
+    assert_int_equal(ss_commit(&sb), STORE_OK);
+    assert_int_equal(ops[0].err, STORE_OK);
+    assert_int_equal(ops[1].err, STORE_OK);
+    assert_type_counters(&counters(&fx->s, T0).type[STORE_TYPE_FREE], 1, 1, 0, 0, 0);
 }
 
 /* --- the check against corruption made behind the store's back --- */
@@ -2997,6 +3031,7 @@ static const struct {
     TEST(test_export_snapshot),
     TEST(test_export_history),
     TEST(test_export_close),
+    TEST(test_noop),
     LMDB_ONLY(test_check_detects_corruption),
     LMDB_ONLY(test_open_rejects_bad_meta),
     LMDB_ONLY(test_previous_release),
