@@ -227,10 +227,9 @@ info_section(struct text *t, enum info_section sec, const struct cmd_req *r)
 void
 compat_reply_info(struct cmd_req *r, struct proto_out *o)
 {
-    static struct text t; /* the loop's alone, and too big for its stack */
+    struct text t = {.len = 0};
     bool first = true;
 
-    t.len = 0;
     for (int i = 0; i < INFO_NSECTIONS; i++) {
         if (!(r->compat.sections & (1u << i)))
             continue;
