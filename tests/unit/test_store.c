@@ -2243,6 +2243,7 @@ test_export_history(void **state)
             ss_redeem(&fx->s, i % 2 ? "X2" : "X1", i % 2 ? "bob" : "alice", T0 + i, NULL),
             STORE_OK);
     assert_int_equal(unredeem(&fx->s, "alice", 3, T0 + 9, NULL), STORE_OK);
+    memset(&op, 0, sizeof op); /* export_next copies every input of the first call */
     op.in.export_kind = STORE_EXPORT_HISTORY;
     op.in.after = 1;
     n = export_next(&fx->s, &op, &cursor, NULL, rows, 3);
