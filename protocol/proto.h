@@ -56,6 +56,11 @@
 /* proto_fmt_request output + NUL: the longest canonical request (REDEEM with a 128-byte user,
  * a 64-byte code, a 128-byte hold id and a 64-byte request id) is under 450 bytes. */
 #define PROTO_REQUEST_BUF 1024
+/* The commands of Redis clients. A subcommand (CLIENT SETINFO, COMMAND DOCS, CONFIG GET) is a
+ * word of at most PROTO_SUB_MAX characters, kept in upper case; the words after it (and INFO's,
+ * SELECT's, ECHO's, HELLO's SETNAME) are kept as given, at most PROTO_WORDS_KEPT of them. */
+#define PROTO_SUB_MAX    16
+#define PROTO_WORDS_KEPT 5
 
 /* Coupon types; values are stable (the store uses the same order). */
 enum proto_type {
@@ -117,6 +122,15 @@ enum proto_cmd {
     PROTO_CMD_COUPON,
     PROTO_CMD_GENERATE,
     PROTO_CMD_EXPORT,
+    /* version 2: what Redis clients send besides coupond's commands (PROTOCOL.md "The Redis
+     * wire form"), in the line form too */
+    PROTO_CMD_HELLO,
+    PROTO_CMD_INFO,
+    PROTO_CMD_CLIENT,
+    PROTO_CMD_COMMAND,
+    PROTO_CMD_CONFIG,
+    PROTO_CMD_SELECT,
+    PROTO_CMD_ECHO,
     PROTO_NCMDS
 };
 
@@ -173,6 +187,21 @@ struct proto_request {
     struct proto_coupon gen;
     char prefix[PROTO_PREFIX_MAX + 1];
     uint32_t length;
+    /* Version 2, the commands of Redis clients. `name`: the key's name of `AUTH name key` and of
+     * HELLO's AUTH ("" for none). `protover`: HELLO's protocol, 2 or 3 (0 when absent). `sub`:
+     * the subcommand of CLIENT, COMMAND and CONFIG in upper case ("" for none). `words`: the
+     * words after it; INFO's section, SELECT's index, ECHO's message; HELLO's SETNAME name
+     * (then `setname` is set): as given, pointing into the line (or the arguments) like `key`.
+     * In RESP, the words of CLIENT and ECHO may hold any bytes, none at all included. */
+    char name[PROTO_USER_MAX + 1];
+    uint32_t protover;
+    char sub[PROTO_SUB_MAX + 1];
+    struct proto_word {
+        const char *p; /* not NUL-terminated */
+        size_t len;
+    } words[PROTO_WORDS_KEPT];
+    size_t nwords;
+    bool setname;
 };
 
 /* An error result: the code and a human message (no CR/LF, printable ASCII). */
@@ -236,6 +265,9 @@ struct proto_arg {
  *   - unknown verb: UNKNOWN_COMMAND; wrong argument count (argc - 1): BAD_REQUEST "usage: ...";
  *   - an argument not handed over (nargs < argc, or one too long): TOO_LONG;
  *   - then each argument's value rule, with the line's errors (BAD_TASK for a task id).
+ * CLIENT's arguments after its subcommand and ECHO's message are exempt from the word rule: any
+ * bytes, an empty or null string (taken as empty) too, as Redis takes them (a CLIENT SETINFO
+ * value may hold blanks); an over-long one is still TOO_LONG.
  * UPLOAD is the exception: its arguments after the verb are its records, not words, and are not
  * read here; req->count is argc - 1 (at least 1, else BAD_REQUEST); the caller hands args[1,
  * nargs) and every later argument to the upload, as records, and compares the count with its

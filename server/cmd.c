@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compat.h"
 #include "coupon.h"
 #include "gen.h"
 #include "group.h"
@@ -41,9 +42,13 @@ struct cmd_stream {
     char (*codes)[STORE_CODE_MAX + 1]; /* GENERATE: the codes stored (or, replayed, first stored) */
     unsigned draws;                    /* GENERATE: candidates drawn so far (gen.h) */
     uint64_t count; /* rows sent (EXPORT); all rows (COUPONS: the store's count) */
-    bool more;      /* the store has more rows behind `cursor` */
-    void *cursor;   /* an EXPORT cursor the store still holds, or NULL */
-    bool head;      /* COUPON code: its coupon line is still to write */
+    /* Data lines of the whole reply, when it is RESP (whose array's count comes first): the
+     * store's count of the export's rows in its snapshot, plus COUPON code's coupon line. */
+    uint64_t lines;
+    bool counted; /* `lines` has the store's count */
+    bool more;    /* the store has more rows behind `cursor` */
+    void *cursor; /* an EXPORT cursor the store still holds, or NULL */
+    bool head;    /* COUPON code: its coupon line is still to write */
     struct store_coupon coupon;
 };
 
@@ -72,6 +77,7 @@ cmd_req_new(struct cmd_env *env, struct cmd_client *client, void (*complete)(str
     r->stream = NULL;
     r->admit_next = NULL;
     r->records_left = 0;
+    r->form = PROTO_FORM_LINE;
     r->env = env;
     r->client = client;
     r->entry = NULL;
@@ -499,15 +505,27 @@ auth_delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
     finish(w->data);
 }
 
-static void
-start_auth(struct cmd_req *r)
+/* Whether `key` opens the key named `name` ("" for `AUTH key`). Today there is one key, the
+ * admin key: it goes by no name, and by the names Redis clients send (`AUTH default key`, and
+ * `admin`). The one place a key is checked; named keys with roles extend it. */
+static bool
+auth_key_check(const struct cmd_env *env, const char *name, const char *key, size_t key_len)
+{
+    if (name[0] != '\0' && strcmp(name, "admin") != 0 && strcmp(name, "default") != 0)
+        return false;
+    return keys_match(env->admin_key, key, key_len);
+}
+
+/* AUTH's check, for AUTH and HELLO's AUTH: true when the key is right; else the request fails
+ * DENIED, answered after a delay (it is finished then), and false. */
+static bool
+auth_try(struct cmd_req *r)
 {
     struct cmd_client *cl = r->client;
 
-    if (keys_match(r->env->admin_key, r->preq.key, r->preq.key_len)) {
+    if (auth_key_check(r->env, r->preq.name, r->preq.key, r->preq.key_len)) {
         cl->authed = true;
-        finish(r);
-        return;
+        return true;
     }
     /* Answer later, without holding up the loop: guessing keys must be slow. A wrong key
      * after a right one takes the rights away. */
@@ -521,6 +539,45 @@ start_auth(struct cmd_req *r)
     ev_timer_init(&r->delay_w, auth_delay_cb, r->env->opts->auth_delay, 0.);
     r->delay_w.data = r;
     ev_timer_start(r->env->loop, &r->delay_w);
+    return false;
+}
+
+static void
+start_auth(struct cmd_req *r)
+{
+    if (auth_try(r))
+        finish(r);
+}
+
+/* HELLO: its AUTH first; only then are the protocol and the name set. */
+static void
+start_hello(struct cmd_req *r)
+{
+    if (r->preq.name[0] != '\0' && !auth_try(r))
+        return;
+    compat_hello(r);
+    finish(r);
+}
+
+static void start_stats(struct cmd_req *r);
+
+/* INFO: its sections, then the counters, as for STATS. */
+static void
+start_info(struct cmd_req *r)
+{
+    r->err = compat_start(r, r->msg, sizeof r->msg);
+    if (r->err != PROTO_OK)
+        finish(r);
+    else
+        start_stats(r);
+}
+
+/* CLIENT, CONFIG, SELECT, COMMAND, ECHO: done at once, by compat.h. */
+static void
+start_compat(struct cmd_req *r)
+{
+    r->err = compat_start(r, r->msg, sizeof r->msg);
+    finish(r);
 }
 
 static void
@@ -1100,6 +1157,8 @@ reply_part(struct cmd_req *r, struct proto_out *o, uint64_t room)
     struct cmd_stream *st = r->stream;
     uint64_t start = o->sent;
 
+    if (!r->streaming) /* RESP: the array's count first (nothing in the line form) */
+        proto_out_stream(o, st->lines);
     r->streaming = true;
     if (st->head) {
         rows_coupon_line(o, &st->coupon);
@@ -1139,6 +1198,7 @@ coupons_after(struct cmd_req *r)
         st->count = r->op.out.count;
         size_t n = st->count < st->cap ? (size_t)st->count : st->cap;
         rows_of_coupons(&st->rows, ROWS_ASSIGNED, st->buf, NULL, n);
+        st->lines = n;
         log_note_add(&r->note, log_uint("count", st->count));
     }
     finish(r);
@@ -1177,6 +1237,9 @@ chunk_after(struct cmd_req *r)
         finish(r);
         return;
     }
+    if (!st->counted) /* the first chunk: the rows of the whole export, for RESP */
+        st->lines += r->op.out.total;
+    st->counted = true;
     size_t n = r->op.out.count < st->cap ? (size_t)r->op.out.count : st->cap;
     if (coupons)
         rows_of_coupons(&st->rows, kind, st->buf, NULL, n);
@@ -1194,6 +1257,7 @@ read_chunk(struct cmd_req *r)
 {
     struct cmd_stream *st = r->stream;
     r->op.in.close = false;
+    r->op.in.count = !st->counted && r->form != PROTO_FORM_LINE;
     r->op.in.cursor = st->cursor;
     r->op.in.cap = st->cap;
     if (r->op.in.export_kind == STORE_EXPORT_COUPONS)
@@ -1248,6 +1312,7 @@ coupon_after(struct cmd_req *r)
     } else {
         st->coupon = r->op.out.coupon;
         st->head = true;
+        st->lines = 1; /* the coupon line, then its redemptions */
         r->op.in.export_kind = STORE_EXPORT_CODE_HISTORY;
         read_chunk(r);
         return;
@@ -1323,6 +1388,7 @@ generate_after(struct cmd_req *r)
         fail_store(r, "-", "-");
     else
         rows_of_codes(&st->rows, st->codes, (size_t)r->preq.count);
+    st->lines = st->rows.n;
     log_note_add(&r->note, log_uint("count", r->preq.count));
     if (replayed)
         log_note_add(&r->note, log_uint("replayed", 1));
@@ -1396,21 +1462,33 @@ static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
                             "make n coupons with random unique codes", true},
     [PROTO_CMD_EXPORT] = {start_export, reply_count,
                           "list every coupon (of a type), or the redemptions after SEQ", true},
+    [PROTO_CMD_HELLO] = {start_hello, compat_reply_hello,
+                         "choose RESP2 or RESP3 for RESP requests (Redis clients), AUTH, name"},
+    [PROTO_CMD_INFO] = {start_info, compat_reply_info,
+                        "show the server and the counters the way Redis's INFO does"},
+    [PROTO_CMD_CLIENT] = {start_compat, compat_reply_client,
+                          "name this connection, or show it (Redis clients)"},
+    [PROTO_CMD_COMMAND] = {start_compat, compat_reply_command, "list the verbs (Redis clients)"},
+    [PROTO_CMD_CONFIG] = {start_compat, compat_reply_config,
+                          "show settings by name or glob pattern (Redis clients)"},
+    [PROTO_CMD_SELECT] = {start_compat, reply_ok, "database 0, the only one (Redis clients)"},
+    [PROTO_CMD_ECHO] = {start_compat, compat_reply_echo, "answer the message"},
 };
 
-void
-cmd_line(struct cmd_req *r, const char *line, size_t len)
+/* A request, parsed or not, starts: the same for a line and a RESP request. */
+static void
+start_parsed(struct cmd_req *r, bool ok, const struct proto_error *perr)
 {
-    struct proto_error perr;
-
     r->env->commands++;
-    if (!proto_parse_request(line, len, &r->preq, &perr)) {
+    if (!ok) {
         r->preq.user[0] = r->preq.code[0] = '\0';
-        fail(r, perr.code, "%s", perr.msg);
+        fail(r, perr->code, "%s", perr->msg);
         finish(r);
         return;
     }
     r->parsed = true;
+    if (r->preq.sub[0] != '\0')
+        log_note_add(&r->note, log_str("sub", r->preq.sub));
     const struct proto_verb *verb = &proto_verbs[r->preq.cmd];
     r->entry = &cmd_table[r->preq.cmd];
     r->verb = verb->name;
@@ -1421,6 +1499,45 @@ cmd_line(struct cmd_req *r, const char *line, size_t len)
         return;
     }
     r->entry->start(r);
+}
+
+void
+cmd_line(struct cmd_req *r, const char *line, size_t len)
+{
+    struct proto_error perr;
+    bool ok = proto_parse_request(line, len, &r->preq, &perr);
+
+    r->form = PROTO_FORM_LINE;
+    start_parsed(r, ok, &perr);
+}
+
+void
+cmd_args(struct cmd_req *r, const struct proto_arg *args, size_t nargs, size_t argc)
+{
+    struct proto_error perr;
+    bool ok = proto_parse_args(args, nargs, argc, &r->preq, &perr);
+
+    r->form = r->client->resp;
+    start_parsed(r, ok, &perr);
+    if (!ok || r->preq.cmd != PROTO_CMD_UPLOAD)
+        return;
+    /* The records are the arguments after the verb and its id=, the first of them here. */
+    for (size_t i = r->preq.rid[0] != '\0' ? 2 : 1; i < nargs && r->records_left > 0; i++) {
+        if (args[i].kind == PROTO_ARG_TOO_LONG)
+            cmd_record(r, NULL, 0);
+        else
+            cmd_record(r, args[i].kind == PROTO_ARG_NULL ? "" : args[i].p, args[i].len);
+    }
+}
+
+void
+cmd_frame_error(struct cmd_req *r, enum proto_err err, const char *why, bool fatal)
+{
+    r->verb = "RESP_ERROR"; /* not a command: STATS commands does not count it */
+    r->form = r->client->resp;
+    r->closes = fatal;
+    fail(r, err, "%s", why);
+    finish(r);
 }
 
 void

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compat.h"
 #include "log.h"
 #include "megadeal.h"
 #include "proto.h"
@@ -79,10 +80,21 @@ struct cmd_env {
 /* Frees the requests kept for reuse (the server's end). */
 void cmd_env_release(struct cmd_env *env);
 
+/* CLIENT SETNAME's name and CLIENT SETINFO's lib-name and lib-ver: kept in this many bytes. */
+#define CMD_CLIENT_NAME_MAX 128
+
 /* One connection's protocol state that commands read and change; the session owns it. */
 struct cmd_client {
     uint64_t conn;
     const char *peer;
+    double since; /* when it connected (CLIENT INFO's age) */
+    /* The RESP version of the replies to its RESP requests: PROTO_FORM_RESP2 until HELLO 3. */
+    enum proto_form resp;
+    /* CLIENT SETNAME and SETINFO (compat.h): as given, each byte outside printable ASCII
+     * without blanks shown as '?'; "" when unset. */
+    char name[CMD_CLIENT_NAME_MAX + 1];
+    char lib_name[CMD_CLIENT_NAME_MAX + 1];
+    char lib_ver[CMD_CLIENT_NAME_MAX + 1];
     /* The scope of this client's request ids: the key name it authenticated as; "" for every
      * connection until named keys exist. */
     char scope[STORE_SCOPE_MAX + 1];
@@ -104,6 +116,7 @@ struct cmd_req {
     bool closes;                         /* the connection closes after this reply */
     bool streaming;                      /* part of its reply is written; more follows */
     uint64_t records_left;               /* UPLOAD: the next lines are its records */
+    enum proto_form form; /* its reply's: the line form for a line, the client's RESP else */
 
     /* cmd.c's own */
     struct cmd_env *env;
@@ -130,6 +143,7 @@ struct cmd_req {
     bool ticket_held;           /* one of the tickets is with its service */
     struct cmd_stream *stream;  /* a long reply's rows and where it stands */
     struct cmd_req *admit_next; /* waiting for the MEGADEAL admission's count (cmd_admit) */
+    struct compat_req compat;   /* the commands of Redis clients (compat.h) */
     union {
         struct megadeal_view mega;
         struct proto_stats stats;
@@ -147,13 +161,23 @@ void cmd_req_free(struct cmd_req *r);
 /* Starts a request line (as framed, not blank). */
 void cmd_line(struct cmd_req *r, const char *line, size_t len);
 
+/* Starts a RESP request (frame.h): its first `nargs` of `argc` arguments, answered in the
+ * client's RESP version. An UPLOAD takes the records among them at once; the rest follow with
+ * cmd_record while r->records_left > 0. The arguments are read before this returns. */
+void cmd_args(struct cmd_req *r, const struct proto_arg *args, size_t nargs, size_t argc);
+
+/* A RESP request the framer refused (frame.h's PROTO_FRAME_RESP_ERROR): answered with `err`
+ * and `why`; when `fatal`, the connection closes after that reply. */
+void cmd_frame_error(struct cmd_req *r, enum proto_err err, const char *why, bool fatal);
+
 /* A line over PROTO_MAX_LINE: ERR TOO_LONG. */
 void cmd_too_long(struct cmd_req *r);
 
 /* A first line that speaks HTTP: ERR BAD_REQUEST, then the close. */
 void cmd_http(struct cmd_req *r);
 
-/* One record line of an UPLOAD (r->records_left > 0); NULL for a line over the limit. */
+/* One record of an UPLOAD (r->records_left > 0): a line, or in RESP an argument (a null one
+ * given as ""); NULL for one over the limit. */
 void cmd_record(struct cmd_req *r, const char *line, size_t len);
 
 /* Writes the reply of a done request, or its next part: at least one line, and for a long

@@ -203,6 +203,7 @@ conn_new(struct conn_pool *p, int fd, const char *peer)
     c->fd = fd;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     c->last_active = ev_now(p->loop);
+    c->framer.resp = true; /* a request that starts with `*` is the Redis wire form */
     ev_io_init(&c->read_w, read_cb, fd, EV_READ);
     ev_io_init(&c->write_w, write_cb, fd, EV_WRITE);
     ev_init(&c->timer_w, timer_cb);
@@ -468,6 +469,12 @@ conn_close_after_flush(struct conn *c)
 /* ---- input ---- */
 
 void
+conn_set_resp(struct conn *c, bool on)
+{
+    c->framer.resp = on;
+}
+
+void
 conn_set_waiting(struct conn *c, bool waiting)
 {
     if (c->waiting == waiting || c->dead)
@@ -528,7 +535,7 @@ hand_over(struct conn *c)
         struct proto_frame f;
         proto_frame_next(&c->framer, c->in + pos, c->in_len - pos, &f);
         pos += f.used;
-        if (f.kind == PROTO_FRAME_NEED_MORE)
+        if (proto_frame_need_more(&f))
             break;
         ended = ended || f.kind != PROTO_FRAME_LONG_BEGIN;
         if (!c->h->on_frame(c->arg, &f))
@@ -541,7 +548,7 @@ hand_over(struct conn *c)
         drop_input(c);
     else if (pos > 0)
         memmove(c->in, c->in + pos, c->in_len);
-    if (c->in_len == 0 && !c->framer.skipping)
+    if (c->in_len == 0 && !proto_framer_busy(&c->framer))
         c->line_started = 0;
     else if (ended || c->line_started == 0)
         c->line_started = ev_now(c->pool->loop);
@@ -574,7 +581,7 @@ tell_eof(struct conn *c)
     if (c->dead || !c->eof || c->eof_told || !taking(c))
         return;
     c->eof_told = true;
-    c->h->on_eof(c->arg, c->in_len > 0 || c->framer.skipping);
+    c->h->on_eof(c->arg, c->in_len > 0 || proto_framer_busy(&c->framer));
 }
 
 static void

@@ -55,8 +55,8 @@ struct conn_handler {
     /* A frame arrived. Return false to take no more frames until conn_resume(). */
     bool (*on_frame)(void *arg, const struct proto_frame *f);
     /* The peer closed its sending side; every complete frame before it was handed over.
-     * `partial`: an unfinished line was left. The handler closes the connection when it is
-     * done (conn_close or conn_close_after_flush). */
+     * `partial`: an unfinished line or RESP request was left. The handler closes the
+     * connection when it is done (conn_close or conn_close_after_flush). */
     void (*on_eof)(void *arg, bool partial);
     /* The connection was closed (any reason), at the end of the iteration it happened in; the
      * handler must not use it any more. Until then its calls on it are harmless no-ops. */
@@ -101,6 +101,10 @@ void conn_write(struct conn *c, const char *data, size_t len);
  * output over CONN_OUT_SOFT, or the connection is closed), else at least 1. Writing this much
  * backs the output up, and on_drain follows once it falls back. */
 size_t conn_out_room(const struct conn *c);
+
+/* Whether a request that starts with `*` is framed as RESP (frame.h): on from the start. Off
+ * while every line is an UPLOAD's record. Takes effect at the next frame. */
+void conn_set_resp(struct conn *c, bool on);
 
 /* Frames are handed over again (those buffered first, at the next iteration). */
 void conn_resume(struct conn *c);

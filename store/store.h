@@ -234,6 +234,9 @@ struct store_op {
         bool any_type;
         bool close;
         void *cursor;
+        /* EXPORT, first call: also count the rows the whole export gives, in its snapshot, into
+         * out.total (a reply in the Redis wire form says its length first). */
+        bool count;
         /* GENERATE (and RID_GET of a GENERATE's id): room for `want` codes, which a successful
          * GENERATE fills with the codes it stored, in the order of chosen[]. A replay fills them
          * with the codes of the first run and leaves chosen[] alone: the retry's candidates are
@@ -261,7 +264,8 @@ struct store_op {
         enum store_op_kind rid_kind;    /* RID_GET: the kind of the write that stored the id */
         uint64_t task_seq;              /* RID_GET of a MEGADEAL grant: the task */
         int64_t task_stamp;
-        void *cursor; /* EXPORT: pass back as in.cursor */
+        void *cursor;   /* EXPORT: pass back as in.cursor */
+        uint64_t total; /* EXPORT with in.count, first call: rows of the whole export */
     } out;
 
     /* completion of store_read, on the loop's thread (not called for a batch's operations) */

@@ -12,6 +12,11 @@ DEPS_RUN="netcat-openbsd man-db"
 # runs them as the postgres user (made by postgresql-common) with runuser (util-linux, which
 # Debian always has).
 DEPS_TEST="libcmocka-dev mandoc tmux postgresql"
+# The Redis clients the tests drive (tests/clients): redis-cli and Debian's redis-py; ioredis
+# comes from npm at test time. Node.js (20 or later, for ioredis 6) and npm come with the
+# machine; Debian's are installed only where there are none.
+DEPS_TEST="$DEPS_TEST redis-tools python3-redis"
+command -v npm >/dev/null 2>&1 || DEPS_TEST="$DEPS_TEST nodejs npm"
 
 deps_install() {
     local missing=() pkg

@@ -78,6 +78,54 @@ export_open(struct lmdb_exports *x, const struct lmdb_env *env, struct store_op 
     return STORE_OK;
 }
 
+/* A coupon's redemptions in the snapshot: its code_hist entries, keys only. */
+static enum store_err
+count_code_history(struct lmdb_export *ex, const struct lmdb_env *env, struct store_op *op)
+{
+    MDB_cursor *cur;
+    MDB_val k = {ex->plen, ex->prefix}, v;
+    int rc;
+
+    if ((rc = mdb_cursor_open(ex->txn, env->dbi[LMDB_DB_CODE_HIST], &cur)) != 0)
+        return lmdb_env_fail(op, rc, "export: count");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && lmdb_codec_has_prefix(&k, ex->prefix, ex->plen);
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        op->out.total++;
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? STORE_OK : lmdb_env_fail(op, rc, "export: count");
+}
+
+/* The rows the export gives (in.count), from its snapshot: the coupons stored (of a type, its
+ * counters: every coupon stored is created and not yet purged), the redemptions after `after`
+ * (numbered 1, 2, ... without gaps, lmdb_check.h), or walked, a coupon's own. */
+static enum store_err
+count_rows(struct lmdb_export *ex, const struct lmdb_env *env, struct store_op *op)
+{
+    struct lmdb_state st;
+    MDB_stat ms;
+    enum store_err e;
+    int rc;
+
+    if (ex->kind == STORE_EXPORT_CODE_HISTORY)
+        return count_code_history(ex, env, op);
+    if (ex->kind == STORE_EXPORT_COUPONS && ex->any_type) {
+        if ((rc = mdb_stat(ex->txn, env->dbi[LMDB_DB_COUPONS], &ms)) != 0)
+            return lmdb_env_fail(op, rc, "export: count");
+        op->out.total = ms.ms_entries;
+        return STORE_OK;
+    }
+    if ((e = lmdb_env_state_get(env, ex->txn, &st, op->out.msg, sizeof op->out.msg)) != STORE_OK)
+        return e;
+    if (ex->kind == STORE_EXPORT_COUPONS) {
+        op->out.total = st.t[ex->type].created - st.t[ex->type].purged;
+        return STORE_OK;
+    }
+    uint64_t last = st.next_redemption_seq - LMDB_CODEC_FIRST_SEQ;
+    op->out.total = last > ex->after ? last - ex->after : 0;
+    return STORE_OK;
+}
+
 /* Places the cursor on the first candidate row, or the next one. */
 static int
 step(struct lmdb_export *ex, MDB_val *k, MDB_val *v)
@@ -208,6 +256,7 @@ lmdb_export_run(struct lmdb_exports *x, const struct lmdb_env *env, struct store
     enum store_err e = STORE_OK;
 
     op->out.count = 0;
+    op->out.total = 0;
     op->out.more = false;
     op->out.cursor = NULL;
     if (op->in.cursor != NULL && (ex = find(x, op->in.cursor)) == NULL) {
@@ -220,8 +269,11 @@ lmdb_export_run(struct lmdb_exports *x, const struct lmdb_env *env, struct store
         op->err = STORE_OK;
         return;
     }
-    if (ex == NULL)
+    if (ex == NULL) {
         e = export_open(x, env, op, &ex);
+        if (e == STORE_OK && op->in.count)
+            e = count_rows(ex, env, op);
+    }
     if (e == STORE_OK)
         e = fill(ex, env, op);
     if (ex != NULL && (e != STORE_OK || !op->out.more))

@@ -195,6 +195,21 @@ res_rows(void *arg, PGresult *r)
     }
 }
 
+/* The count of the export's rows (in.count), in its snapshot. */
+static void
+res_total(void *arg, PGresult *r)
+{
+    struct pg_export *x = arg;
+
+    if (x->op == NULL || x->op->err != STORE_OK)
+        return;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        pg_val_fail(x->op, "export: count", r);
+        return;
+    }
+    x->op->out.total = pg_val_u64(r, 0, 0);
+}
+
 static void
 res_sync(void *arg, PGresult *r)
 {
@@ -230,10 +245,12 @@ static void
 on_ready(void *arg)
 {
     struct pg_export *x = arg;
-    char declare[PG_SQL_EXPORT_MAX + 64];
+    char declare[PG_SQL_EXPORT_MAX + 64], count[PG_SQL_EXPORT_MAX + 64];
 
     snprintf(declare, sizeof declare, "DECLARE coupond_export NO SCROLL CURSOR FOR %s", x->sql);
+    snprintf(count, sizeof count, "SELECT count(*) FROM (%s) AS export", x->sql);
     if (pg_conn_exec(&x->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", res_ok, x) &&
+        (x->op == NULL || !x->op->in.count || pg_conn_exec(&x->conn, count, res_total, x)) &&
         pg_conn_exec(&x->conn, declare, res_ok, x))
         fetch(x);
 }
@@ -322,6 +339,7 @@ pg_export_read(struct pg_exports *xs, struct store_op *op)
 
     op->err = STORE_OK;
     op->out.count = 0;
+    op->out.total = 0;
     op->out.more = false;
     op->out.cursor = NULL;
     if (op->in.cursor != NULL && (x = find(xs, op->in.cursor)) == NULL) {

@@ -865,9 +865,9 @@ static void
 test_bad_request_arg_counts(void **state)
 {
     static const char *const cmds[] = {
-        "PING x",         "AUTH",           "AUTH a b", "REQUEST",      "REQUEST a STANDARD x",
-        "STATUS",         "STATUS a b",     "WAIT",     "WAIT a b",     "VALIDATE",
-        "VALIDATE alice", "VALIDATE a b c", "REDEEM",   "REDEEM alice", "REDEEM a b c",
+        "PING x",         "AUTH",           "AUTH a b c", "REQUEST",      "REQUEST a STANDARD x",
+        "STATUS",         "STATUS a b",     "WAIT",       "WAIT a b",     "VALIDATE",
+        "VALIDATE alice", "VALIDATE a b c", "REDEEM",     "REDEEM alice", "REDEEM a b c",
         "PURGE now",      "STATS x",
     };
     struct bb_client *c = admin_client(state);
