@@ -490,7 +490,7 @@ audit_wanted(const struct store_op *op)
 {
     switch (op->kind) {
     case STORE_OP_UPLOAD:
-        return !op->in.check_only;
+        return !op->in.check_only && op->in.n > 0;
     case STORE_OP_PURGE:
     case STORE_OP_EXPIRE_HOLDS:
     case STORE_OP_EXPIRE_IDS:

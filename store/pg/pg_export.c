@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "pg_audit.h"
 #include "pg_conn.h"
 #include "pg_sql.h"
 #include "pg_val.h"
@@ -104,6 +105,10 @@ res_rows(void *arg, PGresult *r)
         pg_val_fail(op, "export", r);
         return;
     }
+    if (x->kind == STORE_EXPORT_AUDIT) {
+        pg_audit_export_rows(op, r);
+        return;
+    }
     n = PQntuples(r);
     if ((x->kind == STORE_EXPORT_COUPONS ? (void *)op->in.coupons : (void *)op->in.rows) == NULL)
         n = 0; /* no room given */
@@ -197,9 +202,13 @@ begin(struct pg_exports *xs, struct store_op *op)
     x->op = op;
     x->next = xs->list;
     xs->list = x;
-    pg_sql_export(x->sql, sizeof x->sql, (int)x->kind, op->in.any_type, (int)op->in.type,
-                  op->in.after > INT64_MAX ? INT64_MAX : (int64_t)op->in.after, op->in.code,
-                  op->now);
+    if (x->kind == STORE_EXPORT_AUDIT)
+        pg_audit_export_sql(x->sql, sizeof x->sql, xs->node,
+                            op->in.after > INT64_MAX ? INT64_MAX : (int64_t)op->in.after);
+    else
+        pg_sql_export(x->sql, sizeof x->sql, (int)x->kind, op->in.any_type, (int)op->in.type,
+                      op->in.after > INT64_MAX ? INT64_MAX : (int64_t)op->in.after, op->in.code,
+                      op->now);
     pg_conn_init(&x->conn, xs->loop, xs->keys, xs->vals, "export", on_ready, on_lost, x);
     x->conn.bare = true;
     ev_ref(xs->loop); /* owed */

@@ -47,6 +47,10 @@ void pg_upload_copy(const struct pg_upload *u, struct pg_buf *b);
  * (the candidates stored). */
 void pg_upload_result(struct pg_upload *u, const PGresult *r);
 
+/* True when the outcome pg_upload_end will set is STORE_OK: the records are stored (after
+ * pg_upload_result; the audit chain asks before the batch's COMMIT). */
+bool pg_upload_stores(const struct pg_upload *u);
+
 /* Sets op's outcome and rejects from what is known; frees u's memory. */
 void pg_upload_end(struct pg_upload *u);
 

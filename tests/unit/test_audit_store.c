@@ -719,29 +719,72 @@ test_store_before_chain(void **state)
     free(c);
 }
 
-#define TEST(fn)                                                                                   \
-    {                                                                                              \
-        cmocka_unit_test_setup_teardown(fn, setup, teardown), false                                \
-    }
-#define LMDB_ONLY(fn)                                                                              \
-    {                                                                                              \
-        cmocka_unit_test_setup_teardown(fn, setup, teardown), true                                 \
-    }
+/* --- PostgreSQL: one chain per node --- */
+
+static void
+open_node(struct ss *s, const char *node)
+{
+    struct store_config cfg;
+    char err[ERRBUF] = "";
+
+    memset(s, 0, sizeof *s);
+    s->loop = ev_loop_new(EVFLAG_AUTO);
+    assert_non_null(s->loop);
+    cfg = (struct store_config){.loop = s->loop, .mode = STORE_OPEN_CREATE, .node_name = node};
+    if (store_open(pg_uri, &cfg, &s->st, err, sizeof err) != STORE_OK)
+        fail_msg("store_open %s: %s", pg_uri, err);
+}
+
+/* Two nodes on one database: each keeps a chain of its own changes, both verify. */
+static void
+test_nodes_own_chains(void **state)
+{
+    struct fx *fx = *state;
+    struct store_coupon recs[4] = {
+        coupon("N-1", STORE_TYPE_FREE, T0 + 100, 1), coupon("N-2", STORE_TYPE_FREE, T0 + 100, 1),
+        coupon("N-3", STORE_TYPE_FREE, T0 + 100, 1), coupon("N-4", STORE_TYPE_FREE, T0 + 100, 1)};
+    struct chain *c = malloc(sizeof *c);
+    struct ss a, b;
+
+    assert_non_null(c);
+    open_node(&a, "node-a");
+    open_node(&b, "node-b");
+    upload(&a, recs, 2, T0, "");
+    upload(&b, recs + 2, 2, T0, "");
+    assert_int_equal(ss_assign(&a, STORE_TYPE_FREE, "ann", T0, NULL), STORE_OK);
+    assert_int_equal(ss_assign(&b, STORE_TYPE_FREE, "bea", T0, NULL), STORE_OK);
+    assert_int_equal(ss_assign(&b, STORE_TYPE_FREE, "bea", T0, NULL), STORE_OK);
+    read_chain(&a, c);
+    assert_int_equal(c->n, 2);
+    expect_field(&c->recs[1], false, "user", "ann");
+    read_chain(&b, c);
+    assert_int_equal(c->n, 3);
+    expect_field(&c->recs[2], false, "user", "bea");
+    read_chain(&fx->s, c); /* this host's own node: none of them */
+    assert_int_equal(c->n, 0);
+    ss_close(&a);
+    ss_close(&b);
+    free(c);
+}
+
+enum only { BOTH = 0, LMDB, PG };
 
 static const struct {
-    struct CMUnitTest test;
-    bool lmdb_only;
+    void (*fn)(void **state);
+    const char *name;
+    enum only only;
 } tests[] = {
-    TEST(test_empty),
-    TEST(test_every_write),
-    TEST(test_nothing_appended),
-    TEST(test_batch_order),
-    TEST(test_purge_chunks),
-    TEST(test_note_refused),
-    TEST(test_export_after),
-    TEST(test_reopen_and_hashes),
-    LMDB_ONLY(test_tampered_record_named),
-    LMDB_ONLY(test_store_before_chain),
+    {test_empty, "test_empty", BOTH},
+    {test_every_write, "test_every_write", BOTH},
+    {test_nothing_appended, "test_nothing_appended", BOTH},
+    {test_batch_order, "test_batch_order", BOTH},
+    {test_purge_chunks, "test_purge_chunks", BOTH},
+    {test_note_refused, "test_note_refused", BOTH},
+    {test_export_after, "test_export_after", BOTH},
+    {test_reopen_and_hashes, "test_reopen_and_hashes", BOTH},
+    {test_tampered_record_named, "test_tampered_record_named", LMDB},
+    {test_store_before_chain, "test_store_before_chain", LMDB},
+    {test_nodes_own_chains, "test_nodes_own_chains", PG},
 };
 #define NTESTS (sizeof tests / sizeof tests[0])
 
@@ -757,8 +800,11 @@ main(int argc, char **argv)
     }
     pg_uri = argc == 2 ? argv[1] : NULL;
     for (size_t i = 0; i < NTESTS; i++)
-        if (pg_uri == NULL || !tests[i].lmdb_only)
-            run[n++] = tests[i].test;
+        if (tests[i].only == BOTH || tests[i].only == (pg_uri == NULL ? LMDB : PG))
+            run[n++] = (struct CMUnitTest){.name = tests[i].name,
+                                           .test_func = tests[i].fn,
+                                           .setup_func = setup,
+                                           .teardown_func = teardown};
     return _cmocka_run_group_tests(pg_uri != NULL ? "audit_postgresql" : "audit_lmdb", run, n, NULL,
                                    NULL);
 }
