@@ -27,8 +27,9 @@ enum opts_result {
 };
 
 enum opts_mode {
-    OPTS_MODE_SERVE = 0, /* run the server */
-    OPTS_MODE_CHECK      /* --check: verify the store and exit */
+    OPTS_MODE_SERVE = 0,   /* run the server */
+    OPTS_MODE_CHECK,       /* --check: verify the store and exit */
+    OPTS_MODE_VERIFY_AUDIT /* --verify-audit: verify the audit chain and exit */
 };
 
 struct opts {
@@ -49,6 +50,7 @@ struct opts {
     bool log_reads;                /* log STATS polls too */
     uint32_t id_retention;         /* seconds a request id's outcome is kept, >= 1 */
     double auth_delay; /* seconds before a wrong AUTH is answered; no flag (tests shorten it) */
+    const char *audit_head; /* --audit-head: an AUDIT reply to check the chain against, or NULL */
 };
 
 /* Fills *o with the defaults. */
