@@ -53,7 +53,8 @@ const struct proto_verb proto_verbs[PROTO_NCMDS] = {
                             "GENERATE n type discount kind expires max_uses [prefix=P] "
                             "[length=L] [id=RID]"},
     [PROTO_CMD_EXPORT] = {"EXPORT", PROTO_CMD_EXPORT, 1, 2, true,
-                          "EXPORT COUPONS [type] | EXPORT HISTORY [after=SEQ]"},
+                          "EXPORT COUPONS [type] | EXPORT HISTORY [after=SEQ] | "
+                          "EXPORT AUDIT [after=SEQ]"},
     [PROTO_CMD_HELLO] = {"HELLO", PROTO_CMD_HELLO, 0, 6, false,
                          "HELLO [2|3] [AUTH name key] [SETNAME name]"},
     [PROTO_CMD_INFO] = {"INFO", PROTO_CMD_INFO, 0, 1, false, "INFO [section]"},
@@ -64,6 +65,7 @@ const struct proto_verb proto_verbs[PROTO_NCMDS] = {
     [PROTO_CMD_CONFIG] = {"CONFIG", PROTO_CMD_CONFIG, 2, 6, false, "CONFIG GET parameter..."},
     [PROTO_CMD_SELECT] = {"SELECT", PROTO_CMD_SELECT, 1, 1, false, "SELECT 0"},
     [PROTO_CMD_ECHO] = {"ECHO", PROTO_CMD_ECHO, 1, 1, false, "ECHO message"},
+    [PROTO_CMD_AUDIT] = {"AUDIT", PROTO_CMD_AUDIT, 0, 0, true, "AUDIT"},
 };
 
 /* What each argument position of a verb holds; the parser applies the matching value rule. */
@@ -83,7 +85,7 @@ enum arg_rule {
     ARG_EXPIRES,
     ARG_MAX_USES,
     ARG_EXPORT,
-    ARG_EXPORT_TYPE, /* EXPORT COUPONS's type; EXPORT HISTORY takes none */
+    ARG_EXPORT_TYPE, /* EXPORT COUPONS's type; EXPORT HISTORY and AUDIT take none */
     ARG_NAME,        /* a key's name (AUTH name key) */
     ARG_PROTOVER,    /* HELLO's protocol version */
     ARG_SUB,         /* a subcommand: kept in upper case */
@@ -804,7 +806,7 @@ parse_seq(struct span w, uint64_t min, uint64_t *out, const char **why)
 
     if (!read_uint(w.p, w.len, UINT64_MAX, &v) || v < min)
         return fail(why, min > 0 ? "bad SEQ: must be a redemption number (1 or more)"
-                                 : "bad after: must be a redemption number (0 or more)");
+                                 : "bad after: must be a sequence number (0 or more)");
     *out = v;
     return true;
 }
@@ -816,8 +818,10 @@ parse_export(struct span w, enum proto_export *out, const char **why)
         *out = PROTO_EXPORT_COUPONS;
     else if (eq_nocase(w.p, w.len, "HISTORY"))
         *out = PROTO_EXPORT_HISTORY;
+    else if (eq_nocase(w.p, w.len, "AUDIT"))
+        *out = PROTO_EXPORT_AUDIT;
     else
-        return fail(why, "EXPORT takes COUPONS or HISTORY");
+        return fail(why, "EXPORT takes COUPONS, HISTORY or AUDIT");
     return true;
 }
 
@@ -897,8 +901,8 @@ parse_arg(enum arg_rule rule, struct span w, struct proto_request *req, struct p
     case ARG_CODE:
         ok = proto_parse_code(w.p, w.len, req->code, &why);
         break;
-    case ARG_EXPORT_TYPE: /* EXPORT COUPONS's type; EXPORT HISTORY takes none */
-        if (req->export_what == PROTO_EXPORT_HISTORY) {
+    case ARG_EXPORT_TYPE: /* EXPORT COUPONS's type; EXPORT HISTORY and AUDIT take none */
+        if (req->export_what != PROTO_EXPORT_COUPONS) {
             usage(&proto_verbs[req->cmd], err);
             return false;
         }
@@ -1058,8 +1062,6 @@ parse_options(const struct span *w, size_t n, struct proto_request *req, struct 
     return true;
 }
 
-/* Rules that tie arguments together, once each is valid on its own. EXPORT COUPONS takes a
- * type and no after=; EXPORT HISTORY the other way round (ARG_EXPORT_TYPE checks that half). */
 /* HELLO's words after its version: `AUTH name key` and `SETNAME name`, each at most once, in
  * any order. The name to set is kept as words[0]. */
 static bool
@@ -1091,6 +1093,9 @@ check_hello(const struct proto_verb *v, struct proto_request *req, struct proto_
     return true;
 }
 
+/* Rules that tie arguments together, once each is valid on its own. EXPORT COUPONS takes a
+ * type and no after=; EXPORT HISTORY and AUDIT the other way round (ARG_EXPORT_TYPE checks that
+ * half). */
 static bool
 check_request(const struct proto_verb *v, struct proto_request *req, size_t nopt,
               struct proto_error *err)
@@ -1426,6 +1431,8 @@ put_args(char *buf, size_t *len, const struct proto_request *r)
     case PROTO_CMD_EXPORT:
         if (r->export_what == PROTO_EXPORT_HISTORY)
             put_word(buf, len, "HISTORY after=%" PRIu64, r->seq);
+        else if (r->export_what == PROTO_EXPORT_AUDIT)
+            put_word(buf, len, "AUDIT after=%" PRIu64, r->seq);
         else if (r->has_type)
             put_word(buf, len, "COUPONS %s", proto_type_name(r->type));
         else

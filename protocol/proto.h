@@ -131,11 +131,12 @@ enum proto_cmd {
     PROTO_CMD_CONFIG,
     PROTO_CMD_SELECT,
     PROTO_CMD_ECHO,
+    PROTO_CMD_AUDIT, /* the audit chain's signed head */
     PROTO_NCMDS
 };
 
 /* What EXPORT sends. */
-enum proto_export { PROTO_EXPORT_COUPONS = 0, PROTO_EXPORT_HISTORY };
+enum proto_export { PROTO_EXPORT_COUPONS = 0, PROTO_EXPORT_HISTORY, PROTO_EXPORT_AUDIT };
 
 /* One row of the verb table: name, argument counts (words after the verb, options such as
  * id=RID not counted), whether the verb needs a prior AUTH, and a one-line synopsis used by
@@ -179,7 +180,7 @@ struct proto_request {
     const char *key;               /* AUTH: not NUL-terminated, see key_len */
     size_t key_len;
     uint64_t count;   /* UPLOAD, GENERATE: the count, saturated at UINT64_MAX */
-    uint64_t seq;     /* UNREDEEM: the redemption; EXPORT HISTORY: after= (0 when absent) */
+    uint64_t seq;     /* UNREDEEM: the redemption; EXPORT HISTORY, AUDIT: after= (0: absent) */
     uint32_t seconds; /* HOLD: PROTO_HOLD_SECONDS_DEFAULT when absent */
     enum proto_export export_what; /* EXPORT */
     /* GENERATE: the coupons' fields (the code and uses unused), prefix= ("" when absent, upper
@@ -234,9 +235,9 @@ const char *proto_kind_name(enum proto_kind k);
  *     req->count against its own --max-upload (PROTOCOL.md's TOO_LARGE). GENERATE's n alike.
  * Options. After a verb's positional arguments come its options, `name=value` words with a
  * lower-case name, each at most once: hold= (REDEEM), prefix= and length= (GENERATE), after=
- * (EXPORT HISTORY), and id= (REQUEST, REDEEM, UPLOAD, HOLD, RELEASE, UNREDEEM, GENERATE),
- * which must be the last word. A word is taken as an option only beyond the verb's required
- * arguments, so `REQUEST id=x` names the user "id=x".
+ * (EXPORT HISTORY and AUDIT), and id= (REQUEST, REDEEM, UPLOAD, HOLD, RELEASE, UNREDEEM,
+ * GENERATE), which must be the last word. A word is taken as an option only beyond the verb's
+ * required arguments, so `REQUEST id=x` names the user "id=x".
  * An empty or all-blank line is an error too (BAD_REQUEST); callers skip those before calling,
  * see proto_line_is_blank. The line is not modified. On failure *req is unspecified. */
 bool proto_parse_request(const char *line, size_t len, struct proto_request *req,

@@ -5,12 +5,14 @@
 #include "cmd.h"
 
 #include <math.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "compat.h"
+#include "auditkey.h"
 #include "coupon.h"
 #include "gen.h"
 #include "group.h"
@@ -302,6 +304,8 @@ submit(struct cmd_req *r, enum store_op_kind kind, void (*after)(struct cmd_req 
 
     prepare(r, kind, after);
     if (store_op_writes(kind)) {
+        /* The audit chain names who made the change: the key name, as request ids are scoped. */
+        snprintf(r->op.in.actor, sizeof r->op.in.actor, "%s", r->client->scope);
         r->client->writes_unfinished++;
         r->counted_write = true;
         group_add(env->group, &r->op);
@@ -1228,6 +1232,7 @@ chunk_after(struct cmd_req *r)
     bool coupons = r->op.in.export_kind == STORE_EXPORT_COUPONS;
     enum rows_kind kind = coupons                                        ? ROWS_COUPONS
                           : r->op.in.export_kind == STORE_EXPORT_HISTORY ? ROWS_HISTORY
+                          : r->op.in.export_kind == STORE_EXPORT_AUDIT   ? ROWS_AUDIT
                                                                          : ROWS_USES;
 
     if (r->op.err != STORE_OK) { /* a failed EXPORT has released its cursor (store.h) */
@@ -1243,6 +1248,8 @@ chunk_after(struct cmd_req *r)
     size_t n = r->op.out.count < st->cap ? (size_t)r->op.out.count : st->cap;
     if (coupons)
         rows_of_coupons(&st->rows, kind, st->buf, NULL, n);
+    else if (kind == ROWS_AUDIT)
+        rows_of_audit(&st->rows, st->buf, n);
     else
         rows_of_redemptions(&st->rows, kind, st->buf, n);
     st->more = r->op.out.more;
@@ -1262,6 +1269,8 @@ read_chunk(struct cmd_req *r)
     r->op.in.cap = st->cap;
     if (r->op.in.export_kind == STORE_EXPORT_COUPONS)
         r->op.in.coupons = st->buf;
+    else if (r->op.in.export_kind == STORE_EXPORT_AUDIT)
+        r->op.in.audit = st->buf;
     else
         r->op.in.rows = st->buf;
     prepare(r, STORE_OP_EXPORT, chunk_after);
@@ -1281,17 +1290,27 @@ read_first_chunk(struct cmd_req *r)
         read_chunk(r);
 }
 
+/* What each EXPORT reads, its rows' size and how many a call reads. */
+static const struct {
+    enum store_export_kind kind;
+    size_t size, chunk;
+} exports[] = {
+    [PROTO_EXPORT_COUPONS] = {STORE_EXPORT_COUPONS, sizeof(struct store_coupon), CMD_EXPORT_CHUNK},
+    [PROTO_EXPORT_HISTORY] = {STORE_EXPORT_HISTORY, sizeof(struct store_redemption),
+                              CMD_EXPORT_CHUNK},
+    [PROTO_EXPORT_AUDIT] = {STORE_EXPORT_AUDIT, sizeof(struct store_audit_row), CMD_AUDIT_CHUNK},
+};
+
 static void
 start_export(struct cmd_req *r)
 {
-    bool coupons = r->preq.export_what == PROTO_EXPORT_COUPONS;
+    const unsigned what = (unsigned)r->preq.export_what;
 
-    if (!stream_new(r, CMD_EXPORT_CHUNK,
-                    coupons ? sizeof(struct store_coupon) : sizeof(struct store_redemption))) {
+    if (!stream_new(r, exports[what].chunk, exports[what].size)) {
         finish(r);
         return;
     }
-    r->op.in.export_kind = coupons ? STORE_EXPORT_COUPONS : STORE_EXPORT_HISTORY;
+    r->op.in.export_kind = exports[what].kind;
     r->op.in.type = (enum store_type)r->preq.type;
     r->op.in.any_type = !r->preq.has_type;
     r->op.in.after = r->preq.seq;
@@ -1427,6 +1446,42 @@ reply_generated(struct cmd_req *r, struct proto_out *o)
     end_ok(r, o);
 }
 
+/* ---- AUDIT ---- */
+
+static void
+audit_after(struct cmd_req *r)
+{
+    if (r->op.err != STORE_OK)
+        fail(r, PROTO_ERR_INTERNAL, "%s, nothing was changed", store_strerror(r->op.err));
+    else
+        log_note_add(&r->note, log_uint("seq", r->op.out.audit.seq));
+    finish(r);
+}
+
+/* The head after this client's own writes (a read behind them when they are in flight). */
+static void
+start_audit(struct cmd_req *r)
+{
+    submit(r, STORE_OP_AUDIT_HEAD, audit_after);
+}
+
+static void
+reply_audit(struct cmd_req *r, struct proto_out *o)
+{
+    const struct store_audit_head *h = &r->op.out.audit;
+    unsigned char sig[AUDITKEY_SIG_BYTES];
+    char hash[2 * STORE_AUDIT_HASH_BYTES + 1], sig_hex[AUDITKEY_SIG_HEX];
+
+    auditkey_sign(r->env->audit_key, h, sig);
+    sodium_bin2hex(hash, sizeof hash, h->hash, sizeof h->hash);
+    sodium_bin2hex(sig_hex, sizeof sig_hex, sig, sizeof sig);
+    proto_out_begin(o, "OK");
+    proto_out_field_u64(o, "seq", h->seq);
+    proto_out_field(o, "hash", hash);
+    proto_out_field(o, "sig", sig_hex);
+    proto_out_end(o);
+}
+
 /* ---- dispatch ---- */
 
 static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
@@ -1461,7 +1516,9 @@ static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
     [PROTO_CMD_GENERATE] = {start_generate, reply_generated,
                             "make n coupons with random unique codes", true},
     [PROTO_CMD_EXPORT] = {start_export, reply_count,
-                          "list every coupon (of a type), or the redemptions after SEQ", true},
+                          "list every coupon (of a type), or the redemptions or audit records "
+                          "after SEQ",
+                          true},
     [PROTO_CMD_HELLO] = {start_hello, compat_reply_hello,
                          "choose RESP2 or RESP3 for RESP requests (Redis clients), AUTH, name"},
     [PROTO_CMD_INFO] = {start_info, compat_reply_info,
@@ -1473,6 +1530,8 @@ static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
                           "show settings by name or glob pattern (Redis clients)"},
     [PROTO_CMD_SELECT] = {start_compat, reply_ok, "database 0, the only one (Redis clients)"},
     [PROTO_CMD_ECHO] = {start_compat, compat_reply_echo, "answer the message"},
+    [PROTO_CMD_AUDIT] = {start_audit, reply_audit,
+                         "show the audit chain's head, signed with audit.key"},
 };
 
 /* A request, parsed or not, starts: the same for a line and a RESP request. */

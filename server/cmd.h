@@ -31,6 +31,7 @@
 #include "stat.h"
 #include "store.h"
 
+struct auditkey;
 struct cmd_stream;
 struct group;
 struct hold_key;
@@ -48,6 +49,9 @@ struct upload;
  * buffer, a millisecond or two of store work per call, and a few hundred calls for 100,000
  * coupons. The rows are written to the connection in parts of about CONN_OUT_SOFT anyway. */
 #define CMD_EXPORT_CHUNK 1000
+/* Audit records read per EXPORT AUDIT call: a record is up to about 2 KiB, so the same quarter
+ * MiB of buffer as CMD_EXPORT_CHUNK's. */
+#define CMD_AUDIT_CHUNK 100
 
 /* MEGADEAL admissions that share one count of the coupons left (cmd.c's mega_admit). */
 struct cmd_admit {
@@ -68,6 +72,7 @@ struct cmd_env {
     struct log *log;
     const unsigned char *admin_key; /* KEYS_BYTES */
     const struct hold_key *hold_key;
+    const struct auditkey *audit_key; /* signs the audit chain's head (AUDIT) */
     /* The server's own values for STATS (uptime, connections, commits, ...). */
     void (*server_stats)(void *arg, struct proto_stats *out);
     void *server_stats_arg;

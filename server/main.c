@@ -16,6 +16,7 @@
 
 #include <ev.h>
 
+#include "auditverify.h"
 #include "keys.h"
 #include "log.h"
 #include "notify.h"
@@ -271,6 +272,14 @@ main(int argc, char **argv)
         return die("cannot start the event loop");
     if (o.mode == OPTS_MODE_CHECK) /* reads what is there; creates nothing */
         return run_check(&o, loop);
+    if (o.mode == OPTS_MODE_VERIFY_AUDIT) { /* the same: reads, creates nothing */
+        const struct auditverify_config vc = {.uri = opts_store_uri(&o),
+                                              .data_dir = o.data_dir,
+                                              .node_name = o.node_name,
+                                              .map_size = o.map_size,
+                                              .head = o.audit_head};
+        return auditverify_run(loop, &vc, stdout, stderr);
+    }
     struct made made = {0};
     int status = serve(&o, loop, &made);
     if (status != EXIT_SUCCESS)

@@ -29,7 +29,9 @@ enum {
     OPT_LOG_READS,
     OPT_ID_RETENTION,
     OPT_STORE,
-    OPT_NODE_NAME
+    OPT_NODE_NAME,
+    OPT_VERIFY_AUDIT,
+    OPT_AUDIT_HEAD
 };
 
 static const struct option long_options[] = {
@@ -51,6 +53,8 @@ static const struct option long_options[] = {
     {"id-retention", required_argument, NULL, OPT_ID_RETENTION},
     {"store", required_argument, NULL, OPT_STORE},
     {"node-name", required_argument, NULL, OPT_NODE_NAME},
+    {"verify-audit", no_argument, NULL, OPT_VERIFY_AUDIT},
+    {"audit-head", required_argument, NULL, OPT_AUDIT_HEAD},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -79,6 +83,10 @@ static const char usage_text[] =
     "      --id-retention SECS    keep request ids' outcomes this long, 1..31536000\n"
     "                             (default 86400)\n"
     "      --check                check the store (DIR's, or --store's) and exit\n"
+    "      --verify-audit         recompute the audit chain in DIR, check its head's\n"
+    "                             signature by DIR/audit.key, and exit\n"
+    "      --audit-head 'seq=N hash=H sig=S'\n"
+    "                             with --verify-audit: an AUDIT reply the chain must hold\n"
     "  -V, --version              print the version and exit\n"
     "  -h, --help                 print this help and exit\n";
 
@@ -387,6 +395,12 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
         case OPT_CHECK:
             o->mode = OPTS_MODE_CHECK;
             break;
+        case OPT_VERIFY_AUDIT:
+            o->mode = OPTS_MODE_VERIFY_AUDIT;
+            break;
+        case OPT_AUDIT_HEAD:
+            o->audit_head = optarg;
+            break;
         case OPT_LOG_READS:
             o->log_reads = true;
             break;
@@ -421,6 +435,10 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
     }
     if (*o->data_dir == '\0') {
         snprintf(errbuf, errlen, "--data-dir must not be empty");
+        return OPTS_USAGE;
+    }
+    if (o->audit_head != NULL && o->mode != OPTS_MODE_VERIFY_AUDIT) {
+        snprintf(errbuf, errlen, "--audit-head goes with --verify-audit (see --help)");
         return OPTS_USAGE;
     }
     return OPTS_RUN;

@@ -27,8 +27,9 @@ enum opts_result {
 };
 
 enum opts_mode {
-    OPTS_MODE_SERVE = 0, /* run the server */
-    OPTS_MODE_CHECK      /* --check: verify the store and exit */
+    OPTS_MODE_SERVE = 0,   /* run the server */
+    OPTS_MODE_CHECK,       /* --check: verify the store and exit */
+    OPTS_MODE_VERIFY_AUDIT /* --verify-audit: verify the audit chain and exit */
 };
 
 struct opts {
@@ -51,6 +52,7 @@ struct opts {
     double auth_delay;     /* seconds before a wrong AUTH is answered; no flag (tests shorten it) */
     const char *store_uri; /* --store: a PostgreSQL URI; NULL: LMDB in data_dir */
     const char *node_name; /* --node-name; NULL until opts_default_node_name sets the host's */
+    const char *audit_head; /* --audit-head: an AUDIT reply to check the chain against, or NULL */
 };
 
 /* True when s is a node name (--node-name): 1 to STORE_NODE_MAX bytes of printable ASCII

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auditkey.h"
 #include "cmd.h"
 #include "conn.h"
 #include "group.h"
@@ -39,6 +40,7 @@ struct server {
     struct purge *purge;
     struct megadeal *mega;
     struct hold_key *hold_key;
+    struct auditkey *audit_key;
     struct sweep *hold_sweep, *id_sweep;
     struct conn_pool *conns;
     struct session_set *sessions;
@@ -301,7 +303,8 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
         return false;
     }
     srv->mega = megadeal_new(srv->loop, &mc, srv->group, srv->log, errbuf, errlen);
-    if (srv->mega == NULL || (srv->hold_key = hold_key_load(o->data_dir, errbuf, errlen)) == NULL)
+    if (srv->mega == NULL || (srv->hold_key = hold_key_load(o->data_dir, errbuf, errlen)) == NULL ||
+        (srv->audit_key = auditkey_load(o->data_dir, true, errbuf, errlen)) == NULL)
         return false;
     if (!make_sweeps(srv)) {
         snprintf(errbuf, errlen, "out of memory");
@@ -316,6 +319,7 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
                                 .log = srv->log,
                                 .admin_key = srv->admin_key,
                                 .hold_key = srv->hold_key,
+                                .audit_key = srv->audit_key,
                                 .server_stats = server_stats,
                                 .server_stats_arg = srv};
     srv->sessions = session_set_new(&srv->env);
@@ -418,6 +422,7 @@ server_free(struct server *srv)
     sweep_free(srv->hold_sweep);
     sweep_free(srv->id_sweep);
     hold_key_free(srv->hold_key);
+    auditkey_free(srv->audit_key);
     purge_free(srv->purge);
     group_free(srv->group);
     sodium_memzero(srv->admin_key, sizeof srv->admin_key);

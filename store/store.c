@@ -2,6 +2,7 @@
  * shares about operations and batches. */
 #include "store.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +54,7 @@ store_op_writes(enum store_op_kind kind)
     case STORE_OP_GENERATE:
     case STORE_OP_EXPIRE_HOLDS:
     case STORE_OP_EXPIRE_IDS:
+    case STORE_OP_AUDIT_NOTE:
         return true;
     default:
         return false;
@@ -100,6 +102,10 @@ store_open(const char *uri, const struct store_config *cfg, struct store **out, 
         errlen = sizeof scratch;
     }
     errbuf[0] = '\0';
+    if (sodium_init() < 0) { /* the audit chain's BLAKE2b; repeated calls are harmless */
+        snprintf(errbuf, errlen, "store %s: cannot initialise libsodium", uri);
+        return STORE_IO;
+    }
     enum store_err e = b->open(location, cfg, out, errbuf, errlen);
     if (e != STORE_OK)
         *out = NULL;

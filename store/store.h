@@ -147,9 +147,44 @@ struct store_rid {
 
 /* What EXPORT reads. */
 enum store_export_kind {
-    STORE_EXPORT_COUPONS = 0, /* every coupon (of in.type when in.any_type is false), code order */
-    STORE_EXPORT_HISTORY,     /* redemptions with seq > in.after, seq order */
-    STORE_EXPORT_CODE_HISTORY /* the redemptions of coupon in.code, seq order */
+    STORE_EXPORT_COUPONS = 0,  /* every coupon (of in.type when in.any_type is false), code order */
+    STORE_EXPORT_HISTORY,      /* redemptions with seq > in.after, seq order */
+    STORE_EXPORT_CODE_HISTORY, /* the redemptions of coupon in.code, seq order */
+    STORE_EXPORT_AUDIT         /* audit records with seq > in.after, seq order, into in.audit */
+};
+
+/* The audit chain: its head, and its records as EXPORT reads them (store/audit.h encodes and
+ * verifies them). */
+#define STORE_AUDIT_HASH_BYTES 32   /* BLAKE2b-256 */
+#define STORE_AUDIT_REC_MAX    2048 /* bytes of an encoded record: the largest note fits */
+#define STORE_AUDIT_NAME_MAX   32   /* bytes of a note's verb or a field's name */
+#define STORE_AUDIT_VALUE_MAX  128  /* bytes of a note's field value */
+#define STORE_AUDIT_NOTE_MAX   8    /* fields of a note */
+
+struct store_audit_head {
+    uint64_t seq;                         /* the last record's, 0 while the chain is empty */
+    uint8_t hash[STORE_AUDIT_HASH_BYTES]; /* its hash; 32 zero bytes while the chain is empty */
+};
+
+struct store_audit_row {
+    uint64_t seq;
+    uint8_t prev[STORE_AUDIT_HASH_BYTES]; /* the stored hash of record seq - 1 (zeros for 1) */
+    uint8_t hash[STORE_AUDIT_HASH_BYTES]; /* the stored hash of this record */
+    size_t len;
+    uint8_t rec[STORE_AUDIT_REC_MAX]; /* the encoded record as stored, len bytes */
+};
+
+/* An administrative record (a key change): a verb and up to STORE_AUDIT_NOTE_MAX fields. The
+ * verb is 1 to STORE_AUDIT_NAME_MAX of A-Z 0-9 _ . -; a name 1 to STORE_AUDIT_NAME_MAX of
+ * a-z 0-9 _ . and not one the record's line uses itself (seq time actor verb outcome prev
+ * hash); a value 1 to STORE_AUDIT_VALUE_MAX bytes of printable ASCII without spaces. */
+struct store_audit_note {
+    char verb[STORE_AUDIT_NAME_MAX + 1];
+    size_t n;
+    struct {
+        char name[STORE_AUDIT_NAME_MAX + 1];
+        char value[STORE_AUDIT_VALUE_MAX + 1];
+    } f[STORE_AUDIT_NOTE_MAX];
 };
 
 /* What an operation does. R: a read (store_read, or in a batch); W: a write (only in a batch). */
@@ -175,6 +210,9 @@ enum store_op_kind {
     STORE_OP_EXPORT,       /* R: in.export, in.cursor, rows -> out.count rows, out.more */
     STORE_OP_NOOP,         /* R: nothing; in a batch it completes once the writes before it are
                               durable (a client waits for its own writes this way) */
+    /* The audit chain (see "Audit chain" below). */
+    STORE_OP_AUDIT_NOTE, /* W: in.note -> an administrative record, and nothing else */
+    STORE_OP_AUDIT_HEAD, /* R: -> out.audit, the chain's head */
     STORE_NOPS
 };
 
@@ -243,6 +281,13 @@ struct store_op {
          * new, so no index into them names a stored code. NULL: not filled; a replay then fails
          * with STORE_IO, having nowhere to give the codes. */
         char (*codes)[STORE_CODE_MAX + 1];
+        /* Every write: the key name that made it (the scope of its request ids), "" for none,
+         * the admin key, or the server itself; its audit record names it. */
+        char actor[STORE_SCOPE_MAX + 1];
+        /* AUDIT_NOTE: the record's verb and fields (a bad one: STORE_INVALID, nothing done). */
+        const struct store_audit_note *note;
+        /* EXPORT of audit records: room for `cap` rows */
+        struct store_audit_row *audit;
     } in;
 
     /* outputs, set when the operation completes */
@@ -266,6 +311,7 @@ struct store_op {
         int64_t task_stamp;
         void *cursor;   /* EXPORT: pass back as in.cursor */
         uint64_t total; /* EXPORT with in.count, first call: rows of the whole export */
+        struct store_audit_head audit; /* AUDIT_HEAD */
     } out;
 
     /* completion of store_read, on the loop's thread (not called for a batch's operations) */
@@ -361,5 +407,21 @@ void store_release(struct store *st);
  *   on its first call. A client that must see its own writes in an export starts the export
  *   once they are durable.
  */
+
+/* Audit chain. Every write that changes the store (UPLOAD, GENERATE, ASSIGN, REDEEM, HOLD,
+ * RELEASE, UNREDEEM, PURGE, EXPIRE_HOLDS, EXPIRE_IDS, AUDIT_NOTE) appends exactly one record to
+ * the chain, in the same transaction as its change: its sequence (1, 2, ... without gaps), its
+ * time (op->now), in.actor, its verb, its arguments and its outcome, encoded as store/audit.h
+ * says, and hash = BLAKE2b-256(the previous record's hash || the record), the first record's
+ * previous hash being 32 zero bytes. A write that fails, is replayed (its request id was
+ * stored), or changes nothing (a PURGE or expiry that deleted nothing, a check-only UPLOAD)
+ * appends nothing. A batch's records are appended in the batch's order. The head (the last
+ * record's seq and hash) is stored with the chain in the same transaction.
+ * - PostgreSQL keeps one chain per node (store_config.node_name): the records of the writes
+ *   that node committed. AUDIT_HEAD and EXPORT of audit records read that node's chain.
+ * - AUDIT_HEAD in a batch sees the records of the writes before it in the batch.
+ * - EXPORT of audit records (STORE_EXPORT_AUDIT) gives the records as stored, bytes and
+ *   hashes, without judging them: a record that does not decode or match its hash is for the
+ *   verifier (audit.h) to name. */
 
 #endif

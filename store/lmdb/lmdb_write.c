@@ -1,13 +1,15 @@
-/* lmdb_write.c - the frame every write of a batch runs in (its request id, its group operation,
- * its commit or undo), and assign, redeem, unredeem and purge in the LMDB backend (see
- * lmdb_write.h). Upload and generate are in lmdb_upload.c, holds in lmdb_hold.c. */
+/* lmdb_write.c - the frame every write of a batch runs in (its request id, its audit record, its
+ * group operation, its commit or undo), and assign, redeem, unredeem and purge in the LMDB backend
+ * (see lmdb_write.h). Upload and generate are in lmdb_upload.c, holds in lmdb_hold.c. */
 #include "lmdb_write.h"
 
 #include <inttypes.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "audit.h"
 #include "backend.h"
+#include "lmdb_audit.h"
 #include "lmdb_hold.h"
 #include "lmdb_index.h"
 #include "lmdb_rid.h"
@@ -272,6 +274,7 @@ static const struct {
     [STORE_OP_GENERATE] = {"generate", LMDB_GROUP_NESTED, lmdb_upload_generate},
     [STORE_OP_EXPIRE_HOLDS] = {"expire holds", LMDB_GROUP_NESTED, lmdb_hold_run_expire},
     [STORE_OP_EXPIRE_IDS] = {"expire ids", LMDB_GROUP_NESTED, lmdb_rid_run_expire},
+    [STORE_OP_AUDIT_NOTE] = {"audit note", LMDB_GROUP_NOTE_PAGES, lmdb_audit_run_note},
 };
 
 /* Refuses, before its operation begins, a write whose inputs are a caller's mistake: failing
@@ -286,8 +289,8 @@ inputs_ok(struct store_op *op)
     return STORE_OK;
 }
 
-/* Runs op in a group operation of its own: the replay of its request id, or the operation and
- * then its id; folded into the group when it succeeded, else undone alone. */
+/* Runs op in a group operation of its own: the replay of its request id, or the operation, then
+ * its id, then its audit record; folded into the group when it succeeded, else undone alone. */
 static enum store_err
 write_in_op(struct lmdb_group *g, struct store_op *op, unsigned pages,
             enum store_err (*run)(struct lmdb_group *g, struct lmdb_group_op *gop,
@@ -306,6 +309,8 @@ write_in_op(struct lmdb_group *g, struct store_op *op, unsigned pages,
         e = run(g, &gop, op);
     if (e == STORE_OK && !replayed && !gop.discard && rid)
         e = lmdb_rid_put(g, &gop, op);
+    if (e == STORE_OK && !replayed && !gop.discard && audit_wanted(op))
+        e = lmdb_audit_append(g, &gop, op);
     if (e != STORE_OK || replayed || gop.discard)
         return lmdb_group_op_abort(g, &gop, e);
     return lmdb_group_op_commit(g, &gop, "commit operation", op);

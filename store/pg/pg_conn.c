@@ -323,6 +323,19 @@ attempt(struct pg_conn *c)
 
 /* --- results --- */
 
+/* True when r is the sync point's that follows the front statement, whose results came but
+ * not the NULL that ends them: in an aborted pipeline libpq skips that NULL when the sync point
+ * was queued after the statement's last result was taken (from its callback: a batch that
+ * failed rolls back once its results are in). */
+static bool
+ended_unmarked(struct pg_conn *c, const PGresult *r)
+{
+    const struct pg_conn_item *it = front(c);
+
+    return PQresultStatus(r) == PGRES_PIPELINE_SYNC && !it->sync && it->got && c->n > 1 &&
+           c->items[(c->head + 1) % c->cap].sync;
+}
+
 /* Hands every result that has arrived to its item, in order. */
 static void
 drain(struct pg_conn *c)
@@ -345,6 +358,10 @@ drain(struct pg_conn *c)
                 return; /* nothing more yet */
             pop(c);     /* the end of a statement's results */
             continue;
+        }
+        if (ended_unmarked(c, r)) {
+            pop(c); /* the statement's results are over; r is the sync point's */
+            it = *front(c);
         }
         if ((PQresultStatus(r) == PGRES_PIPELINE_SYNC) != it.sync) {
             PQclear(r);
@@ -517,9 +534,16 @@ pg_conn_query(struct pg_conn *c, enum pg_stmt s, int n, const char *const *param
 bool
 pg_conn_exec(struct pg_conn *c, const char *sql, pg_conn_result_fn *fn, void *arg)
 {
+    return pg_conn_exec_params(c, sql, 0, NULL, fn, arg);
+}
+
+bool
+pg_conn_exec_params(struct pg_conn *c, const char *sql, int n, const char *const *params,
+                    pg_conn_result_fn *fn, void *arg)
+{
     if (!usable(c))
         return false;
-    if (PQsendQueryParams(c->pc, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
+    if (PQsendQueryParams(c->pc, sql, n, NULL, params, NULL, NULL, 0) != 1) {
         broke(c, sql);
         return false;
     }

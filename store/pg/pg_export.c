@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "pg_audit.h"
 #include "pg_conn.h"
 #include "pg_sql.h"
 #include "pg_val.h"
@@ -18,10 +19,11 @@
  * overflowing; far above any page a caller asks for. */
 #define PAGE_MAX ((size_t)1 << 30)
 
-/* One row of an export, coupon or redemption. */
+/* One row of an export: a coupon, a redemption or an audit record. */
 union pg_export_row {
     struct store_coupon coupon;
     struct store_redemption redemption;
+    struct store_audit_row audit;
 };
 
 struct pg_export {
@@ -125,14 +127,17 @@ complete(struct pg_export *x)
 
 /* --- rows --- */
 
-static void
+/* Row i of r into *row; false when it is not a row of x's kind. */
+static bool
 read_row(const struct pg_export *x, const PGresult *r, int i, union pg_export_row *row)
 {
     struct store_redemption *h = &row->redemption;
 
+    if (x->kind == STORE_EXPORT_AUDIT)
+        return pg_audit_export_row(r, i, &row->audit);
     if (x->kind == STORE_EXPORT_COUPONS) {
         pg_val_coupon(r, i, 0, &row->coupon);
-        return;
+        return true;
     }
     memset(h, 0, sizeof *h);
     h->seq = pg_val_u64(r, i, 0);
@@ -141,6 +146,7 @@ read_row(const struct pg_export *x, const PGresult *r, int i, union pg_export_ro
     h->type = (uint8_t)pg_val_i64(r, i, 3);
     pg_val_text(r, i, 4, h->user, sizeof h->user);
     h->undone = pg_val_i64(r, i, 5);
+    return true;
 }
 
 /* The page's room for rows, at most PAGE_MAX. */
@@ -160,6 +166,8 @@ place(struct pg_export *x, struct store_op *op, const union pg_export_row *row)
         x->have_row = true;
     } else if (x->kind == STORE_EXPORT_COUPONS) {
         op->in.coupons[op->out.count++] = row->coupon;
+    } else if (x->kind == STORE_EXPORT_AUDIT) {
+        op->in.audit[op->out.count++] = row->audit;
     } else {
         op->in.rows[op->out.count++] = row->redemption;
     }
@@ -190,7 +198,10 @@ res_rows(void *arg, PGresult *r)
         return;
     }
     for (int i = 0; i < PQntuples(r) && !x->have_row; i++) {
-        read_row(x, r, i, &row);
+        if (!read_row(x, r, i, &row)) {
+            store_op_fail(op, STORE_CORRUPT, "export: a row of the table is malformed");
+            return;
+        }
         place(x, op, &row);
     }
 }
@@ -284,6 +295,7 @@ static bool
 has_room(const struct store_op *op)
 {
     const void *room = op->in.export_kind == STORE_EXPORT_COUPONS ? (const void *)op->in.coupons
+                       : op->in.export_kind == STORE_EXPORT_AUDIT ? (const void *)op->in.audit
                                                                   : (const void *)op->in.rows;
 
     return op->in.cap == 0 || room != NULL;
@@ -295,7 +307,7 @@ begin(struct pg_exports *xs, struct store_op *op)
 {
     struct pg_export *x;
 
-    if ((unsigned)op->in.export_kind > STORE_EXPORT_CODE_HISTORY ||
+    if ((unsigned)op->in.export_kind > STORE_EXPORT_AUDIT ||
         (op->in.export_kind == STORE_EXPORT_COUPONS && !op->in.any_type &&
          (unsigned)op->in.type >= STORE_NTYPES)) {
         refuse(op, "no such kind or type");
@@ -323,9 +335,13 @@ begin(struct pg_exports *xs, struct store_op *op)
     x->op = op;
     x->next = xs->list;
     xs->list = x;
-    pg_sql_export(x->sql, sizeof x->sql, (int)x->kind, op->in.any_type, (int)op->in.type,
-                  op->in.after > INT64_MAX ? INT64_MAX : (int64_t)op->in.after, op->in.code,
-                  op->now);
+    if (x->kind == STORE_EXPORT_AUDIT)
+        pg_audit_export_sql(x->sql, sizeof x->sql, xs->node,
+                            op->in.after > INT64_MAX ? INT64_MAX : (int64_t)op->in.after);
+    else
+        pg_sql_export(x->sql, sizeof x->sql, (int)x->kind, op->in.any_type, (int)op->in.type,
+                      op->in.after > INT64_MAX ? INT64_MAX : (int64_t)op->in.after, op->in.code,
+                      op->now);
     pg_conn_init(&x->conn, xs->loop, xs->keys, xs->vals, "export", on_ready, on_lost, x);
     x->conn.bare = true;
     ev_ref(xs->loop); /* owed */

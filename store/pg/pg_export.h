@@ -29,6 +29,7 @@ struct pg_exports {
     struct ev_loop *loop;
     const char *const *keys; /* libpq connection keywords and values (the store's) */
     const char *const *vals;
+    const char *node; /* this node's name: the audit chain exported is its own */
     struct pg_export *list;
     uint64_t last_id; /* the number of the export begun last */
 };

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "pg_audit.h"
 #include "pg_check.h"
 #include "pg_rid.h"
 #include "rules.h"
@@ -431,6 +432,8 @@ static const struct {
     [STORE_OP_RID_GET] = {PG_STMT_RID_GET, plan_rid_get, pg_rid_get_result},
     [STORE_OP_COUPONS] = {PG_STMT_COUPONS, plan_coupons, result_coupons},
     [STORE_OP_NOOP] = {PG_NSTMTS, plan_noop, NULL},
+    /* Read with pg_audit.c's SQL (pg_reader_read_sql), not planned here. */
+    [STORE_OP_AUDIT_HEAD] = {PG_STMT_XID, NULL, pg_audit_head_read_result},
 };
 
 bool

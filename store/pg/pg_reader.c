@@ -2,6 +2,7 @@
 #include "pg_reader.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "backend.h"
 #include "pg_ops.h"
@@ -70,6 +71,28 @@ pg_reader_open(struct pg_reader *r, struct ev_loop *loop, const char *const *key
     return false;
 }
 
+/* Queues read op with its statement: a prepared one (sql NULL), or sql. */
+static void
+send_read(struct pg_reader *r, struct store_op *op, const struct pg_call *call, const char *sql)
+{
+    bool ok;
+
+    if (!pg_conn_ready(&r->conn)) {
+        store_op_fail(op, STORE_UNAVAILABLE, "read: %s",
+                      r->conn.why[0] != '\0' ? r->conn.why : "not connected");
+        store_op_complete(op);
+        return;
+    }
+    op->next = NULL;
+    *r->tail = op;
+    r->tail = &op->next;
+    ev_ref(r->loop); /* owed */
+    ok = sql != NULL ? pg_conn_exec_params(&r->conn, sql, call->n, call->v, res_read, r)
+                     : pg_conn_query(&r->conn, call->stmt, call->n, call->v, res_read, r);
+    if (ok && pg_conn_sync(&r->conn, res_sync, r))
+        pg_conn_flush(&r->conn); /* on failure `lost` completes it */
+}
+
 void
 pg_reader_read(struct pg_reader *r, struct store_op *op)
 {
@@ -84,19 +107,19 @@ pg_reader_read(struct pg_reader *r, struct store_op *op)
         store_op_complete(op);
         return;
     }
-    if (!pg_conn_ready(&r->conn)) {
-        store_op_fail(op, STORE_UNAVAILABLE, "read: %s",
-                      r->conn.why[0] != '\0' ? r->conn.why : "not connected");
-        store_op_complete(op);
-        return;
-    }
-    op->next = NULL;
-    *r->tail = op;
-    r->tail = &op->next;
-    ev_ref(r->loop); /* owed */
-    if (pg_conn_query(&r->conn, call.stmt, call.n, call.v, res_read, r) &&
-        pg_conn_sync(&r->conn, res_sync, r))
-        pg_conn_flush(&r->conn); /* on failure `lost` completes it */
+    send_read(r, op, &call, NULL);
+}
+
+void
+pg_reader_read_sql(struct pg_reader *r, struct store_op *op, const char *sql, int n,
+                   const char *const *params)
+{
+    struct pg_call call = {.n = n};
+
+    memset(&op->out, 0, sizeof op->out);
+    for (int i = 0; i < n && i < PG_OPS_PARAMS; i++)
+        call.v[i] = params[i];
+    send_read(r, op, &call, sql);
 }
 
 void

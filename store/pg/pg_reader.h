@@ -26,6 +26,11 @@ bool pg_reader_open(struct pg_reader *r, struct ev_loop *loop, const char *const
 /* Runs read op (see the top of this file). */
 void pg_reader_read(struct pg_reader *r, struct store_op *op);
 
+/* Runs read op as `sql` with n text parameters instead of its prepared statement (the audit
+ * head, whose SQL is pg_audit.c's); its result is read as pg_ops_result reads op's kind. */
+void pg_reader_read_sql(struct pg_reader *r, struct store_op *op, const char *sql, int n,
+                        const char *const *params);
+
 /* Closes; reads in flight are dropped without their callbacks. */
 void pg_reader_close(struct pg_reader *r);
 

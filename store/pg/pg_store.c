@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pg_audit.h"
 #include "pg_export.h"
 #include "pg_reader.h"
 #include "pg_schema.h"
@@ -157,8 +158,11 @@ pg_open(const char *location, const struct store_config *cfg, struct store **out
     }
     e = pg_schema_open(st->keys, st->vals, cfg->mode, st->where, errbuf, errlen);
     if (e == STORE_OK)
+        e = pg_audit_schema(st->keys, st->vals, cfg->mode, st->where, errbuf, errlen);
+    if (e == STORE_OK)
         e = connect_all(st, cfg, errbuf, errlen);
-    st->exports = (struct pg_exports){.loop = cfg->loop, .keys = st->keys, .vals = st->vals};
+    st->exports = (struct pg_exports){
+        .loop = cfg->loop, .keys = st->keys, .vals = st->vals, .node = st->node};
     if (e != STORE_OK) {
         destroy(st);
         return e;
@@ -183,8 +187,12 @@ pg_read(struct store *base, struct store_op *op)
 {
     struct pg_store *st = pg_of(base);
 
+    const char *node[1] = {st->node};
+
     if (op->kind == STORE_OP_EXPORT)
         pg_export_read(&st->exports, op);
+    else if (op->kind == STORE_OP_AUDIT_HEAD)
+        pg_reader_read_sql(&st->reader, op, PG_AUDIT_HEAD_SQL, 1, node);
     else
         pg_reader_read(&st->reader, op);
 }

@@ -204,6 +204,23 @@ generate_end(struct pg_upload *u)
         memcpy(op->in.codes[j], op->in.recs[op->in.chosen[j]].code, STORE_CODE_MAX + 1);
 }
 
+bool
+pg_upload_stores(const struct pg_upload *u)
+{
+    const struct store_op *op = u->op;
+
+    if (op->err != STORE_OK)
+        return false;
+    if (u->generate)
+        return u->chosen == op->in.want;
+    if (!u->insert || u->first == NULL)
+        return false;
+    for (size_t i = 0; i < op->in.n; i++)
+        if (why(u, i) != 0)
+            return false;
+    return true;
+}
+
 void
 pg_upload_end(struct pg_upload *u)
 {

@@ -48,6 +48,10 @@ void pg_upload_copy(const struct pg_upload *u, struct pg_buf *b);
  * (the candidates stored). */
 void pg_upload_result(struct pg_upload *u, const PGresult *r);
 
+/* True when the outcome pg_upload_end will set is STORE_OK: the records are stored (after
+ * pg_upload_result; the audit chain asks before the batch's COMMIT). */
+bool pg_upload_stores(const struct pg_upload *u);
+
 /* Sets op's outcome from what is known: an UPLOAD's rejects, or out.count = in.n; a GENERATE's
  * out.count and in.codes (when set) with the codes stored. Frees u's memory; called again, it
  * changes nothing. */

@@ -76,7 +76,7 @@ reset_batch(struct pg_writer *w)
     w->dup = NULL;
     w->nops = 0;
     head_free(&w->head);
-    w->writes = w->inserts = w->rids = w->commit_sent = false;
+    w->writes = w->inserts = w->rids = w->commit_sent = w->audited = false;
     w->failed = w->committed = w->have_xid = false;
     w->msg[0] = w->sqlstate[0] = '\0';
 }
@@ -219,12 +219,17 @@ plan_head(struct pg_writer *w)
             head_rid(w, i);
         if (w->done[i])
             continue;
+        if (pg_audit_plan_op(op)) { /* no statement: answered in C or at the tail */
+            w->done[i] = true;
+            continue;
+        }
         head_rows(w, i);
         if (op->kind == STORE_OP_UPLOAD || op->kind == STORE_OP_GENERATE)
             head_upload(w, i);
     }
     if (w->inserts)
         pg_arr_i64(&w->head.keys, PG_SQL_LOCK_INSERT);
+    w->audited = pg_audit_begin(&w->audit, w->ops, w->nops);
     return !w->head.keys.b.oom && !w->head.codes.b.oom && !w->head.holds.b.oom &&
            !w->head.redemptions.b.oom && !w->head.scopes.b.oom && !w->head.ids.b.oom;
 }
@@ -395,7 +400,19 @@ res_step(void *arg, PGresult *r)
                 rid_get_in_batch(w, s->op);
         }
     }
-    if (w->rids && w->got == w->asked) /* the pipeline waited for these */
+    if ((w->rids || w->audited) && w->got == w->asked) /* the pipeline waited for these */
+        send_tail(w);
+}
+
+/* The audit head, read after BEGIN: a batch without statements of its own sends its tail now. */
+static void
+res_audit_head(void *arg, PGresult *r)
+{
+    struct pg_writer *w = arg;
+
+    if (!pg_audit_head_result(&w->audit, r))
+        note_error(w, "audit head", r);
+    if (!w->rids && w->asked == 0)
         send_tail(w);
 }
 
@@ -502,7 +519,25 @@ settle_rids(struct pg_writer *w, struct pg_rid_put *put)
     }
 }
 
-/* After the operations: the request ids, the counters, COMMIT and the sync point. */
+/* The audit records of the batch's writes; false when the batch failed instead (abandoned). */
+static bool
+send_audit(struct pg_writer *w)
+{
+    char why[STORE_ERR_MAX];
+
+    if (pg_audit_send_records(&w->audit, &w->conn, w->ops, w->ups, w->nops, res_tail, w, why,
+                              sizeof why))
+        return true;
+    if (why[0] != '\0') { /* never for a write that passed its checks: the batch fails */
+        w->failed = true;
+        snprintf(w->msg, sizeof w->msg, "%s", why);
+        abandon(w);
+    }
+    return false;
+}
+
+/* After the operations: the request ids, the audit records, the counters, COMMIT and the sync
+ * point. */
 static void
 send_tail(struct pg_writer *w)
 {
@@ -524,6 +559,8 @@ send_tail(struct pg_writer *w)
             pg_conn_break(&w->conn, "out of memory");
     }
     pg_rid_put_free(&put);
+    if (ok && w->audited && !send_audit(w))
+        return;
     if (ok && w->writes)
         ok = pg_conn_query(&w->conn, PG_STMT_COUNTERS_PUT, 1, node, res_tail, w) &&
              pg_conn_flush_request(&w->conn); /* every result is home before COMMIT runs */
@@ -575,6 +612,8 @@ send_head(struct pg_writer *w)
     if (w->writes && (!pg_conn_query(&w->conn, PG_STMT_XID, 0, NULL, res_xid, w) ||
                       !pg_conn_flush_request(&w->conn)))
         return false;
+    if (w->audited && !pg_audit_send_head(&w->audit, &w->conn, res_audit_head, w))
+        return false;
     if (w->head.keys.n > 0) {
         v[0] = pg_arr_text_of(&w->head.keys);
         if (!pg_conn_query(&w->conn, PG_STMT_LOCKS, 1, v, res_lock, w))
@@ -610,8 +649,12 @@ run_pipeline(struct pg_writer *w)
         pg_conn_break(&w->conn, "out of memory");
         return;
     }
-    if (send_steps(w))
+    if (!send_steps(w))
+        return;
+    if (!w->audited)
         send_tail(w);
+    else if (pg_conn_flush_request(&w->conn)) /* the tail follows the results (res_step, or */
+        pg_conn_flush(&w->conn);              /* res_audit_head when there is no statement) */
 }
 
 /* --- staging of uploads (COPY, out of pipeline mode) --- */
@@ -904,6 +947,7 @@ pg_writer_open(struct pg_writer *w, struct ev_loop *loop, const char *const *key
     w->loop = loop;
     w->node = node;
     w->readonly = readonly;
+    pg_audit_init(&w->audit, node);
     ev_timer_init(&w->later, on_later, 0., 0.);
     w->later.data = w;
     ev_timer_init(&w->deadline, on_deadline, 0., 0.);

@@ -7,23 +7,25 @@
  *    batch's; they change nothing shared]
  *   BEGIN
  *   SELECT pg_current_xact_id()   (when the batch writes; a flush request sends it back early)
+ *   the node's audit head          (when the batch writes or asks for it: pg_audit.h)
  *   advisory locks, in key order  (the batch's request ids; the insert lock when it uploads)
  *   SELECT ... FOR UPDATE          (the coupons the batch redeems, holds, releases or unredeems,
  *                                   in code order)
  *   [the stored outcomes of the batch's request ids: the pipeline waits for them (flush
  *    request), so that a write whose id is stored is not run]
  *   one statement per operation, or per run of consecutive assignments (pg_ops.h)
- *   [the request ids of the writes that succeeded, with their outcomes: the pipeline waits
- *    for the operations' results first]
+ *   [the request ids of the writes that succeeded, with their outcomes, and the audit records
+ *    of those writes (pg_audit.h): the pipeline waits for the operations' results first]
  *   the node's counter rows += the batch's deltas (one upsert per batch, from coupond_delta)
  *   flush request (every result is home before COMMIT runs)
  *   COMMIT
  *   sync
- * A batch without request ids is sent whole at once. A RID_GET in a batch after a write of the
- * same id is answered from that write's outcome, since the ids reach rids only at the end. An
- * UPLOAD's or GENERATE's outcome is settled when its statement's result comes, so that its id
- * is stored only when it succeeded; an UPLOAD that only checks stores no id, as in LMDB. The batch completes after COMMIT's
- * result. Each statement is written so that an outcome of the store (no coupon, a rejected
+ * A batch without request ids or writes (which the audit chain records) is sent whole at once.
+ * A RID_GET in a batch after a write of the same id is answered from that write's outcome, since
+ * the ids reach rids only at the end. An UPLOAD's or GENERATE's outcome is settled when its
+ * statement's result comes, so that its id is stored only when it succeeded; an UPLOAD that only
+ * checks stores no id, as in LMDB. The batch completes after COMMIT's result. Each statement is
+ * written so that an outcome of the store (no coupon, a rejected
  * upload, an exhausted coupon) is a result, never an error: an operation that fails changed
  * nothing, the others stay, with no savepoint. A statement that does raise an error (the
  * server's trouble, a deadlock between nodes) fails the batch: ROLLBACK, nothing of it is
@@ -50,8 +52,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "pg_conn.h"
 #include "pg_arr.h"
+#include "pg_audit.h"
+#include "pg_conn.h"
 #include "pg_upload.h"
 #include "store.h"
 
@@ -118,6 +121,8 @@ struct pg_writer {
     size_t nsteps, asked, answered, got; /* steps; sent as statements; answered; any result */
     struct pg_writer_head head;
     bool writes, inserts, rids, staged, commit_sent;
+    bool audited;          /* the batch reads the audit head; its tail waits for the results */
+    struct pg_audit audit; /* the audit chain's part (pg_audit.h) */
     enum store_err refusal;
     bool failed; /* a statement failed: msg, sqlstate */
     char msg[STORE_ERR_MAX];

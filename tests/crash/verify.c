@@ -78,6 +78,40 @@ verify_store_check(struct model *m, const struct bb_server *s)
     int rc = bb_run(s->store[0] != '\0' ? pg : lmdb, out, sizeof out, err, sizeof err);
     model_check(m, rc == 0, "coupond --check -d %s%s exited %d: %s%s", s->dir,
                 s->store[0] != '\0' ? " --store (its schema)" : "", rc, out, err);
+    const char *const lmdb_audit[] = {"--verify-audit", "-d", s->dir, NULL};
+    const char *const pg_audit[] = {"--verify-audit", "-d", s->dir, "--store", s->store, NULL};
+    rc = bb_run(s->store[0] != '\0' ? pg_audit : lmdb_audit, out, sizeof out, err, sizeof err);
+    model_check(m, rc == 0 && strstr(out, "audit chain verified") != NULL,
+                "coupond --verify-audit -d %s exited %d: %s%s", s->dir, rc, out, err);
+}
+
+/* ---- the audit chain ---- */
+
+/* The chain has one record per change and no other: an UPLOAD per stored batch (a probe stores
+ * nothing), one per assignment (REQUEST or MEGADEAL grant), one per redemption; nothing else
+ * writes (no purge, holds or request ids in this workload). `got` is the exact STATS. */
+static void
+check_chain_length(struct model *m, struct bb_client *c, const struct totals *got)
+{
+    char *reply = malloc(BB_REPLY_MAX);
+    uint64_t want = 0, seq = 0;
+    const char *status, *v;
+    size_t len;
+
+    if (reply == NULL)
+        fail_msg("crash: out of memory");
+    for (size_t i = 0; i < m->n_batches; i++)
+        want += model_batch_stored(&m->batches[i]) ? 1 : 0;
+    for (int ty = 0; ty < PROTO_NTYPES; ty++)
+        want += got->assigned[ty] + got->redeemed[ty];
+    status = bb_cmd(c, "AUDIT", reply);
+    if (proto_reply_field(status, strlen(status), "seq", &v, &len))
+        seq = strtoull(v, NULL, 10);
+    model_check(m, strncmp(status, "OK seq=", 7) == 0 && seq == want,
+                "AUDIT: \"%s\": %llu records expected (stored batches, assignments, "
+                "redemptions)",
+                status, (unsigned long long)want);
+    free(reply);
 }
 
 /* ---- STATS ---- */
@@ -542,6 +576,7 @@ verify_after_restart(struct model *m, struct bb_server *s, bool full)
     read_stats(m, c, &got);
     model_bounds(m, &lo, &hi);
     check_stats(m, &got, &lo, &lo);
+    check_chain_length(m, c, &got);
 
     struct tasks t = {m};
     pipeline(c, m->n_tasks, VALIDATE_WINDOW, STATUS_CMD_MAX, status_cmd, status_reply, &t);

@@ -11,7 +11,8 @@
 
 /* Runs `coupond --check -d DIR` on the stopped server's data dir: every record decodes, the
  * indexes agree with the records, no coupon has uses above max_uses, the counters equal a full
- * recount. It must exit 0. */
+ * recount. It must exit 0. Then `coupond --verify-audit -d DIR`: the audit chain recomputes and
+ * its head verifies; it must exit 0 too. */
 void verify_store_check(struct model *m, const struct bb_server *s);
 
 /* On the restarted server, in this order:
@@ -26,6 +27,7 @@ void verify_store_check(struct model *m, const struct bb_server *s);
  *   VALIDATE of every assignment: still its holder's, with acknowledged uses <= uses <=
  *          acknowledged + unacknowledged;
  *   STATS again equal to the now exact model;
+ *   AUDIT: the chain has exactly one record per stored batch, assignment and redemption;
  *   STATUS of each MEGADEAL task queued before the kill: UNKNOWN_TASK, or granted with the
  *          coupon its user holds.
  * Without `full`, only this cycle's batches and coupons plus a rotating window of older ones are
