@@ -187,6 +187,9 @@ print_result(struct batch *b)
                 b->opts->key_file);
     else if (o == UPLOAD_LOST)
         fprintf(stderr, "couponctl: connection to %s failed\n", b->addr->label);
+    if (upload_resumable(b->up))
+        fprintf(stderr, "couponctl: the same command again resumes the upload: %s\n",
+                report_resume_why);
     finish(b, outcome_code(o));
 }
 
