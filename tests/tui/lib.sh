@@ -88,6 +88,21 @@ start_server() {
     PORT=$(grep 'op=LISTEN' "$SERVER_LOG" | tail -n 1 | sed 's/.* port=\([0-9]*\).*/\1/')
 }
 
+# start_other_server DIR: a second coupond on a free port with the data dir DIR (its key is
+# DIR/admin.key, its log DIR.log); sets OTHER_PID and OTHER_PORT. cleanup ends it.
+start_other_server() {
+    local log="$1.log"
+    "$COUPOND_BIN" -p 0 -d "$1" 2>>"$log" &
+    OTHER_PID=$!
+    BG_PIDS="$BG_PIDS $OTHER_PID"
+    wait_for "the second coupond to listen" other_listening "$1"
+    OTHER_PORT=$(grep 'op=LISTEN' "$log" | tail -n 1 | sed 's/.* port=\([0-9]*\).*/\1/')
+}
+
+other_listening() {
+    [ -s "$1/admin.key" ] && grep -q 'op=LISTEN' "$1.log" 2>/dev/null
+}
+
 # kill_server: ends coupond the hard way, as a crash would.
 kill_server() {
     kill -KILL "$SERVER_PID"
@@ -138,8 +153,14 @@ log_has_more() {
 
 # raw LINES...: sends protocol lines straight to coupond and prints its replies.
 raw() {
-    local fd
-    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    raw_to "$PORT" "$@"
+}
+
+# raw_to PORT LINES...: the same to the coupond on PORT.
+raw_to() {
+    local fd port=$1
+    shift
+    exec {fd}<>"/dev/tcp/127.0.0.1/$port"
     printf '%s\n' "$@" QUIT >&"$fd"
     cat <&"$fd"
     exec {fd}>&-
