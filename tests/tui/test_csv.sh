@@ -93,7 +93,7 @@ printf 'SLOW-1,FREE,1,FLAT,2031-01-01,1\n' >&"$writer"
 # Not through ctl: $! must be couponctl itself, not a subshell running the function.
 "$COUPONCTL_BIN" -p "$PORT" -k "$KEY" --upload "$TMP/slow.csv" >"$TMP/int.out" 2>"$TMP/int.err" {writer}>&- &
 pid=$!
-BG_PIDS="$BG_PIDS $pid"
+track "$pid"
 # couponctl opens the file after it installs its signal handlers.
 has_open() { ls -l "/proc/$1/fd" 2>/dev/null | grep -q slow.csv; }
 wait_for "couponctl to open the FIFO" has_open "$pid"

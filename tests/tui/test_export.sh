@@ -109,7 +109,7 @@ ok "an export of 200009 coupons streams ($rss KiB of memory for $size KiB of CSV
 
 "$COUPONCTL_BIN" -p "$PORT" -k "$KEY" --export coupons "$TMP/keep.csv" >"$TMP/cut.out" 2>"$TMP/cut.err" &
 CTL_PID=$!
-BG_PIDS="$BG_PIDS $CTL_PID"
+track "$CTL_PID"
 tmp_growing() { [ -n "$(find "$TMP" -maxdepth 1 -name 'keep.csv.tmp-*' -size +100k)" ]; }
 wait_for "the export to be under way" tmp_growing
 kill -STOP "$CTL_PID"

@@ -79,7 +79,7 @@ while (my $c = $l->accept) {
 }
 EOF
 perl "$TMP/cut.pl" "$PORT" >"$TMP/proxy.port" &
-BG_PIDS="$BG_PIDS $!"
+track "$!"
 proxy_up() { [ -s "$TMP/proxy.port" ]; }
 wait_for "the proxy to listen" proxy_up
 PROXY=$(cat "$TMP/proxy.port")

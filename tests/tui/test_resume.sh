@@ -5,8 +5,8 @@
 # upload, Ctrl-C in the middle of one, and the dashboard's u, which uses the same ids.
 . "$(dirname "$0")/lib.sh"
 
-TOTAL=200000
-BATCH=1000
+TOTAL=50000
+BATCH=250
 NBATCHES=$((TOTAL / BATCH))
 
 start_server 0
@@ -26,7 +26,7 @@ created_at_least() {
 "$COUPONCTL_BIN" -p "$PORT" -k "$KEY" -b "$BATCH" --upload "$TMP/big.csv" >"$TMP/first.out" \
     2>"$TMP/first.err" &
 CTL_PID=$!
-BG_PIDS="$BG_PIDS $CTL_PID"
+track "$CTL_PID"
 wait_for "two batches to be stored" created_at_least FREE $((2 * BATCH))
 # couponctl stops where it is, so that the kill lands in the middle of the upload however fast
 # the machine; it goes on only once the server is dead, and finds its connection gone.
@@ -81,7 +81,7 @@ sed 's/^BIG-/INT-/; s/,FREE,/,STANDARD,/' "$TMP/big.csv" >"$TMP/int.csv"
 "$COUPONCTL_BIN" -p "$PORT" -k "$KEY" -b "$BATCH" --upload "$TMP/int.csv" >"$TMP/int.out" \
     2>"$TMP/int.err" &
 CTL_PID=$!
-BG_PIDS="$BG_PIDS $CTL_PID"
+track "$CTL_PID"
 wait_for "a batch to be stored" created_at_least STANDARD "$BATCH"
 kill -STOP "$CTL_PID" # as above: the signal lands in the middle of the upload
 [ "$(stat_of created.STANDARD)" -lt "$TOTAL" ] || fail "the upload was over before SIGINT"
