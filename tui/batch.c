@@ -1,4 +1,5 @@
-/* batch.c - --stats, --upload and --purge: one connection, one poll(2) loop, no curses. */
+/* batch.c - --stats, --upload, --purge, --export and --generate: one connection, one poll(2)
+ * loop, no curses. */
 #include "batch.h"
 
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "csvload.h"
+#include "dump.h"
 #include "mono.h"
 #include "report.h"
 #include "sig.h"
@@ -29,6 +31,8 @@ struct batch {
     /* --stats and --purge */
     const char *request; /* "STATS\n" or "PURGE\n" */
     bool sent;
+    /* --export and --generate */
+    struct dump *dump;
     /* --upload */
     struct upload *up;
     bool progress; /* stderr is a terminal: show a progress line */
@@ -110,6 +114,37 @@ command_event(struct batch *b, const struct client_event *ev)
     }
 }
 
+/* ---- --export and --generate ---- */
+
+static void
+dump_event(struct batch *b, const struct client_event *ev)
+{
+    const char *req = dump_request(b->dump);
+    struct iovec iov = {(void *)req, strlen(req)};
+
+    switch (ev->kind) {
+    case CLIENT_EV_READY:
+        b->sent = client_send(b->conn, TAG_COMMAND, &iov, 1);
+        if (!b->sent) {
+            fprintf(stderr, "couponctl: out of memory\n");
+            dump_abandon(b->dump);
+            finish(b, CLI_EXIT_FAILED);
+            return;
+        }
+        dump_sent(b->dump);
+        return;
+    case CLIENT_EV_LINE:
+        if (dump_line(b->dump, ev->line, ev->len, ev->reply))
+            finish(b, dump_exit(b->dump));
+        return;
+    case CLIENT_EV_DOWN:
+    case CLIENT_EV_DENIED:
+        connection_failed(b, ev);
+        dump_abandon(b->dump);
+        return;
+    }
+}
+
 /* ---- --upload ---- */
 
 static void
@@ -187,6 +222,9 @@ print_result(struct batch *b)
                 b->opts->key_file);
     else if (o == UPLOAD_LOST)
         fprintf(stderr, "couponctl: connection to %s failed\n", b->addr->label);
+    if (upload_resumable(b->up))
+        fprintf(stderr, "couponctl: the same command again resumes the upload: %s\n",
+                report_resume_why);
     finish(b, outcome_code(o));
 }
 
@@ -266,12 +304,31 @@ run_loop(struct batch *b)
         while (!b->done && client_next_event(b->conn, &ev)) {
             if (b->up != NULL)
                 upload_event(b, &ev, now);
+            else if (b->dump != NULL)
+                dump_event(b, &ev);
             else
                 command_event(b, &ev);
         }
         if (b->up != NULL && !b->done)
             upload_tick(b, now);
     }
+}
+
+static int
+run_dump(struct batch *b)
+{
+    char err[BATCH_MSG_MAX];
+
+    b->dump = dump_new(b->opts, err, sizeof err);
+    if (b->dump == NULL) {
+        fprintf(stderr, "couponctl: %s\n", err);
+        return CLI_EXIT_FAILED;
+    }
+    run_loop(b);
+    dump_abandon(b->dump); /* interrupted: the reply did not end */
+    dump_free(b->dump);
+    b->dump = NULL;
+    return b->code;
 }
 
 static int
@@ -322,6 +379,8 @@ batch_run(const struct cli_opts *o, const struct client_addr *addr, const char *
     }
     if (o->mode == CLI_MODE_UPLOAD) {
         code = run_upload(&b);
+    } else if (o->mode == CLI_MODE_EXPORT || o->mode == CLI_MODE_GENERATE) {
+        code = run_dump(&b);
     } else {
         b.request = o->mode == CLI_MODE_STATS ? "STATS\n" : "PURGE\n";
         run_loop(&b);

@@ -7,7 +7,7 @@
 #define MS_PER_S 1000
 
 const char *const stats_family_names[STATS_NFAMILIES] = {
-    "created", "assigned", "redeemed", "available", "purged",
+    "created", "assigned", "redeemed", "available", "purged", "held", "unredeemed",
 };
 
 const char *const stats_mega_names[STATS_NMEGA] = {
@@ -16,8 +16,8 @@ const char *const stats_mega_names[STATS_NMEGA] = {
 
 /* The dashboard's counters are protocol/'s STATS names (stat.h), in the dashboard's order. */
 static const enum proto_stat family_stat[STATS_NFAMILIES] = {
-    PROTO_STAT_CREATED,   PROTO_STAT_ASSIGNED, PROTO_STAT_REDEEMED,
-    PROTO_STAT_AVAILABLE, PROTO_STAT_PURGED,
+    PROTO_STAT_CREATED, PROTO_STAT_ASSIGNED, PROTO_STAT_REDEEMED,   PROTO_STAT_AVAILABLE,
+    PROTO_STAT_PURGED,  PROTO_STAT_HELD,     PROTO_STAT_UNREDEEMED,
 };
 
 static const enum proto_stat mega_stat[STATS_NMEGA] = {

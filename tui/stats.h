@@ -23,6 +23,8 @@ enum stats_family {
     STATS_REDEEMED,
     STATS_AVAILABLE,
     STATS_PURGED,
+    STATS_HELD,       /* uses reserved by live holds now */
+    STATS_UNREDEEMED, /* uses given back by UNREDEEM */
     STATS_NFAMILIES
 };
 

@@ -34,4 +34,18 @@ void verify_store_check(struct model *m, const struct bb_server *s);
  * probed and validated; with it, all of them. Afterwards the model is exact again. */
 void verify_after_restart(struct model *m, struct bb_server *s, bool full);
 
+/* Exactly-once mode, on the restarted server, in this order:
+ *   the retry (workload_retry): every unanswered write of the cycle sent again with its id
+ *          until it is answered, each reply checked as in the workload;
+ *   STATS: exactly the model's counts, held and unredeemed included;
+ *   UPLOAD probes: every batch wholly stored;
+ *   VALIDATE of every assignment touched (all with `full`): uses exactly the model's, EXHAUSTED
+ *          exactly when uses and live holds reach max_uses;
+ *   COUPONS of every user touched (all with `full`): the one coupon the model gave it, or none;
+ *          never two for one REQUEST id;
+ *   replays: every write answered OK this cycle (all with `full`) sent again with its id gets
+ *          its first reply again with replayed=1, and changes nothing;
+ *   STATS again exactly the model's; STATUS of the cycle's MEGADEAL tasks. */
+void verify_exactly_once(struct model *m, struct bb_server *s, bool full);
+
 #endif

@@ -28,4 +28,11 @@ struct workload_plan {
  * are left pending in the model for the checks after the restart. */
 void workload_run(struct model *m, struct bb_server *s, const struct workload_plan *plan);
 
+/* Exactly-once mode, on the restarted server: the clients send every write of the cycle that
+ * was not answered before the kill again, with the same request id, and every MEGADEAL REQUEST
+ * whose queued task the kill lost (then WAIT for the task it gets), until each is answered.
+ * Each reply is checked as in the workload (the same outcome whether the server replays it or
+ * does it only now), and counted as replayed or afresh. Afterwards the model is exact. */
+void workload_retry(struct model *m, struct bb_server *s);
+
 #endif

@@ -59,7 +59,7 @@ ok "--stats prints the STAT lines"
     printf '5,"messy-4",-,"100",percent,2030-01-01'
 } >"$TMP/messy.csv"
 out=$(ctl --upload "$TMP/messy.csv")
-[ "$out" != "${out#uploaded 4 records in 1 batch }" ] || fail "messy upload: $out"
+[ "$out" != "${out#uploaded 4 records in 1 batch: 1 uploaded, 0 replayed }" ] || fail "messy upload: $out"
 [ "$(stat_of created.STANDARD)" = 1 ] || fail "created.STANDARD is not 1"
 [ "$(stat_of created.FREE)" = 1 ] || fail "created.FREE is not 1"
 [ "$(stat_of created.NONE)" = 2 ] || fail "created.NONE is not 2"
@@ -111,7 +111,7 @@ log_sync
 uploads=$(grep -c 'op=UPLOAD result=OK' "$SERVER_LOG" || true)
 out=$(ctl --upload "$TMP/bulk.csv" 2>"$TMP/bulk.err")
 log_sync
-[ "$out" != "${out#uploaded 120000 records in 3 batches }" ] || fail "120000 records: $out"
+[ "$out" != "${out#uploaded 120000 records in 3 batches: 3 uploaded, 0 replayed }" ] || fail "120000 records: $out"
 [ "$(grep -c 'op=UPLOAD result=OK' "$SERVER_LOG")" = $((uploads + 3)) ] ||
     fail "the server did not store exactly 3 more batches"
 grep -c 'stored=50000' "$SERVER_LOG" | grep -qx 2 || fail "the first two batches were not 50000 each"
