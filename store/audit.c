@@ -491,6 +491,8 @@ audit_wanted(const struct store_op *op)
     switch (op->kind) {
     case STORE_OP_UPLOAD:
         return !op->in.check_only && op->in.n > 0;
+    case STORE_OP_GENERATE:
+        return op->in.want > 0; /* a GENERATE of none stores nothing */
     case STORE_OP_PURGE:
     case STORE_OP_EXPIRE_HOLDS:
     case STORE_OP_EXPIRE_IDS:

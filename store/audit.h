@@ -98,7 +98,8 @@ void audit_hash(const uint8_t prev[AUDIT_HASH_BYTES], const uint8_t *rec, size_t
 void audit_link(struct store_audit_head *head, const uint8_t *rec, size_t len);
 
 /* True when a write that succeeded (op->err STORE_OK, not replayed) appends a record: every
- * write kind, except a check-only UPLOAD and a PURGE or expiry that deleted nothing. */
+ * write kind, except a check-only UPLOAD, a GENERATE of none and a PURGE or expiry that deleted
+ * nothing. */
 bool audit_wanted(const struct store_op *op);
 
 /* AUDIT_NOTE: STORE_OK when in.note is a note (store.h, struct store_audit_note), else

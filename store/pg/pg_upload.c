@@ -213,8 +213,10 @@ pg_upload_stores(const struct pg_upload *u)
         return false;
     if (u->generate)
         return u->chosen == op->in.want;
-    if (!u->insert || u->first == NULL)
-        return false;
+    if (!u->insert)
+        return false; /* only checks */
+    if (u->first == NULL)
+        return true; /* pg_upload_end settled it: stored, since op->err is STORE_OK */
     for (size_t i = 0; i < op->in.n; i++)
         if (why(u, i) != 0)
             return false;
