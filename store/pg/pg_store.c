@@ -183,10 +183,16 @@ pg_read(struct store *base, struct store_op *op)
 {
     struct pg_store *st = pg_of(base);
 
-    if (op->kind == STORE_OP_EXPORT)
+    if (op->kind == STORE_OP_BACKUP) { /* store.h: a backend that cannot copy itself */
+        store_op_fail(op, STORE_IO,
+                      "backup: the coupons are in PostgreSQL; back it up with pg_basebackup "
+                      "(see coupond(8))");
+        store_op_complete(op);
+    } else if (op->kind == STORE_OP_EXPORT) {
         pg_export_read(&st->exports, op);
-    else
+    } else {
         pg_reader_read(&st->reader, op);
+    }
 }
 
 static void
