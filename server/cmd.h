@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backup.h"
 #include "log.h"
 #include "megadeal.h"
 #include "proto.h"
@@ -56,6 +57,7 @@ struct cmd_env {
     struct group *group;
     struct megadeal *mega;
     struct purge *purge;
+    struct backup *backup;
     struct log *log;
     const unsigned char *admin_key; /* KEYS_BYTES */
     const struct hold_key *hold_key;
@@ -66,6 +68,10 @@ struct cmd_env {
     struct cmd_req *spare; /* finished requests kept for reuse */
     size_t n_spare;
 };
+
+/* Every STATS value: the store's counters `c` (a STORE_OP_COUNTERS read's), the server's own
+ * values and the MEGADEAL service's. STATS and the metrics exporter both read them here. */
+void cmd_stats(const struct cmd_env *env, const struct store_counters *c, struct proto_stats *out);
 
 /* Frees the requests kept for reuse (the server's end). */
 void cmd_env_release(struct cmd_env *env);
@@ -82,6 +88,12 @@ struct cmd_client {
     /* Writes of this client not yet durable: its reads go into the group behind them, so a
      * client always reads its own writes. */
     unsigned writes_unfinished;
+};
+
+/* A BACKUP: its directory, copied from the line, and its ticket with the backup service. */
+struct cmd_backup {
+    struct backup_ticket ticket;
+    char dir[PROTO_PATH_MAX + 1];
 };
 
 /* A request. The session reads the public part; the rest is cmd.c's. */
@@ -123,6 +135,7 @@ struct cmd_req {
     union {
         struct megadeal_view mega;
         struct proto_stats stats;
+        struct cmd_backup backup;
     } u;
 };
 

@@ -26,7 +26,8 @@ enum {
     OPT_MEGADEAL_WAIT,
     OPT_MIN_VALIDITY,
     OPT_LOG_READS,
-    OPT_ID_RETENTION
+    OPT_ID_RETENTION,
+    OPT_METRICS_LISTEN
 };
 
 static const struct option long_options[] = {
@@ -46,6 +47,7 @@ static const struct option long_options[] = {
     {"min-validity", required_argument, NULL, OPT_MIN_VALIDITY},
     {"log-reads", no_argument, NULL, OPT_LOG_READS},
     {"id-retention", required_argument, NULL, OPT_ID_RETENTION},
+    {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -70,6 +72,8 @@ static const char usage_text[] =
     "      --min-validity SECS    REQUEST never assigns a coupon expiring sooner (default 0)\n"
     "      --id-retention SECS    keep request ids' outcomes this long, 1..31536000\n"
     "                             (default 86400)\n"
+    "      --metrics-listen ADDR:PORT serve GET /metrics (Prometheus) there; [ADDR]:PORT for\n"
+    "                             IPv6, port 0 picks a free one (default: off)\n"
     "      --check                check the store in DIR for consistency and exit\n"
     "  -V, --version              print the version and exit\n"
     "  -h, --help                 print this help and exit\n";
@@ -178,6 +182,41 @@ listen_host_ok(const char *s)
 {
     struct in_addr a4;
     return inet_pton(AF_INET, s, &a4) == 1 || ipv6_literal(s) || host_name(s);
+}
+
+/* --metrics-listen's ADDR:PORT, or [ADDR]:PORT for an IPv6 literal: the address as --listen
+ * takes it, and a port 0..65535. False, and *o untouched, on anything else. */
+static bool
+parse_metrics_listen(struct opts *o, const char *arg)
+{
+    const char *colon = strrchr(arg, ':');
+    char host[OPTS_HOST_MAX + 1];
+    uint64_t port;
+    size_t n;
+
+    if (colon == NULL || !parse_u64(colon + 1, 0, 65535, &port))
+        return false;
+    n = (size_t)(colon - arg);
+    if (n >= 2 && arg[0] == '[' && arg[n - 1] == ']') {
+        arg++;
+        n -= 2;
+        if (n >= sizeof host)
+            return false;
+        memcpy(host, arg, n);
+        host[n] = '\0';
+        if (!ipv6_literal(host))
+            return false;
+    } else {
+        if (n == 0 || n >= sizeof host)
+            return false;
+        memcpy(host, arg, n);
+        host[n] = '\0';
+        if (strchr(host, ':') != NULL || !listen_host_ok(host))
+            return false;
+    }
+    memcpy(o->metrics_host, host, n + 1);
+    o->metrics_port = (unsigned)port;
+    return true;
 }
 
 void
@@ -315,6 +354,15 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
             break;
         case OPT_LOG_READS:
             o->log_reads = true;
+            break;
+        case OPT_METRICS_LISTEN:
+            if (!parse_metrics_listen(o, optarg)) {
+                snprintf(errbuf, errlen,
+                         "bad value '%s' for --metrics-listen: not ADDR:PORT or [IPv6]:PORT "
+                         "(see --help)",
+                         optarg);
+                return OPTS_USAGE;
+            }
             break;
         case 'V':
             fprintf(fp, "coupond %s\n", COUPOND_VERSION);

@@ -49,6 +49,14 @@ struct opts {
     bool log_reads;                /* log STATS polls too */
     uint32_t id_retention;         /* seconds a request id's outcome is kept, >= 1 */
     double auth_delay; /* seconds before a wrong AUTH is answered; no flag (tests shorten it) */
+
+    /* --metrics-listen ADDR:PORT: GET /metrics is served there (metrics.h); off when the host
+     * is "". The port may be 0: any free one. */
+    char metrics_host[OPTS_HOST_MAX + 1];
+    unsigned metrics_port;
+    /* BACKUP's directory must be inside this one; NULL: anywhere the server may write. No flag:
+     * the session fuzzer keeps the backups it asks for inside its scratch directory. */
+    const char *backup_root;
 };
 
 /* Fills *o with the defaults. */

@@ -14,6 +14,7 @@
 #include "backend.h"
 
 #define DATA_FILE "data.mdb" /* what mdb_env_copy2 writes in a directory */
+#define COPY_MODE 0600       /* as the store's own files (lmdb_env.c): it holds user names */
 
 /* ---- the backup thread ---- */
 
@@ -72,7 +73,7 @@ copy_store(const struct lmdb_env *env, const char *path, uint64_t *bytes, char *
         return lmdb_env_err(rc);
     }
     snprintf(file, sizeof file, "%s/%s", path, DATA_FILE);
-    if (stat(file, &sb) != 0) {
+    if (chmod(file, COPY_MODE) != 0 || stat(file, &sb) != 0) {
         snprintf(msg, len, "backup: %s: %s", DATA_FILE, strerror(errno));
         return STORE_IO;
     }

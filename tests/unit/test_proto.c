@@ -289,6 +289,7 @@ check_all_verbs(int mode)
         [PROTO_CMD_COUPON] = " C1",
         [PROTO_CMD_GENERATE] = " 1 - 1 FLAT 2030-01-01 1",
         [PROTO_CMD_EXPORT] = " HISTORY",
+        [PROTO_CMD_BACKUP] = " /var/backups/coupond",
     };
     for (int c = 0; c < PROTO_NCMDS; c++) {
         char line[64];
