@@ -5,9 +5,10 @@
 DEPS_BUILD="build-essential cmake pkg-config libev-dev liblmdb-dev libsodium-dev libncurses-dev libcsv-dev libpq-dev"
 # Using it by hand: nc for the README's and coupond(8)'s sessions, man to read the pages.
 DEPS_RUN="netcat-openbsd man-db"
-# Tests: unit-test framework, man page linter, tmux for the dashboard tests, and PostgreSQL for
-# the store's PostgreSQL tests (tests/pg/cluster.sh runs a throwaway cluster).
-DEPS_TEST="libcmocka-dev mandoc tmux postgresql"
+# Tests: unit-test framework, man page linter, tmux for the dashboard tests, PostgreSQL for
+# the store's PostgreSQL tests (tests/pg/cluster.sh runs a throwaway cluster), and Prometheus
+# for promtool, which checks the metrics exporter's output (blackbox/test_metrics).
+DEPS_TEST="libcmocka-dev mandoc tmux postgresql prometheus"
 
 deps_install() {
     local missing=() pkg
