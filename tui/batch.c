@@ -11,6 +11,7 @@
 #include "mono.h"
 #include "report.h"
 #include "sig.h"
+#include "statjson.h"
 #include "upload.h"
 
 #define BATCH_MSG_MAX 512
@@ -29,6 +30,7 @@ struct batch {
     /* --stats and --purge */
     const char *request; /* "STATS\n" or "PURGE\n" */
     bool sent;
+    struct statjson *json; /* --stats --json: the reply, written at its end */
     /* --upload */
     struct upload *up;
     bool progress; /* stderr is a terminal: show a progress line */
@@ -67,7 +69,9 @@ command_line(struct batch *b, const struct client_event *ev)
     size_t len;
 
     if (ev->reply == PROTO_REPLY_DATA) {
-        if (b->opts->mode == CLI_MODE_STATS)
+        if (b->json != NULL)
+            statjson_line(b->json, ev->line, ev->len);
+        else if (b->opts->mode == CLI_MODE_STATS)
             printf("%.*s\n", (int)ev->len, ev->line);
         return;
     }
@@ -84,6 +88,8 @@ command_line(struct batch *b, const struct client_event *ev)
         }
         printf("purged %.*s\n", (int)len, val);
     }
+    if (b->json != NULL)
+        statjson_write(b->json, stdout);
     finish(b, CLI_EXIT_OK);
 }
 
@@ -322,11 +328,15 @@ batch_run(const struct cli_opts *o, const struct client_addr *addr, const char *
     }
     if (o->mode == CLI_MODE_UPLOAD) {
         code = run_upload(&b);
+    } else if (o->json && (b.json = statjson_new()) == NULL) {
+        fprintf(stderr, "couponctl: out of memory\n");
+        code = CLI_EXIT_FAILED;
     } else {
         b.request = o->mode == CLI_MODE_STATS ? "STATS\n" : "PURGE\n";
         run_loop(&b);
         code = b.code;
     }
+    statjson_free(b.json);
     client_free(b.conn);
     if (fflush(stdout) != 0 && code == CLI_EXIT_OK)
         code = CLI_EXIT_FAILED;

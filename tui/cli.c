@@ -11,7 +11,7 @@
 
 #define PORT_MAX 65535
 
-enum { OPT_STATS = 256, OPT_UPLOAD, OPT_PURGE };
+enum { OPT_STATS = 256, OPT_UPLOAD, OPT_PURGE, OPT_JSON };
 
 static const struct option long_options[] = {
     {"address", required_argument, NULL, 'a'},
@@ -22,6 +22,7 @@ static const struct option long_options[] = {
     {"stats", no_argument, NULL, OPT_STATS},
     {"upload", required_argument, NULL, OPT_UPLOAD},
     {"purge", no_argument, NULL, OPT_PURGE},
+    {"json", no_argument, NULL, OPT_JSON},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -32,6 +33,7 @@ static const char short_options[] = "+a:p:k:i:b:Vh";
 static const char usage_text[] =
     "usage: couponctl [options]                 the dashboard\n"
     "       couponctl [options] --stats         print the server's STAT lines\n"
+    "       couponctl [options] --stats --json  print them as one JSON object\n"
     "       couponctl [options] --upload FILE   upload a CSV file of coupons\n"
     "       couponctl [options] --purge         purge expired coupons, print the count\n"
     "  -a, --address HOST     coupond's address (default " CLI_ADDRESS_DEFAULT ")\n"
@@ -127,6 +129,9 @@ apply(struct cli_opts *o, int c, const char *arg, FILE *out, char *errbuf, size_
         return set_mode(o, CLI_MODE_UPLOAD, errbuf, errlen);
     case OPT_PURGE:
         return set_mode(o, CLI_MODE_PURGE, errbuf, errlen);
+    case OPT_JSON:
+        o->json = true;
+        return CLI_RUN;
     case 'V':
         fprintf(out, "couponctl %s\n", COUPOND_VERSION);
         return CLI_DONE;
@@ -154,5 +159,9 @@ cli_parse(struct cli_opts *o, int argc, char **argv, FILE *out, char *errbuf, si
     }
     if (optind < argc)
         return bad(errbuf, errlen, "unexpected argument", argv[optind]);
+    if (o->json && o->mode != CLI_MODE_STATS) {
+        snprintf(errbuf, errlen, "--json goes with --stats");
+        return CLI_BAD_USAGE;
+    }
     return CLI_RUN;
 }

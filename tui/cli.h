@@ -2,6 +2,7 @@
 #ifndef COUPONCTL_CLI_H
 #define COUPONCTL_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #define CLI_ADDRESS_DEFAULT  "127.0.0.1"                /* coupond's default listen address */
@@ -36,6 +37,7 @@ struct cli_opts {
     unsigned interval_ms;    /* STATS period of the dashboard */
     unsigned batch_size;     /* records per UPLOAD, 1..PROTO_UPLOAD_MAX */
     const char *upload_path; /* --upload FILE ("-": standard input); argv */
+    bool json;               /* --json (with --stats): one JSON object, not the STAT lines */
 };
 
 enum cli_result {
