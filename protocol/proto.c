@@ -19,6 +19,8 @@ _Static_assert(PROTO_FLAT_MAX_CENTS == 100000000000LL, "update the FLAT reason")
 _Static_assert(PROTO_RID_MAX == 64, "update the request id reason");
 _Static_assert(PROTO_HOLD_SECONDS_MAX == 86400, "update the seconds reason");
 _Static_assert(PROTO_PREFIX_MAX == 16, "update the prefix reason");
+_Static_assert(PROTO_PATH_MAX == 512, "update the path reason");
+_Static_assert(PROTO_PATH_MAX + 16 < PROTO_REQUEST_BUF, "BACKUP's canonical line fits");
 _Static_assert(PROTO_GEN_LENGTH_MIN == 6 && PROTO_GEN_LENGTH_MAX == 32, "update the length reason");
 _Static_assert(PROTO_PREFIX_MAX + PROTO_GEN_LENGTH_MAX <= PROTO_CODE_MAX,
                "a generated code is a code");
@@ -66,6 +68,8 @@ const struct proto_verb proto_verbs[PROTO_NCMDS] = {
     [PROTO_CMD_SELECT] = {"SELECT", PROTO_CMD_SELECT, 1, 1, false, "SELECT 0"},
     [PROTO_CMD_ECHO] = {"ECHO", PROTO_CMD_ECHO, 1, 1, false, "ECHO message"},
     [PROTO_CMD_AUDIT] = {"AUDIT", PROTO_CMD_AUDIT, 0, 0, true, "AUDIT"},
+    [PROTO_CMD_BACKUP] = {"BACKUP", PROTO_CMD_BACKUP, 1, 1, true, "BACKUP dir"},
+    [PROTO_CMD_VERSION] = {"VERSION", PROTO_CMD_VERSION, 0, 0, false, "VERSION"},
 };
 
 /* What each argument position of a verb holds; the parser applies the matching value rule. */
@@ -89,7 +93,8 @@ enum arg_rule {
     ARG_NAME,        /* a key's name (AUTH name key) */
     ARG_PROTOVER,    /* HELLO's protocol version */
     ARG_SUB,         /* a subcommand: kept in upper case */
-    ARG_WORD         /* kept as given, in req->words */
+    ARG_WORD,        /* kept as given, in req->words */
+    ARG_PATH         /* BACKUP's directory */
 };
 
 static const enum arg_rule verb_args[PROTO_NCMDS][ARGS_MAX] = {
@@ -114,6 +119,7 @@ static const enum arg_rule verb_args[PROTO_NCMDS][ARGS_MAX] = {
     [PROTO_CMD_CONFIG] = {ARG_SUB, ARG_WORD, ARG_WORD, ARG_WORD, ARG_WORD, ARG_WORD},
     [PROTO_CMD_SELECT] = {ARG_WORD},
     [PROTO_CMD_ECHO] = {ARG_WORD},
+    [PROTO_CMD_BACKUP] = {ARG_PATH},
 };
 /* AUTH with two arguments: a key's name, then the key. */
 static const enum arg_rule auth_named_args[ARGS_MAX] = {ARG_NAME, ARG_KEY};
@@ -880,6 +886,21 @@ parse_value(enum arg_rule rule, struct span w, struct proto_request *req, const 
     }
 }
 
+/* BACKUP's directory: an absolute path (the server's working directory is nobody's business)
+ * of at most PROTO_PATH_MAX bytes; the word is printable ASCII already. Kept as a pointer into
+ * the line, like AUTH's key. */
+static bool
+parse_path(struct span w, struct proto_request *req, const char **why)
+{
+    if (w.p[0] != '/')
+        return fail(why, "bad dir: must be an absolute path");
+    if (w.len > PROTO_PATH_MAX)
+        return fail(why, "bad dir: longer than 512 characters");
+    req->path = w.p;
+    req->path_len = w.len;
+    return true;
+}
+
 static void
 usage(const struct proto_verb *v, struct proto_error *err)
 {
@@ -935,6 +956,9 @@ parse_arg(enum arg_rule rule, struct span w, struct proto_request *req, struct p
         why = "internal error: too many words";
         if (ok)
             req->words[req->nwords++] = (struct proto_word){w.p, w.len};
+        break;
+    case ARG_PATH:
+        ok = parse_path(w, req, &why);
         break;
     default:
         ok = parse_value(rule, w, req, &why);
@@ -1427,6 +1451,9 @@ put_args(char *buf, size_t *len, const struct proto_request *r)
         break;
     case PROTO_CMD_COUPON:
         put_word(buf, len, "%s", r->code);
+        break;
+    case PROTO_CMD_BACKUP:
+        put_word(buf, len, "%.*s", (int)r->path_len, r->path);
         break;
     case PROTO_CMD_EXPORT:
         if (r->export_what == PROTO_EXPORT_HISTORY)

@@ -36,6 +36,10 @@
 #define PROTO_GEN_ALPHABET_LEN 32
 /* COUPONS user: data lines sent at most (the count in its OK line is of all). */
 #define PROTO_COUPONS_SHOWN 1000
+/* BACKUP dir: bytes in the directory's path. Far beyond any real path to a backup, and short
+ * enough that the path with the store's file names added stays well inside PATH_MAX (4096) and
+ * the canonical request inside PROTO_REQUEST_BUF. */
+#define PROTO_PATH_MAX 512
 /* The message of every ERR BAD_TASK: an id that fails any check, its form or its signature,
  * gets the same reply, so that a reply never tells which check failed. */
 #define PROTO_BAD_TASK_MSG "not a valid task id"
@@ -132,6 +136,9 @@ enum proto_cmd {
     PROTO_CMD_SELECT,
     PROTO_CMD_ECHO,
     PROTO_CMD_AUDIT, /* the audit chain's signed head */
+    /* version 2: backup and metrics */
+    PROTO_CMD_BACKUP,
+    PROTO_CMD_VERSION,
     PROTO_NCMDS
 };
 
@@ -165,8 +172,8 @@ struct proto_coupon {
 };
 
 /* A parsed request line. Arguments are validated and copied, so the struct does not point
- * into the line, except `key`, which points into the line passed to proto_parse_request (or the
- * argument passed to proto_parse_args) and is valid while that line is. */
+ * into the line, except `key` and `path`, which point into the line passed to proto_parse_request
+ * (or the argument passed to proto_parse_args) and is valid while that line is. */
 struct proto_request {
     enum proto_cmd cmd;
     char user[PROTO_USER_MAX + 1]; /* REQUEST, VALIDATE, REDEEM, HOLD, UNREDEEM, COUPONS */
@@ -179,6 +186,10 @@ struct proto_request {
     char rid[PROTO_RID_MAX + 1];   /* id=RID of a write; "" for none */
     const char *key;               /* AUTH: not NUL-terminated, see key_len */
     size_t key_len;
+    /* BACKUP: the directory, an absolute path of at most PROTO_PATH_MAX bytes; not
+     * NUL-terminated, and like `key` valid only while the line is */
+    const char *path;
+    size_t path_len;
     uint64_t count;   /* UPLOAD, GENERATE: the count, saturated at UINT64_MAX */
     uint64_t seq;     /* UNREDEEM: the redemption; EXPORT HISTORY, AUDIT: after= (0: absent) */
     uint32_t seconds; /* HOLD: PROTO_HOLD_SECONDS_DEFAULT when absent */

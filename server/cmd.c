@@ -183,6 +183,8 @@ cmd_req_free(struct cmd_req *r)
         ev_timer_stop(env->loop, &r->delay_w);
     if (r->ticket_held && r->parsed && r->preq.cmd == PROTO_CMD_WAIT)
         megadeal_cancel(env->mega, &r->mega_ticket);
+    else if (r->ticket_held && r->parsed && r->preq.cmd == PROTO_CMD_BACKUP)
+        backup_cancel(env->backup, &r->u.backup.ticket);
     else if (r->ticket_held)
         purge_cancel(env->purge, &r->purge_ticket);
     r->ticket_held = false;
@@ -1052,22 +1054,15 @@ reply_purge(struct cmd_req *r, struct proto_out *o)
 
 /* ---- STATS ---- */
 
-static void
-stats_after(struct cmd_req *r)
+void
+cmd_stats(const struct cmd_env *env, const struct store_counters *c, struct proto_stats *s)
 {
-    struct cmd_env *env = r->env;
-    struct proto_stats *s = &r->u.stats;
     struct mega_counters mc;
 
-    if (r->op.err != STORE_OK) {
-        fail_op(r, NULL);
-        finish(r);
-        return;
-    }
     memset(s, 0, sizeof *s);
     env->server_stats(env->server_stats_arg, s);
     for (int t = 0; t < STORE_NTYPES; t++) {
-        const struct store_type_counters *tc = &r->op.out.counters.type[t];
+        const struct store_type_counters *tc = &c->type[t];
         s->v[PROTO_STAT_CREATED][t] = tc->created;
         s->v[PROTO_STAT_ASSIGNED][t] = tc->assigned;
         s->v[PROTO_STAT_REDEEMED][t] = tc->redeemed;
@@ -1082,6 +1077,15 @@ stats_after(struct cmd_req *r)
     s->v[PROTO_STAT_MEGA_GRANTED][0] = mc.granted;
     s->v[PROTO_STAT_MEGA_REJECTED][0] = mc.rejected;
     s->v[PROTO_STAT_MEGA_TIMED_OUT][0] = mc.timed_out;
+}
+
+static void
+stats_after(struct cmd_req *r)
+{
+    if (r->op.err != STORE_OK)
+        fail_op(r, NULL);
+    else
+        cmd_stats(r->env, &r->op.out.counters, &r->u.stats);
     finish(r);
 }
 
@@ -1482,6 +1486,82 @@ reply_audit(struct cmd_req *r, struct proto_out *o)
     proto_out_end(o);
 }
 
+/* ---- BACKUP and VERSION ---- */
+
+static void
+backup_outcome(struct cmd_req *r)
+{
+    const struct backup_ticket *t = &r->u.backup.ticket;
+
+    log_note_add(&r->note, log_str("dir", r->u.backup.dir));
+    if (t->result == BACKUP_BUSY) {
+        fail(r, PROTO_ERR_BUSY, "%s", t->why);
+    } else if (t->result != BACKUP_OK) {
+        fail(r, PROTO_ERR_INTERNAL, "backup failed, nothing was kept: %s", t->why);
+    } else {
+        log_note_add(&r->note, log_uint("bytes", t->bytes));
+    }
+}
+
+static void
+backup_done(struct backup_ticket *t)
+{
+    struct cmd_req *r = t->arg;
+
+    r->ticket_held = false;
+    backup_outcome(r);
+    finish(r);
+}
+
+static void
+backup_go(struct cmd_req *r)
+{
+    struct backup_ticket *t = &r->u.backup.ticket;
+
+    t->done = backup_done;
+    t->arg = r;
+    if (backup_start(r->env->backup, r->u.backup.dir, strlen(r->u.backup.dir), t)) {
+        r->ticket_held = true;
+        return;
+    }
+    backup_outcome(r);
+    finish(r);
+}
+
+/* The copy starts once this client's own writes are durable (a no-op behind them in the group),
+ * so it shows them, as an EXPORT's snapshot does. */
+static void
+start_backup(struct cmd_req *r)
+{
+    memcpy(r->u.backup.dir, r->preq.path, r->preq.path_len); /* the line goes; the path stays */
+    r->u.backup.dir[r->preq.path_len] = '\0';
+    if (r->client->writes_unfinished > 0)
+        submit(r, STORE_OP_NOOP, backup_go);
+    else
+        backup_go(r);
+}
+
+static void
+reply_backup(struct cmd_req *r, struct proto_out *o)
+{
+    char secs[32];
+
+    snprintf(secs, sizeof secs, "%.3f", r->u.backup.ticket.seconds);
+    proto_out_begin(o, "OK");
+    proto_out_field_u64(o, "bytes", r->u.backup.ticket.bytes);
+    proto_out_field(o, "seconds", secs);
+    proto_out_end(o);
+}
+
+static void
+reply_version(struct cmd_req *r, struct proto_out *o)
+{
+    (void)r;
+    proto_out_begin(o, "OK");
+    proto_out_field(o, "version", COUPOND_VERSION);
+    proto_out_end(o);
+}
+
 /* ---- dispatch ---- */
 
 static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
@@ -1532,6 +1612,10 @@ static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
     [PROTO_CMD_ECHO] = {start_compat, compat_reply_echo, "answer the message"},
     [PROTO_CMD_AUDIT] = {start_audit, reply_audit,
                          "show the audit chain's head, signed with audit.key"},
+    [PROTO_CMD_BACKUP] = {start_backup, reply_backup,
+                          "copy the store and its key files into the new directory dir, "
+                          "while serving"},
+    [PROTO_CMD_VERSION] = {start_now, reply_version, "show the server's version"},
 };
 
 /* A request, parsed or not, starts: the same for a line and a RESP request. */

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "compat.h"
+#include "backup.h"
 #include "log.h"
 #include "megadeal.h"
 #include "proto.h"
@@ -69,6 +70,7 @@ struct cmd_env {
     struct group *group;
     struct megadeal *mega;
     struct purge *purge;
+    struct backup *backup;
     struct log *log;
     const unsigned char *admin_key; /* KEYS_BYTES */
     const struct hold_key *hold_key;
@@ -81,6 +83,10 @@ struct cmd_env {
     size_t n_spare;
     struct cmd_admit admit;
 };
+
+/* Every STATS value: the store's counters `c` (a STORE_OP_COUNTERS read's), the server's own
+ * values and the MEGADEAL service's. STATS and the metrics exporter both read them here. */
+void cmd_stats(const struct cmd_env *env, const struct store_counters *c, struct proto_stats *out);
 
 /* Frees the requests kept for reuse (the server's end). */
 void cmd_env_release(struct cmd_env *env);
@@ -108,6 +114,12 @@ struct cmd_client {
     /* Writes of this client not yet durable: its reads go into the group behind them, so a
      * client always reads its own writes. */
     unsigned writes_unfinished;
+};
+
+/* A BACKUP: its directory, copied from the line, and its ticket with the backup service. */
+struct cmd_backup {
+    struct backup_ticket ticket;
+    char dir[PROTO_PATH_MAX + 1];
 };
 
 /* A request. The session reads the public part; the rest is cmd.c's. */
@@ -152,6 +164,7 @@ struct cmd_req {
     union {
         struct megadeal_view mega;
         struct proto_stats stats;
+        struct cmd_backup backup;
     } u;
 };
 

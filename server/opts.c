@@ -31,7 +31,8 @@ enum {
     OPT_STORE,
     OPT_NODE_NAME,
     OPT_VERIFY_AUDIT,
-    OPT_AUDIT_HEAD
+    OPT_AUDIT_HEAD,
+    OPT_METRICS_LISTEN
 };
 
 static const struct option long_options[] = {
@@ -55,6 +56,7 @@ static const struct option long_options[] = {
     {"node-name", required_argument, NULL, OPT_NODE_NAME},
     {"verify-audit", no_argument, NULL, OPT_VERIFY_AUDIT},
     {"audit-head", required_argument, NULL, OPT_AUDIT_HEAD},
+    {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -82,6 +84,8 @@ static const char usage_text[] =
     "      --min-validity SECS    REQUEST never assigns a coupon expiring sooner (default 0)\n"
     "      --id-retention SECS    keep request ids' outcomes this long, 1..31536000\n"
     "                             (default 86400)\n"
+    "      --metrics-listen ADDR:PORT serve GET /metrics (Prometheus) there; [ADDR]:PORT for\n"
+    "                             IPv6, port 0 picks a free one (default: off)\n"
     "      --check                check the store (DIR's, or --store's) and exit\n"
     "      --verify-audit         recompute the audit chain in DIR, check its head's\n"
     "                             signature by DIR/audit.key, and exit\n"
@@ -194,6 +198,41 @@ listen_host_ok(const char *s)
 {
     struct in_addr a4;
     return inet_pton(AF_INET, s, &a4) == 1 || ipv6_literal(s) || host_name(s);
+}
+
+/* --metrics-listen's ADDR:PORT, or [ADDR]:PORT for an IPv6 literal: the address as --listen
+ * takes it, and a port 0..65535. False, and *o untouched, on anything else. */
+static bool
+parse_metrics_listen(struct opts *o, const char *arg)
+{
+    const char *colon = strrchr(arg, ':');
+    char host[OPTS_HOST_MAX + 1];
+    uint64_t port;
+    size_t n;
+
+    if (colon == NULL || !parse_u64(colon + 1, 0, 65535, &port))
+        return false;
+    n = (size_t)(colon - arg);
+    if (n >= 2 && arg[0] == '[' && arg[n - 1] == ']') {
+        arg++;
+        n -= 2;
+        if (n >= sizeof host)
+            return false;
+        memcpy(host, arg, n);
+        host[n] = '\0';
+        if (!ipv6_literal(host))
+            return false;
+    } else {
+        if (n == 0 || n >= sizeof host)
+            return false;
+        memcpy(host, arg, n);
+        host[n] = '\0';
+        if (strchr(host, ':') != NULL || !listen_host_ok(host))
+            return false;
+    }
+    memcpy(o->metrics_host, host, n + 1);
+    o->metrics_port = (unsigned)port;
+    return true;
 }
 
 void
@@ -408,6 +447,15 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
         case OPT_NODE_NAME:
             if (!set_store(o, opt, optarg, errbuf, errlen))
                 return OPTS_USAGE;
+            break;
+        case OPT_METRICS_LISTEN:
+            if (!parse_metrics_listen(o, optarg)) {
+                snprintf(errbuf, errlen,
+                         "bad value '%s' for --metrics-listen: not ADDR:PORT or [IPv6]:PORT "
+                         "(see --help)",
+                         optarg);
+                return OPTS_USAGE;
+            }
             break;
         case 'V':
             fprintf(fp, "coupond %s\n", COUPOND_VERSION);

@@ -53,6 +53,14 @@ struct opts {
     const char *store_uri; /* --store: a PostgreSQL URI; NULL: LMDB in data_dir */
     const char *node_name; /* --node-name; NULL until opts_default_node_name sets the host's */
     const char *audit_head; /* --audit-head: an AUDIT reply to check the chain against, or NULL */
+
+    /* --metrics-listen ADDR:PORT: GET /metrics is served there (metrics.h); off when the host
+     * is "". The port may be 0: any free one. */
+    char metrics_host[OPTS_HOST_MAX + 1];
+    unsigned metrics_port;
+    /* BACKUP's directory must be inside this one; NULL: anywhere the server may write. No flag:
+     * the session fuzzer keeps the backups it asks for inside its scratch directory. */
+    const char *backup_root;
 };
 
 /* True when s is a node name (--node-name): 1 to STORE_NODE_MAX bytes of printable ASCII

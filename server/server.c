@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "auditkey.h"
+#include "backup.h"
 #include "cmd.h"
 #include "conn.h"
 #include "group.h"
@@ -22,6 +23,7 @@
 #include "listener.h"
 #include "log.h"
 #include "megadeal.h"
+#include "metrics.h"
 #include "notify.h"
 #include "opts.h"
 #include "purge.h"
@@ -42,6 +44,8 @@ struct server {
     struct hold_key *hold_key;
     struct auditkey *audit_key;
     struct sweep *hold_sweep, *id_sweep;
+    struct backup *backup;
+    struct metrics *metrics; /* --metrics-listen; NULL when off */
     struct conn_pool *conns;
     struct session_set *sessions;
     struct cmd_env env;
@@ -136,7 +140,7 @@ bool
 server_idle(const struct server *srv)
 {
     return !group_busy(srv->group) && !purge_busy(srv->purge) && !megadeal_busy(srv->mega) &&
-           !sweep_busy(srv->hold_sweep) && !sweep_busy(srv->id_sweep);
+           !sweep_busy(srv->hold_sweep) && !sweep_busy(srv->id_sweep) && !backup_busy(srv->backup);
 }
 
 static bool
@@ -197,6 +201,7 @@ begin_shutdown(struct server *srv, int signum)
     notify_send("STOPPING=1");
     listener_free(srv->listener);
     srv->listener = NULL;
+    metrics_stop(srv->metrics);
     ev_timer_stop(srv->loop, &srv->purge_timer_w);
     purge_stop(srv->purge);
     sweep_stop(srv->hold_sweep);
@@ -297,8 +302,9 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
 
     srv->group = group_new(srv->loop, srv->store, srv->log);
     srv->purge = srv->group ? purge_new(srv->loop, srv->group, srv->log) : NULL;
+    srv->backup = backup_new(srv->loop, srv->store, o->data_dir, o->backup_root, srv->log);
     srv->conns = conn_pool_new(srv->loop, &cc, srv->log);
-    if (srv->group == NULL || srv->purge == NULL || srv->conns == NULL) {
+    if (srv->group == NULL || srv->purge == NULL || srv->backup == NULL || srv->conns == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         return false;
     }
@@ -316,6 +322,7 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
                                 .group = srv->group,
                                 .mega = srv->mega,
                                 .purge = srv->purge,
+                                .backup = srv->backup,
                                 .log = srv->log,
                                 .admin_key = srv->admin_key,
                                 .hold_key = srv->hold_key,
@@ -328,6 +335,28 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
         return false;
     }
     return true;
+}
+
+static void
+metrics_gather(void *arg, const struct store_counters *c, struct proto_stats *out)
+{
+    struct server *srv = arg;
+
+    cmd_stats(&srv->env, c, out);
+}
+
+/* --metrics-listen: the exporter, on sockets of its own. */
+static bool
+make_metrics(struct server *srv, char *errbuf, size_t errlen)
+{
+    const struct metrics_source src = {
+        .store = srv->store, .group = srv->group, .gather = metrics_gather, .arg = srv};
+
+    if (srv->opts->metrics_host[0] == '\0')
+        return true;
+    srv->metrics = metrics_new(srv->loop, srv->opts->metrics_host, srv->opts->metrics_port, &src,
+                               srv->log, errbuf, errlen);
+    return srv->metrics != NULL;
 }
 
 /* One LISTEN line per address listened on, and one LISTEN_SKIPPED per address of the host name
@@ -364,7 +393,8 @@ server_new(struct ev_loop *loop, const struct opts *opts, struct store *store, s
     memcpy(srv->admin_key, admin_key, KEYS_BYTES);
     if (!make_services(srv, errbuf, errlen) ||
         (srv->listener = listener_new(loop, opts->listen, opts->port, accepted, accept_paused, srv,
-                                      errbuf, errlen)) == NULL) {
+                                      errbuf, errlen)) == NULL ||
+        !make_metrics(srv, errbuf, errlen)) {
         server_free(srv);
         return NULL;
     }
@@ -415,6 +445,7 @@ server_free(struct server *srv)
         return;
     stop_watchers(srv);
     listener_free(srv->listener);
+    metrics_free(srv->metrics);
     conn_pool_free(srv->conns); /* closes every connection; their sessions go with them */
     session_set_free(srv->sessions);
     cmd_env_release(&srv->env);
@@ -424,6 +455,7 @@ server_free(struct server *srv)
     hold_key_free(srv->hold_key);
     auditkey_free(srv->audit_key);
     purge_free(srv->purge);
+    backup_free(srv->backup);
     group_free(srv->group);
     sodium_memzero(srv->admin_key, sizeof srv->admin_key);
     free(srv);

@@ -213,6 +213,8 @@ enum store_op_kind {
     /* The audit chain (see "Audit chain" below). */
     STORE_OP_AUDIT_NOTE, /* W: in.note -> an administrative record, and nothing else */
     STORE_OP_AUDIT_HEAD, /* R: -> out.audit, the chain's head */
+    /* Backup and metrics. */
+    STORE_OP_BACKUP, /* R: in.path -> out.count (bytes written); store_read only, see below */
     STORE_NOPS
 };
 
@@ -288,6 +290,8 @@ struct store_op {
         const struct store_audit_note *note;
         /* EXPORT of audit records: room for `cap` rows */
         struct store_audit_row *audit;
+        /* BACKUP: an existing directory, NUL-terminated (see the notes at the end). */
+        const char *path;
     } in;
 
     /* outputs, set when the operation completes */
@@ -298,7 +302,7 @@ struct store_op {
          * else: not filled) the coupon as found. */
         struct store_coupon coupon;
         struct store_counters counters; /* COUNTERS */
-        uint64_t count;                 /* PURGE: deleted; HISTORY: rows filled */
+        uint64_t count; /* PURGE: deleted; HISTORY: rows filled; BACKUP: bytes written */
         bool more;                      /* PURGE: expired coupons are left */
         size_t n_rejected;              /* UPLOAD: all rejected records */
         char msg[STORE_ERR_MAX];        /* any error: a one-line reason for logs */
@@ -406,6 +410,18 @@ void store_release(struct store *st);
  *   completes with STORE_OK and needs no other input. STORE_EXPORT_CODE_HISTORY takes in.code
  *   on its first call. A client that must see its own writes in an export starts the export
  *   once they are durable.
+ * - BACKUP writes a compacted, consistent copy of the whole store into the existing directory
+ *   in.path, as the files this backend opens as a store at that place, and makes the directory
+ *   durable: on STORE_OK every regular file in it (the caller's too, written before) and the
+ *   directory itself are synced, and out.count holds the bytes of the store's files. The copy
+ *   is one snapshot, taken when it starts: every commit completed before store_read, perhaps
+ *   one in flight (durable already, as an EXPORT's may show). It runs through store_read only,
+ *   never in a batch; the copy may take minutes and goes on after store_read returns, reads and
+ *   batches going on meanwhile, and the operation completes when it has ended. One backup at a
+ *   time. A BACKUP that cannot start (another runs, a path too long, or a backend that cannot
+ *   copy itself: PostgreSQL, whose out.msg names the engine's own tool) fails at once with
+ *   STORE_IO. On failure, files may be left in in.path: the caller removes them. store_close
+ *   waits for a backup in progress to end; its callback does not run.
  */
 
 /* Audit chain. Every write that changes the store (UPLOAD, GENERATE, ASSIGN, REDEEM, HOLD,

@@ -12,6 +12,8 @@ DEPS_RUN="netcat-openbsd man-db"
 # runs them as the postgres user (made by postgresql-common) with runuser (util-linux, which
 # Debian always has).
 DEPS_TEST="libcmocka-dev mandoc tmux postgresql"
+# Prometheus for promtool, which checks the metrics exporter's output (blackbox/test_metrics).
+DEPS_TEST="$DEPS_TEST prometheus"
 # The Redis clients the tests drive (tests/clients): redis-cli and Debian's redis-py; ioredis
 # comes from npm at test time. Node.js (20 or later, for ioredis 6) and npm come with the
 # machine; Debian's are installed only where there are none.

@@ -13,6 +13,7 @@
 #include "mono.h"
 #include "report.h"
 #include "sig.h"
+#include "statjson.h"
 #include "upload.h"
 
 #define BATCH_MSG_MAX 512
@@ -31,6 +32,7 @@ struct batch {
     /* --stats and --purge */
     const char *request; /* "STATS\n" or "PURGE\n" */
     bool sent;
+    struct statjson *json; /* --stats --json: the reply, written at its end */
     /* --export and --generate */
     struct dump *dump;
     /* --upload */
@@ -71,7 +73,9 @@ command_line(struct batch *b, const struct client_event *ev)
     size_t len;
 
     if (ev->reply == PROTO_REPLY_DATA) {
-        if (b->opts->mode == CLI_MODE_STATS)
+        if (b->json != NULL)
+            statjson_line(b->json, ev->line, ev->len);
+        else if (b->opts->mode == CLI_MODE_STATS)
             printf("%.*s\n", (int)ev->len, ev->line);
         return;
     }
@@ -88,6 +92,8 @@ command_line(struct batch *b, const struct client_event *ev)
         }
         printf("purged %.*s\n", (int)len, val);
     }
+    if (b->json != NULL)
+        statjson_write(b->json, stdout);
     finish(b, CLI_EXIT_OK);
 }
 
@@ -381,11 +387,15 @@ batch_run(const struct cli_opts *o, const struct client_addr *addr, const char *
         code = run_upload(&b);
     } else if (o->mode == CLI_MODE_EXPORT || o->mode == CLI_MODE_GENERATE) {
         code = run_dump(&b);
+    } else if (o->json && (b.json = statjson_new()) == NULL) {
+        fprintf(stderr, "couponctl: out of memory\n");
+        code = CLI_EXIT_FAILED;
     } else {
         b.request = o->mode == CLI_MODE_STATS ? "STATS\n" : "PURGE\n";
         run_loop(&b);
         code = b.code;
     }
+    statjson_free(b.json);
     client_free(b.conn);
     if (fflush(stdout) != 0 && code == CLI_EXIT_OK)
         code = CLI_EXIT_FAILED;

@@ -12,7 +12,16 @@
 /* "prefix=" or "length=" and a value as long as an argument may be for the request parser */
 #define OPTION_WORD_MAX (PROTO_MAX_LINE + 8)
 
-enum { OPT_STATS = 256, OPT_UPLOAD, OPT_PURGE, OPT_EXPORT, OPT_GENERATE, OPT_PREFIX, OPT_LENGTH };
+enum {
+    OPT_STATS = 256,
+    OPT_UPLOAD,
+    OPT_PURGE,
+    OPT_EXPORT,
+    OPT_GENERATE,
+    OPT_PREFIX,
+    OPT_LENGTH,
+    OPT_JSON
+};
 
 /* What the options say beyond struct cli_opts, until the words after them are read. */
 struct parse {
@@ -36,6 +45,7 @@ static const struct option long_options[] = {
     {"generate", required_argument, NULL, OPT_GENERATE},
     {"prefix", required_argument, NULL, OPT_PREFIX},
     {"length", required_argument, NULL, OPT_LENGTH},
+    {"json", no_argument, NULL, OPT_JSON},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -46,6 +56,7 @@ static const char short_options[] = "+a:p:k:i:b:Vh";
 static const char usage_text[] =
     "usage: couponctl [options]                 the dashboard\n"
     "       couponctl [options] --stats         print the server's STAT lines\n"
+    "       couponctl [options] --stats --json  print them as one JSON object\n"
     "       couponctl [options] --upload FILE   upload a CSV file of coupons\n"
     "       couponctl [options] --purge         purge expired coupons, print the count\n"
     "       couponctl [options] --export coupons|history FILE\n"
@@ -176,6 +187,9 @@ apply(struct cli_opts *o, struct parse *p, int c, const char *arg, FILE *out, ch
     case OPT_LENGTH:
         p->length = arg;
         return CLI_RUN;
+    case OPT_JSON:
+        o->json = true;
+        return CLI_RUN;
     case 'V':
         fprintf(out, "couponctl %s\n", COUPOND_VERSION);
         return CLI_DONE;
@@ -277,6 +291,10 @@ finish_parse(struct cli_opts *o, const struct parse *p, char *errbuf, size_t err
 
     if ((p->prefix != NULL || p->length != NULL) && o->mode != CLI_MODE_GENERATE) {
         snprintf(errbuf, errlen, "--prefix and --length go with --generate");
+        return CLI_BAD_USAGE;
+    }
+    if (o->json && o->mode != CLI_MODE_STATS) {
+        snprintf(errbuf, errlen, "--json goes with --stats");
         return CLI_BAD_USAGE;
     }
     switch (o->mode) {

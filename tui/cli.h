@@ -2,6 +2,7 @@
 #ifndef COUPONCTL_CLI_H
 #define COUPONCTL_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "proto.h"
@@ -53,6 +54,7 @@ struct cli_opts {
     /* --generate: the GENERATE request, its values checked as coupond checks them, its count
      * 1..PROTO_UPLOAD_MAX, without an id (the batch client derives one). */
     struct proto_request gen;
+    bool json; /* --stats --json: one JSON object instead of the STAT lines */
 };
 
 enum cli_result {

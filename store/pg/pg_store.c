@@ -189,12 +189,18 @@ pg_read(struct store *base, struct store_op *op)
 
     const char *node[1] = {st->node};
 
-    if (op->kind == STORE_OP_EXPORT)
+    if (op->kind == STORE_OP_BACKUP) { /* store.h: a backend that cannot copy itself */
+        store_op_fail(op, STORE_IO,
+                      "backup: the coupons are in PostgreSQL; back it up with pg_basebackup "
+                      "(see coupond(8))");
+        store_op_complete(op);
+    } else if (op->kind == STORE_OP_EXPORT) {
         pg_export_read(&st->exports, op);
-    else if (op->kind == STORE_OP_AUDIT_HEAD)
+    } else if (op->kind == STORE_OP_AUDIT_HEAD) {
         pg_reader_read_sql(&st->reader, op, PG_AUDIT_HEAD_SQL, 1, node);
-    else
+    } else {
         pg_reader_read(&st->reader, op);
+    }
 }
 
 static void

@@ -351,6 +351,9 @@ request_equal(const struct proto_request *a, const struct proto_request *b)
         if (a->words[i].len != b->words[i].len ||
             memcmp(a->words[i].p, b->words[i].p, a->words[i].len) != 0)
             return false;
+    if (a->path_len != b->path_len ||
+        (a->path_len > 0 && memcmp(a->path, b->path, a->path_len) != 0))
+        return false;
     return a->key_len == 0 || memcmp(a->key, b->key, a->key_len) == 0;
 }
 
@@ -379,6 +382,11 @@ check_request(const struct subject *s)
     if (req.cmd == PROTO_CMD_AUTH)
         require(s, req.key >= s->line && req.key + req.key_len <= s->line + s->len,
                 "the AUTH key does not point into the line");
+    if (req.cmd == PROTO_CMD_BACKUP)
+        require(s,
+                req.path >= s->line && req.path + req.path_len <= s->line + s->len &&
+                    req.path_len <= PROTO_PATH_MAX && req.path[0] == '/',
+                "the BACKUP dir is not an absolute path in the line");
     if (req.cmd == PROTO_CMD_UPLOAD)
         require(s, req.count > 0, "UPLOAD parsed with a zero count");
     int n = canonical_request(&req, line, sizeof line);

@@ -293,6 +293,7 @@ check_all_verbs(int mode)
         [PROTO_CMD_CONFIG] = " GET save",
         [PROTO_CMD_SELECT] = " 0",
         [PROTO_CMD_ECHO] = " hi",
+        [PROTO_CMD_BACKUP] = " /var/backups/coupond",
     };
     for (int c = 0; c < PROTO_NCMDS; c++) {
         char line[64];

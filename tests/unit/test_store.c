@@ -2976,6 +2976,117 @@ test_performance_request_ids(void **state)
     free(recs);
 }
 
+/* --- BACKUP --- */
+
+static void
+backup_done(struct store_op *op)
+{
+    (*(unsigned *)op->arg)++;
+}
+
+/* Starts a BACKUP into dir with a callback counting its completions in *calls. */
+static void
+backup_start(struct fx *fx, struct store_op *op, const char *dir, unsigned *calls)
+{
+    ss_op(op, STORE_OP_BACKUP, T0);
+    op->in.path = dir;
+    op->done = backup_done;
+    op->arg = calls;
+    store_read(fx->s.st, op);
+}
+
+static void
+backup_wait(struct fx *fx, const unsigned *calls)
+{
+    while (*calls == 0)
+        ev_run(fx->s.loop, EVRUN_ONCE);
+}
+
+/* A backup on PostgreSQL is the engine's own tool's job, and says so. */
+static void
+backup_pg(struct fx *fx)
+{
+    struct store_op op;
+    unsigned calls = 0;
+
+    backup_start(fx, &op, "/nonexistent", &calls);
+    backup_wait(fx, &calls);
+    assert_int_equal(calls, 1);
+    assert_int_equal(op.err, STORE_IO);
+    assert_non_null(strstr(op.out.msg, "pg_basebackup"));
+}
+
+/* The copy is a store of its own: it opens, checks, and counts what the original counted when
+ * the backup began, while the original went on serving reads and writes. One backup at a time;
+ * a directory that is missing, or holds a store already, fails. */
+static void
+test_backup(void **state)
+{
+    struct fx *fx = *state;
+    enum { N = 3000 };
+    struct store_coupon *recs = batch("B", N, T0);
+    struct store_counters before, after, copied;
+    struct store_op op, second, assign;
+    struct ss_batch sb;
+    struct ss copy;
+    char dir[96], data[128], err[ERRBUF] = "";
+    unsigned calls = 0, calls2 = 0;
+    struct stat sb_data;
+
+    if (pg_uri != NULL) {
+        free(recs);
+        backup_pg(fx);
+        return;
+    }
+    upload_ok(&fx->s, recs, N);
+    assign_expect(&fx->s, STORE_TYPE_FREE, "u", T0, recs[0].code);
+    assert_int_equal(ss_counters(&fx->s, T0, &before), STORE_OK);
+    snprintf(dir, sizeof dir, "%s/backup", fx->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    backup_start(fx, &op, dir, &calls);
+    backup_start(fx, &second, dir, &calls2); /* one at a time: refused at once */
+    assert_int_equal(calls2, 1);
+    assert_int_equal(second.err, STORE_IO);
+    assert_non_null(strstr(second.out.msg, "another backup"));
+    /* Reads and writes go on meanwhile. */
+    assert_int_equal(ss_counters(&fx->s, T0, &after), STORE_OK);
+    ss_batch_init(&fx->s, &sb);
+    ss_op_assign(ss_batch_add(&sb, &assign), STORE_TYPE_FREE, "v", T0);
+    assert_int_equal(ss_commit(&sb), STORE_OK);
+    assert_int_equal(assign.err, STORE_OK);
+    backup_wait(fx, &calls);
+    assert_int_equal(calls, 1);
+    if (op.err != STORE_OK)
+        fail_msg("backup: %s", op.out.msg);
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    assert_int_equal(stat(data, &sb_data), 0);
+    assert_int_equal((uint64_t)sb_data.st_size, op.out.count);
+
+    /* The copy: a consistent store with the counters of a state the original went through. */
+    assert_int_equal(ss_open(&copy, dir, STORE_OPEN_EXISTING, 0, err, sizeof err), STORE_OK);
+    check_ok(&copy, T0);
+    assert_int_equal(ss_counters(&copy, T0, &copied), STORE_OK);
+    ss_close(&copy);
+    assert_int_equal(copied.type[STORE_TYPE_FREE].created, N);
+    assert_true(copied.type[STORE_TYPE_FREE].assigned == before.type[STORE_TYPE_FREE].assigned ||
+                copied.type[STORE_TYPE_FREE].assigned == before.type[STORE_TYPE_FREE].assigned + 1);
+    assert_int_equal(copied.type[STORE_TYPE_FREE].available,
+                     N - copied.type[STORE_TYPE_FREE].assigned);
+
+    /* A directory that holds a store already, and one that is missing. */
+    calls = 0;
+    backup_start(fx, &op, dir, &calls);
+    backup_wait(fx, &calls);
+    assert_int_equal(op.err, STORE_IO);
+    calls = 0;
+    snprintf(data, sizeof data, "%s/missing/deeper", fx->dir);
+    backup_start(fx, &op, data, &calls);
+    backup_wait(fx, &calls);
+    assert_int_equal(op.err, STORE_IO);
+    rm_dir(dir);
+    free(recs);
+}
+
 /* The tests, and whether each is LMDB's alone. */
 #define TEST(fn)                                                                                   \
     {                                                                                              \
@@ -3032,6 +3143,7 @@ static const struct {
     TEST(test_export_history),
     TEST(test_export_close),
     TEST(test_noop),
+    TEST(test_backup),
     LMDB_ONLY(test_check_detects_corruption),
     LMDB_ONLY(test_open_rejects_bad_meta),
     LMDB_ONLY(test_previous_release),
