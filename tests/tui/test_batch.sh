@@ -45,6 +45,21 @@ grep -v '^STAT [a-z_.A-Z]* [0-9]*$' "$TMP/stats.out" | grep -qvE '^STAT (node|st
 [ "$(wc -l <"$TMP/stats.out")" -ge 32 ] || fail "--stats printed fewer than the 32 documented counters"
 ok "--stats prints the STAT lines"
 
+ctl --stats --json >"$TMP/stats.json"
+python3 - "$TMP/stats.json" <<'PY' || fail "--stats --json: $(cat "$TMP/stats.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["created"]["FREE"] == 0 and set(d["created"]) == {"NONE", "FREE", "STANDARD", "MEGADEAL"}
+assert d["store"] == "lmdb" and isinstance(d["node"], str)
+assert d["megadeal.timed_out"] == 0
+PY
+set +e
+out=$(ctl --purge --json 2>&1); rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "--purge --json exits $rc, not 2"
+echo "$out" | grep -q -- "--json goes with --stats" || fail "the usage error does not say why: $out"
+ok "--stats --json prints one JSON object; --json without --stats is a usage error"
+
 # ---- --upload of a messy CSV: BOM, CRLF, quotes, a header in another order, blank lines ----
 
 {
