@@ -76,6 +76,7 @@ struct options {
     pid_t server_pid; /* --server-pid: 0 when not given */
     const char *pool; /* --pool NAME: NULL when not given */
     bool wait_start;  /* --wait-start */
+    bool ids;         /* --ids */
     bool alongside_set;
     enum workload_kind alongside; /* --alongside WORKLOAD */
 };
@@ -104,7 +105,7 @@ usage(FILE *f)
             "usage: coupond-bench [-h host] [-p port] [-k keyfile] [-c conns] [-P pipeline]\n"
             "                     [-w workload] [-n ops] [-t seconds] [--preload N]\n"
             "                     [--coupons K] [--batch B] [--server-pid PID]\n"
-            "                     [--pool NAME] [--wait-start] [--alongside WORKLOAD]\n"
+            "                     [--pool NAME] [--wait-start] [--alongside WORKLOAD] [--ids]\n"
             "workloads: ping request validate redeem checkout upload megadeal idle\n"
             "  -n ops       flows to run (upload: records); with -t, an upper bound\n"
             "  -t seconds   run this long (idle: hold the connections this long)\n"
@@ -115,6 +116,7 @@ usage(FILE *f)
             "  --pool NAME  upload: load coupons NAME-... for later runs; request, checkout:\n"
             "               load none, take those (NAME: 1 to %d of A-Z 0-9)\n"
             "  --wait-start  connect, print READY, start the measured run on SIGUSR1\n"
+            "  --ids        request: each REQUEST carries a request id of its own (id=)\n"
             "  --alongside W  another bench runs workload W on the server meanwhile: VERIFY\n"
             "               leaves the counters W changes to that run\n"
             "exit: 0 ok, 1 VERIFY FAIL, 2 usage or setup error, 3 error replies\n",
@@ -152,6 +154,7 @@ parse_options(int argc, char **argv, struct options *o)
         OPT_POOL,
         OPT_WAIT_START,
         OPT_ALONGSIDE,
+        OPT_IDS,
         OPT_HELP
     };
     static const struct option longs[] = {{"preload", required_argument, NULL, OPT_PRELOAD},
@@ -161,6 +164,7 @@ parse_options(int argc, char **argv, struct options *o)
                                           {"pool", required_argument, NULL, OPT_POOL},
                                           {"wait-start", no_argument, NULL, OPT_WAIT_START},
                                           {"alongside", required_argument, NULL, OPT_ALONGSIDE},
+                                          {"ids", no_argument, NULL, OPT_IDS},
                                           {"help", no_argument, NULL, OPT_HELP},
                                           {NULL, 0, NULL, 0}};
     *o = (struct options){.host = DEFAULT_HOST,
@@ -232,6 +236,9 @@ parse_options(int argc, char **argv, struct options *o)
             if (!pool_name_ok(optarg))
                 return false;
             o->pool = optarg;
+            break;
+        case OPT_IDS:
+            o->ids = true;
             break;
         case OPT_WAIT_START:
             o->wait_start = true;
@@ -678,6 +685,7 @@ run(struct bench *b)
     x->kind = b->o.kind;
     x->type = PROTO_TYPE_STANDARD;
     snprintf(x->user_prefix, sizeof x->user_prefix, "u%s-", b->run_id);
+    x->ids = b->o.ids;
     if (b->o.pool)
         snprintf(x->code_prefix, sizeof x->code_prefix, "%s-", b->o.pool);
     else

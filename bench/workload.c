@@ -121,7 +121,12 @@ request_send(void *ctx, const struct engine_flow *f, struct bconn *c)
 {
     const struct workload_ctx *x = ctx;
     char tag = x->kind == WORKLOAD_ASSIGN ? 'k' : 'r';
-    return bconn_printf(c, "REQUEST %s%c%llu %s\n", x->user_prefix, tag, (unsigned long long)f->id,
+    unsigned long long id = (unsigned long long)f->id;
+
+    if (x->ids) /* each flow its own id: a fresh one, stored, as a retrying client sends */
+        return bconn_printf(c, "REQUEST %s%c%llu %s id=%s%c%llu\n", x->user_prefix, tag, id,
+                            proto_type_name(x->type), x->user_prefix, tag, id);
+    return bconn_printf(c, "REQUEST %s%c%llu %s\n", x->user_prefix, tag, id,
                         proto_type_name(x->type));
 }
 

@@ -43,6 +43,7 @@ struct workload_ctx {
     char user_prefix[WORKLOAD_PREFIX_MAX + 1]; /* users are this + a letter + the flow id */
     char code_prefix[WORKLOAD_PREFIX_MAX + 1]; /* a REQUEST must return a code starting so */
     enum proto_type type;                      /* REQUEST / CHECKOUT type */
+    bool ids; /* REQUEST carries a request id, id= the user's name (--ids) */
     /* ASSIGN writes the code of flow i into codes[i]; VALIDATE and REDEEM use coupon
      * i % n_codes for flow i, held by the user ASSIGN gave it. The caller owns the array. */
     char (*codes)[PROTO_CODE_MAX + 1];
