@@ -130,8 +130,11 @@ settle(PGconn *pc, enum store_open_mode mode, const char *fp, const char *where,
     int64_t v;
 
     *e = STORE_IO;
-    if (mode == STORE_OPEN_EXISTING)
-        return version(pc, where, msg, len);
+    if (mode == STORE_OPEN_EXISTING) {
+        v = version(pc, where, msg, len);
+        *e = v < 0 ? STORE_IO : STORE_OK;
+        return v;
+    }
     snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%" PRId64 ")", PG_SQL_LOCK_SCHEMA);
     if (!exec_ok(pc, "BEGIN", where, msg, len) || !exec_ok(pc, lock, where, msg, len))
         return -1;
@@ -145,6 +148,7 @@ settle(PGconn *pc, enum store_open_mode mode, const char *fp, const char *where,
         return -1;
     if (v < 0 || !exec_ok(pc, "COMMIT", where, msg, len))
         return -1;
+    *e = STORE_OK;
     return v;
 }
 
