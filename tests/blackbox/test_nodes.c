@@ -434,6 +434,14 @@ grant_peaks(const struct bb_server *s, long *rate, long *open, long *span)
                     v, sizeof v));
     print_message("grants per second from the first: %s\n", v);
     assert_true(bb_pg_value(s,
+                            "SELECT string_agg(n::text, ' ' ORDER BY sec) FROM (SELECT (g.at_ms - "
+                            "(SELECT min(at_ms) FROM megadeal_grants)) / 1000 AS sec, max((SELECT "
+                            "count(*) FROM megadeal_grants h WHERE h.id <= g.id AND "
+                            "coalesce(h.done_ms, 9e18) > g.at_ms)) AS n FROM megadeal_grants g "
+                            "GROUP BY 1) AS t",
+                            v, sizeof v));
+    print_message("most in flight in each second: %s\n", v);
+    assert_true(bb_pg_value(s,
                             "SELECT string_agg(node || '=' || n, ' ' ORDER BY node) FROM (SELECT "
                             "node, count(*) AS n FROM megadeal_grants GROUP BY node) AS t",
                             v, sizeof v));
