@@ -631,11 +631,18 @@ test_nodes_store_restart(void **state)
         fail_msg("cannot start the test cluster again");
     int64_t t0 = bb_now_ms();
     for (int i = 0; i < NODES; i++, acked++) {
+        /* A write (the writer's connection), then a read (the reader's, which reconnects on
+         * its own schedule). */
         snprintf(ak[acked].user, sizeof ak[acked].user, "back%d", i);
         bb_fmt(cmd, sizeof cmd, "REQUEST %s FREE id=%s", ak[acked].user, ak[acked].user);
         code_of(until_served(cs[i], cmd, reply), ak[acked].code);
-        print_message("node-%d serves again %lld ms after PostgreSQL is back\n", i,
-                      (long long)(bb_now_ms() - t0));
+        int64_t wrote = bb_now_ms() - t0;
+        bb_fmt(cmd, sizeof cmd, "VALIDATE %s %s", ak[acked].user, ak[acked].code);
+        if (!bb_has_prefix(until_served(cs[i], cmd, reply), "OK"))
+            fail_msg("node-%d: \"%s\" after PostgreSQL is back: \"%s\"", i, cmd, reply);
+        print_message("node-%d writes again %lld ms and reads again %lld ms after PostgreSQL "
+                      "is back\n",
+                      i, (long long)wrote, (long long)(bb_now_ms() - t0));
     }
     assert_true(bb_now_ms() - t0 < SERVE_MS);
     for (int i = 0; i < NODES; i++) /* the id refused during the outage is done once */
