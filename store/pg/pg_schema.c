@@ -144,8 +144,14 @@ settle(PGconn *pc, enum store_open_mode mode, const char *fp, const char *where,
             return -1;
         v = PG_SQL_SCHEMA_VERSION;
     }
-    if (v == PG_SQL_SCHEMA_VERSION && (*e = check_key(pc, fp, where, msg, len)) != STORE_OK)
-        return -1;
+    if (v == PG_SQL_SCHEMA_VERSION) {
+        enum store_err k = check_key(pc, fp, where, msg, len);
+
+        if (k != STORE_OK) {
+            *e = k;
+            return -1;
+        }
+    }
     if (v < 0 || !exec_ok(pc, "COMMIT", where, msg, len))
         return -1;
     *e = STORE_OK;
