@@ -23,6 +23,7 @@
 #include "opts.h"
 #include "server.h"
 #include "store.h"
+#include "task.h"
 
 #define LOCK_FILE    "coupond.lock"
 #define EXIT_STARTUP 1
@@ -200,9 +201,24 @@ run_check(const struct opts *o, struct ev_loop *loop)
     return EXIT_SUCCESS;
 }
 
+/* The fingerprint of DIR/task.key (made on first start), which a store shared by nodes
+ * compares with the one it recorded. */
+static bool
+task_fingerprint(const char *dir, char fp[TASK_FP_BUF], char *err, size_t errlen)
+{
+    struct task_key *k = task_key_load(dir, err, errlen);
+
+    if (k == NULL)
+        return false;
+    task_key_fingerprint(k, fp);
+    task_key_free(k);
+    return true;
+}
+
 static int
 serve(const struct opts *o, struct ev_loop *loop, struct made *made)
 {
+    char fp[TASK_FP_BUF];
     char err[ERRBUF_MAX];
     unsigned char key[KEYS_BYTES];
     struct store_config cfg = {.loop = loop,
@@ -212,8 +228,10 @@ serve(const struct opts *o, struct ev_loop *loop, struct made *made)
 
     if (!prepare_data_dir(o->data_dir, made, err, sizeof err) ||
         !lock_data_dir(o->data_dir, err, sizeof err) ||
-        !keys_load_or_create(o->data_dir, KEYS_ADMIN_FILE, KEYS_HEX, key, err, sizeof err))
+        !keys_load_or_create(o->data_dir, KEYS_ADMIN_FILE, KEYS_HEX, key, err, sizeof err) ||
+        !task_fingerprint(o->data_dir, fp, err, sizeof err))
         return die(err);
+    cfg.task_key_fp = fp;
     raise_fd_limit(o);
     struct store *st;
     if (store_open(opts_store_uri(o), &cfg, &st, err, sizeof err) != STORE_OK)

@@ -497,6 +497,8 @@ audit_wanted(const struct store_op *op)
     case STORE_OP_EXPIRE_HOLDS:
     case STORE_OP_EXPIRE_IDS:
         return op->out.count > 0;
+    case STORE_OP_GRANT_DONE: /* a slot of the limits shared by nodes, no coupon (store.h) */
+        return false;
     default:
         return store_op_writes(op->kind);
     }

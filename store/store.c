@@ -32,6 +32,8 @@ static const char *const err_texts[STORE_NERRS] = {
     [STORE_UNKNOWN_HOLD] = "no such hold",
     [STORE_UNKNOWN_REDEMPTION] = "no such redemption",
     [STORE_UNAVAILABLE] = "store unavailable",
+    [STORE_LIMITED] = "MEGADEAL limits shared by the nodes are taken",
+    [STORE_KEY_MISMATCH] = "task key differs from the store's",
 };
 
 const char *
@@ -55,6 +57,7 @@ store_op_writes(enum store_op_kind kind)
     case STORE_OP_EXPIRE_HOLDS:
     case STORE_OP_EXPIRE_IDS:
     case STORE_OP_AUDIT_NOTE:
+    case STORE_OP_GRANT_DONE:
         return true;
     default:
         return false;

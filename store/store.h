@@ -72,6 +72,11 @@ enum store_err {
      * failed; a write may or may not have happened: the connection broke during its COMMIT and
      * the outcome could not be learned. Retrying a write with the same request id is safe. */
     STORE_UNAVAILABLE,
+    /* (Added with limits shared by nodes:) an ASSIGN with in.limit found the limits shared by
+     * every node of the store taken: nothing was done, the caller tries again later. */
+    STORE_LIMITED,
+    /* open: the store recorded another task key fingerprint than store_config.task_key_fp. */
+    STORE_KEY_MISMATCH,
     STORE_NERRS
 };
 
@@ -215,6 +220,8 @@ enum store_op_kind {
     STORE_OP_AUDIT_HEAD, /* R: -> out.audit, the chain's head */
     /* Backup and metrics. */
     STORE_OP_BACKUP, /* R: in.path -> out.count (bytes written); store_read only, see below */
+    /* Limits shared by nodes (see "MEGADEAL grants shared by nodes" below). */
+    STORE_OP_GRANT_DONE, /* W: in.grant: that grant's slot is closed; changes no coupon */
     STORE_NOPS
 };
 
@@ -243,6 +250,14 @@ struct store_op {
          * a restart can name it (out.task_seq, out.task_stamp). */
         uint64_t task_seq;
         int64_t task_stamp;
+        /* ASSIGN of a MEGADEAL grant: the limits every node of the store shares (see "MEGADEAL
+         * grants shared by nodes" below); rate 0: none. */
+        struct store_limit {
+            unsigned rate;        /* grants in any window_ms, at most */
+            unsigned concurrency; /* grants open (made and not closed by GRANT_DONE), at most */
+            int64_t window_ms;
+        } limit;
+        uint64_t grant; /* GRANT_DONE: the grant whose slot closes (an ASSIGN's out.grant) */
         size_t max;     /* PURGE: coupons deleted at most */
         uint64_t after; /* HISTORY: redemptions with seq > after */
         /* UPLOAD: the records, each with a valid code, type, kind, discount (> 0; <= 10000 for
@@ -302,20 +317,21 @@ struct store_op {
          * else: not filled) the coupon as found. */
         struct store_coupon coupon;
         struct store_counters counters; /* COUNTERS */
-        uint64_t count; /* PURGE: deleted; HISTORY: rows filled; BACKUP: bytes written */
-        bool more;                      /* PURGE: expired coupons are left */
-        size_t n_rejected;              /* UPLOAD: all rejected records */
-        char msg[STORE_ERR_MAX];        /* any error: a one-line reason for logs */
-        bool replayed;                  /* the request id was stored: nothing was done again */
-        struct store_hold hold;         /* HOLD: the hold made */
-        uint64_t redemption;            /* REDEEM: the redemption's seq */
-        int64_t done_at;                /* RID_GET: when the first run was; replays: too */
-        enum store_op_kind rid_kind;    /* RID_GET: the kind of the write that stored the id */
-        uint64_t task_seq;              /* RID_GET of a MEGADEAL grant: the task */
+        uint64_t count;          /* PURGE: deleted; HISTORY: rows filled; BACKUP: bytes written */
+        bool more;               /* PURGE: expired coupons are left */
+        size_t n_rejected;       /* UPLOAD: all rejected records */
+        char msg[STORE_ERR_MAX]; /* any error: a one-line reason for logs */
+        bool replayed;           /* the request id was stored: nothing was done again */
+        struct store_hold hold;  /* HOLD: the hold made */
+        uint64_t redemption;     /* REDEEM: the redemption's seq */
+        int64_t done_at;         /* RID_GET: when the first run was; replays: too */
+        enum store_op_kind rid_kind; /* RID_GET: the kind of the write that stored the id */
+        uint64_t task_seq;           /* RID_GET of a MEGADEAL grant: the task */
         int64_t task_stamp;
         void *cursor;   /* EXPORT: pass back as in.cursor */
         uint64_t total; /* EXPORT with in.count, first call: rows of the whole export */
         struct store_audit_head audit; /* AUDIT_HEAD */
+        uint64_t grant; /* ASSIGN with in.limit: the grant's open slot, 0 when none was taken */
     } out;
 
     /* completion of store_read, on the loop's thread (not called for a batch's operations) */
@@ -351,7 +367,15 @@ struct store_config {
      * for the host name. Each node keeps its own counter rows under it, so two nodes sharing a
      * store must have different names. LMDB ignores it. */
     const char *node_name;
+    /* A fingerprint of the node's task key (1 to STORE_KEY_FP_MAX bytes of printable ASCII;
+     * NULL: none). A store several nodes can open records the first one it is opened with
+     * (mode CREATE) and refuses another with STORE_KEY_MISMATCH, errbuf naming both, so that
+     * every node verifies every task id. A store one node opens alone (LMDB, whose data dir
+     * holds the key itself) ignores it. */
+    const char *task_key_fp;
 };
+
+#define STORE_KEY_FP_MAX 64 /* bytes of a key fingerprint: a 32-byte hash in hex fits */
 
 #define STORE_NODE_MAX 64 /* bytes in a node name: a host name fits (HOST_NAME_MAX is 64) */
 
@@ -423,6 +447,21 @@ void store_release(struct store *st);
  *   STORE_IO. On failure, files may be left in in.path: the caller removes them. store_close
  *   waits for a backup in progress to end; its callback does not run.
  */
+
+/* MEGADEAL grants shared by nodes. PROTOCOL.md counts the MEGADEAL limits (grants in any
+ * window, grants in flight) over every node of a store at once. An ASSIGN with in.limit.rate > 0
+ * is such a grant:
+ * - A store several nodes can open (PostgreSQL) decides inside the write's transaction, under
+ *   a lock that every node's grants take, on the store's own clock: when fewer than limit.rate
+ *   grants were made in the last limit.window_ms and fewer than limit.concurrency are open, the
+ *   ASSIGN runs as any other and opens a slot for its grant, named by out.grant (not 0), which
+ *   stays open until a GRANT_DONE of it commits (the caller sends it once it has answered) or,
+ *   for a node that died, for a lease of the backend's. Otherwise STORE_LIMITED: nothing done.
+ *   Two nodes never both take the last slot. GRANT_DONE changes no coupon: it appends no audit
+ *   record, takes no request id, and one of a slot already closed or gone is STORE_OK.
+ * - A store only one node opens (LMDB: the data dir's lock) has the caller's own queue as the
+ *   only place that counts grants (server/mega.c, with the same limits): it ignores in.limit,
+ *   never answers STORE_LIMITED and leaves out.grant 0, which needs no GRANT_DONE. */
 
 /* Audit chain. Every write that changes the store (UPLOAD, GENERATE, ASSIGN, REDEEM, HOLD,
  * RELEASE, UNREDEEM, PURGE, EXPIRE_HOLDS, EXPIRE_IDS, AUDIT_NOTE) appends exactly one record to

@@ -257,6 +257,16 @@ run_purge(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op)
     return e;
 }
 
+/* A slot of a grant shared by nodes: LMDB opens none (store.h), so there is none to close. */
+static enum store_err
+run_grant_done(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op)
+{
+    (void)g;
+    (void)op;
+    gop->discard = true; /* nothing written: no commit, no fsync */
+    return STORE_OK;
+}
+
 /* --- the frame --- */
 
 static const struct {
@@ -275,6 +285,7 @@ static const struct {
     [STORE_OP_EXPIRE_HOLDS] = {"expire holds", LMDB_GROUP_NESTED, lmdb_hold_run_expire},
     [STORE_OP_EXPIRE_IDS] = {"expire ids", LMDB_GROUP_NESTED, lmdb_rid_run_expire},
     [STORE_OP_AUDIT_NOTE] = {"audit note", LMDB_GROUP_NOTE_PAGES, lmdb_audit_run_note},
+    [STORE_OP_GRANT_DONE] = {"grant done", LMDB_GROUP_NOTE_PAGES, run_grant_done},
 };
 
 /* Refuses, before its operation begins, a write whose inputs are a caller's mistake: failing

@@ -190,6 +190,15 @@ plan_rid_get(struct store_op *op, struct pg_call *call)
     return true;
 }
 
+static bool
+plan_grant_done(struct store_op *op, struct pg_call *call)
+{
+    if (op->in.grant == 0 || op->in.grant > INT64_MAX)
+        return false; /* no slot: nothing to close */
+    put_i64(call, (int64_t)op->in.grant);
+    return true;
+}
+
 /* NOOP: complete at once; in a batch, with the batch, once it is durable. */
 static bool
 plan_noop(struct store_op *op, struct pg_call *call)
@@ -397,6 +406,14 @@ result_check(struct store_op *op, const PGresult *r)
         pg_check_result(op, r);
 }
 
+/* GRANT_DONE: a slot closed, already closed or gone alike (store.h). */
+static void
+result_grant_done(struct store_op *op, const PGresult *r)
+{
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        pg_val_fail(op, "grant done", r);
+}
+
 static void
 result_release(struct store_op *op, const PGresult *r)
 {
@@ -432,6 +449,7 @@ static const struct {
     [STORE_OP_RID_GET] = {PG_STMT_RID_GET, plan_rid_get, pg_rid_get_result},
     [STORE_OP_COUPONS] = {PG_STMT_COUPONS, plan_coupons, result_coupons},
     [STORE_OP_NOOP] = {PG_NSTMTS, plan_noop, NULL},
+    [STORE_OP_GRANT_DONE] = {PG_STMT_GRANT_DONE, plan_grant_done, result_grant_done},
     /* Read with pg_audit.c's SQL (pg_reader_read_sql), not planned here. */
     [STORE_OP_AUDIT_HEAD] = {PG_STMT_XID, NULL, pg_audit_head_read_result},
 };
@@ -540,4 +558,49 @@ pg_ops_run_free(struct pg_run *r)
     for (int i = 0; i < 5; i++)
         pg_arr_free(&r->arr[i]);
     memset(r, 0, sizeof *r);
+}
+
+/* --- MEGADEAL grants shared by nodes --- */
+
+bool
+pg_ops_is_grant(const struct store_op *op)
+{
+    return op->kind == STORE_OP_ASSIGN && op->in.limit.rate > 0;
+}
+
+void
+pg_ops_grant_plan(struct store_op *op, const char *node, struct pg_call *call)
+{
+    call->stmt = PG_STMT_GRANT;
+    call->n = 0;
+    put_i64(call, op->now);
+    put_i64(call, op->in.type);
+    put_i64(call, pg_ops_assign_bound(op));
+    put_text(call, op->in.user);
+    put_text(call, node);
+    put_i64(call, clamp_i64(op->in.task_seq));
+    put_i64(call, op->in.limit.rate);
+    put_i64(call, op->in.limit.concurrency);
+    put_i64(call, op->in.limit.window_ms > 0 ? op->in.limit.window_ms : 1);
+}
+
+void
+pg_ops_grant_result(struct store_op *op, const PGresult *r)
+{
+    if (!rows_ok(op, "grant", r, 2 + PG_SQL_COUPON_NCOLS))
+        return;
+    if (PQntuples(r) != 1) {
+        store_op_fail(op, STORE_IO, "grant: %d rows instead of one", PQntuples(r));
+        return;
+    }
+    if (PQgetvalue(r, 0, 0)[0] != 't') {
+        store_op_fail(op, STORE_LIMITED, "grant: %s", store_strerror(STORE_LIMITED));
+        return;
+    }
+    if (PQgetisnull(r, 0, 1)) {
+        store_op_fail(op, STORE_NO_COUPONS, "assign: %s", store_strerror(STORE_NO_COUPONS));
+        return;
+    }
+    op->out.grant = pg_val_u64(r, 0, 1);
+    pg_val_coupon(r, 0, 2, &op->out.coupon);
 }

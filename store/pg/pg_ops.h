@@ -18,7 +18,7 @@
 #include "pg_val.h"
 #include "store.h"
 
-#define PG_OPS_PARAMS    6 /* parameters of a single operation's statement, at most */
+#define PG_OPS_PARAMS    9 /* parameters of a single operation's statement, at most (GRANT) */
 #define PG_OPS_PARAM_LEN PG_VAL_NUM_LEN
 
 /* A statement call: which statement, and its text parameters (pointing into buf or into the
@@ -69,5 +69,18 @@ bool pg_ops_run_params(struct pg_run *r, const char *v[5]);
 void pg_ops_run_result(struct store_op **ops, size_t k, const PGresult *r);
 
 void pg_ops_run_free(struct pg_run *r);
+
+/* --- MEGADEAL grants shared by nodes --- */
+
+/* True when op is an ASSIGN with limits shared by nodes (store.h): it runs alone, as GRANT, in a
+ * batch that holds PG_SQL_LOCK_GRANT. */
+bool pg_ops_is_grant(const struct store_op *op);
+
+/* Plans such an ASSIGN (checked with pg_ops_assign_ok) as GRANT for node `node` (valid while
+ * call is). */
+void pg_ops_grant_plan(struct store_op *op, const char *node, struct pg_call *call);
+
+/* Reads GRANT's result into op: the coupon and out.grant; STORE_LIMITED or STORE_NO_COUPONS. */
+void pg_ops_grant_result(struct store_op *op, const PGresult *r);
 
 #endif

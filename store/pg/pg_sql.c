@@ -60,6 +60,15 @@ static const char *const schema[] = {
     "CREATE INDEX rids_done ON rids (done_at)",
 };
 
+/* Version 2: limits shared by nodes, the task key's fingerprint. */
+static const char *const upgrade_2[] = {
+    "CREATE TABLE megadeal_grants (id bigserial PRIMARY KEY, node text NOT NULL, "
+    "task int8 NOT NULL, code text NOT NULL, at_ms int8 NOT NULL, done_ms int8)",
+    "CREATE INDEX megadeal_grants_at ON megadeal_grants (at_ms)",
+    "CREATE INDEX megadeal_grants_open ON megadeal_grants (at_ms) WHERE done_ms IS NULL",
+    "CREATE TABLE coupond_keys (name text PRIMARY KEY, fp text NOT NULL)",
+};
+
 static const char *const session[] = {
     /* An upload's records, staged by COPY in a transaction of their own before the batch's
      * (see pg_writer.h); kept across transactions until the next staging truncates them. */
@@ -82,6 +91,13 @@ static const char *const session[] = {
     "SELECT type, created, assigned, redeemed, purged, purged_assigned, unassigned, unredeemed "   \
     "FROM counters UNION ALL SELECT type, created, assigned, redeemed, purged, purged_assigned, "  \
     "unassigned, unredeemed FROM coupond_delta) AS all_deltas GROUP BY type"
+
+/* GRANT spells the lease and the time kept as numbers. */
+_Static_assert(PG_SQL_GRANT_LEASE_MS == 10000 && PG_SQL_GRANT_KEEP_MS == 60000,
+               "pg_sql.c's GRANT spells PG_SQL_GRANT_LEASE_MS and PG_SQL_GRANT_KEEP_MS");
+
+/* The database's clock in milliseconds: one clock for every node. */
+#define CLOCK_MS "(extract(epoch FROM clock_timestamp()) * 1000)::int8"
 
 static const struct {
     const char *name;
@@ -273,6 +289,38 @@ static const struct {
     [PG_STMT_COUPONS] = {"coupons", "SELECT " COUPON_COLS ", count(*) OVER () FROM coupons c "
                                     "WHERE c.owner = $2 ORDER BY c.assigned_at DESC, c.seq DESC "
                                     "LIMIT greatest($3::int8, 1)"},
+    /* A MEGADEAL grant within the limits shared by nodes (the batch holds PG_SQL_LOCK_GRANT, so
+     * the grants of every node are decided one at a time, each seeing those before it): when
+     * fewer than $7 grants were made in the window ($9 ms) ending now and fewer than $8 slots
+     * are open (not done and within the lease), the assignment of a run of one, and the grant's
+     * row; grants past PG_SQL_GRANT_KEEP_MS go. Result, one row: (allowed, grant id, coupon);
+     * allowed and no grant: no coupon. */
+    [PG_STMT_GRANT] =
+        {"grant",
+         "WITH clock AS (SELECT " CLOCK_MS " AS ms), "
+         "lim AS (SELECT (SELECT count(*) FROM megadeal_grants g WHERE g.at_ms > c.ms - $9::int8) "
+         "AS recent, (SELECT count(*) FROM megadeal_grants g WHERE g.done_ms IS NULL "
+         "AND g.at_ms > c.ms - 10000) AS open, c.ms FROM clock c), "
+         "ok AS (SELECT recent < $7::int8 AND open < $8::int8 AS go, ms FROM lim), "
+         "claim AS (SELECT a.type, a.expires, a.seq, a.code FROM avail a WHERE (SELECT go FROM ok) "
+         "AND a.type = $2::int2 AND a.expires >= $3::int8 ORDER BY a.expires, a.seq LIMIT 1 "
+         "FOR UPDATE SKIP LOCKED), "
+         "gone AS (DELETE FROM avail a USING claim WHERE a.type = claim.type "
+         "AND a.expires = claim.expires AND a.seq = claim.seq), "
+         "upd AS (UPDATE coupons c SET owner = $4, assigned_at = $1 FROM claim "
+         "WHERE c.code = claim.code AND c.owner IS NULL RETURNING c.code, c.type, c.kind, "
+         "c.discount, c.expires, c.uses, c.max_uses, c.seq, c.owner, c.assigned_at), "
+         "d AS (INSERT INTO coupond_delta (type, assigned, unassigned) SELECT type, 1, -1 FROM "
+         "upd), "
+         "g AS (INSERT INTO megadeal_grants (node, task, code, at_ms) SELECT $5, $6::int8, "
+         "upd.code, "
+         "ok.ms FROM upd, ok RETURNING id), "
+         "old AS (DELETE FROM megadeal_grants x WHERE x.at_ms < (SELECT ms FROM ok) - 60000) "
+         "SELECT (SELECT go FROM ok), (SELECT id FROM g), u.code, u.type, u.kind, u.discount, "
+         "u.expires, u.uses, u.max_uses, 0, u.seq, u.owner, u.assigned_at "
+         "FROM (SELECT 1) AS one LEFT JOIN upd u ON true"},
+    [PG_STMT_GRANT_DONE] = {"grant_done", "UPDATE megadeal_grants SET done_ms = " CLOCK_MS
+                                          " WHERE id = $1::int8 AND done_ms IS NULL"},
 };
 
 /* CHECK, in one statement (one snapshot): rows (what, type, v1..v7, message). "cnt": the
@@ -358,6 +406,17 @@ pg_sql_schema(size_t *n)
 {
     *n = sizeof schema / sizeof schema[0];
     return schema;
+}
+
+const char *const *
+pg_sql_upgrade(int64_t from, size_t *n)
+{
+    if (from == 1) {
+        *n = sizeof upgrade_2 / sizeof upgrade_2[0];
+        return upgrade_2;
+    }
+    *n = 0;
+    return upgrade_2;
 }
 
 const char *const *

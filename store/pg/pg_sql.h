@@ -12,6 +12,12 @@
  *   holds           seq -> code, owner, expires
  *   rids            (scope, id) -> fingerprint and the outcome of the write that used the id
  *                   (a GENERATE's: its codes too)
+ * Version 2 (limits shared by nodes):
+ *   grants          id -> node, task, code, at_ms, done_ms: the MEGADEAL grants of every node
+ *                   (store.h, "MEGADEAL grants shared by nodes"), on the database's clock in
+ *                   milliseconds; done_ms is NULL while the grant's slot is open. Kept for
+ *                   PG_SQL_GRANT_KEEP_MS, then deleted by later grants.
+ *   coupond_keys    name -> fingerprint: the task key every node of the store shares
  * Every time is an int8 of seconds since the epoch, as store.h passes it.
  *
  * Statements never raise an error for an outcome of the store (no coupon, a rejected record):
@@ -25,11 +31,24 @@
 #include <stdint.h>
 
 /* The schema this code creates and knows. A store with a newer one is refused at open. */
-#define PG_SQL_SCHEMA_VERSION 1
+#define PG_SQL_SCHEMA_VERSION 2
+
+/* Milliseconds a grant's slot stays open at most when no GRANT_DONE closes it: a node that died
+ * (or lost the outcome of the commit of its grant, or of its GRANT_DONE) cannot close it. Far
+ * longer than a live node keeps a slot open (a commit of milliseconds, a lost outcome learned
+ * within PG_WRITER_OUTCOME_WAIT_S, then the GRANT_DONE's own batch), so a live node's slot is
+ * never taken as closed early; and short enough that a dead node's slots come back well within
+ * a queued task's wait (10 s by default) plus one. */
+#define PG_SQL_GRANT_LEASE_MS 10000
+/* Milliseconds grants are kept after they were made: longer than the lease and any window, and a
+ * minute of history for an operator (or a test) to read back how grants went. At the largest
+ * rate (MEGA_RATE_MAX, 1000 a second) that is 60,000 rows. */
+#define PG_SQL_GRANT_KEEP_MS 60000
 
 /* Advisory lock keys (pg_advisory_lock's int8 space): "coupond" in ASCII, then a role byte. */
 #define PG_SQL_LOCK_SCHEMA INT64_C(0x636f75706f6e6400) /* schema creation at open */
 #define PG_SQL_LOCK_INSERT INT64_C(0x636f75706f6e6401) /* any insert of coupons (upload) */
+#define PG_SQL_LOCK_GRANT  INT64_C(0x636f75706f6e6402) /* a MEGADEAL grant with limits */
 
 enum pg_stmt {
     PG_STMT_XID,          /* -> the transaction's id (forces one) */
@@ -55,6 +74,10 @@ enum pg_stmt {
     PG_STMT_RID_LOOKUP,   /* $1 scope[] $2 id[]: the stored outcomes of a batch's ids */
     PG_STMT_RID_PUT,      /* 14 arrays: the batch's request ids and outcomes */
     PG_STMT_COUPONS,      /* $1 now $2 user $3 limit: newest first, with the count of all */
+    /* $1 now $2 bound $3 owner $4 node $5 task $6 rate $7 concurrency $8 window_ms: a MEGADEAL
+     * grant within the limits shared by nodes, under PG_SQL_LOCK_GRANT */
+    PG_STMT_GRANT,
+    PG_STMT_GRANT_DONE, /* $1 grant: closes its slot */
     PG_NSTMTS
 };
 
@@ -107,8 +130,14 @@ const char *pg_sql_text(enum pg_stmt s);
 void pg_sql_export(char *buf, size_t len, int what, bool any_type, int type, int64_t after,
                    const char *code, int64_t now);
 
-/* The schema's statements, in order, *n of them; run in one transaction. */
+/* The schema's statements, in order, *n of them; run in one transaction. They make version 1;
+ * pg_sql_upgrade(1, ...) makes the current version of it. */
 const char *const *pg_sql_schema(size_t *n);
+
+/* The statements that turn a schema of version `from` (1 .. PG_SQL_SCHEMA_VERSION) into the
+ * current one, in order, *n of them (none from the current); run in one transaction, followed
+ * by the new version's row. */
+const char *const *pg_sql_upgrade(int64_t from, size_t *n);
 
 /* The session set-up every connection runs before it prepares the statements: the temporary
  * tables of the staging of uploads and of a batch's counter deltas. */

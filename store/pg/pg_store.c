@@ -156,7 +156,7 @@ pg_open(const char *location, const struct store_config *cfg, struct store **out
         destroy(st);
         return STORE_IO;
     }
-    e = pg_schema_open(st->keys, st->vals, cfg->mode, st->where, errbuf, errlen);
+    e = pg_schema_open(st->keys, st->vals, cfg->mode, cfg->task_key_fp, st->where, errbuf, errlen);
     if (e == STORE_OK)
         e = pg_audit_schema(st->keys, st->vals, cfg->mode, st->where, errbuf, errlen);
     if (e == STORE_OK)

@@ -196,6 +196,7 @@ static bool
 plan_head(struct pg_writer *w)
 {
     size_t n = w->b->n, i = 0;
+    bool grants = false;
 
     reset_batch(w);
     w->ops = calloc(n + 1, sizeof *w->ops);
@@ -226,9 +227,12 @@ plan_head(struct pg_writer *w)
         head_rows(w, i);
         if (op->kind == STORE_OP_UPLOAD || op->kind == STORE_OP_GENERATE)
             head_upload(w, i);
+        grants |= pg_ops_is_grant(op);
     }
     if (w->inserts)
         pg_arr_i64(&w->head.keys, PG_SQL_LOCK_INSERT);
+    if (grants) /* every node's grants, one transaction at a time (pg_sql.h's GRANT) */
+        pg_arr_i64(&w->head.keys, PG_SQL_LOCK_GRANT);
     w->audited = pg_audit_begin(&w->audit, w->ops, w->nops);
     return !w->head.keys.b.oom && !w->head.codes.b.oom && !w->head.holds.b.oom &&
            !w->head.redemptions.b.oom && !w->head.scopes.b.oom && !w->head.ids.b.oom;
@@ -270,6 +274,15 @@ plan_steps(struct pg_writer *w)
 
         if (w->done[i])
             continue;
+        if (pg_ops_is_grant(op)) { /* alone: its own statement */
+            if (pg_ops_assign_ok(op)) {
+                *s = (struct pg_step){.w = w, .kind = STEP_OP, .op = op};
+                pg_ops_grant_plan(op, w->node, &s->call);
+                w->nsteps++;
+                run = NULL;
+            }
+            continue;
+        }
         if (op->kind == STORE_OP_ASSIGN) {
             if (!plan_assign(w, op, &run))
                 return false;
@@ -394,6 +407,8 @@ res_step(void *arg, PGresult *r)
         } else if (s->kind == STEP_UPLOAD) {
             pg_upload_result(s->up, r);
             pg_upload_end(s->up); /* its outcome, before its request id is stored */
+        } else if (pg_ops_is_grant(s->op)) {
+            pg_ops_grant_result(s->op, r);
         } else {
             pg_ops_result(s->op, r);
             if (s->op->kind == STORE_OP_RID_GET)

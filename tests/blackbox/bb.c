@@ -237,6 +237,40 @@ psql(const char *uri, const char *sql)
 }
 
 bool
+bb_pg_value(const struct bb_server *s, const char *sql, char *out, size_t cap)
+{
+    const char *const argv[] = {"psql", "-qAtX", "-v", "ON_ERROR_STOP=1", "-d", s->store,
+                                "-c",   sql,     NULL};
+    int fds[2];
+    if (cap == 0 || pipe(fds) != 0)
+        return false;
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) {
+        child_prepare(parent);
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execvp(argv[0], (char *const *)argv);
+        _exit(BB_EXEC_FAILED);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t got;
+    while (pid > 0 && (got = read(fds[0], out + n, cap - 1 - n)) > 0 && n + (size_t)got < cap - 1)
+        n += (size_t)got;
+    close(fds[0]);
+    out[n] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    int status;
+    if (pid < 0 || !wait_exit(pid, BB_PSQL_WAIT, &status)) {
+        if (pid > 0)
+            kill_and_reap(pid);
+        return false;
+    }
+    return status == 0;
+}
+
+bool
 bb_pg_cluster(const char *action)
 {
     const char *script = getenv("COUPOND_TEST_PG_SCRIPT");
@@ -481,6 +515,62 @@ bb_server_start(const char *const *args)
             return s;
         if (died < 0 || died == BB_EXEC_FAILED)
             break; /* hung, or no binary, rather than lost a race for the port: do not retry */
+    }
+    bb_server_dump_stderr(s);
+    bb_server_free(s);
+    return NULL;
+}
+
+/* Copies first's file `name` into dir; false after printing why. */
+static bool
+copy_key(const char *from_dir, const char *dir, const char *name)
+{
+    char from[BB_PATH_MAX + 32], to[BB_PATH_MAX + 32], buf[BB_KEY_READ_MAX];
+    snprintf(from, sizeof from, "%s/%s", from_dir, name);
+    snprintf(to, sizeof to, "%s/%s", dir, name);
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return errno == ENOENT; /* a key the first node has not made */
+    ssize_t n = read(in, buf, sizeof buf);
+    close(in);
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    bool ok = n > 0 && out >= 0 && write(out, buf, (size_t)n) == n;
+    if (out >= 0)
+        close(out);
+    if (!ok)
+        fprintf(stderr, "bb: cannot copy %s to %s\n", from, to);
+    return ok;
+}
+
+struct bb_server *
+bb_server_start_peer(const struct bb_server *first, const char *const *args, bool share_keys)
+{
+    static const char *const keys[] = {"admin.key", "task.key", "audit.key"};
+    struct bb_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->pid = -1;
+    for (size_t i = 0; args != NULL && args[i] != NULL && i < BB_MAX_ARGS; i++)
+        s->args[i] = strdup(args[i]);
+    if (!bb_tmpdir_make(s->dir)) {
+        fprintf(stderr, "bb: mkdtemp: %s\n", strerror(errno));
+        s->dir[0] = '\0';
+        bb_server_free(s);
+        return NULL;
+    }
+    snprintf(s->store, sizeof s->store, "%s", first->store);
+    for (size_t i = 0; share_keys && i < sizeof keys / sizeof keys[0]; i++)
+        if (!copy_key(first->dir, s->dir, keys[i])) {
+            bb_server_free(s);
+            return NULL;
+        }
+    for (int attempt = 0; attempt < BB_START_ATTEMPTS; attempt++) {
+        int died;
+        s->port = pick_port();
+        if (launch(s, &died))
+            return s;
+        if (died < 0 || died == BB_EXEC_FAILED)
+            break;
     }
     bb_server_dump_stderr(s);
     bb_server_free(s);

@@ -76,6 +76,13 @@ enum bb_read {
  * (and the server's stderr). */
 struct bb_server *bb_server_start(const char *const *args);
 
+/* BB_STORE=postgresql: starts another node of the store of `first` (its --store URI) with a
+ * fresh data dir, as bb_server_start does otherwise; with share_keys, the dir gets copies of the
+ * key files of first's (admin.key, task.key, audit.key) first, as nodes sharing a store must
+ * have. NULL after printing why. */
+struct bb_server *bb_server_start_peer(const struct bb_server *first, const char *const *args,
+                                       bool share_keys);
+
 /* Sends SIGTERM and waits (at most BB_STOP_TIMEOUT_MS) for the exit. Returns the exit status,
  * 128 + signal number when it died of a signal, or -1 when it had to be killed or was not
  * running. Prints the server's stderr when the status is not 0. */
@@ -133,6 +140,10 @@ void bb_pg_only(const char *why);
 /* PostgreSQL only: stops ("stop": at once, as a crash would) or starts ("start") the test
  * cluster, through tests/pg/cluster.sh; false on failure or on LMDB. */
 bool bb_pg_cluster(const char *action);
+
+/* BB_STORE=postgresql: the first column of the first row of `sql` run on the store of server s
+ * (its schema), as text, into out; false on failure. */
+bool bb_pg_value(const struct bb_server *s, const char *sql, char *out, size_t cap);
 
 /* ---- One-shot runs ---- */
 

@@ -11,7 +11,10 @@
  * Environment: CRASH_MODE (plain, the default, or exactly-once), CRASH_CYCLES (default 20, 8
  * with BB_STORE=postgresql; the long mode is 200 or more), CRASH_SEED (replays the workload's
  * choices and kill moments of a printed seed; the interleaving of the clients still depends on
- * timing), CRASH_CLIENTS (default 6). BB_KEEP_DIRS=1 keeps the data dir, with the operation
+ * timing), CRASH_CLIENTS (default 6), CRASH_PG_STOP (with BB_STORE=postgresql: one cycle in
+ * that many, drawn from the seed, also stops PostgreSQL at once, pg_ctl stop -m immediate,
+ * under the clients' load just before the kill, and starts it again before the checks; 0, the
+ * default, never). BB_KEEP_DIRS=1 keeps the data dir, with the operation
  * logs of the last two server runs (ops.log.prev, ops.log). */
 #include <errno.h>
 #include <setjmp.h>
@@ -42,6 +45,8 @@
 #define KILL_MIN_MS             20  /* the kill comes this long after the workload starts, */
 #define KILL_MAX_MS             300 /* at the latest this long: during uploads, commits, WAITs */
 #define KILL_SALT               0x6b696c6c2d392121ULL /* separates the kill moments' generator */
+#define STOP_SALT               0x73746f702d706721ULL /* separates the PostgreSQL stops' generator */
+#define PG_STOP_MAX             1000                  /* CRASH_PG_STOP: one cycle in 1..1000 */
 #define BULK_LEAD_MAX_MS        40   /* the bulk UPLOAD goes out up to this long before the kill */
 #define BULK_MIN                100  /* codes in a bulk UPLOAD: 100.. */
 #define BULK_MAX                1500 /* ..1500 */
@@ -56,6 +61,7 @@ struct crash_cfg {
     unsigned cycles;
     unsigned clients;
     uint64_t seed;
+    unsigned pg_stop; /* one cycle in this many stops PostgreSQL too; 0: none */
 };
 
 static const char *const mode_names[] = {
@@ -253,21 +259,35 @@ print_summary(const struct crash *cr, int64_t ms)
     fflush(stdout);
 }
 
+/* After a cycle that stopped PostgreSQL: it starts again (crash recovery) before the checks. */
+static void
+start_store(const struct crash *cr, unsigned cycle)
+{
+    if (!bb_pg_cluster("start"))
+        fail_msg("crash: seed %llu, cycle %u: PostgreSQL did not start again",
+                 (unsigned long long)cr->cfg.seed, cycle);
+    printf("crash: cycle %u: PostgreSQL was stopped at once under load, and started again\n",
+           cycle);
+}
+
 static void
 test_crash_loop(void **state)
 {
     struct crash *cr = *state;
     struct model *m = &cr->m;
-    struct rng kills = {cr->cfg.seed ^ KILL_SALT};
+    struct rng kills = {cr->cfg.seed ^ KILL_SALT}, stops = {cr->cfg.seed ^ STOP_SALT};
     int64_t t0 = bb_now_ms();
     for (unsigned cycle = 1; cycle <= cr->cfg.cycles; cycle++) {
         int64_t c0 = bb_now_ms();
         struct tally before = m->tally;
         struct workload_plan plan;
         draw_plan(&kills, cr->cfg.clients, &plan);
+        plan.stop_store = cr->cfg.pg_stop > 0 && rng_below(&stops, cr->cfg.pg_stop) == 0;
         m->cycle = cycle;
         workload_run(m, cr->s, &plan);
         struct tally at_kill = m->tally;
+        if (plan.stop_store)
+            start_store(cr, cycle);
         rotate_ops_log(cr->s);
         verify_store_check(m, cr->s);
         if (!bb_server_restart_any_port(cr->s))
@@ -311,15 +331,20 @@ env_mode(enum crash_mode *out)
 int
 main(void)
 {
-    unsigned long long cycles, clients, seed;
+    unsigned long long cycles, clients, seed, pg_stop;
     enum crash_mode mode;
     if (!env_mode(&mode) ||
         !env_number("CRASH_CYCLES", bb_on_pg() ? CRASH_CYCLES_PG_DEFAULT : CRASH_CYCLES_DEFAULT, 1,
                     CRASH_CYCLES_MAX, &cycles) ||
         !env_number("CRASH_CLIENTS", CRASH_CLIENTS_DEFAULT, 1, CRASH_CLIENTS_MAX, &clients) ||
-        !env_number("CRASH_SEED", fresh_seed(), 0, UINT64_MAX, &seed))
+        !env_number("CRASH_SEED", fresh_seed(), 0, UINT64_MAX, &seed) ||
+        !env_number("CRASH_PG_STOP", 0, 0, PG_STOP_MAX, &pg_stop))
         return 2;
-    struct crash_cfg cfg = {mode, (unsigned)cycles, (unsigned)clients, seed};
+    if (pg_stop > 0 && !bb_on_pg()) {
+        fprintf(stderr, "crash: CRASH_PG_STOP needs BB_STORE=postgresql\n");
+        return 2;
+    }
+    struct crash_cfg cfg = {mode, (unsigned)cycles, (unsigned)clients, seed, (unsigned)pg_stop};
     printf("crash: seed %llu, %s, %u cycles, %u clients (replay: CRASH_MODE=%s CRASH_SEED=%llu "
            "CRASH_CYCLES=%u)\n",
            seed, mode_names[mode], cfg.cycles, cfg.clients, mode_names[mode], seed, cfg.cycles);

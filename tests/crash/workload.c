@@ -66,7 +66,8 @@ struct wl {
     struct wclient *cl;
     struct pollfd *pfd; /* one per client */
     bool killed;
-    bool retrying;                         /* sending the retries after a restart, nothing new */
+    bool store_down; /* PostgreSQL was stopped: ERR UNAVAILABLE is no answer */
+    bool retrying;   /* sending the retries after a restart, nothing new */
     uint32_t retry_requests[PROTO_NTYPES]; /* REQUEST retries of each type not yet answered */
     char *req;                             /* the request being queued */
     size_t req_cap;
@@ -473,6 +474,29 @@ on_wait(struct wl *w, const struct op *o, const char *line)
                 (unsigned)o->target, line);
 }
 
+/* An op sent and never answered (or answered ERR UNAVAILABLE: it may or may not have
+ * happened) stays pending for the next restart. */
+static void
+unanswered(struct model *m, uint32_t opi)
+{
+    const struct op *o = &m->ops[opi];
+    if (o->kind == OP_REDEEM && m->mode == MODE_PLAIN) {
+        m->coupons[o->target].busy = false;
+        m->coupons[o->target].unacked++;
+    } else if (o->kind == OP_REQUEST) {
+        m->in_flight[m->users[o->target].type]--;
+    }
+    /* Exactly-once: a checkout op's coupon stays busy until its retry is answered. */
+}
+
+/* After the kill: what was sent but never answered stays pending for the next restart. */
+static void
+leave_pending(struct wl *w, struct wclient *wc)
+{
+    for (; wc->count > 0; wc->count--, wc->head = (wc->head + 1) % WL_FIFO)
+        unanswered(w->m, wc->fifo[wc->head]);
+}
+
 /* One status line: the reply of the oldest op in flight. */
 static void
 on_status(struct wl *w, struct wclient *wc, const char *line)
@@ -485,6 +509,10 @@ on_status(struct wl *w, struct wclient *wc, const char *line)
     size_t len = strlen(line);
     enum proto_err e =
         proto_reply_kind(line, len) == PROTO_REPLY_OK ? PROTO_OK : proto_reply_err(line, len);
+    if (w->store_down && e == PROTO_ERR_UNAVAILABLE) {
+        unanswered(m, opi);
+        return;
+    }
     model_op_ack(m, opi, e);
     if (checkout_is_op(m, (enum op_kind)o->kind))
         checkout_reply(m, opi, line);
@@ -605,23 +633,6 @@ poll_round(struct wl *w, int ms, bool sending)
     }
 }
 
-/* After the kill: what was sent but never answered stays pending for the next restart. */
-static void
-leave_pending(struct wl *w, struct wclient *wc)
-{
-    struct model *m = w->m;
-    for (; wc->count > 0; wc->count--, wc->head = (wc->head + 1) % WL_FIFO) {
-        const struct op *o = &m->ops[wc->fifo[wc->head]];
-        if (o->kind == OP_REDEEM && m->mode == MODE_PLAIN) {
-            m->coupons[o->target].busy = false;
-            m->coupons[o->target].unacked++;
-        } else if (o->kind == OP_REQUEST) {
-            m->in_flight[m->users[o->target].type]--;
-        }
-        /* Exactly-once: a checkout op's coupon stays busy until its retry is answered. */
-    }
-}
-
 void
 workload_run(struct model *m, struct bb_server *s, const struct workload_plan *plan)
 {
@@ -645,6 +656,11 @@ workload_run(struct model *m, struct bb_server *s, const struct workload_plan *p
         }
         int64_t until = bulk_sent || bulk_at >= kill_at ? kill_at : bulk_at;
         poll_round(&w, until > now ? (int)(until - now) : 0, true);
+    }
+    if (plan->stop_store) {
+        w.store_down = true;
+        if (!bb_pg_cluster("stop"))
+            fail_msg("crash: cannot stop PostgreSQL");
     }
     bb_server_kill(s);
     w.killed = true;

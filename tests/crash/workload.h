@@ -16,6 +16,10 @@ struct workload_plan {
     unsigned bulk_client;      /* by this client, on top of its pipelined requests */
     uint32_t bulk_n;           /* codes in it */
     enum proto_type bulk_type; /* of this type; expired already (see model.h) */
+    /* PostgreSQL is stopped at once (pg_ctl stop -m immediate) just before the kill, under the
+     * clients' load; a reply ERR UNAVAILABLE then counts as no reply (the write may or may not
+     * have happened). The caller starts it again. */
+    bool stop_store;
 };
 
 /* Connects every client of the model to the running server `s` (AUTH included), then lets them

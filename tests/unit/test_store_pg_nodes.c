@@ -3,7 +3,8 @@
  * cluster stopped and started under an open store), COMMIT outcomes learned after the
  * connection broke (a proxy on loopback cuts it at the right moment), two stores on one
  * database acting as two nodes (exactly-once allocation, uses within max_uses, exact counters),
- * and the REQUEST rate (printed, not asserted). */
+ * MEGADEAL grants within limits shared by three nodes, the task key's fingerprint and the
+ * upgrade of a version 1 schema, and the REQUEST rate (printed, not asserted). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -146,7 +147,7 @@ test_schema_version(void **state)
     cfg.loop = ev_loop_new(EVFLAG_AUTO);
     assert_int_equal(store_open(pg_uri, &cfg, &st, err, sizeof err), STORE_IO);
     assert_null(st);
-    if (strstr(err, "schema version 2 is newer than this coupond knows (1)") == NULL)
+    if (strstr(err, "schema version 3 is newer than this coupond knows (2)") == NULL)
         fail_msg("newer schema: \"%s\"", err);
     assert_null(strchr(err, '\n'));
     /* Nothing to reach: unavailable, promptly. */
@@ -158,6 +159,70 @@ test_schema_version(void **state)
     cfg.node_name = "\xff";
     assert_int_equal(store_open(pg_uri, &cfg, &st, err, sizeof err), STORE_IO);
     ev_loop_destroy(cfg.loop);
+}
+
+/* The first open records the task key's fingerprint; an open with another is refused, naming
+ * both, and one with the same (or none) passes. */
+static void
+test_task_key_fingerprint(void **state)
+{
+    struct store_config cfg = {.mode = STORE_OPEN_CREATE, .task_key_fp = "00112233aabbccdd"};
+    char err[ERRBUF] = "", fp[64] = "";
+    struct store *st = NULL;
+
+    (void)state;
+    cfg.loop = ev_loop_new(EVFLAG_AUTO);
+    assert_int_equal(store_open(pg_uri, &cfg, &st, err, sizeof err), STORE_OK);
+    store_close(st);
+    assert_true(
+        pgtest_value(pg_uri, "SELECT fp FROM coupond_keys WHERE name = 'task'", fp, sizeof fp));
+    assert_string_equal(fp, "00112233aabbccdd");
+    cfg.task_key_fp = "ffeeddccbbaa9988";
+    st = NULL;
+    assert_int_equal(store_open(pg_uri, &cfg, &st, err, sizeof err), STORE_KEY_MISMATCH);
+    assert_null(st);
+    if (strstr(err, "ffeeddccbbaa9988") == NULL || strstr(err, "00112233aabbccdd") == NULL ||
+        strchr(err, '\n') != NULL)
+        fail_msg("a differing task key: \"%s\"", err);
+    cfg.task_key_fp = NULL;
+    assert_int_equal(store_open(pg_uri, &cfg, &st, err, sizeof err), STORE_OK);
+    store_close(st);
+    cfg.task_key_fp = "00112233aabbccdd";
+    assert_int_equal(store_open(pg_uri, &cfg, &st, err, sizeof err), STORE_OK);
+    store_close(st);
+    ev_loop_destroy(cfg.loop);
+}
+
+/* A store of schema version 1 (before grants and keys) is upgraded by the first open that may
+ * create, keeping its coupons; an open that may not (--check) refuses it. */
+static void
+test_schema_upgrade(void **state)
+{
+    struct store_config cfg = {.mode = STORE_OPEN_EXISTING};
+    char err[ERRBUF] = "", v[32] = "";
+    struct store *st = NULL;
+    struct store_coupon c;
+    struct ss s;
+
+    (void)state;
+    open_node(&s, pg_uri, "a");
+    upload_n(&s, "OLD", 3, STORE_TYPE_FREE, 1);
+    ss_close(&s);
+    assert_true(pgtest_sql(pg_uri, "DROP TABLE megadeal_grants; DROP TABLE coupond_keys; "
+                                   "UPDATE coupond_schema SET version = 1"));
+    cfg.loop = ev_loop_new(EVFLAG_AUTO);
+    assert_int_equal(store_open(pg_uri, &cfg, &st, err, sizeof err), STORE_IO);
+    if (strstr(err, "schema version 1 is older") == NULL)
+        fail_msg("an old schema, read-only: \"%s\"", err);
+    ev_loop_destroy(cfg.loop);
+    open_node(&s, pg_uri, "a");
+    assert_int_equal(ss_get(&s, "OLD-0000001", &c), STORE_OK);
+    check_ok(&s, T0);
+    ss_close(&s);
+    assert_true(pgtest_value(pg_uri, "SELECT version FROM coupond_schema", v, sizeof v));
+    assert_string_equal(v, "2");
+    assert_true(pgtest_value(pg_uri, "SELECT count(*) FROM megadeal_grants", v, sizeof v));
+    assert_string_equal(v, "0");
 }
 
 /* --- CHECK against damage done behind the store's back --- */
@@ -700,6 +765,122 @@ test_two_nodes(void **state)
     ss_close(&s);
 }
 
+/* --- MEGADEAL grants within limits shared by nodes --- */
+
+#define GRANT_NODES     3
+#define GRANT_RATE      10 /* grants in any window of GRANT_WINDOW_MS */
+#define GRANT_CONC      2  /* open slots: fewer than the nodes, so that they contend */
+#define GRANT_WINDOW_MS 1000
+#define GRANT_RUN_S     2.5   /* each node grants for this long */
+#define GRANT_HOLD_US   30000 /* a node answers 30 ms after its grant, then closes the slot */
+#define GRANT_WAIT_US   5000  /* a node waits this long after STORE_LIMITED */
+
+struct granter {
+    char name[16];
+    unsigned granted, limited;
+    enum store_err failed;
+};
+
+static void *
+granter_run(void *arg)
+{
+    struct granter *g = arg;
+    struct store_op op, done;
+    double end;
+    struct ss s;
+
+    open_node(&s, pg_uri, g->name);
+    for (end = now_s() + GRANT_RUN_S; now_s() < end;) {
+        ss_op_assign(&op, STORE_TYPE_MEGADEAL, g->name, T0);
+        op.in.limit = (struct store_limit){GRANT_RATE, GRANT_CONC, GRANT_WINDOW_MS};
+        op.in.task_seq = g->granted + g->limited + 1;
+        enum store_err e = ss_run(&s, &op);
+        if (e == STORE_LIMITED) {
+            g->limited++;
+            usleep(GRANT_WAIT_US);
+            continue;
+        }
+        if (e != STORE_OK || op.out.grant == 0) {
+            g->failed = e != STORE_OK ? e : STORE_IO;
+            break;
+        }
+        g->granted++;
+        usleep(GRANT_HOLD_US);
+        ss_op(&done, STORE_OP_GRANT_DONE, T0);
+        done.in.grant = op.out.grant;
+        if ((e = ss_run(&s, &done)) != STORE_OK) {
+            g->failed = e;
+            break;
+        }
+    }
+    ss_close(&s);
+    return NULL;
+}
+
+/* The grants in any window ending at a grant, and the open slots when a grant was made, at
+ * most: the store's own record of its grants (pg_sql.h's megadeal_grants), in the order the
+ * lock let them through (id). */
+static void
+grant_peaks(long *rate, long *open)
+{
+    char v[32];
+
+    assert_true(
+        pgtest_value(pg_uri,
+                     "SELECT max((SELECT count(*) FROM megadeal_grants h WHERE h.id <= g.id "
+                     "AND h.at_ms > g.at_ms - 1000)) FROM megadeal_grants g",
+                     v, sizeof v));
+    *rate = strtol(v, NULL, 10);
+    assert_true(
+        pgtest_value(pg_uri,
+                     "SELECT max((SELECT count(*) FROM megadeal_grants h WHERE h.id <= "
+                     "g.id AND coalesce(h.done_ms, 9e18) > g.at_ms)) FROM megadeal_grants g",
+                     v, sizeof v));
+    *open = strtol(v, NULL, 10);
+}
+
+static void
+test_shared_grants(void **state)
+{
+    static struct granter gs[GRANT_NODES];
+    pthread_t th[GRANT_NODES];
+    unsigned granted = 0, limited = 0;
+    struct store_counters cs;
+    long rate, open;
+    char v[32];
+    struct ss s;
+
+    (void)state;
+    open_node(&s, pg_uri, "loader");
+    upload_n(&s, "MEGA", 200, STORE_TYPE_MEGADEAL, 1);
+    for (int i = 0; i < GRANT_NODES; i++) {
+        memset(&gs[i], 0, sizeof gs[i]);
+        snprintf(gs[i].name, sizeof gs[i].name, "granter-%d", i);
+        assert_int_equal(pthread_create(&th[i], NULL, granter_run, &gs[i]), 0);
+    }
+    for (int i = 0; i < GRANT_NODES; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < GRANT_NODES; i++) {
+        assert_int_equal(gs[i].failed, STORE_OK);
+        granted += gs[i].granted;
+        limited += gs[i].limited;
+    }
+    grant_peaks(&rate, &open);
+    printf("shared grants: %u granted, %u refused (LIMITED); at most %ld in a window, %ld open\n",
+           granted, limited, rate, open);
+    assert_true(rate <= GRANT_RATE);
+    assert_true(open <= GRANT_CONC);
+    assert_true(limited > 0);           /* the nodes did contend */
+    assert_true(granted >= GRANT_RATE); /* and the limits still let grants through */
+    assert_true(pgtest_value(pg_uri, "SELECT count(*) FROM megadeal_grants WHERE done_ms IS NULL",
+                             v, sizeof v));
+    assert_string_equal(v, "0");
+    assert_int_equal(ss_counters(&s, T0, &cs), STORE_OK);
+    assert_int_equal(cs.type[STORE_TYPE_MEGADEAL].assigned, granted);
+    check_ok(&s, T0);
+    ss_close(&s);
+}
+
 /* --- the REQUEST rate --- */
 
 #define RATE_K        100 /* assignments per batch: a busy node's group */
@@ -774,11 +955,14 @@ main(void)
     const char *port = getenv("COUPOND_TEST_PG_PORT");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_schema_version, setup),
+        cmocka_unit_test_setup(test_task_key_fingerprint, setup),
+        cmocka_unit_test_setup(test_schema_upgrade, setup),
         cmocka_unit_test_setup(test_check_detects_corruption, setup),
         cmocka_unit_test_setup(test_outage_and_reconnect, setup),
         cmocka_unit_test_setup(test_deadlock_retry, setup),
         cmocka_unit_test_setup(test_commit_outcome, setup),
         cmocka_unit_test_setup(test_two_nodes, setup),
+        cmocka_unit_test_setup(test_shared_grants, setup),
         cmocka_unit_test_setup(test_request_rate, setup),
     };
 
