@@ -28,7 +28,7 @@ PORT_SPAN=12000
 # Tenths of a second for HAProxy to listen and pass a PING to a node.
 GATEWAY_TENTHS=100
 
-[ -x "$HAPROXY" ] || { say "SKIP: no haproxy (tools/deps.sh installs it)"; exit 1; }
+[ -x "$HAPROXY" ] || fail "no haproxy at $HAPROXY (tools/deps.sh installs it)"
 
 node_start node1
 node_start node2

@@ -28,7 +28,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -445,9 +444,9 @@ cmd_load(uint16_t port, const char *type, const char *prefix, unsigned conns, un
         workers[i] = (struct worker){&ld, i};
         if (pthread_create(&threads[i], NULL, load_thread, &workers[i]) != 0) {
             fprintf(stderr, "haload: cannot start thread %u\n", i);
-            ld.end_ms = 0;
-            conns = i;
+            conns = i; /* the threads started run their time out */
             rc = 1;
+            break;
         }
     }
     for (unsigned i = 0; i < conns; i++)
