@@ -218,7 +218,8 @@ test_scrape(void **state)
     expect_line(body, "# TYPE coupond_commit_seconds histogram");
     expect_line(body, "# TYPE coupond_uptime_seconds gauge");
     assert_non_null(strstr(body, "\ncoupond_build_info{version=\""));
-    assert_non_null(strstr(body, "\",store=\"lmdb\"} 1\n"));
+    assert_non_null(
+        strstr(body, bb_on_pg() ? "\",store=\"postgresql\"} 1\n" : "\",store=\"lmdb\"} 1\n"));
 
     /* Every STATS name has its series, with the same value where nothing moves it. */
     for (char *l = strtok(stats, "\n"); l != NULL; l = strtok(NULL, "\n")) {
