@@ -92,7 +92,10 @@ for name in alpha beta; do
     done_after=$((done_after + $(awk -v t="$promoted_at" '$3 > t' "$WORK/$name.acks" | wc -l)))
 done
 [ "$done_after" -gt 0 ] || fail "nothing was acknowledged after the promotion"
-say "FIGURES promote_delay_ms=$PROMOTE_DELAY_MS acked=$acked" \
+# Batches whose cut-off COMMIT the promoted standby did not have although a transaction of the
+# same id had committed there (store/pg/pg_writer.c): answered ERR UNAVAILABLE, never OK.
+reused=$(cat "$WORK/alpha/ops.log" "$WORK/beta/ops.log" | grep -c 'a failover lost it' || true)
+say "FIGURES promote_delay_ms=$PROMOTE_DELAY_MS acked=$acked batches_lost_in_failover=$reused" \
     "acked_after_promotion=$done_after errors_unavailable=$unavail" \
     "connections_lost=$lost connects_refused=$refused" \
     "first_error_after_kill_ms=$([ "$first_error" -gt 0 ] && echo $((first_error - kill_at)) || echo none)" \
