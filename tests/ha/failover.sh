@@ -17,7 +17,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source=tests/ha/lib.sh
 . "$HERE/lib.sh"
 
 COUPONS=250000       # uploaded before the load: more than it can take

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/ha/lib.sh - sourced by the high-availability tests: coupond nodes on one store, each in
 # a temporary data directory sharing the first node's admin.key and task.key, started on a free
 # port (-p 0, the port read from its op=LISTEN line), and stopped by the EXIT trap whatever
@@ -13,7 +14,7 @@ NODE_START_TENTHS=300
 NODE_STOP_S=20
 
 WORK=$(mktemp -d /tmp/coupond-ha.XXXXXX)
-declare -A NODE_PID=() NODE_PORT=()
+declare -A NODE_PID=() NODE_PORT=() # NODE_PORT is the sourcing test's
 EXTRA_PIDS=() # anything else started in the background (haproxy, load runs)
 
 ha_cleanup() {
@@ -48,7 +49,7 @@ fail() {
 
 # node_start NAME: a coupond node on the store, named NAME; sets NODE_PID[NAME], NODE_PORT[NAME].
 node_start() {
-    local name=$1 dir=$WORK/$1 port= i
+    local name=$1 dir=$WORK/$1 port='' i
     mkdir -p "$dir"
     chmod 0700 "$dir"
     if [ -f "$WORK/admin.key" ]; then
@@ -65,6 +66,7 @@ node_start() {
         sleep 0.1
     done
     [ -n "$port" ] || fail "node $name did not start"
+    # shellcheck disable=SC2034 # read by the test that sources this
     NODE_PORT[$name]=$port
     # The first node made the keys every other node shares.
     if [ ! -f "$WORK/admin.key" ]; then
