@@ -18,6 +18,9 @@ DEPS_TEST="$DEPS_TEST prometheus"
 # comes from npm at test time. Node.js (20 or later, for ioredis 6) and npm come with the
 # machine; Debian's are installed only where there are none.
 DEPS_TEST="$DEPS_TEST redis-tools python3-redis"
+# HAProxy, the TCP gateway in front of several nodes that ha/haproxy runs with dist/haproxy.cfg
+# (Debian's package only installs it here: the tests start their own, on free ports).
+DEPS_TEST="$DEPS_TEST haproxy"
 command -v npm >/dev/null 2>&1 || DEPS_TEST="$DEPS_TEST nodejs npm"
 
 deps_install() {

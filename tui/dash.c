@@ -99,18 +99,25 @@ draw_header(const struct dash_view *v, const struct ui *ui)
 {
     const struct stats *st = v->stats;
     char up[40] = "up -", conns[32] = "conns -", rate[32] = "cmd/s -", hms[32];
+    char node[2 * PROTO_STAT_TEXT_MAX + 16] = "";
     double cmd_rate;
 
     if (st->have) {
         fmt_uptime(hms, sizeof hms, st->cur.uptime_s);
         snprintf(up, sizeof up, "up %s", hms);
         snprintf(conns, sizeof conns, "conns %llu", (unsigned long long)st->cur.connections);
+        if (st->cur.node[0] != '\0' && st->cur.store[0] != '\0')
+            snprintf(node, sizeof node, "node %s (%s)", st->cur.node, st->cur.store);
+        else if (st->cur.node[0] != '\0')
+            snprintf(node, sizeof node, "node %s", st->cur.node);
     }
     if (v->link == DASH_CONNECTED && stats_cmd_rate(st, &cmd_rate))
         snprintf(rate, sizeof rate, "cmd/s %.1f", cmd_rate);
-    const char *items[] = {"couponctl", v->address, link_word(v->link), up, conns, rate};
+    /* The node last: on a narrow terminal it is the first item left out. */
+    const char *items[] = {"couponctl", v->address, link_word(v->link), up, conns, rate, node};
+    size_t n = sizeof items / sizeof items[0] - (node[0] == '\0');
     ui_fill(ui, ROW_HEADER, 0, ui->cols, UI_TITLE);
-    draw_items(ui, ROW_HEADER, 1, UI_TITLE, items, sizeof items / sizeof items[0]);
+    draw_items(ui, ROW_HEADER, 1, UI_TITLE, items, n);
 }
 
 static void

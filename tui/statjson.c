@@ -17,6 +17,7 @@ struct entry {
     char value[STATJSON_WORD]; /* as sent */
     char type[STATJSON_WORD];  /* typed: the type's name */
     bool typed;                /* a per-type stat of stat.h's table */
+    bool text;                 /* a text stat of stat.h's table (node, store): always a string */
 };
 
 struct statjson {
@@ -67,7 +68,9 @@ statjson_line(struct statjson *j, const char *line, size_t len)
     memset(e, 0, sizeof *e);
     if (!word(e->value, value, value_len) || memchr(value, ' ', value_len) != NULL)
         return false;
-    e->typed = proto_stat_lookup(name, name_len, &stat, &type) && proto_stat_defs[stat].per_type;
+    bool known = proto_stat_lookup(name, name_len, &stat, &type);
+    e->typed = known && proto_stat_defs[stat].per_type;
+    e->text = known && proto_stat_defs[stat].kind == PROTO_STAT_TEXT;
     if (e->typed) {
         snprintf(e->name, sizeof e->name, "%s", proto_stat_defs[stat].name);
         snprintf(e->type, sizeof e->type, "%s", proto_type_name(type));
@@ -163,7 +166,10 @@ statjson_write(const struct statjson *j, FILE *out)
         }
         put_string(out, e->name);
         fputc(':', out);
-        put_value(out, e->value);
+        if (e->text) /* a node named 7 is "7", not a number */
+            put_string(out, e->value);
+        else
+            put_value(out, e->value);
     }
     fputs("}\n", out);
     return !ferror(out);

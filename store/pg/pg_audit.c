@@ -97,6 +97,7 @@ bool
 pg_audit_begin(struct pg_audit *a, struct store_op *const *ops, size_t n)
 {
     a->wanted = a->have_head = false;
+    a->last_seq = 0;
     memset(&a->head, 0, sizeof a->head);
     for (size_t i = 0; i < n && !a->wanted; i++)
         a->wanted = store_op_writes(ops[i]->kind) || ops[i]->kind == STORE_OP_AUDIT_HEAD;
@@ -206,6 +207,7 @@ pg_audit_send_records(struct pg_audit *a, struct pg_conn *c, struct store_op *co
         records_free(&rs);
         return true;
     }
+    a->last_seq = a->head.seq + rs.n;
     v[0] = a->node;
     v[1] = pg_arr_text_of(&rs.seq);
     v[2] = pg_arr_text_of(&rs.hash);

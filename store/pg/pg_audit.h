@@ -36,6 +36,7 @@ struct pg_audit {
     bool wanted;                  /* this run of the batch reads the head */
     bool have_head;               /* the head's result came */
     struct store_audit_head head; /* the node's head as the batch's transaction read it */
+    uint64_t last_seq;            /* the seq of the batch's last record sent, 0 when none */
 };
 
 /* Creates coupond_audit when it is missing and mode is STORE_OPEN_CREATE, on a connection of its
@@ -63,8 +64,8 @@ bool pg_audit_send_head(struct pg_audit *a, struct pg_conn *c, pg_conn_result_fn
 bool pg_audit_head_result(struct pg_audit *a, const PGresult *r);
 
 /* The tail, once every operation's result is in (and the head's): fills each AUDIT_HEAD's
- * out.audit, and queues the insert of the records of the writes that succeeded (audit.h's
- * audit_wanted, not replayed; an UPLOAD or GENERATE, ups[i] with its op set, when
+ * out.audit, sets a->last_seq, and queues the insert of the records of the writes that succeeded
+ * (audit.h's audit_wanted, not replayed; an UPLOAD or GENERATE, ups[i] with its op set, when
  * pg_upload_stores), in batch order; fn gets its result. True when queued or nothing
  * to insert; false when the connection is broken or out of memory (then it is marked broken:
  * `lost` follows), or a record cannot be made (why says so; the batch must fail). */

@@ -276,6 +276,12 @@ connect_step(struct pg_conn *c)
 {
     PostgresPollingStatusType st = PQconnectPoll(c->pc);
 
+    /* libpq may have closed its socket and opened another within the step: the next host or
+     * address of a multi-host URI (host=a,b), or the same host again without SSL. The new
+     * socket often gets the old one's number, which epoll dropped with the close: a watcher
+     * kept on "the same" fd would never fire, and every attempt would time out. Watch the
+     * socket afresh after every step. */
+    io_stop(c);
     switch (st) {
     case PGRES_POLLING_READING:
         io_watch(c, PQsocket(c->pc), EV_READ);

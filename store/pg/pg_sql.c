@@ -217,7 +217,9 @@ static const struct {
     [PG_STMT_HISTORY] = {"history", "SELECT seq, time, code, type, owner, undone FROM history "
                                     "WHERE seq > $1 ORDER BY seq LIMIT $2"},
     [PG_STMT_CHECK] = {"check_store", NULL}, /* set below: long */
-    [PG_STMT_XACT_STATUS] = {"xact_status", "SELECT pg_xact_status($1::xid8)"},
+    [PG_STMT_XACT_STATUS] = {"xact_status",
+                             "SELECT pg_xact_status($1::xid8), EXISTS (SELECT 1 FROM "
+                             "coupond_audit WHERE node = $2 AND seq = $3::int8)"},
     /* A hold of one use until $4, when the coupon passes VALIDATE's checks at $1. Result:
      * (hold seq, hold end, coupon) when held, else (NULL, NULL, coupon as found); no row: no
      * such coupon. `held` counts at the statement's start. */

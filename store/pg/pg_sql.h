@@ -63,7 +63,9 @@ enum pg_stmt {
     PG_STMT_COUNTERS,     /* $1 now: one row per type */
     PG_STMT_HISTORY,      /* $1 after $2 limit */
     PG_STMT_CHECK,        /* $1 now: recounts and the first breach of each invariant */
-    PG_STMT_XACT_STATUS,  /* $1 xid: committed, aborted, in progress (or NULL: too old) */
+    PG_STMT_XACT_STATUS,  /* $1 xid $2 node $3 audit seq: the status (committed, aborted, in
+                           * progress, or NULL: too old), and whether the node's audit record
+                           * $3 is stored */
     PG_STMT_HOLD,         /* $1 now $2 code $3 user $4 until */
     PG_STMT_RELEASE,      /* $1 now $2 hold */
     PG_STMT_UNREDEEM,     /* $1 now $2 redemption $3 user */

@@ -826,9 +826,20 @@ res_status(void *arg, PGresult *r)
     struct pg_writer *w = arg;
     const char *st;
 
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) != 2)
         return; /* asked again at the next connection, until the deadline */
     st = PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0);
+    /* After a failover the promoted standby hands out transaction ids from where its replay
+     * stopped: a transaction the old primary committed but never sent it is gone, and its id
+     * may name another node's committed transaction here. The batch's last audit record tells
+     * which: only this batch could have stored it, and it is stored exactly when the batch is. */
+    if (strcmp(st, "committed") == 0 && w->audit.last_seq > 0 &&
+        strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
+        finish_msg(w, STORE_UNAVAILABLE,
+                   "commit: the connection broke during COMMIT and the server now connected to "
+                   "does not have the batch (a failover lost it): nothing was stored");
+        return;
+    }
     if (strcmp(st, "committed") == 0) {
         if (w->answered == w->asked)
             finish(w, STORE_OK);
@@ -860,9 +871,11 @@ res_status_sync(void *arg, PGresult *r)
 static void
 ask_outcome(struct pg_writer *w)
 {
-    const char *v[1] = {w->xid};
+    char seq[PG_WRITER_XID_LEN];
+    const char *v[3] = {w->xid, w->node, seq};
 
-    if (pg_conn_query(&w->conn, PG_STMT_XACT_STATUS, 1, v, res_status, w) &&
+    snprintf(seq, sizeof seq, "%" PRIu64, w->audit.last_seq);
+    if (pg_conn_query(&w->conn, PG_STMT_XACT_STATUS, 3, v, res_status, w) &&
         pg_conn_sync(&w->conn, res_status_sync, w))
         pg_conn_flush(&w->conn);
 }

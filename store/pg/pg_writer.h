@@ -44,7 +44,10 @@
  * after it may have, the writer reconnects and asks pg_xact_status() about the transaction id
  * it got first: committed (with every result in hand) completes the batch STORE_OK; aborted,
  * STORE_UNAVAILABLE (nothing stored); not learnable within PG_WRITER_OUTCOME_WAIT_S,
- * STORE_UNAVAILABLE (it may or may not have happened). */
+ * STORE_UNAVAILABLE (it may or may not have happened). The reconnection may reach another
+ * server, a standby promoted in a failover, where that id can name another transaction: a
+ * batch that stored audit records counts as committed only when its last record is there too
+ * (else STORE_UNAVAILABLE, nothing stored). */
 #ifndef COUPOND_PG_WRITER_H
 #define COUPOND_PG_WRITER_H
 

@@ -3,7 +3,8 @@
  * and `coupond -d dir` serves it, with the counters and coupons of the original; the server
  * keeps serving while a backup runs (the disk held still under it by tests/fault's shim); one
  * backup at a time; a backup that fails leaves no directory; and the refusals (no AUTH, a
- * relative path, a directory that exists, a missing parent). */
+ * relative path, a directory that exists, a missing parent). On PostgreSQL, BACKUP is an error
+ * naming pg_basebackup. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -138,11 +139,12 @@ static void
 test_backup_copy_serves(void **state)
 {
     struct bb_server *s = *state;
+    bb_lmdb_only(
+        "BACKUP copies an LMDB store; on PostgreSQL it names pg_basebackup (test_backup_on_pg)");
     static char before[BB_REPLY_MAX], after[BB_REPLY_MAX];
     char dir[PATH_BUF], orig[PATH_BUF], path[PATH_BUF], src[PATH_BUF], reply[BB_REPLY_MAX];
     static char out[OUT_MAX], err[OUT_MAX];
 
-    bb_lmdb_only("PostgreSQL is backed up with pg_basebackup (test_backup_pg)");
     bb_fmt(path, sizeof path, "%s/%s", s->dir, EXTRA_KEY);
     write_file(path, "0123456789abcdef\n", 17, 0600);
     bb_fmt(path, sizeof path, "%s/notes.txt", s->dir);
@@ -208,9 +210,10 @@ test_backup_refusals(void **state)
 {
     struct bb_server *s = *state;
     char dir[PATH_BUF], cmd[LINE_BUF], path[PATH_BUF], reply[BB_REPLY_MAX];
+    bb_lmdb_only(
+        "BACKUP copies an LMDB store; on PostgreSQL it names pg_basebackup (test_backup_on_pg)");
     static char big[BIG_KEY];
 
-    bb_lmdb_only("PostgreSQL is backed up with pg_basebackup (test_backup_pg)");
 
     backup_path(s, "refused", dir);
     bb_fmt(cmd, sizeof cmd, "BACKUP %s", dir);
@@ -284,9 +287,10 @@ static void
 test_backup_while_serving(void **state)
 {
     char aux[BB_PATH_MAX], trigger[PATH_BUF], dir[PATH_BUF], cmd[LINE_BUF], reply[BB_REPLY_MAX];
+    bb_lmdb_only(
+        "BACKUP copies an LMDB store; on PostgreSQL it names pg_basebackup (test_backup_on_pg)");
 
     (void)state;
-    bb_lmdb_only("the shim holds LMDB's disk; PostgreSQL is backed up with pg_basebackup");
     assert_true(bb_tmpdir_make(aux));
     bb_fmt(trigger, sizeof trigger, "%s/failsys.trigger", aux);
     use_failsys(trigger);
@@ -333,26 +337,6 @@ test_backup_while_serving(void **state)
     bb_tmpdir_remove(aux);
 }
 
-/* On PostgreSQL, BACKUP names the engine's own tool, makes nothing, and the server goes on. */
-static void
-test_backup_pg(void **state)
-{
-    struct bb_server *s = *state;
-    char dir[PATH_BUF], cmd[LINE_BUF], reply[BB_REPLY_MAX];
-    const char *st;
-
-    bb_pg_only("LMDB makes the copy itself (test_backup_copy_serves)");
-    bb_fmt(dir, sizeof dir, "%s.pgbk", s->dir);
-    bb_fmt(cmd, sizeof cmd, "BACKUP %s", dir);
-    struct bb_client *c = bb_connect_admin(s);
-    st = bb_cmd(c, cmd, reply);
-    if (!bb_has_prefix(st, "ERR ") || strstr(st, "pg_basebackup") == NULL)
-        fail_msg("BACKUP on PostgreSQL: \"%s\"", st);
-    assert_int_not_equal(access(dir, F_OK), 0); /* nothing made */
-    bb_expect(c, "PING", "OK PONG");
-    bb_close(c);
-}
-
 /* VERSION answers the version coupond -V prints. */
 static void
 test_version(void **state)
@@ -371,6 +355,27 @@ test_version(void **state)
     bb_close(c);
 }
 
+/* On PostgreSQL the database is backed up by PostgreSQL's tools: BACKUP answers an error that
+ * names pg_basebackup, and makes no directory. */
+static void
+test_backup_on_pg(void **state)
+{
+    struct bb_server *s = *state;
+    char dir[PATH_BUF], cmd[LINE_BUF];
+    struct stat st;
+    bb_pg_only("the error that sends a PostgreSQL store's backup to pg_basebackup");
+    struct bb_client *c = bb_connect_admin(s);
+    backup_path(s, "pg", dir);
+    bb_fmt(cmd, sizeof cmd, "BACKUP %s", dir);
+    const char *line = bb_expect_prefix(c, cmd, "ERR");
+    if (strstr(line, "pg_basebackup") == NULL)
+        fail_msg("BACKUP on PostgreSQL does not name pg_basebackup: %s", line);
+    if (stat(dir, &st) == 0)
+        fail_msg("BACKUP on PostgreSQL made %s", dir);
+    bb_expect(c, "PING", "OK PONG");
+    bb_close(c);
+}
+
 int
 main(void)
 {
@@ -378,8 +383,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_backup_copy_serves, bb_setup, bb_teardown),
         cmocka_unit_test_setup_teardown(test_backup_refusals, bb_setup, bb_teardown),
         cmocka_unit_test(test_backup_while_serving),
-        cmocka_unit_test_setup_teardown(test_backup_pg, bb_setup, bb_teardown),
         cmocka_unit_test_setup_teardown(test_version, bb_setup, bb_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_on_pg, bb_setup, bb_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,7 +22,7 @@ row_whole() {
 
 lines_whole() {
     row_whole FREE && row_whole TOTAL || return 1
-    capture | grep -Eq "^ couponctl  127\\.0\\.0\\.1:$PORT  connected(  up [0-9]{2}:[0-9]{2}:[0-9]{2}(  conns [0-9]+(  cmd/s ([0-9]+\\.[0-9]|-))?)?)? *\$" ||
+    capture | grep -Eq "^ couponctl  127\\.0\\.0\\.1:$PORT  connected(  up [0-9]{2}:[0-9]{2}:[0-9]{2}(  conns [0-9]+(  cmd/s ([0-9]+\\.[0-9]|-)(  node [^ ]+( \\([a-z]+\\))?)?)?)?)? *\$" ||
         return 1
     capture | grep -Eq '^  MEGADEAL(  [a-z ]+ [0-9]+)*$' || return 1
     capture | grep -Eq '^  grants/s(  now ([0-9]+\.[0-9]|-)(  peak [0-9]+\.[0-9](  \(last [0-9:]+ min\))?)?)?$' ||
