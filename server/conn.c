@@ -795,7 +795,10 @@ handshake(struct conn *c)
         const struct log_field f[] = {log_str("reason", "tls_handshake"),
                                       log_str("error", tls_conn_error(c->tls))};
         log_conn_fields(c, "DROP", f, LOG_NFIELDS(f));
-        conn_close(c, NULL);
+        /* The alert OpenSSL wrote is on its way: a lingering close lets the client read it,
+         * where closing with its unread bytes would send a reset instead. */
+        ev_io_stop(loop, &c->write_w);
+        linger(c);
         return;
     }
     }

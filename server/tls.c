@@ -90,9 +90,10 @@ load_files(SSL_CTX *ctx, const struct tls_files *f, char *errbuf, size_t errlen)
         return false;
     if (SSL_CTX_use_certificate_chain_file(ctx, f->cert) != 1)
         return failed("no certificate in --tls-cert", f->cert, errbuf, errlen);
-    if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1)
+    bool used = SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) == 1;
+    if (!used && ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH)
         return failed("no private key in --tls-key", f->key, errbuf, errlen);
-    if (SSL_CTX_check_private_key(ctx) != 1) {
+    if (!used || SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
         snprintf(errbuf, errlen, "--tls-key %s does not match the certificate in --tls-cert %s",
                  f->key, f->cert);
