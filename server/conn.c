@@ -430,7 +430,10 @@ tls_outcome(struct conn *c, enum tls_io r, bool writing)
         }
         return CONN_IO_AGAIN;
     case TLS_IO_WANT_WRITE:
-        c->tls_read_wants_write = c->tls_read_wants_write || !writing;
+        if (!writing) { /* the socket's input waits until the write is done: no busy reads */
+            c->tls_read_wants_write = true;
+            ev_io_stop(loop, &c->read_w);
+        }
         ev_io_start(loop, &c->write_w);
         return CONN_IO_AGAIN;
     case TLS_IO_EOF:
@@ -617,7 +620,8 @@ taking(const struct conn *c)
 }
 
 /* Reads only while frames are taken and the peer may still send (or a TLS write waits to
- * read). Text that TLS decrypted already makes the socket no more readable: a read is fed in. */
+ * read), and not while a TLS read waits to write. Text that TLS decrypted already makes the
+ * socket no more readable: a read is fed in. */
 static void
 update_reading(struct conn *c)
 {
@@ -626,7 +630,7 @@ update_reading(struct conn *c)
 
     if (c->dead || c->lingering)
         return;
-    if (want || c->tls_write_wants_read)
+    if ((want && !c->tls_read_wants_write) || c->tls_write_wants_read)
         ev_io_start(loop, &c->read_w);
     else
         ev_io_stop(loop, &c->read_w);
@@ -787,6 +791,7 @@ handshake(struct conn *c)
         ev_io_start(loop, &c->read_w);
         return;
     case TLS_IO_WANT_WRITE:
+        ev_io_stop(loop, &c->read_w);
         ev_io_start(loop, &c->write_w);
         return;
     case TLS_IO_OK:

@@ -293,6 +293,13 @@ def test_couponctl(srv, pki):
                         str(srv.tls_port), "-k", key_file, "--stats"], capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 3, (p.returncode, p.stderr)  # the certificate does not name 127.0.0.2
+    p = subprocess.run([COUPONCTL, "--tls-ca", pki.ca, "-p", str(srv.tls_port), "-k", key_file,
+                        "--stats"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "go with --tls" in p.stderr, (p.returncode, p.stderr)
+    p = subprocess.run([COUPONCTL, "--tls", "--tls-ca", os.path.join(srv.d, "nope.pem"), "-p",
+                        str(srv.tls_port), "-k", key_file, "--stats"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 1 and "cannot read --tls-ca" in p.stderr, (p.returncode, p.stderr)
     print("ok - couponctl --tls --stats; an untrusted CA or a wrong host name is refused (exit 3)")
 
 
@@ -316,9 +323,18 @@ def test_client_certificates(d, pki):
                             "-quiet"], input="PING\r\nQUIT\r\n", capture_output=True, text=True,
                            timeout=30)
         assert "OK PONG" in p.stdout, p.stdout + p.stderr
+        key_file = os.path.join(srv.data, "admin.key")
+        ctl = [COUPONCTL, "--tls", "--tls-ca", pki.ca, "-a", "localhost", "-p",
+               str(srv.tls_port), "-k", key_file, "--stats"]
+        p = subprocess.run(ctl + ["--tls-cert", pki.alice[0], "--tls-key", pki.alice[1]],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and "STAT connections" in p.stdout, (p.returncode, p.stderr)
+        p = subprocess.run(ctl, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 3, (p.returncode, p.stderr)  # no client certificate
     finally:
         srv.stop()
-    print("ok - --tls-ca: a client certificate of that CA is let in; none or another CA's is not")
+    print("ok - --tls-ca: a client certificate of that CA is let in (Python, s_client, couponctl);"
+          " none or another CA's is not")
 
 
 def test_bad_flags(d, pki):
