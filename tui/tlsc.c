@@ -11,6 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The two halves of a verification failure's reason in TLSC_ERROR_MAX: OpenSSL's reason
+ * ("certificate verify failed") and the verifier's ("hostname mismatch", "unable to get local
+ * issuer certificate"), each well within its bound. */
+#define TLSC_REASON_MAX 64
+#define TLSC_VERIFY_MAX 80
+
 struct tlsc {
     SSL_CTX *ctx;
 };
@@ -155,7 +161,8 @@ error(struct tlsc_conn *tc)
 
     take_error(why, sizeof why);
     if (v != X509_V_OK)
-        snprintf(tc->err, sizeof tc->err, "%.64s: %.80s", why, X509_verify_cert_error_string(v));
+        snprintf(tc->err, sizeof tc->err, "%.*s: %.*s", TLSC_REASON_MAX, why, TLSC_VERIFY_MAX,
+                 X509_verify_cert_error_string(v));
     else
         snprintf(tc->err, sizeof tc->err, "%s", why[0] != '\0' ? why : "TLS failed");
     return TLSC_IO_ERROR;
