@@ -469,12 +469,18 @@ sock_send(struct conn *c, size_t *sent)
 }
 
 /* Writes what is pending; arms the write watcher when the socket is full. Nothing goes out
- * before a TLS handshake is done: the handshake sends what is owed once it is. */
+ * before a TLS handshake is done: the handshake sends what is owed once it is, and a connection
+ * closed before then (the server shutting down) owes nothing and closes at once. */
 static void
 conn_flush(struct conn *c)
 {
-    if (c->dead || handshaking(c))
+    if (c->dead)
         return;
+    if (handshaking(c)) {
+        if (c->closing)
+            conn_close(c, NULL);
+        return;
+    }
     while (c->out_off < c->out_len) {
         size_t n = 0;
         enum conn_io r = sock_send(c, &n);

@@ -114,6 +114,8 @@ class Server:
         self.proc.send_signal(signal.SIGHUP)
 
     def stop(self):
+        if self.proc.returncode is not None:  # stopped already, and checked
+            return
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout=60)
         self.stderr.close()
@@ -251,6 +253,20 @@ def test_handshake_timeout(srv):
     print("ok - a silent client is closed after the handshake timeout (%.1f s)" % waited)
 
 
+def test_shutdown_mid_handshake(srv):
+    """SIGTERM while a client has not finished its handshake: nothing is owed to it, so the
+    server does not wait out its shutdown grace (5 s) for it."""
+    before = srv.log_text().count("op=CONNECT")
+    raw = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=30)
+    srv.wait_log(r"op=CONNECT", before + 1)
+    started = time.time()
+    srv.stop()
+    took = time.time() - started
+    raw.close()
+    assert took < 3, "the shutdown waited %.1f s for a client mid-handshake" % took
+    print("ok - SIGTERM with a client mid-handshake: exits at once (%.1f s), exit 0" % took)
+
+
 def test_reload(srv, pki):
     old = Session(srv, client_ctx(pki))
     assert old.serial() == 0x5E1 and old.ask("PING") == "OK PONG"
@@ -373,6 +389,7 @@ def main():
             test_reload(srv, pki)
             test_handshake_timeout(srv)
             test_couponctl(srv, pki)
+            test_shutdown_mid_handshake(srv)
         finally:
             srv.stop()
         ca_dir = os.path.join(d, "ca")
