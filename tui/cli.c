@@ -157,6 +157,16 @@ set_export(struct cli_opts *o, const char *arg, char *errbuf, size_t errlen)
     return set_mode(o, CLI_MODE_EXPORT, errbuf, errlen);
 }
 
+/* --tls and the files that go with it (checked together in finish_parse). */
+static void
+set_tls(struct cli_opts *o, int c, const char *arg)
+{
+    if (c == OPT_TLS)
+        o->tls = true;
+    else
+        *(c == OPT_TLS_CA ? &o->tls_ca : c == OPT_TLS_CERT ? &o->tls_cert : &o->tls_key) = arg;
+}
+
 /* Applies one parsed option. */
 static enum cli_result
 apply(struct cli_opts *o, struct parse *p, int c, const char *arg, FILE *out, char *errbuf,
@@ -204,12 +214,10 @@ apply(struct cli_opts *o, struct parse *p, int c, const char *arg, FILE *out, ch
         o->json = true;
         return CLI_RUN;
     case OPT_TLS:
-        o->tls = true;
-        return CLI_RUN;
     case OPT_TLS_CA:
     case OPT_TLS_CERT:
     case OPT_TLS_KEY:
-        *(c == OPT_TLS_CA ? &o->tls_ca : c == OPT_TLS_CERT ? &o->tls_cert : &o->tls_key) = arg;
+        set_tls(o, c, arg);
         return CLI_RUN;
     case 'V':
         fprintf(out, "couponctl %s\n", COUPOND_VERSION);
