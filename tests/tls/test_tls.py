@@ -138,8 +138,12 @@ def client_ctx(pki, cert=None, maximum=None):
 class Session:
     """One TLS connection with line reads."""
 
-    def __init__(self, srv, ctx, host="localhost"):
-        raw = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=10)
+    def __init__(self, srv, ctx, host="localhost", rcvbuf=None):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.settimeout(10)
+        if rcvbuf:  # a small window, so that unread replies back up in the server soon
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        raw.connect(("127.0.0.1", srv.tls_port))
         self.s = ctx.wrap_socket(raw, server_hostname=host)
         self.buf = b""
 
@@ -193,6 +197,33 @@ def test_pipelined(srv, pki):
     sender.join()
     s.close()
     print("ok - %d pipelined PINGs over TLS, all answered in order" % PIPELINED)
+
+
+def test_limits(srv, pki):
+    """The plain connection's limits hold inside TLS: an over-long line is answered and skipped,
+    and a client that stops reading its replies is cut off (CONN_OUT_STALL, 5 s)."""
+    s = Session(srv, client_ctx(pki))
+    s.send("PING " + "x" * 5000 + "\r\nPING\r\n")
+    reply = s.line()
+    assert reply.startswith("ERR TOO_LONG"), reply
+    assert s.line() == "OK PONG"
+    s.close()
+    before = srv.log_text().count("reason=output_stalled")
+    s = Session(srv, client_ctx(pki), rcvbuf=4096)
+    s.s.settimeout(60)
+
+    def flood():
+        try:
+            s.send(b"PING\r\n" * 2000000)  # 12 MB: more than the kernel buffers take
+        except (OSError, ssl.SSLError):
+            pass  # cut off, as it should be
+
+    sender = threading.Thread(target=flood)
+    sender.start()
+    srv.wait_log(r"reason=output_stalled", before + 1)
+    sender.join(timeout=30)
+    s.close()
+    print("ok - inside TLS: an over-long line answered ERR TOO_LONG, a non-reader cut off")
 
 
 def test_s_client(srv, pki):
@@ -383,6 +414,7 @@ def main():
         try:
             test_session(srv, pki)
             test_pipelined(srv, pki)
+            test_limits(srv, pki)
             test_s_client(srv, pki)
             test_old_versions_refused(srv, pki)
             test_plain_client_refused(srv, pki)
