@@ -119,6 +119,11 @@ make_ctx(const struct tls_files *f, char *errbuf, size_t errlen)
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_id_context(ctx, tls_session_context, sizeof tls_session_context - 1);
+    if (SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS_TLS12) != 1) {
+        failed("cannot set the cipher suites for", f->cert, errbuf, errlen);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     if (!load_files(ctx, f, errbuf, errlen)) {
         ERR_clear_error();
         SSL_CTX_free(ctx);

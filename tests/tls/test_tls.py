@@ -183,7 +183,22 @@ def test_session(srv, pki):
     assert s.line() == "+PONG"
     s.close()
     srv.wait_log(r"op=TLS version=TLSv1\.[23]")
-    print("ok - handshake, PING, AUTH, UPLOAD, REQUEST and RESP over TLS")
+    ctx = client_ctx(pki)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    s = Session(srv, ctx)
+    assert s.s.version() == "TLSv1.2" and s.s.cipher()[0].startswith("ECDHE-"), s.s.cipher()
+    assert s.ask("PING") == "OK PONG"
+    s.close()
+    ctx = client_ctx(pki)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE-ECDSA-AES128-SHA")  # OpenSSL's default takes it; CBC, not AEAD
+    try:
+        Session(srv, ctx)
+        raise AssertionError("a TLS 1.2 suite that is not AEAD was accepted")
+    except ssl.SSLError:
+        pass
+    print("ok - handshake, PING, AUTH, UPLOAD, REQUEST and RESP over TLS 1.3; TLS 1.2 with ECDHE"
+          " only")
 
 
 def test_pipelined(srv, pki):
