@@ -18,6 +18,7 @@
 struct conn;
 struct conn_pool;
 struct log;
+struct tls_ctx;
 
 /* Input is read into a buffer made when data arrives and freed when all of it is consumed, so
  * idle connections hold none. It fits a maximal line with its CR LF, and then some, so one
@@ -88,6 +89,12 @@ uint64_t conn_pool_total(const struct conn_pool *p);
 /* Accepted socket `fd` (non-blocking) from `peer`: makes the connection. It reads nothing until
  * conn_start. NULL when out of memory (the caller closes fd). */
 struct conn *conn_new(struct conn_pool *p, int fd, const char *peer);
+/* Before conn_start: the connection speaks TLS with t's current context (tls.h). The handshake
+ * runs first, bounded by TLS_HANDSHAKE_TIMEOUT; frames, flow control and limits are then those
+ * of a plain connection. A failed handshake closes the connection with one DROP line
+ * (reason=tls_handshake and OpenSSL's reason). False when out of memory. */
+bool conn_use_tls(struct conn *c, struct tls_ctx *t);
+
 /* Sets the handler and starts reading. */
 void conn_start(struct conn *c, const struct conn_handler *h, void *arg);
 

@@ -32,7 +32,11 @@ enum {
     OPT_NODE_NAME,
     OPT_VERIFY_AUDIT,
     OPT_AUDIT_HEAD,
-    OPT_METRICS_LISTEN
+    OPT_METRICS_LISTEN,
+    OPT_TLS_PORT,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CA
 };
 
 static const struct option long_options[] = {
@@ -57,6 +61,10 @@ static const struct option long_options[] = {
     {"verify-audit", no_argument, NULL, OPT_VERIFY_AUDIT},
     {"audit-head", required_argument, NULL, OPT_AUDIT_HEAD},
     {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
+    {"tls-port", required_argument, NULL, OPT_TLS_PORT},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -86,6 +94,11 @@ static const char usage_text[] =
     "                             (default 86400)\n"
     "      --metrics-listen ADDR:PORT serve GET /metrics (Prometheus) there; [ADDR]:PORT for\n"
     "                             IPv6, port 0 picks a free one (default: off)\n"
+    "      --tls-port PORT        also listen for TLS 1.2/1.3 on PORT (0 picks a free one);\n"
+    "                             needs --tls-cert and --tls-key (default: off)\n"
+    "      --tls-cert FILE        PEM certificate (and chain) of the TLS listener\n"
+    "      --tls-key FILE         PEM private key of --tls-cert; SIGHUP reloads both\n"
+    "      --tls-ca FILE          require client certificates signed by this PEM CA\n"
     "      --check                check the store (DIR's, or --store's) and exit\n"
     "      --verify-audit         recompute the audit chain in DIR, check its head's\n"
     "                             signature by DIR/audit.key, and exit\n"
@@ -287,9 +300,11 @@ set_number(struct opts *o, int opt, const char *arg)
     uint64_t v;
     switch (opt) {
     case 'p':
+    case OPT_TLS_PORT:
         if (!parse_u64(arg, 0, 65535, &v))
             return false;
-        o->port = (unsigned)v;
+        *(opt == 'p' ? &o->port : &o->tls_port) = (unsigned)v;
+        o->tls = o->tls || opt == OPT_TLS_PORT;
         return true;
     case OPT_MAX_UPLOAD:
         if (!parse_u64(arg, 1, PROTO_UPLOAD_MAX, &v))
@@ -397,6 +412,33 @@ set_store(struct opts *o, int opt, const char *arg, char *errbuf, size_t errlen)
     return true;
 }
 
+/* --tls-cert, --tls-key, --tls-ca: a path, checked when the server starts. */
+static bool
+set_tls_file(struct opts *o, int opt, const char *arg)
+{
+    if (opt != OPT_TLS_CERT && opt != OPT_TLS_KEY && opt != OPT_TLS_CA)
+        return false;
+    *(opt == OPT_TLS_CERT ? &o->tls_cert : opt == OPT_TLS_KEY ? &o->tls_key : &o->tls_ca) = arg;
+    return true;
+}
+
+/* The TLS flags go together: a port needs a certificate and a key, and those need a port. */
+static bool
+tls_flags_ok(const struct opts *o, char *errbuf, size_t errlen)
+{
+    bool files = o->tls_cert != NULL || o->tls_key != NULL || o->tls_ca != NULL;
+
+    if (!o->tls && files)
+        snprintf(errbuf, errlen, "--tls-cert, --tls-key and --tls-ca go with --tls-port");
+    else if (o->tls && (o->tls_cert == NULL || o->tls_key == NULL))
+        snprintf(errbuf, errlen, "--tls-port needs --tls-cert FILE and --tls-key FILE");
+    else if (o->tls && o->tls_port == o->port && o->port != 0)
+        snprintf(errbuf, errlen, "--tls-port must differ from --port");
+    else
+        return true;
+    return false;
+}
+
 static const char *
 flag_name(int opt)
 {
@@ -470,6 +512,8 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
             snprintf(errbuf, errlen, "unknown option %s (see --help)", argv[optind - 1]);
             return OPTS_USAGE;
         default:
+            if (set_tls_file(o, opt, optarg))
+                break;
             if (!set_number(o, opt, optarg)) {
                 snprintf(errbuf, errlen, "bad value '%s' for --%s (see --help)", optarg,
                          flag_name(opt));
@@ -485,6 +529,8 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
         snprintf(errbuf, errlen, "--data-dir must not be empty");
         return OPTS_USAGE;
     }
+    if (!tls_flags_ok(o, errbuf, errlen))
+        return OPTS_USAGE;
     if (o->audit_head != NULL && o->mode != OPTS_MODE_VERIFY_AUDIT) {
         snprintf(errbuf, errlen, "--audit-head goes with --verify-audit (see --help)");
         return OPTS_USAGE;

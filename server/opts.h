@@ -58,6 +58,12 @@ struct opts {
      * is "". The port may be 0: any free one. */
     char metrics_host[OPTS_HOST_MAX + 1];
     unsigned metrics_port;
+    /* --tls-port: a second listener on the --listen address speaking TLS 1.2 or 1.3 with
+     * --tls-cert and --tls-key (paths into argv), and requiring client certificates signed by
+     * --tls-ca when that is given. tls_port may be 0: any free one. */
+    bool tls;
+    unsigned tls_port;
+    const char *tls_cert, *tls_key, *tls_ca;
     /* BACKUP's directory must be inside this one; NULL: anywhere the server may write. No flag:
      * the session fuzzer keeps the backups it asks for inside its scratch directory. */
     const char *backup_root;

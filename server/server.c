@@ -5,6 +5,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sodium.h>
@@ -29,9 +30,11 @@
 #include "purge.h"
 #include "session.h"
 #include "sweep.h"
+#include "tls.h"
 
 #define SERVER_LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
 #define SERVER_BUSY_REPLY     "ERR BUSY too many clients\n"
+#define ERRBUF_TLS_MAX        (2 * PATH_MAX + 128) /* a reload's reason: two paths and why */
 
 struct server {
     struct ev_loop *loop;
@@ -52,9 +55,11 @@ struct server {
     unsigned char admin_key[KEYS_BYTES];
 
     struct listener *listener;
-    ev_prepare prepare_w;   /* end of each loop iteration: commit, log, send */
-    ev_timer purge_timer_w; /* --purge-interval */
-    ev_timer shutdown_w;    /* grace period on SIGTERM */
+    struct listener *tls_listener; /* --tls-port; NULL when off */
+    struct tls_ctx *tls;           /* its certificate and key; NULL when off */
+    ev_prepare prepare_w;          /* end of each loop iteration: commit, log, send */
+    ev_timer purge_timer_w;        /* --purge-interval */
+    ev_timer shutdown_w;           /* grace period on SIGTERM */
     ev_signal sigint_w, sigterm_w, sighup_w;
 
     double started;
@@ -104,8 +109,9 @@ turn_away(struct server *srv, int fd)
     close(fd);
 }
 
-bool
-server_adopt(struct server *srv, int fd, const char *peer)
+/* A new client on `fd`, speaking TLS when `tls` is not NULL. */
+static bool
+adopt(struct server *srv, int fd, const char *peer, struct tls_ctx *tls)
 {
     struct conn *c = conn_new(srv->conns, fd, peer);
 
@@ -113,11 +119,21 @@ server_adopt(struct server *srv, int fd, const char *peer)
         close(fd);
         return false;
     }
+    if (tls != NULL && !conn_use_tls(c, tls)) {
+        conn_close(c, "out_of_memory");
+        return false;
+    }
     if (session_new(srv->sessions, c) == NULL) {
         conn_close(c, "out_of_memory");
         return false;
     }
     return true;
+}
+
+bool
+server_adopt(struct server *srv, int fd, const char *peer)
+{
+    return adopt(srv, fd, peer, NULL);
 }
 
 static void
@@ -131,7 +147,22 @@ accepted(void *arg, int fd, const char *peer)
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    server_adopt(srv, fd, peer);
+    adopt(srv, fd, peer, NULL);
+}
+
+/* A client of the TLS listener. One over --max-clients is closed without a word: it expects a
+ * handshake, so a plain ERR BUSY would mean nothing to it. */
+static void
+accepted_tls(void *arg, int fd, const char *peer)
+{
+    struct server *srv = arg;
+
+    if (conn_pool_count(srv->conns) >= srv->opts->max_clients) {
+        srv->clients_rejected++;
+        close(fd);
+        return;
+    }
+    adopt(srv, fd, peer, srv->tls);
 }
 
 /* ---- the loop ---- */
@@ -201,6 +232,8 @@ begin_shutdown(struct server *srv, int signum)
     notify_send("STOPPING=1");
     listener_free(srv->listener);
     srv->listener = NULL;
+    listener_free(srv->tls_listener);
+    srv->tls_listener = NULL;
     metrics_stop(srv->metrics);
     ev_timer_stop(srv->loop, &srv->purge_timer_w);
     purge_stop(srv->purge);
@@ -219,6 +252,26 @@ server_shutdown(struct server *srv)
     begin_shutdown(srv, 0);
 }
 
+/* SIGHUP: --tls-cert and --tls-key (and --tls-ca) are read again for new connections. A
+ * reload that fails keeps the old ones, and the log says so in one line. */
+static void
+reload_tls(struct server *srv)
+{
+    char err[ERRBUF_TLS_MAX], serial[TLS_SERIAL_MAX];
+
+    if (srv->tls == NULL)
+        return;
+    if (!tls_ctx_reload(srv->tls, err, sizeof err)) {
+        const struct log_field f[] = {log_str("result", "failed"), log_str("reason", err),
+                                      log_str("kept", "old certificate")};
+        log_event(srv->log, ev_now(srv->loop), "TLS_RELOAD", f, LOG_NFIELDS(f));
+        return;
+    }
+    tls_ctx_serial(srv->tls, serial);
+    const struct log_field f[] = {log_str("result", "ok"), log_str("serial", serial)};
+    log_event(srv->log, ev_now(srv->loop), "TLS_RELOAD", f, LOG_NFIELDS(f));
+}
+
 static void
 signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -228,6 +281,7 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     if (w->signum == SIGHUP) {
         log_event(srv->log, ev_now(loop), "REOPEN_LOG", NULL, 0);
         log_reopen(srv->log);
+        reload_tls(srv);
         return;
     }
     begin_shutdown(srv, w->signum);
@@ -359,20 +413,36 @@ make_metrics(struct server *srv, char *errbuf, size_t errlen)
     return srv->metrics != NULL;
 }
 
-/* One LISTEN line per address listened on, and one LISTEN_SKIPPED per address of the host name
- * that the machine lacks. */
+/* One LISTEN (LISTEN_TLS) line per address listened on, and one LISTEN_SKIPPED per address of
+ * the host name that the machine lacks. */
 static void
-log_listening(struct server *srv)
+log_listening(struct server *srv, const struct listener *l, const char *op)
 {
-    for (size_t i = 0; i < listener_count(srv->listener); i++) {
+    for (size_t i = 0; i < listener_count(l); i++) {
         char addr[LISTENER_HOST_MAX];
         unsigned port;
-        int err = listener_address(srv->listener, i, addr, &port);
+        int err = listener_address(l, i, addr, &port);
         const struct log_field f[] = {log_str("addr", addr), log_uint("port", port),
                                       err ? log_str("reason", strerror(err))
                                           : log_uint("max_clients", srv->opts->max_clients)};
-        log_event(srv->log, ev_time(), err ? "LISTEN_SKIPPED" : "LISTEN", f, LOG_NFIELDS(f));
+        log_event(srv->log, ev_time(), err ? "LISTEN_SKIPPED" : op, f, LOG_NFIELDS(f));
     }
+}
+
+/* --tls-port: the certificate and key (a bad file fails the start), then the second listener. */
+static bool
+make_tls(struct server *srv, char *errbuf, size_t errlen)
+{
+    const struct opts *o = srv->opts;
+    const struct tls_files files = {.cert = o->tls_cert, .key = o->tls_key, .ca = o->tls_ca};
+
+    if (!o->tls)
+        return true;
+    if ((srv->tls = tls_ctx_new(&files, errbuf, errlen)) == NULL)
+        return false;
+    srv->tls_listener = listener_new(srv->loop, o->listen, o->tls_port, accepted_tls, accept_paused,
+                                     srv, errbuf, errlen);
+    return srv->tls_listener != NULL;
 }
 
 struct server *
@@ -394,12 +464,14 @@ server_new(struct ev_loop *loop, const struct opts *opts, struct store *store, s
     if (!make_services(srv, errbuf, errlen) ||
         (srv->listener = listener_new(loop, opts->listen, opts->port, accepted, accept_paused, srv,
                                       errbuf, errlen)) == NULL ||
-        !make_metrics(srv, errbuf, errlen)) {
+        !make_tls(srv, errbuf, errlen) || !make_metrics(srv, errbuf, errlen)) {
         server_free(srv);
         return NULL;
     }
     start_watchers(srv);
-    log_listening(srv);
+    log_listening(srv, srv->listener, "LISTEN");
+    if (srv->tls_listener != NULL)
+        log_listening(srv, srv->tls_listener, "LISTEN_TLS");
     return srv;
 }
 
@@ -445,8 +517,10 @@ server_free(struct server *srv)
         return;
     stop_watchers(srv);
     listener_free(srv->listener);
+    listener_free(srv->tls_listener);
     metrics_free(srv->metrics);
     conn_pool_free(srv->conns); /* closes every connection; their sessions go with them */
+    tls_ctx_free(srv->tls);
     session_set_free(srv->sessions);
     cmd_env_release(&srv->env);
     megadeal_free(srv->mega);

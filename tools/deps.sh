@@ -2,7 +2,7 @@
 # missing, and nothing when all are there.
 
 # Build and runtime: compiler, CMake, and the libraries coupond and couponctl link.
-DEPS_BUILD="build-essential cmake pkg-config libev-dev liblmdb-dev libsodium-dev libncurses-dev libcsv-dev libpq-dev"
+DEPS_BUILD="build-essential cmake pkg-config libev-dev liblmdb-dev libsodium-dev libncurses-dev libcsv-dev libpq-dev libssl-dev"
 # Using it by hand: nc for the README's and coupond(8)'s sessions, man to read the pages.
 DEPS_RUN="netcat-openbsd man-db"
 # Tests: unit-test framework, man page linter, tmux for the dashboard tests, and PostgreSQL for
@@ -21,6 +21,9 @@ DEPS_TEST="$DEPS_TEST redis-tools python3-redis"
 # HAProxy, the TCP gateway in front of several nodes that ha/haproxy runs with dist/haproxy.cfg
 # (Debian's package only installs it here: the tests start their own, on free ports).
 DEPS_TEST="$DEPS_TEST haproxy"
+# The TLS tests (tests/tls): the openssl command line makes their certificates and is one of
+# their clients (s_client); Python's ssl module is another.
+DEPS_TEST="$DEPS_TEST openssl python3"
 command -v npm >/dev/null 2>&1 || DEPS_TEST="$DEPS_TEST nodejs npm"
 
 deps_install() {

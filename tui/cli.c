@@ -20,7 +20,11 @@ enum {
     OPT_GENERATE,
     OPT_PREFIX,
     OPT_LENGTH,
-    OPT_JSON
+    OPT_JSON,
+    OPT_TLS,
+    OPT_TLS_CA,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY
 };
 
 /* What the options say beyond struct cli_opts, until the words after them are read. */
@@ -46,6 +50,10 @@ static const struct option long_options[] = {
     {"prefix", required_argument, NULL, OPT_PREFIX},
     {"length", required_argument, NULL, OPT_LENGTH},
     {"json", no_argument, NULL, OPT_JSON},
+    {"tls", no_argument, NULL, OPT_TLS},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -69,6 +77,11 @@ static const char usage_text[] =
     "  -k, --key-file FILE    admin key file (default " CLI_KEY_FILE_DEFAULT ")\n"
     "  -i, --interval MS      dashboard refresh period, 100..60000 (default 500)\n"
     "  -b, --batch N          records per UPLOAD, 1..50000 (default 50000)\n"
+    "      --tls              speak TLS to coupond's --tls-port; its certificate must name\n"
+    "                         HOST and chain to --tls-ca (default: the system's CAs)\n"
+    "      --tls-ca FILE      --tls: the PEM CA that signed coupond's certificate\n"
+    "      --tls-cert FILE    --tls: a PEM client certificate (for coupond --tls-ca)\n"
+    "      --tls-key FILE     --tls: its private key (default: in --tls-cert's file)\n"
     "      --prefix P         --generate: codes start with P, up to 16 code characters\n"
     "      --length L         --generate: random characters after the prefix, 6..32\n"
     "                         (default 12)\n"
@@ -144,6 +157,16 @@ set_export(struct cli_opts *o, const char *arg, char *errbuf, size_t errlen)
     return set_mode(o, CLI_MODE_EXPORT, errbuf, errlen);
 }
 
+/* --tls and the files that go with it (checked together in finish_parse). */
+static void
+set_tls(struct cli_opts *o, int c, const char *arg)
+{
+    if (c == OPT_TLS)
+        o->tls = true;
+    else
+        *(c == OPT_TLS_CA ? &o->tls_ca : c == OPT_TLS_CERT ? &o->tls_cert : &o->tls_key) = arg;
+}
+
 /* Applies one parsed option. */
 static enum cli_result
 apply(struct cli_opts *o, struct parse *p, int c, const char *arg, FILE *out, char *errbuf,
@@ -189,6 +212,12 @@ apply(struct cli_opts *o, struct parse *p, int c, const char *arg, FILE *out, ch
         return CLI_RUN;
     case OPT_JSON:
         o->json = true;
+        return CLI_RUN;
+    case OPT_TLS:
+    case OPT_TLS_CA:
+    case OPT_TLS_CERT:
+    case OPT_TLS_KEY:
+        set_tls(o, c, arg);
         return CLI_RUN;
     case 'V':
         fprintf(out, "couponctl %s\n", COUPOND_VERSION);
@@ -295,6 +324,14 @@ finish_parse(struct cli_opts *o, const struct parse *p, char *errbuf, size_t err
     }
     if (o->json && o->mode != CLI_MODE_STATS) {
         snprintf(errbuf, errlen, "--json goes with --stats");
+        return CLI_BAD_USAGE;
+    }
+    if (!o->tls && (o->tls_ca != NULL || o->tls_cert != NULL || o->tls_key != NULL)) {
+        snprintf(errbuf, errlen, "--tls-ca, --tls-cert and --tls-key go with --tls");
+        return CLI_BAD_USAGE;
+    }
+    if (o->tls_key != NULL && o->tls_cert == NULL) {
+        snprintf(errbuf, errlen, "--tls-key goes with --tls-cert");
         return CLI_BAD_USAGE;
     }
     switch (o->mode) {

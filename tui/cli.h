@@ -55,6 +55,11 @@ struct cli_opts {
      * 1..PROTO_UPLOAD_MAX, without an id (the batch client derives one). */
     struct proto_request gen;
     bool json; /* --stats --json: one JSON object instead of the STAT lines */
+    /* --tls: TLS to coupond's --tls-port, the server's certificate checked against --tls-ca
+     * (NULL: the system's CAs) and the host name or address given with -a; --tls-cert and
+     * --tls-key: a client certificate, for a server with --tls-ca. Paths into argv. */
+    bool tls;
+    const char *tls_ca, *tls_cert, *tls_key;
 };
 
 enum cli_result {
