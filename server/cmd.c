@@ -228,8 +228,8 @@ log_req(struct cmd_req *r)
     if (code == NULL && r->preq.code[0])
         code = r->preq.code;
     struct log_op lo = {
-        .conn = r->client != NULL ? r->client->conn : 0,
-        .peer = r->client != NULL ? r->client->peer : NULL,
+        .conn = r->client != NULL ? r->client->wire.conn : 0,
+        .peer = r->client != NULL ? r->client->wire.peer : NULL,
         .op = r->verb,
         .user = user,
         .code = code,
@@ -555,14 +555,41 @@ start_auth(struct cmd_req *r)
         finish(r);
 }
 
+/* What compat.h needs of request r. */
+static struct compat_call
+compat_call_of(struct cmd_req *r)
+{
+    return (struct compat_call){.preq = &r->preq,
+                                .form = &r->form,
+                                .st = &r->compat,
+                                .client = &r->client->wire,
+                                .opts = r->env->opts,
+                                .now = ev_now(r->env->loop),
+                                .stats = &r->u.stats};
+}
+
 /* HELLO: its AUTH first; only then are the protocol and the name set. */
 static void
 start_hello(struct cmd_req *r)
 {
     if (r->preq.name[0] != '\0' && !auth_try(r))
         return;
-    compat_hello(r);
+    struct compat_call c = compat_call_of(r);
+    compat_hello(&c);
     finish(r);
+}
+
+/* The reply of a Redis clients' command, by compat.h. */
+static void
+reply_compat(struct cmd_req *r, struct proto_out *o)
+{
+    struct compat_call c = compat_call_of(r);
+    compat_reply_fn *f = compat_reply_of(r->preq.cmd);
+
+    if (f != NULL)
+        f(&c, o);
+    else
+        proto_out_ok(o);
 }
 
 static void start_stats(struct cmd_req *r);
@@ -571,7 +598,8 @@ static void start_stats(struct cmd_req *r);
 static void
 start_info(struct cmd_req *r)
 {
-    r->err = compat_start(r, r->msg, sizeof r->msg);
+    struct compat_call c = compat_call_of(r);
+    r->err = compat_start(&c, r->msg, sizeof r->msg);
     if (r->err != PROTO_OK)
         finish(r);
     else
@@ -582,7 +610,8 @@ start_info(struct cmd_req *r)
 static void
 start_compat(struct cmd_req *r)
 {
-    r->err = compat_start(r, r->msg, sizeof r->msg);
+    struct compat_call c = compat_call_of(r);
+    r->err = compat_start(&c, r->msg, sizeof r->msg);
     finish(r);
 }
 
@@ -597,8 +626,8 @@ mega_enqueue_after(struct cmd_req *r)
         fail_op(r, NULL);
     } else {
         megadeal_enqueue(env->mega, r->preq.user,
-                         r->op.out.counters.type[STORE_TYPE_MEGADEAL].available, r->client->conn,
-                         r->client->peer, rid, v);
+                         r->op.out.counters.type[STORE_TYPE_MEGADEAL].available,
+                         r->client->wire.conn, r->client->wire.peer, rid, v);
         take_note(r, &v->note);
         if (v->err != PROTO_OK)
             fail(r, v->err, "%s", v->msg);
@@ -1599,17 +1628,17 @@ static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
                           "list every coupon (of a type), or the redemptions or audit records "
                           "after SEQ",
                           true},
-    [PROTO_CMD_HELLO] = {start_hello, compat_reply_hello,
+    [PROTO_CMD_HELLO] = {start_hello, reply_compat,
                          "choose RESP2 or RESP3 for RESP requests (Redis clients), AUTH, name"},
-    [PROTO_CMD_INFO] = {start_info, compat_reply_info,
+    [PROTO_CMD_INFO] = {start_info, reply_compat,
                         "show the server and the counters the way Redis's INFO does"},
-    [PROTO_CMD_CLIENT] = {start_compat, compat_reply_client,
+    [PROTO_CMD_CLIENT] = {start_compat, reply_compat,
                           "name this connection, or show it (Redis clients)"},
-    [PROTO_CMD_COMMAND] = {start_compat, compat_reply_command, "list the verbs (Redis clients)"},
-    [PROTO_CMD_CONFIG] = {start_compat, compat_reply_config,
+    [PROTO_CMD_COMMAND] = {start_compat, reply_compat, "list the verbs (Redis clients)"},
+    [PROTO_CMD_CONFIG] = {start_compat, reply_compat,
                           "show settings by name or glob pattern (Redis clients)"},
-    [PROTO_CMD_SELECT] = {start_compat, reply_ok, "database 0, the only one (Redis clients)"},
-    [PROTO_CMD_ECHO] = {start_compat, compat_reply_echo, "answer the message"},
+    [PROTO_CMD_SELECT] = {start_compat, reply_compat, "database 0, the only one (Redis clients)"},
+    [PROTO_CMD_ECHO] = {start_compat, reply_compat, "answer the message"},
     [PROTO_CMD_AUDIT] = {start_audit, reply_audit,
                          "show the audit chain's head, signed with audit.key"},
     [PROTO_CMD_BACKUP] = {start_backup, reply_backup,
@@ -1660,7 +1689,7 @@ cmd_args(struct cmd_req *r, const struct proto_arg *args, size_t nargs, size_t a
     struct proto_error perr;
     bool ok = proto_parse_args(args, nargs, argc, &r->preq, &perr);
 
-    r->form = r->client->resp;
+    r->form = r->client->wire.resp;
     start_parsed(r, ok, &perr);
     if (!ok || r->preq.cmd != PROTO_CMD_UPLOAD)
         return;
@@ -1677,7 +1706,7 @@ void
 cmd_frame_error(struct cmd_req *r, enum proto_err err, const char *why, bool fatal)
 {
     r->verb = "RESP_ERROR"; /* not a command: STATS commands does not count it */
-    r->form = r->client->resp;
+    r->form = r->client->wire.resp;
     r->closes = fatal;
     fail(r, err, "%s", why);
     finish(r);

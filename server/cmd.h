@@ -91,21 +91,11 @@ void cmd_stats(const struct cmd_env *env, const struct store_counters *c, struct
 /* Frees the requests kept for reuse (the server's end). */
 void cmd_env_release(struct cmd_env *env);
 
-/* CLIENT SETNAME's name and CLIENT SETINFO's lib-name and lib-ver: kept in this many bytes. */
-#define CMD_CLIENT_NAME_MAX 128
-
 /* One connection's protocol state that commands read and change; the session owns it. */
 struct cmd_client {
-    uint64_t conn;
-    const char *peer;
-    double since; /* when it connected (CLIENT INFO's age) */
-    /* The RESP version of the replies to its RESP requests: PROTO_FORM_RESP2 until HELLO 3. */
-    enum proto_form resp;
-    /* CLIENT SETNAME and SETINFO (compat.h): as given, each byte outside printable ASCII
-     * without blanks shown as '?'; "" when unset. */
-    char name[CMD_CLIENT_NAME_MAX + 1];
-    char lib_name[CMD_CLIENT_NAME_MAX + 1];
-    char lib_ver[CMD_CLIENT_NAME_MAX + 1];
+    /* What the Redis clients' commands show and change (compat.h): its number, address, start,
+     * RESP version and the names a client gave. */
+    struct compat_client wire;
     /* The scope of this client's request ids: the key name it authenticated as; "" for every
      * connection until named keys exist. */
     char scope[STORE_SCOPE_MAX + 1];

@@ -11,8 +11,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "cmd.h"
-#include "opts.h"
 #include "stat.h"
 
 /* ---- small helpers ---- */
@@ -23,13 +21,13 @@ word_is(const struct proto_word *w, const char *s)
     return w->len == strlen(s) && strncasecmp(w->p, s, w->len) == 0;
 }
 
-/* Keeps a client-given word as `out` shows it: at most CMD_CLIENT_NAME_MAX bytes, each byte
+/* Keeps a client-given word as `out` shows it: at most COMPAT_NAME_MAX bytes, each byte
  * outside printable ASCII without blanks shown as '?', so that CLIENT INFO stays one line of
  * key=value words whatever a client sent. */
 static void
-keep_name(char out[CMD_CLIENT_NAME_MAX + 1], const struct proto_word *w)
+keep_name(char out[COMPAT_NAME_MAX + 1], const struct proto_word *w)
 {
-    size_t n = w->len < CMD_CLIENT_NAME_MAX ? w->len : CMD_CLIENT_NAME_MAX;
+    size_t n = w->len < COMPAT_NAME_MAX ? w->len : COMPAT_NAME_MAX;
 
     for (size_t i = 0; i < n; i++) {
         unsigned char b = (unsigned char)w->p[i];
@@ -53,7 +51,7 @@ refuse(char *msg, size_t cap, enum proto_err err, const char *fmt, ...)
 }
 
 static int
-resp_version(const struct cmd_client *cl)
+resp_version(const struct compat_client *cl)
 {
     return cl->resp == PROTO_FORM_RESP3 ? 3 : 2;
 }
@@ -61,23 +59,23 @@ resp_version(const struct cmd_client *cl)
 /* ---- HELLO ---- */
 
 void
-compat_hello(struct cmd_req *r)
+compat_hello(const struct compat_call *r)
 {
-    struct cmd_client *cl = r->client;
+    struct compat_client *cl = r->client;
 
-    if (r->preq.protover != 0) {
-        cl->resp = r->preq.protover == 3 ? PROTO_FORM_RESP3 : PROTO_FORM_RESP2;
-        if (r->form != PROTO_FORM_LINE) /* Redis answers HELLO 3 in RESP3 already */
-            r->form = cl->resp;
+    if (r->preq->protover != 0) {
+        cl->resp = r->preq->protover == 3 ? PROTO_FORM_RESP3 : PROTO_FORM_RESP2;
+        if (*r->form != PROTO_FORM_LINE) /* Redis answers HELLO 3 in RESP3 already */
+            *r->form = cl->resp;
     }
-    if (r->preq.setname)
-        keep_name(cl->name, &r->preq.words[0]);
+    if (r->preq->setname)
+        keep_name(cl->name, &r->preq->words[0]);
 }
 
-void
-compat_reply_hello(struct cmd_req *r, struct proto_out *o)
+static void
+reply_hello(const struct compat_call *r, struct proto_out *o)
 {
-    const struct cmd_client *cl = r->client;
+    const struct compat_client *cl = r->client;
 
     if (!proto_out_is_resp(o)) {
         proto_out_begin(o, "OK");
@@ -185,10 +183,10 @@ info_counters(struct text *t, const struct proto_stats *s)
 
 /* One section's fields, Redis's names where Redis has the field, so that clients read them. */
 static void
-info_section(struct text *t, enum info_section sec, const struct cmd_req *r)
+info_section(struct text *t, enum info_section sec, const struct compat_call *r)
 {
-    const struct opts *op = r->env->opts;
-    const struct proto_stats *s = &r->u.stats;
+    const struct opts *op = r->opts;
+    const struct proto_stats *s = r->stats;
     uint64_t up = s->v[PROTO_STAT_UPTIME][0];
 
     put(t, "# %s\r\n", info_names[sec]);
@@ -224,14 +222,14 @@ info_section(struct text *t, enum info_section sec, const struct cmd_req *r)
     }
 }
 
-void
-compat_reply_info(struct cmd_req *r, struct proto_out *o)
+static void
+reply_info(const struct compat_call *r, struct proto_out *o)
 {
     struct text t = {.len = 0};
     bool first = true;
 
     for (int i = 0; i < INFO_NSECTIONS; i++) {
-        if (!(r->compat.sections & (1u << i)))
+        if (!(r->st->sections & (1u << i)))
             continue;
         if (!first)
             put(&t, "\r\n");
@@ -263,10 +261,10 @@ compat_reply_info(struct cmd_req *r, struct proto_out *o)
 /* One client's line for CLIENT INFO and CLIENT LIST, as Redis writes it (less what coupond has
  * not), newline included. */
 static size_t
-client_line(const struct cmd_req *r, char *buf, size_t cap)
+client_line(const struct compat_call *r, char *buf, size_t cap)
 {
-    const struct cmd_client *cl = r->client;
-    double age = ev_now(r->env->loop) - cl->since;
+    const struct compat_client *cl = r->client;
+    double age = r->now - cl->since;
     int n = snprintf(buf, cap,
                      "id=%" PRIu64 " addr=%s name=%s age=%.0f db=0 resp=%d lib-name=%s "
                      "lib-ver=%s\n",
@@ -285,10 +283,10 @@ static const struct {
 };
 
 static enum proto_err
-start_client(struct cmd_req *r, char *msg, size_t cap)
+start_client(const struct compat_call *r, char *msg, size_t cap)
 {
-    const struct proto_request *q = &r->preq;
-    struct cmd_client *cl = r->client;
+    const struct proto_request *q = r->preq;
+    struct compat_client *cl = r->client;
     size_t i = 0, n = sizeof client_subs / sizeof client_subs[0];
 
     while (i < n && strcmp(q->sub, client_subs[i].name) != 0)
@@ -311,11 +309,11 @@ start_client(struct cmd_req *r, char *msg, size_t cap)
     return PROTO_OK;
 }
 
-void
-compat_reply_client(struct cmd_req *r, struct proto_out *o)
+static void
+reply_client(const struct compat_call *r, struct proto_out *o)
 {
-    const struct cmd_client *cl = r->client;
-    const char *sub = r->preq.sub;
+    const struct compat_client *cl = r->client;
+    const char *sub = r->preq->sub;
     char line[512];
 
     if (strcmp(sub, "ID") == 0) {
@@ -398,9 +396,9 @@ command_entry(struct proto_out *o, enum proto_cmd c)
 }
 
 static enum proto_err
-start_command(struct cmd_req *r, char *msg, size_t cap)
+start_command(const struct compat_call *r, char *msg, size_t cap)
 {
-    const struct proto_request *q = &r->preq;
+    const struct proto_request *q = r->preq;
     static const char *const subs[] = {"", "COUNT", "LIST", "INFO", "DOCS"};
     bool known = false;
 
@@ -408,12 +406,12 @@ start_command(struct cmd_req *r, char *msg, size_t cap)
         known = known || strcmp(q->sub, subs[i]) == 0;
     if (!known) /* GETKEYS, GETKEYSANDFLAGS: coupond has no keys */
         return refuse(msg, cap, PROTO_ERR_UNKNOWN_COMMAND, "COMMAND %s is not supported", q->sub);
-    r->compat.nverbs = q->nwords;
+    r->st->nverbs = q->nwords;
     for (size_t i = 0; i < q->nwords; i++) {
-        r->compat.verbs[i] = -1;
+        r->st->verbs[i] = -1;
         for (int c = 0; c < PROTO_NCMDS; c++)
             if (word_is(&q->words[i], proto_verbs[c].name))
-                r->compat.verbs[i] = (int8_t)c;
+                r->st->verbs[i] = (int8_t)c;
     }
     return PROTO_OK;
 }
@@ -438,11 +436,11 @@ command_lines(struct proto_out *o, const struct compat_req *cr)
     proto_out_ok(o);
 }
 
-void
-compat_reply_command(struct cmd_req *r, struct proto_out *o)
+static void
+reply_command(const struct compat_call *r, struct proto_out *o)
 {
-    const struct compat_req *cr = &r->compat;
-    const char *sub = r->preq.sub;
+    const struct compat_req *cr = r->st;
+    const char *sub = r->preq->sub;
     char name[32];
 
     if (strcmp(sub, "COUNT") == 0) {
@@ -551,29 +549,29 @@ config_value(const struct opts *op, enum config_param p, char *buf, size_t cap)
 }
 
 static enum proto_err
-start_config(struct cmd_req *r, char *msg, size_t cap)
+start_config(const struct compat_call *r, char *msg, size_t cap)
 {
-    const struct proto_request *q = &r->preq;
+    const struct proto_request *q = r->preq;
 
     if (strcmp(q->sub, "GET") != 0) /* SET, RESETSTAT, REWRITE */
         return refuse(msg, cap, PROTO_ERR_UNKNOWN_COMMAND,
                       "CONFIG %s is not supported: coupond is configured by its command line",
                       q->sub);
-    r->compat.params = 0;
+    r->st->params = 0;
     for (size_t i = 0; i < q->nwords; i++) {
         char pat[PROTO_MAX_LINE + 1];
         snprintf(pat, sizeof pat, "%.*s", (int)q->words[i].len, q->words[i].p);
         for (int p = 0; p < CONF_NPARAMS; p++)
             if (fnmatch(pat, config_names[p], FNM_CASEFOLD) == 0)
-                r->compat.params |= 1u << p;
+                r->st->params |= 1u << p;
     }
     return PROTO_OK;
 }
 
-void
-compat_reply_config(struct cmd_req *r, struct proto_out *o)
+static void
+reply_config(const struct compat_call *r, struct proto_out *o)
 {
-    const uint32_t m = r->compat.params;
+    const uint32_t m = r->st->params;
     size_t n = 0;
     char val[OPTS_HOST_MAX + 1];
 
@@ -587,7 +585,7 @@ compat_reply_config(struct cmd_req *r, struct proto_out *o)
     for (int p = 0; p < CONF_NPARAMS; p++) {
         if (!((m >> p) & 1u))
             continue;
-        config_value(r->env->opts, (enum config_param)p, val, sizeof val);
+        config_value(r->opts, (enum config_param)p, val, sizeof val);
         proto_out_resp_bulk(o, config_names[p], strlen(config_names[p]));
         proto_out_resp_bulk(o, val, strlen(val));
         if (!proto_out_is_resp(o))
@@ -600,9 +598,9 @@ compat_reply_config(struct cmd_req *r, struct proto_out *o)
 /* ---- SELECT, ECHO ---- */
 
 static enum proto_err
-start_select(struct cmd_req *r, char *msg, size_t cap)
+start_select(const struct compat_call *r, char *msg, size_t cap)
 {
-    const struct proto_word *w = &r->preq.words[0];
+    const struct proto_word *w = &r->preq->words[0];
     bool digits = w->len > 0;
 
     for (size_t i = 0; i < w->len; i++)
@@ -617,22 +615,22 @@ start_select(struct cmd_req *r, char *msg, size_t cap)
 }
 
 static enum proto_err
-start_echo(struct cmd_req *r, char *msg, size_t cap)
+start_echo(const struct compat_call *r, char *msg, size_t cap)
 {
-    const struct proto_word *w = &r->preq.words[0];
+    const struct proto_word *w = &r->preq->words[0];
 
     if (w->len > COMPAT_ECHO_MAX)
         return refuse(msg, cap, PROTO_ERR_BAD_REQUEST, "ECHO takes at most %d bytes",
                       COMPAT_ECHO_MAX);
-    memcpy(r->compat.echo, w->p, w->len);
-    r->compat.echo_len = w->len;
+    memcpy(r->st->echo, w->p, w->len);
+    r->st->echo_len = w->len;
     return PROTO_OK;
 }
 
-void
-compat_reply_echo(struct cmd_req *r, struct proto_out *o)
+static void
+reply_echo(const struct compat_call *r, struct proto_out *o)
 {
-    const struct compat_req *cr = &r->compat;
+    const struct compat_req *cr = r->st;
 
     if (proto_out_is_resp(o)) {
         proto_out_resp_bulk(o, cr->echo, cr->echo_len);
@@ -649,15 +647,15 @@ compat_reply_echo(struct cmd_req *r, struct proto_out *o)
 /* ---- dispatch ---- */
 
 static enum proto_err
-start_info(struct cmd_req *r, char *msg, size_t cap)
+start_info(const struct compat_call *r, char *msg, size_t cap)
 {
     (void)msg;
     (void)cap;
-    r->compat.sections = info_sections(&r->preq);
+    r->st->sections = info_sections(r->preq);
     return PROTO_OK;
 }
 
-typedef enum proto_err compat_start_fn(struct cmd_req *r, char *msg, size_t cap);
+typedef enum proto_err compat_start_fn(const struct compat_call *r, char *msg, size_t cap);
 
 static compat_start_fn *const starts[PROTO_NCMDS] = {
     [PROTO_CMD_INFO] = start_info,       [PROTO_CMD_CLIENT] = start_client,
@@ -666,9 +664,21 @@ static compat_start_fn *const starts[PROTO_NCMDS] = {
 };
 
 enum proto_err
-compat_start(struct cmd_req *r, char *msg, size_t cap)
+compat_start(const struct compat_call *r, char *msg, size_t cap)
 {
-    compat_start_fn *f = starts[r->preq.cmd];
+    compat_start_fn *f = starts[r->preq->cmd];
 
     return f != NULL ? f(r, msg, cap) : PROTO_OK;
+}
+
+static compat_reply_fn *const replies[PROTO_NCMDS] = {
+    [PROTO_CMD_HELLO] = reply_hello,   [PROTO_CMD_INFO] = reply_info,
+    [PROTO_CMD_CLIENT] = reply_client, [PROTO_CMD_COMMAND] = reply_command,
+    [PROTO_CMD_CONFIG] = reply_config, [PROTO_CMD_ECHO] = reply_echo,
+};
+
+compat_reply_fn *
+compat_reply_of(enum proto_cmd cmd)
+{
+    return (unsigned)cmd < PROTO_NCMDS ? replies[cmd] : NULL;
 }

@@ -378,10 +378,10 @@ session_new(struct session_set *set, struct conn *c)
         set->head->prev = s;
     set->head = s;
     set->count++;
-    s->client.conn = conn_id(c);
-    s->client.peer = conn_peer(c);
-    s->client.since = ev_now(set->env->loop);
-    s->client.resp = PROTO_FORM_RESP2; /* until HELLO 3 */
+    s->client.wire.conn = conn_id(c);
+    s->client.wire.peer = conn_peer(c);
+    s->client.wire.since = ev_now(set->env->loop);
+    s->client.wire.resp = PROTO_FORM_RESP2; /* until HELLO 3 */
     s->tail = &s->head;
     conn_start(c, &handler, s);
     return s;
