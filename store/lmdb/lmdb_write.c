@@ -293,7 +293,7 @@ static const struct {
 static enum store_err
 inputs_ok(struct store_op *op)
 {
-    if (lmdb_rid_wanted(op) && lmdb_rid_valid(op) != STORE_OK)
+    if (rules_rid_carried(op) && lmdb_rid_valid(op) != STORE_OK)
         return op->err;
     if (op->kind == STORE_OP_UNREDEEM && op->now == 0) /* undone 0 means "stands" */
         return store_op_fail(op, STORE_IO, "unredeem: time 0 cannot mark an undo");
@@ -307,7 +307,7 @@ write_in_op(struct lmdb_group *g, struct store_op *op, unsigned pages,
             enum store_err (*run)(struct lmdb_group *g, struct lmdb_group_op *gop,
                                   struct store_op *op))
 {
-    const bool rid = lmdb_rid_wanted(op);
+    const bool rid = rules_rid_carried(op);
     struct lmdb_group_op gop;
     bool replayed = false;
     enum store_err e = lmdb_group_op_begin(g, &gop, pages, op);

@@ -1,4 +1,5 @@
 /* pg_rid.c - request ids: lookup results, replays, and what is stored (see pg_rid.h). */
+#include "rules.h"
 #include "pg_rid.h"
 
 #include <inttypes.h>
@@ -18,26 +19,9 @@
 #define FNV_PRIME  UINT64_C(1099511628211)
 
 bool
-pg_rid_carried(const struct store_op *op)
-{
-    switch (op->kind) {
-    case STORE_OP_ASSIGN:
-    case STORE_OP_REDEEM:
-    case STORE_OP_UPLOAD:
-    case STORE_OP_HOLD:
-    case STORE_OP_RELEASE:
-    case STORE_OP_UNREDEEM:
-    case STORE_OP_GENERATE:
-        return op->in.rid.id[0] != '\0';
-    default:
-        return false;
-    }
-}
-
-bool
 pg_rid_kept(const struct store_op *op)
 {
-    if (!pg_rid_carried(op))
+    if (!rules_rid_carried(op))
         return false;
     if (op->kind == STORE_OP_UPLOAD)
         return !op->in.check_only && op->in.n > 0;

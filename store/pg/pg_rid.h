@@ -17,9 +17,6 @@
 
 #define PG_RID_PUT_COLS 14 /* parameters of PG_STMT_RID_PUT */
 
-/* True when op is a write of a kind that takes a request id, and carries one. */
-bool pg_rid_carried(const struct store_op *op);
-
 /* True when op carries an id that its success stores: not an UPLOAD that only checks or has no
  * record, nor a GENERATE of no code (they store nothing, as in the LMDB backend). */
 bool pg_rid_kept(const struct store_op *op);

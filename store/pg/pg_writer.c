@@ -1,5 +1,6 @@
 /* pg_writer.c - batches on the writer connection: plan, stage, pipeline, commit, outcome (see
  * pg_writer.h). */
+#include "rules.h"
 #include "pg_writer.h"
 
 #include <inttypes.h>
@@ -216,7 +217,7 @@ plan_head(struct pg_writer *w)
         op->err = STORE_OK;
         memset(&op->out, 0, sizeof op->out);
         w->writes |= store_op_writes(op->kind);
-        if (pg_rid_carried(op))
+        if (rules_rid_carried(op))
             head_rid(w, i);
         if (w->done[i])
             continue;
@@ -596,7 +597,7 @@ res_lookup(void *arg, PGresult *r)
         note_error(w, "request ids", r);
     for (int row = 0; !w->failed && row < PQntuples(r); row++)
         for (size_t i = 0; i < w->nops; i++)
-            if (pg_rid_carried(w->ops[i]) && !w->done[i] && pg_rid_row_is(r, row, w->ops[i])) {
+            if (rules_rid_carried(w->ops[i]) && !w->done[i] && pg_rid_row_is(r, row, w->ops[i])) {
                 pg_rid_apply(w->ops[i], r, row);
                 w->done[i] = true;
             }
