@@ -32,7 +32,9 @@ enum {
     OPT_NODE_NAME,
     OPT_VERIFY_AUDIT,
     OPT_AUDIT_HEAD,
-    OPT_METRICS_LISTEN
+    OPT_METRICS_LISTEN,
+    OPT_REQUIRE_AUTH,
+    OPT_NO_REQUIRE_AUTH
 };
 
 static const struct option long_options[] = {
@@ -57,6 +59,8 @@ static const struct option long_options[] = {
     {"verify-audit", no_argument, NULL, OPT_VERIFY_AUDIT},
     {"audit-head", required_argument, NULL, OPT_AUDIT_HEAD},
     {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
+    {"require-auth", no_argument, NULL, OPT_REQUIRE_AUTH},
+    {"no-require-auth", no_argument, NULL, OPT_NO_REQUIRE_AUTH},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -64,6 +68,8 @@ static const struct option long_options[] = {
 
 static const char usage_text[] =
     "usage: coupond [options]\n"
+    "       coupond [-d DIR] key add NAME monitor|service|admin | key list |\n"
+    "                        key revoke NAME [ID]\n"
     "  -l, --listen HOST          address or host name to listen on (default " OPTS_LISTEN_DEFAULT
     ")\n"
     "  -p, --port PORT            TCP port (default 7070; 0 picks a free one)\n"
@@ -86,6 +92,9 @@ static const char usage_text[] =
     "                             (default 86400)\n"
     "      --metrics-listen ADDR:PORT serve GET /metrics (Prometheus) there; [ADDR]:PORT for\n"
     "                             IPv6, port 0 picks a free one (default: off)\n"
+    "      --require-auth         service commands need AUTH (default: on when listening\n"
+    "                             on an address other than loopback)\n"
+    "      --no-require-auth      service commands are open without AUTH\n"
     "      --check                check the store (DIR's, or --store's) and exit\n"
     "      --verify-audit         recompute the audit chain in DIR, check its head's\n"
     "                             signature by DIR/audit.key, and exit\n"
@@ -443,6 +452,11 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
         case OPT_LOG_READS:
             o->log_reads = true;
             break;
+        case OPT_REQUIRE_AUTH:
+        case OPT_NO_REQUIRE_AUTH:
+            o->require_auth =
+                opt == OPT_REQUIRE_AUTH ? OPTS_REQUIRE_AUTH_ON : OPTS_REQUIRE_AUTH_OFF;
+            break;
         case OPT_STORE:
         case OPT_NODE_NAME:
             if (!set_store(o, opt, optarg, errbuf, errlen))
@@ -476,6 +490,12 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
                 return OPTS_USAGE;
             }
         }
+    }
+    if (optind < argc && strcmp(argv[optind], "key") == 0 && o->mode == OPTS_MODE_SERVE) {
+        o->mode = OPTS_MODE_KEY;
+        o->key_argc = argc - optind - 1;
+        o->key_argv = argv + optind + 1;
+        optind = argc;
     }
     if (optind < argc) {
         snprintf(errbuf, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
