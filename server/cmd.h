@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "access.h"
 #include "compat.h"
 #include "backup.h"
 #include "log.h"
@@ -72,7 +73,7 @@ struct cmd_env {
     struct purge *purge;
     struct backup *backup;
     struct log *log;
-    const unsigned char *admin_key; /* KEYS_BYTES */
+    struct access_keys keys; /* admin.key and the keys file's; the server reloads them */
     const struct hold_key *hold_key;
     const struct auditkey *audit_key; /* signs the audit chain's head (AUDIT) */
     /* The server's own values for STATS (uptime, connections, commits, ...). */
@@ -91,6 +92,8 @@ void cmd_stats(const struct cmd_env *env, const struct store_counters *c, struct
 /* Frees the requests kept for reuse (the server's end). */
 void cmd_env_release(struct cmd_env *env);
 
+_Static_assert(KEYRING_NAME_MAX <= STORE_SCOPE_MAX, "a key name is a request id's scope");
+
 /* CLIENT SETNAME's name and CLIENT SETINFO's lib-name and lib-ver: kept in this many bytes. */
 #define CMD_CLIENT_NAME_MAX 128
 
@@ -106,10 +109,8 @@ struct cmd_client {
     char name[CMD_CLIENT_NAME_MAX + 1];
     char lib_name[CMD_CLIENT_NAME_MAX + 1];
     char lib_ver[CMD_CLIENT_NAME_MAX + 1];
-    /* The scope of this client's request ids: the key name it authenticated as; "" for every
-     * connection until named keys exist. */
-    char scope[STORE_SCOPE_MAX + 1];
-    bool authed;
+    /* Who it is: its key's name is the scope of its request ids and the actor of its writes. */
+    struct access_who who;
     unsigned auth_failures;
     /* Writes of this client not yet durable: its reads go into the group behind them, so a
      * client always reads its own writes. */

@@ -101,7 +101,7 @@ change(struct keyring *kr, const char *dir, int argc, char *const *argv, FILE *o
 
     if (st != KEYCLI_OK)
         return st;
-    if (!keyring_save(kr, dir, why, sizeof why)) {
+    if (!keyring_save(kr, dir, KEYRING_FILE, why, sizeof why)) {
         fprintf(err, "coupond: %s\n", why);
         return KEYCLI_FAILED;
     }
@@ -124,7 +124,7 @@ keycli_run(const char *dir, int argc, char *const *argv, FILE *out, FILE *err)
     if (lock < 0)
         return KEYCLI_FAILED;
     enum keycli_status st = KEYCLI_FAILED;
-    if (!keyring_load(dir, &kr, why, sizeof why))
+    if (!keyring_load(dir, KEYRING_FILE, &kr, why, sizeof why))
         fprintf(err, "coupond: %s\n", why);
     else if (is_list)
         st = list(kr, out);

@@ -69,6 +69,16 @@ keyring_free(struct keyring *kr)
     free(kr);
 }
 
+struct keyring *
+keyring_dup(const struct keyring *kr)
+{
+    struct keyring *c = malloc(sizeof *c);
+
+    if (c != NULL)
+        *c = *kr;
+    return c;
+}
+
 size_t
 keyring_count(const struct keyring *kr)
 {
@@ -178,10 +188,10 @@ read_checked(int fd, char *text)
 }
 
 bool
-keyring_load(const char *dir, struct keyring **out, char *errbuf, size_t errlen)
+keyring_load(const char *dir, const char *file, struct keyring **out, char *errbuf, size_t errlen)
 {
     char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, KEYRING_FILE) >= sizeof path)
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path)
         return fail(errbuf, errlen, dir, "path too long");
     struct keyring *kr = keyring_new();
     char *text = malloc(KEYRING_FILE_MAX + 1);
@@ -241,11 +251,12 @@ sync_dir(const char *dir)
 }
 
 bool
-keyring_save(const struct keyring *kr, const char *dir, char *errbuf, size_t errlen)
+keyring_save(const struct keyring *kr, const char *dir, const char *file, char *errbuf,
+             size_t errlen)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, KEYRING_FILE) >= sizeof path ||
-        (size_t)snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, KEYRING_FILE) >= sizeof tmp)
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path ||
+        (size_t)snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, file) >= sizeof tmp)
         return fail(errbuf, errlen, dir, "path too long");
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;

@@ -56,16 +56,20 @@ bool keyring_name_ok(const char *s);
 /* An empty keyring; NULL when out of memory. Caller frees with keyring_free. */
 struct keyring *keyring_new(void);
 void keyring_free(struct keyring *kr);
+/* A copy of kr; NULL when out of memory. Caller frees. */
+struct keyring *keyring_dup(const struct keyring *kr);
 
-/* Reads DIR/keys into a new keyring (*out, caller frees). No file is an empty keyring. Refuses a
- * file that is not a regular file owned by this user, is accessible by group or others, or has
- * a line that is not `name role added hash`, or too many keys. False with a one-line reason in
- * errbuf; *out is then untouched. */
-bool keyring_load(const char *dir, struct keyring **out, char *errbuf, size_t errlen);
+/* Reads DIR/file (KEYRING_FILE, or another file of the same form) into a new keyring (*out, caller
+ * frees). No file is an empty keyring. Refuses a file that is not a regular file owned by this
+ * user, is accessible by group or others, or has a line that is not `name role added hash`, or too
+ * many keys. False with a one-line reason in errbuf; *out is then untouched. */
+bool keyring_load(const char *dir, const char *file, struct keyring **out, char *errbuf,
+                  size_t errlen);
 
-/* Writes the keyring to DIR/keys atomically: a temporary file with mode 0600, synced, renamed
+/* Writes the keyring to DIR/file atomically: a temporary file with mode 0600, synced, renamed
  * into place, and the directory synced. False with a reason in errbuf (the old file stays). */
-bool keyring_save(const struct keyring *kr, const char *dir, char *errbuf, size_t errlen);
+bool keyring_save(const struct keyring *kr, const char *dir, const char *file, char *errbuf,
+                  size_t errlen);
 
 /* Adds a new random key for `name` with `role`, added at `now`: its hex form goes to
  * key_hex[KEYRING_KEY_HEX + 1] (shown once, never stored) and *e points at the new entry
