@@ -16,7 +16,7 @@ clear(struct access_who *w)
 static bool
 names_admin_key(const char *name)
 {
-    return name[0] == '\0' || strcmp(name, ACCESS_ADMIN_NAME) == 0 || strcmp(name, "default") == 0;
+    return name[0] == '\0' || strcmp(name, "admin") == 0 || strcmp(name, "default") == 0;
 }
 
 bool
@@ -28,8 +28,7 @@ access_auth(struct access_who *w, const struct access_keys *k, const char *name,
         if (!keys_match(k->admin_key, key, key_len))
             return false;
         w->authed = true;
-        w->role = KEYRING_ADMIN;
-        snprintf(w->name, sizeof w->name, "%s", ACCESS_ADMIN_NAME);
+        w->role = KEYRING_ADMIN; /* by no name: the scope and actor "", as in version 1 */
         return true;
     }
     const struct keyring_entry *e = keyring_check(k->ring, name, key, key_len);

@@ -30,9 +30,6 @@ enum access_class {
     (ACCESS_BIT(ACCESS_OPEN) | ACCESS_BIT(ACCESS_SERVICE) | ACCESS_BIT(ACCESS_ADMIN))
 #define ACCESS_ADMINS ACCESS_BIT(ACCESS_ADMIN)
 
-/* The name AUTH gives admin.key: the scope of its request ids and its audit records' actor. */
-#define ACCESS_ADMIN_NAME "admin"
-
 /* The keys a server checks against; the server owns it and changes it on a reload. */
 struct access_keys {
     const unsigned char *admin_key; /* admin.key's KEYS_BYTES */
@@ -48,8 +45,8 @@ struct access_who {
     enum keyring_role role;
     uint64_t gen; /* the access_keys.gen it was checked against */
     unsigned char hash[KEYRING_HASH_BYTES];
-    /* The key's name (ACCESS_ADMIN_NAME for admin.key), "" without AUTH: the scope of the
-     * connection's request ids and the actor of its writes' audit records. */
+    /* The key's name, "" without AUTH and for admin.key (which goes by no name, as in version
+     * 1): the scope of the connection's request ids and the actor of its writes' records. */
     char name[KEYRING_NAME_MAX + 1];
 };
 

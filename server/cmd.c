@@ -16,6 +16,7 @@
 #include "coupon.h"
 #include "gen.h"
 #include "group.h"
+#include "guess.h"
 #include "hold.h"
 #include "keys.h"
 #include "log.h"
@@ -414,10 +415,61 @@ reply_coupon(struct cmd_req *r, struct proto_out *o)
     end_ok(r, o);
 }
 
+/* A delayed answer's time has come (a wrong AUTH, a guess). */
+static void
+delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    finish(w->data);
+}
+
+/* Holds the answer back for `seconds` without holding up the loop; no further line of the
+ * connection starts meanwhile. */
+static void
+finish_later(struct cmd_req *r, double seconds)
+{
+    r->blocks = true;
+    ev_timer_init(&r->delay_w, delay_cb, seconds, 0.);
+    r->delay_w.data = r;
+    ev_timer_start(r->env->loop, &r->delay_w);
+}
+
+/* A VALIDATE, REDEEM or HOLD answered ERR INVALID: maybe a guess (guess.h). It is answered at
+ * once, later, or last on its connection; an episode is logged once when it begins. */
+static void
+finish_guess(struct cmd_req *r)
+{
+    struct cmd_client *cl = r->client;
+    struct guess_verdict v;
+
+    guess_failed(r->env->guess, &cl->guess, cl->peer, ev_now(r->env->loop), &v);
+    if (v.log_conn || v.log_addr || (v.close && v.failures >= GUESS_CUT)) {
+        const struct log_field f[] = {log_uint("conn", cl->conn), log_str("peer", cl->peer),
+                                      log_str("action", v.close ? "closed" : "slowed"),
+                                      log_uint("failures", v.failures),
+                                      log_uint("addr_failures", v.addr_failures)};
+        log_event(r->env->log, ev_now(r->env->loop), "GUESSING", f, LOG_NFIELDS(f));
+    }
+    r->closes = r->closes || v.close;
+    if (v.delay > 0)
+        finish_later(r, v.delay);
+    else
+        finish(r);
+}
+
 /* A coupon operation completed: OK with the coupon, or its error. */
 static void
 after_coupon(struct cmd_req *r)
 {
+    enum proto_cmd c = r->preq.cmd;
+
+    if (r->op.err == STORE_INVALID &&
+        (c == PROTO_CMD_VALIDATE || c == PROTO_CMD_REDEEM || c == PROTO_CMD_HOLD)) {
+        fail_store(r, r->preq.code, r->preq.user);
+        finish_guess(r);
+        return;
+    }
     if (r->op.err != STORE_OK)
         fail_store(r, r->preq.code[0] ? r->preq.code : "-", r->preq.user);
     else if (r->preq.cmd == PROTO_CMD_REDEEM)
@@ -532,14 +584,6 @@ reply_ok(struct cmd_req *r, struct proto_out *o)
     proto_out_ok(o);
 }
 
-static void
-auth_delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    finish(w->data);
-}
-
 /* AUTH's check, for AUTH and HELLO's AUTH: true when the key is right; else the request fails
  * DENIED, answered after a delay (it is finished then), and false. */
 static bool
@@ -555,11 +599,8 @@ auth_try(struct cmd_req *r)
     fail(r, PROTO_ERR_DENIED, "wrong key");
     log_note_add(&r->note, log_uint("failures", cl->auth_failures));
     log_req(r); /* now, not after the delay: a guesser that hangs up is on record too */
-    r->blocks = true;
     r->closes = cl->auth_failures >= CMD_AUTH_TRIES;
-    ev_timer_init(&r->delay_w, auth_delay_cb, r->env->opts->auth_delay, 0.);
-    r->delay_w.data = r;
-    ev_timer_start(r->env->loop, &r->delay_w);
+    finish_later(r, r->env->opts->auth_delay);
     return false;
 }
 

@@ -25,6 +25,7 @@
 #include "access.h"
 #include "compat.h"
 #include "backup.h"
+#include "guess.h"
 #include "log.h"
 #include "megadeal.h"
 #include "proto.h"
@@ -36,6 +37,7 @@
 struct auditkey;
 struct cmd_stream;
 struct group;
+struct guess;
 struct hold_key;
 struct log;
 struct opts;
@@ -74,6 +76,7 @@ struct cmd_env {
     struct backup *backup;
     struct log *log;
     struct access_keys keys; /* admin.key and the keys file's; the server reloads them */
+    struct guess *guess;     /* the code-guessing defence's addresses */
     const struct hold_key *hold_key;
     const struct auditkey *audit_key; /* signs the audit chain's head (AUDIT) */
     /* The server's own values for STATS (uptime, connections, commits, ...). */
@@ -112,6 +115,7 @@ struct cmd_client {
     /* Who it is: its key's name is the scope of its request ids and the actor of its writes. */
     struct access_who who;
     unsigned auth_failures;
+    struct guess_conn guess; /* its ERR INVALID answers (guess.h) */
     /* Writes of this client not yet durable: its reads go into the group behind them, so a
      * client always reads its own writes. */
     unsigned writes_unfinished;

@@ -20,6 +20,7 @@
 #include "cmd.h"
 #include "conn.h"
 #include "group.h"
+#include "guess.h"
 #include "hold.h"
 #include "keynote.h"
 #include "keyring.h"
@@ -55,6 +56,7 @@ struct server {
     unsigned char admin_key[KEYS_BYTES];
     struct keyring *keys;    /* the keys file's, as last loaded; env.keys.ring points at it */
     struct keynote *keynote; /* key changes into the audit chain */
+    struct guess *guess;     /* the code-guessing defence's addresses */
 
     struct listener *listener;
     ev_prepare prepare_w;   /* end of each loop iteration: commit, log, send */
@@ -319,6 +321,22 @@ make_sweeps(struct server *srv)
     return srv->hold_sweep != NULL && srv->id_sweep != NULL;
 }
 
+/* The keys file, its notes in the audit chain, and the guessing defence's table. */
+static bool
+make_keys(struct server *srv, char *errbuf, size_t errlen)
+{
+    const char *dir = srv->opts->data_dir;
+
+    if ((srv->guess = guess_new()) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return false;
+    }
+    if (!keyring_load(dir, KEYRING_FILE, &srv->keys, errbuf, errlen))
+        return false;
+    srv->keynote = keynote_new(srv->loop, srv->group, srv->log, dir, errbuf, errlen);
+    return srv->keynote != NULL;
+}
+
 static bool
 make_services(struct server *srv, char *errbuf, size_t errlen)
 {
@@ -346,9 +364,7 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "out of memory");
         return false;
     }
-    if (!keyring_load(o->data_dir, KEYRING_FILE, &srv->keys, errbuf, errlen) ||
-        (srv->keynote =
-             keynote_new(srv->loop, srv->group, srv->log, o->data_dir, errbuf, errlen)) == NULL)
+    if (!make_keys(srv, errbuf, errlen))
         return false;
     srv->env = (struct cmd_env){.loop = srv->loop,
                                 .opts = o,
@@ -359,6 +375,7 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
                                 .backup = srv->backup,
                                 .log = srv->log,
                                 .keys = {.admin_key = srv->admin_key, .ring = srv->keys},
+                                .guess = srv->guess,
                                 .hold_key = srv->hold_key,
                                 .audit_key = srv->audit_key,
                                 .server_stats = server_stats,
@@ -535,6 +552,7 @@ server_free(struct server *srv)
     backup_free(srv->backup);
     group_free(srv->group);
     keynote_free(srv->keynote);
+    guess_free(srv->guess);
     keyring_free(srv->keys);
     sodium_memzero(srv->admin_key, sizeof srv->admin_key);
     free(srv);
