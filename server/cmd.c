@@ -1626,8 +1626,9 @@ reply_version(struct cmd_req *r, struct proto_out *o)
 static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
     [PROTO_CMD_PING] = {start_now, reply_pong, ACCESS_ANYONE, "check that the server answers"},
     [PROTO_CMD_HELP] = {start_now, reply_help, ACCESS_ANYONE, "list the commands"},
-    [PROTO_CMD_AUTH] = {start_auth, reply_ok, ACCESS_ANYONE,
-                        "unlock the admin commands with the key in admin.key"},
+    [PROTO_CMD_AUTH] =
+        {start_auth, reply_ok, ACCESS_ANYONE,
+         "authenticate with admin.key, or as a named key of the keys file with its role"},
     [PROTO_CMD_REQUEST] = {start_request, reply_request, ACCESS_SERVICES,
                            "assign a new coupon of the type (default: untyped) to user; "
                            "MEGADEAL queues a task"},
