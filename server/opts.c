@@ -415,6 +415,32 @@ flag_name(int opt)
     return "?";
 }
 
+/* After the flags: `key ...` (the keys file's subcommands) or no operand, and the flags that go
+ * together. */
+static enum opts_result
+finish(struct opts *o, int argc, char **argv, char *errbuf, size_t errlen)
+{
+    if (optind < argc && strcmp(argv[optind], "key") == 0 && o->mode == OPTS_MODE_SERVE) {
+        o->mode = OPTS_MODE_KEY;
+        o->key_argc = argc - optind - 1;
+        o->key_argv = argv + optind + 1;
+        optind = argc;
+    }
+    if (optind < argc) {
+        snprintf(errbuf, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+        return OPTS_USAGE;
+    }
+    if (*o->data_dir == '\0') {
+        snprintf(errbuf, errlen, "--data-dir must not be empty");
+        return OPTS_USAGE;
+    }
+    if (o->audit_head != NULL && o->mode != OPTS_MODE_VERIFY_AUDIT) {
+        snprintf(errbuf, errlen, "--audit-head goes with --verify-audit (see --help)");
+        return OPTS_USAGE;
+    }
+    return OPTS_RUN;
+}
+
 enum opts_result
 opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_t errlen)
 {
@@ -491,23 +517,5 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
             }
         }
     }
-    if (optind < argc && strcmp(argv[optind], "key") == 0 && o->mode == OPTS_MODE_SERVE) {
-        o->mode = OPTS_MODE_KEY;
-        o->key_argc = argc - optind - 1;
-        o->key_argv = argv + optind + 1;
-        optind = argc;
-    }
-    if (optind < argc) {
-        snprintf(errbuf, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
-        return OPTS_USAGE;
-    }
-    if (*o->data_dir == '\0') {
-        snprintf(errbuf, errlen, "--data-dir must not be empty");
-        return OPTS_USAGE;
-    }
-    if (o->audit_head != NULL && o->mode != OPTS_MODE_VERIFY_AUDIT) {
-        snprintf(errbuf, errlen, "--audit-head goes with --verify-audit (see --help)");
-        return OPTS_USAGE;
-    }
-    return OPTS_RUN;
+    return finish(o, argc, argv, errbuf, errlen);
 }
