@@ -14,6 +14,8 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include "keynote.h"
+#include "keyring.h"
 #include "log.h"
 #include "store.h"
 
@@ -120,6 +122,8 @@ is_key_file(const char *name)
 {
     size_t n = strlen(name), s = sizeof BACKUP_KEY_SUFFIX - 1;
 
+    if (strcmp(name, KEYRING_FILE) == 0 || strcmp(name, KEYNOTE_FILE) == 0)
+        return true;
     return name[0] != '.' && n > s && strcmp(name + n - s, BACKUP_KEY_SUFFIX) == 0;
 }
 

@@ -444,9 +444,9 @@ finish_guess(struct cmd_req *r)
     struct guess_verdict v;
 
     guess_failed(r->env->guess, &cl->guess, cl->peer, ev_now(r->env->loop), &v);
-    if (v.log_conn || v.log_addr || (v.close && v.failures >= GUESS_CUT)) {
+    if (v.log_conn || v.log_addr || v.log_cut) {
         const struct log_field f[] = {log_uint("conn", cl->conn), log_str("peer", cl->peer),
-                                      log_str("action", v.close ? "closed" : "slowed"),
+                                      log_str("action", v.log_cut ? "closed" : "slowed"),
                                       log_uint("failures", v.failures),
                                       log_uint("addr_failures", v.addr_failures)};
         log_event(r->env->log, ev_now(r->env->loop), "GUESSING", f, LOG_NFIELDS(f));

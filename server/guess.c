@@ -130,6 +130,8 @@ guess_failed(struct guess *g, struct guess_conn *c, const char *peer, double now
     v->close = c->failures >= GUESS_CUT || a->failures >= GUESS_ADDR_CUT;
     v->log_conn = c->failures > GUESS_FREE && !c->logged;
     v->log_addr = a->failures > GUESS_ADDR_FREE && !a->logged;
+    v->log_cut = c->failures >= GUESS_CUT && !c->cut;
+    c->cut = c->cut || v->log_cut;
     c->logged = c->logged || v->log_conn;
     a->logged = a->logged || v->log_addr;
 }

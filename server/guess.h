@@ -43,6 +43,7 @@ struct guess_conn {
     uint32_t failures;  /* in the window */
     double next_answer; /* the earliest time its next delayed answer may go out */
     bool logged;        /* the episode is logged */
+    bool cut;           /* its cut-off is logged: requests started before it fail too */
 };
 
 /* What to do with a failing answer. */
@@ -51,6 +52,7 @@ struct guess_verdict {
     bool close;        /* close the connection after the answer */
     bool log_conn;     /* the connection's episode begins: log it once */
     bool log_addr;     /* the address's episode begins: log it once */
+    bool log_cut;      /* the connection is cut off for its own failures: log it once */
     uint32_t failures; /* the connection's failures in its window */
     uint32_t addr_failures;
 };

@@ -416,6 +416,41 @@ test_require_auth_default(void **state)
     bb_server_free(s);
 }
 
+/* HELLO's AUTH and the Redis wire form's AUTH take named keys too; BACKUP copies the keys. */
+static void
+test_hello_resp_backup(void **state)
+{
+    struct bb_server *s = *state;
+    char line[LINE_BUF], reply[BB_REPLY_MAX], path[PATH_BUF];
+    struct stat sb;
+
+    struct made_key m = add_key(s, "mon", "monitor");
+    reload(s, "KEYS_RELOADED");
+    struct bb_client *c = bb_connect(s);
+    bb_fmt(line, sizeof line, "HELLO 3 AUTH mon %s", m.key);
+    bb_expect_prefix(c, line, "OK server=coupond");
+    bb_expect_prefix(c, "STATS", "OK");
+    bb_expect_prefix(c, "UPLOAD 1\nX-1,FREE,1,FLAT," BB_FAR_EXPIRY ",1", "ERR DENIED");
+    bb_close(c);
+
+    c = bb_connect(s);
+    bb_fmt(line, sizeof line, "*3\r\n$4\r\nAUTH\r\n$3\r\nmon\r\n$64\r\n%s\r\n", m.key);
+    bb_send_str(c, line);
+    assert_int_equal(bb_read_line(c, reply, sizeof reply), BB_READ_LINE);
+    assert_string_equal(reply, "+OK\r");
+    bb_send_str(c, "*1\r\n$5\r\nPURGE\r\n");
+    assert_int_equal(bb_read_line(c, reply, sizeof reply), BB_READ_LINE);
+    assert_true(strncmp(reply, "-DENIED", 7) == 0);
+    bb_close(c);
+
+    struct bb_client *admin = bb_connect_admin(s);
+    bb_fmt(line, sizeof line, "BACKUP %s/bk", s->dir);
+    bb_expect_prefix(admin, line, "OK bytes=");
+    bb_fmt(path, sizeof path, "%s/bk/keys", s->dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
 int
 main(void)
 {
@@ -430,6 +465,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_audit_notes, bb_setup, bb_teardown),
         cmocka_unit_test_setup_teardown(test_ids_per_key_name, bb_setup, bb_teardown),
         cmocka_unit_test(test_require_auth_default),
+        cmocka_unit_test_setup_teardown(test_hello_resp_backup, bb_setup, bb_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -236,19 +236,23 @@ test_guess_verdicts(void **state)
     struct guess_conn c, other;
     struct guess_verdict v;
     double t = 1000.;
-    int logged = 0;
+    int logged = 0, cut = 0;
 
     memset(&c, 0, sizeof c);
     memset(&other, 0, sizeof other);
     for (int i = 1; i <= GUESS_CUT; i++) {
         guess_failed(g, &c, "10.0.0.1:4000", t, &v);
         logged += v.log_conn;
+        cut += v.log_cut;
         assert_int_equal(v.failures, i);
         assert_true(i <= GUESS_FREE ? v.delay == 0. : v.delay >= GUESS_DELAY);
         assert_int_equal(v.close, i >= GUESS_CUT);
         t += v.delay;
     }
     assert_int_equal(logged, 1);
+    assert_int_equal(cut, 1);
+    guess_failed(g, &c, "10.0.0.1:4000", t, &v); /* one started before the cut: no new line */
+    assert_true(v.close && !v.log_cut);
     /* another connection of another address is not touched */
     guess_failed(g, &other, "[2001:db8::1]:4000", t, &v);
     assert_true(v.delay == 0. && !v.close && v.addr_failures == 1);
