@@ -443,6 +443,8 @@ test_hello_resp_backup(void **state)
     assert_true(strncmp(reply, "-DENIED", 7) == 0);
     bb_close(c);
 
+    if (bb_on_pg()) /* BACKUP copies LMDB only (coupond(8)); the rest holds on both */
+        return;
     struct bb_client *admin = bb_connect_admin(s);
     bb_fmt(line, sizeof line, "BACKUP %s/bk", s->dir);
     bb_expect_prefix(admin, line, "OK bytes=");
