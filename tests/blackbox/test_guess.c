@@ -139,9 +139,13 @@ test_one_client_cut_off(void **state)
     assert_true(n > 10);
 
     bb_fmt(log, sizeof log, "%s/ops.log", s->dir);
-    assert_int_equal(bb_file_count(log, "op=GUESSING"), 2); /* slowed, then closed: once each */
-    assert_int_equal(bb_file_count(log, "action=slowed"), 1);
+    /* Once each: the connection slowed, and closed. Its address is slowed too when more than
+     * ADDR_FREE of its pipelined guesses had started before the cut (PostgreSQL answers reads
+     * later than LMDB, so more start): one more line, once. */
+    int slowed = bb_file_count(log, "action=slowed");
+    assert_true(slowed == 1 || slowed == 2);
     assert_int_equal(bb_file_count(log, "action=closed"), 1);
+    assert_int_equal(bb_file_count(log, "op=GUESSING"), slowed + 1);
     bb_close(a.c);
 }
 
