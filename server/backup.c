@@ -200,7 +200,7 @@ copy_keys(struct backup *b, int dst, struct backup_ticket *t)
         ok = n >= 0 && (skip || write_key(dst, e->d_name, buf, (size_t)n, t));
         if (ok && !skip)
             b->key_bytes += (uint64_t)n;
-        sodium_memzero(buf, BACKUP_KEY_MAX);
+        sodium_memzero(buf, BACKUP_KEYRING_MAX);
     }
     if (d != NULL)
         closedir(d);
