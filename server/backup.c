@@ -14,6 +14,8 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include "keynote.h"
+#include "keyring.h"
 #include "log.h"
 #include "store.h"
 
@@ -31,7 +33,7 @@ struct backup {
     bool starting; /* inside store_read: a completion now is a backup that did not start */
     bool early;    /* it completed so */
     struct store_op op;
-    char keybuf[BACKUP_KEY_MAX]; /* one key file at a time; wiped after each */
+    char keybuf[BACKUP_KEYRING_MAX]; /* one key file at a time; wiped after each */
 };
 
 static void why(struct backup_ticket *t, const char *fmt, ...)
@@ -116,20 +118,30 @@ remove_dir(const char *dir)
 }
 
 static bool
+is_keyring_file(const char *name)
+{
+    return strcmp(name, KEYRING_FILE) == 0 || strcmp(name, KEYNOTE_FILE) == 0;
+}
+
+static bool
 is_key_file(const char *name)
 {
     size_t n = strlen(name), s = sizeof BACKUP_KEY_SUFFIX - 1;
 
+    if (is_keyring_file(name))
+        return true;
     return name[0] != '.' && n > s && strcmp(name + n - s, BACKUP_KEY_SUFFIX) == 0;
 }
 
-/* Reads the regular file `name` of src whole into buf (at most BACKUP_KEY_MAX bytes): its size,
- * or -1 with t failed. A directory named *.key is none of ours: 0 with *skip set. */
+/* Reads the regular file `name` of src whole into buf (at most BACKUP_KEY_MAX bytes, or
+ * BACKUP_KEYRING_MAX for the named keys' files): its size, or -1 with t failed. A directory named
+ * *.key is none of ours: 0 with *skip set. */
 static ssize_t
 read_key(int src, const char *name, char *buf, bool *skip, struct backup_ticket *t)
 {
     struct stat sb;
     ssize_t len = 0, n = 0;
+    const ssize_t max = is_keyring_file(name) ? BACKUP_KEYRING_MAX : BACKUP_KEY_MAX;
     int fd = openat(src, name, O_RDONLY | O_CLOEXEC);
 
     *skip = false;
@@ -138,11 +150,11 @@ read_key(int src, const char *name, char *buf, bool *skip, struct backup_ticket 
         len = -1;
     } else if (!S_ISREG(sb.st_mode)) {
         *skip = true;
-    } else if (sb.st_size > BACKUP_KEY_MAX) {
-        why(t, "%s is larger than %d bytes, too large for a key file", name, BACKUP_KEY_MAX);
+    } else if (sb.st_size > max) {
+        why(t, "%s is larger than %zd bytes, too large for a key file", name, max);
         len = -1;
     } else {
-        while (len < BACKUP_KEY_MAX && (n = read(fd, buf + len, BACKUP_KEY_MAX - (size_t)len)) > 0)
+        while (len < max && (n = read(fd, buf + len, (size_t)(max - len))) > 0)
             len += n;
         if (n < 0) {
             why(t, "cannot read %s: %s", name, strerror(errno));
@@ -188,7 +200,7 @@ copy_keys(struct backup *b, int dst, struct backup_ticket *t)
         ok = n >= 0 && (skip || write_key(dst, e->d_name, buf, (size_t)n, t));
         if (ok && !skip)
             b->key_bytes += (uint64_t)n;
-        sodium_memzero(buf, BACKUP_KEY_MAX);
+        sodium_memzero(buf, BACKUP_KEYRING_MAX);
     }
     if (d != NULL)
         closedir(d);

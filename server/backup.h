@@ -20,13 +20,16 @@ struct log;
 struct store;
 
 /* The key files copied: every regular `*.key` file of the data dir (admin.key, task.key, and
- * whichever keys other features keep there). Each is at most this big: coupond's keys are tens
- * of bytes, and the bound keeps a stray large file from stalling the loop while it is copied. */
-#define BACKUP_KEY_SUFFIX ".key"
-#define BACKUP_KEY_MAX    (64 * 1024)
-#define BACKUP_DIR_MODE   0700 /* the copy holds the keys and user names: owner only */
-#define BACKUP_KEY_MODE   0600
-#define BACKUP_WHY_MAX    256 /* a failure's one-line reason */
+ * whichever keys other features keep there), and the named keys' files (keyring.h's `keys`,
+ * keynote.h's `keys.noted`). Each is at most this big: coupond's keys are tens of bytes, and the
+ * bound keeps a stray large file from stalling the loop while it is copied. The named keys'
+ * files hold up to KEYRING_MAX lines of about 180 bytes: under 200 KiB. */
+#define BACKUP_KEY_SUFFIX  ".key"
+#define BACKUP_KEY_MAX     (64 * 1024)
+#define BACKUP_KEYRING_MAX (256 * 1024)
+#define BACKUP_DIR_MODE    0700 /* the copy holds the keys and user names: owner only */
+#define BACKUP_KEY_MODE    0600
+#define BACKUP_WHY_MAX     256 /* a failure's one-line reason */
 
 enum backup_result {
     BACKUP_OK = 0,

@@ -16,6 +16,7 @@
 #include "coupon.h"
 #include "gen.h"
 #include "group.h"
+#include "guess.h"
 #include "hold.h"
 #include "keys.h"
 #include "log.h"
@@ -31,6 +32,7 @@ struct cmd_entry {
     cmd_start_fn *start;
     cmd_reply_fn *reply; /* for an OK outcome (a long reply's status line); errors are written
                             alike for every verb */
+    unsigned roles;      /* who may run it: a mask of access.h's classes (ACCESS_SERVICES, ...) */
     const char *help;    /* what HELP says the verb does */
     bool stream;         /* a long reply: rows in parts, then `reply` (cmd.h) */
 };
@@ -307,7 +309,7 @@ submit(struct cmd_req *r, enum store_op_kind kind, void (*after)(struct cmd_req 
     prepare(r, kind, after);
     if (store_op_writes(kind)) {
         /* The audit chain names who made the change: the key name, as request ids are scoped. */
-        snprintf(r->op.in.actor, sizeof r->op.in.actor, "%s", r->client->scope);
+        snprintf(r->op.in.actor, sizeof r->op.in.actor, "%s", r->client->who.name);
         r->client->writes_unfinished++;
         r->counted_write = true;
         group_add(env->group, &r->op);
@@ -413,10 +415,61 @@ reply_coupon(struct cmd_req *r, struct proto_out *o)
     end_ok(r, o);
 }
 
+/* A delayed answer's time has come (a wrong AUTH, a guess). */
+static void
+delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    finish(w->data);
+}
+
+/* Holds the answer back for `seconds` without holding up the loop; no further line of the
+ * connection starts meanwhile. */
+static void
+finish_later(struct cmd_req *r, double seconds)
+{
+    r->blocks = true;
+    ev_timer_init(&r->delay_w, delay_cb, seconds, 0.);
+    r->delay_w.data = r;
+    ev_timer_start(r->env->loop, &r->delay_w);
+}
+
+/* A VALIDATE, REDEEM or HOLD answered ERR INVALID: maybe a guess (guess.h). It is answered at
+ * once, later, or last on its connection; an episode is logged once when it begins. */
+static void
+finish_guess(struct cmd_req *r)
+{
+    struct cmd_client *cl = r->client;
+    struct guess_verdict v;
+
+    guess_failed(r->env->guess, &cl->guess, cl->wire.peer, ev_now(r->env->loop), &v);
+    if (v.log_conn || v.log_addr || v.log_cut) {
+        const struct log_field f[] = {log_uint("conn", cl->wire.conn), log_str("peer", cl->wire.peer),
+                                      log_str("action", v.log_cut ? "closed" : "slowed"),
+                                      log_uint("failures", v.failures),
+                                      log_uint("addr_failures", v.addr_failures)};
+        log_event(r->env->log, ev_now(r->env->loop), "GUESSING", f, LOG_NFIELDS(f));
+    }
+    r->closes = r->closes || v.close;
+    if (v.delay > 0)
+        finish_later(r, v.delay);
+    else
+        finish(r);
+}
+
 /* A coupon operation completed: OK with the coupon, or its error. */
 static void
 after_coupon(struct cmd_req *r)
 {
+    enum proto_cmd c = r->preq.cmd;
+
+    if (r->op.err == STORE_INVALID &&
+        (c == PROTO_CMD_VALIDATE || c == PROTO_CMD_REDEEM || c == PROTO_CMD_HOLD)) {
+        fail_store(r, r->preq.code, r->preq.user);
+        finish_guess(r);
+        return;
+    }
     if (r->op.err != STORE_OK)
         fail_store(r, r->preq.code[0] ? r->preq.code : "-", r->preq.user);
     else if (r->preq.cmd == PROTO_CMD_REDEEM)
@@ -446,7 +499,7 @@ make_rid(struct cmd_req *r)
     rid_fp_begin(&h, &r->preq);
     if (r->upload != NULL)
         upload_fingerprint(r->upload, &h);
-    rid_fp_end(&h, r->client->scope, r->preq.rid, &r->op.in.rid);
+    rid_fp_end(&h, r->client->who.name, r->preq.rid, &r->op.in.rid);
     log_note_add(&r->note, log_str("id", r->preq.rid));
 }
 
@@ -461,6 +514,34 @@ take_rid(struct cmd_req *r)
     if (!megadeal_rid_taken(r->env->mega, &r->op.in.rid))
         return true;
     fail(r, PROTO_ERR_ID_CONFLICT, "request id %s was used for another request", r->preq.rid);
+    return false;
+}
+
+/* ---- who may ---- */
+
+/* Whether the client may run the request's verb (the role column of cmd_table); when not, the
+ * request has failed DENIED (its message in r->msg). A key revoked by a reload since the
+ * client's AUTH loses its rights here, at the client's next command. */
+static bool
+permitted(struct cmd_req *r)
+{
+    struct cmd_client *cl = r->client;
+    const struct access_keys *k = &r->env->keys;
+    char name[KEYRING_NAME_MAX + 1];
+
+    snprintf(name, sizeof name, "%s", cl->who.name);
+    if (access_refresh(&cl->who, k)) {
+        const struct log_field f[] = {log_uint("conn", cl->wire.conn), log_str("key", name)};
+        log_event(r->env->log, ev_now(r->env->loop), "KEY_REVOKED_CONN", f, LOG_NFIELDS(f));
+    }
+    enum access_class c = access_class_of(&cl->who, k);
+    if (access_allows(r->entry->roles, c))
+        return true;
+    if (c == ACCESS_OPEN || c == ACCESS_LOCKED)
+        fail(r, PROTO_ERR_DENIED, "%s needs AUTH first", r->verb);
+    else
+        fail(r, PROTO_ERR_DENIED, "%s is beyond the role %s of key %s", r->verb,
+             keyring_role_name(cl->who.role), cl->who.name);
     return false;
 }
 
@@ -503,25 +584,6 @@ reply_ok(struct cmd_req *r, struct proto_out *o)
     proto_out_ok(o);
 }
 
-static void
-auth_delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    finish(w->data);
-}
-
-/* Whether `key` opens the key named `name` ("" for `AUTH key`). Today there is one key, the
- * admin key: it goes by no name, and by the names Redis clients send (`AUTH default key`, and
- * `admin`). The one place a key is checked; named keys with roles extend it. */
-static bool
-auth_key_check(const struct cmd_env *env, const char *name, const char *key, size_t key_len)
-{
-    if (name[0] != '\0' && strcmp(name, "admin") != 0 && strcmp(name, "default") != 0)
-        return false;
-    return keys_match(env->admin_key, key, key_len);
-}
-
 /* AUTH's check, for AUTH and HELLO's AUTH: true when the key is right; else the request fails
  * DENIED, answered after a delay (it is finished then), and false. */
 static bool
@@ -529,22 +591,16 @@ auth_try(struct cmd_req *r)
 {
     struct cmd_client *cl = r->client;
 
-    if (auth_key_check(r->env, r->preq.name, r->preq.key, r->preq.key_len)) {
-        cl->authed = true;
+    if (access_auth(&cl->who, &r->env->keys, r->preq.name, r->preq.key, r->preq.key_len))
         return true;
-    }
     /* Answer later, without holding up the loop: guessing keys must be slow. A wrong key
-     * after a right one takes the rights away. */
-    cl->authed = false;
+     * after a right one takes the rights away (access_auth cleared them). */
     cl->auth_failures++;
     fail(r, PROTO_ERR_DENIED, "wrong key");
     log_note_add(&r->note, log_uint("failures", cl->auth_failures));
     log_req(r); /* now, not after the delay: a guesser that hangs up is on record too */
-    r->blocks = true;
     r->closes = cl->auth_failures >= CMD_AUTH_TRIES;
-    ev_timer_init(&r->delay_w, auth_delay_cb, r->env->opts->auth_delay, 0.);
-    r->delay_w.data = r;
-    ev_timer_start(r->env->loop, &r->delay_w);
+    finish_later(r, r->env->opts->auth_delay);
     return false;
 }
 
@@ -965,7 +1021,7 @@ start_upload(struct cmd_req *r)
     r->records_left = r->preq.count;
     log_note_add(&r->note, log_uint("count", r->preq.count));
     /* A refused UPLOAD still reads its records, so the connection stays in step. */
-    if (!r->client->authed)
+    if (!permitted(r))
         r->drop_err = PROTO_ERR_DENIED;
     else if (r->preq.count > env->opts->max_upload)
         r->drop_err = PROTO_ERR_TOO_LARGE;
@@ -976,9 +1032,12 @@ start_upload(struct cmd_req *r)
 static void
 upload_refused(struct cmd_req *r)
 {
+    char why[CMD_MSG_MAX];
+
     switch (r->drop_err) {
     case PROTO_ERR_DENIED:
-        fail(r, r->drop_err, "UPLOAD needs AUTH first; its records were dropped");
+        snprintf(why, sizeof why, "%s", r->msg); /* permitted() said why */
+        fail(r, r->drop_err, "%s; its records were dropped", why);
         break;
     case PROTO_ERR_TOO_LARGE:
         fail(r, r->drop_err, "UPLOAD takes at most %u records; they were dropped",
@@ -1594,57 +1653,63 @@ reply_version(struct cmd_req *r, struct proto_out *o)
 /* ---- dispatch ---- */
 
 static const struct cmd_entry cmd_table[PROTO_NCMDS] = {
-    [PROTO_CMD_PING] = {start_now, reply_pong, "check that the server answers"},
-    [PROTO_CMD_HELP] = {start_now, reply_help, "list the commands"},
-    [PROTO_CMD_AUTH] = {start_auth, reply_ok,
-                        "unlock the admin commands with the key in admin.key"},
-    [PROTO_CMD_REQUEST] = {start_request, reply_request,
+    [PROTO_CMD_PING] = {start_now, reply_pong, ACCESS_ANYONE, "check that the server answers"},
+    [PROTO_CMD_HELP] = {start_now, reply_help, ACCESS_ANYONE, "list the commands"},
+    [PROTO_CMD_AUTH] =
+        {start_auth, reply_ok, ACCESS_ANYONE,
+         "authenticate with admin.key, or as a named key of the keys file with its role"},
+    [PROTO_CMD_REQUEST] = {start_request, reply_request, ACCESS_SERVICES,
                            "assign a new coupon of the type (default: untyped) to user; "
                            "MEGADEAL queues a task"},
-    [PROTO_CMD_STATUS] = {start_task, reply_wait, "show a MEGADEAL task"},
-    [PROTO_CMD_WAIT] = {start_task, reply_wait,
+    [PROTO_CMD_STATUS] = {start_task, reply_wait, ACCESS_SERVICES, "show a MEGADEAL task"},
+    [PROTO_CMD_WAIT] = {start_task, reply_wait, ACCESS_SERVICES,
                         "wait until a MEGADEAL task is granted or times out"},
-    [PROTO_CMD_VALIDATE] = {start_coupon_op, reply_coupon,
+    [PROTO_CMD_VALIDATE] = {start_coupon_op, reply_coupon, ACCESS_SERVICES,
                             "check that user could redeem the coupon now"},
-    [PROTO_CMD_REDEEM] = {start_coupon_op, reply_coupon, "count one use of the coupon by user"},
-    [PROTO_CMD_QUIT] = {start_quit, reply_bye, "close the connection"},
-    [PROTO_CMD_UPLOAD] = {start_upload, reply_upload,
+    [PROTO_CMD_REDEEM] = {start_coupon_op, reply_coupon, ACCESS_SERVICES,
+                          "count one use of the coupon by user"},
+    [PROTO_CMD_QUIT] = {start_quit, reply_bye, ACCESS_ANYONE, "close the connection"},
+    [PROTO_CMD_UPLOAD] = {start_upload, reply_upload, ACCESS_ADMINS,
                           "store n coupons given on the next n lines as "
                           "code,type,discount,kind,expires,max_uses"},
-    [PROTO_CMD_PURGE] = {start_purge, reply_purge, "delete expired coupons never redeemed"},
-    [PROTO_CMD_STATS] = {start_stats, reply_stats, "show the counters"},
-    [PROTO_CMD_HOLD] = {start_hold, reply_hold,
+    [PROTO_CMD_PURGE] = {start_purge, reply_purge, ACCESS_ADMINS,
+                         "delete expired coupons never redeemed"},
+    [PROTO_CMD_STATS] = {start_stats, reply_stats, ACCESS_MONITORS, "show the counters"},
+    [PROTO_CMD_HOLD] = {start_hold, reply_hold, ACCESS_SERVICES,
                         "reserve one use of user's coupon for seconds (default 900)"},
-    [PROTO_CMD_RELEASE] = {start_release, reply_released, "end a hold, giving its use back"},
-    [PROTO_CMD_UNREDEEM] = {start_unredeem, reply_coupon,
+    [PROTO_CMD_RELEASE] = {start_release, reply_released, ACCESS_SERVICES,
+                           "end a hold, giving its use back"},
+    [PROTO_CMD_UNREDEEM] = {start_unredeem, reply_coupon, ACCESS_SERVICES,
                             "undo redemption SEQ of user, giving its use back"},
-    [PROTO_CMD_COUPONS] = {start_coupons, reply_count,
+    [PROTO_CMD_COUPONS] = {start_coupons, reply_count, ACCESS_SERVICES,
                            "list the coupons assigned to user, newest first", true},
-    [PROTO_CMD_COUPON] = {start_coupon, reply_ok, "show a coupon, its user and its redemptions",
-                          true},
-    [PROTO_CMD_GENERATE] = {start_generate, reply_generated,
+    [PROTO_CMD_COUPON] = {start_coupon, reply_ok, ACCESS_ADMINS,
+                          "show a coupon, its user and its redemptions", true},
+    [PROTO_CMD_GENERATE] = {start_generate, reply_generated, ACCESS_ADMINS,
                             "make n coupons with random unique codes", true},
-    [PROTO_CMD_EXPORT] = {start_export, reply_count,
+    [PROTO_CMD_EXPORT] = {start_export, reply_count, ACCESS_ADMINS,
                           "list every coupon (of a type), or the redemptions or audit records "
                           "after SEQ",
                           true},
-    [PROTO_CMD_HELLO] = {start_hello, reply_compat,
+    [PROTO_CMD_HELLO] = {start_hello, reply_compat, ACCESS_ANYONE,
                          "choose RESP2 or RESP3 for RESP requests (Redis clients), AUTH, name"},
-    [PROTO_CMD_INFO] = {start_info, reply_compat,
+    [PROTO_CMD_INFO] = {start_info, reply_compat, ACCESS_READERS,
                         "show the server and the counters the way Redis's INFO does"},
-    [PROTO_CMD_CLIENT] = {start_compat, reply_compat,
+    [PROTO_CMD_CLIENT] = {start_compat, reply_compat, ACCESS_ANYONE,
                           "name this connection, or show it (Redis clients)"},
-    [PROTO_CMD_COMMAND] = {start_compat, reply_compat, "list the verbs (Redis clients)"},
-    [PROTO_CMD_CONFIG] = {start_compat, reply_compat,
+    [PROTO_CMD_COMMAND] = {start_compat, reply_compat, ACCESS_ANYONE,
+                           "list the verbs (Redis clients)"},
+    [PROTO_CMD_CONFIG] = {start_compat, reply_compat, ACCESS_READERS,
                           "show settings by name or glob pattern (Redis clients)"},
-    [PROTO_CMD_SELECT] = {start_compat, reply_compat, "database 0, the only one (Redis clients)"},
-    [PROTO_CMD_ECHO] = {start_compat, reply_compat, "answer the message"},
-    [PROTO_CMD_AUDIT] = {start_audit, reply_audit,
+    [PROTO_CMD_SELECT] = {start_compat, reply_compat, ACCESS_ANYONE,
+                          "database 0, the only one (Redis clients)"},
+    [PROTO_CMD_ECHO] = {start_compat, reply_compat, ACCESS_ANYONE, "answer the message"},
+    [PROTO_CMD_AUDIT] = {start_audit, reply_audit, ACCESS_ADMINS,
                          "show the audit chain's head, signed with audit.key"},
-    [PROTO_CMD_BACKUP] = {start_backup, reply_backup,
+    [PROTO_CMD_BACKUP] = {start_backup, reply_backup, ACCESS_ADMINS,
                           "copy the store and its key files into the new directory dir, "
                           "while serving"},
-    [PROTO_CMD_VERSION] = {start_now, reply_version, "show the server's version"},
+    [PROTO_CMD_VERSION] = {start_now, reply_version, ACCESS_ANYONE, "show the server's version"},
 };
 
 /* A request, parsed or not, starts: the same for a line and a RESP request. */
@@ -1665,8 +1730,8 @@ start_parsed(struct cmd_req *r, bool ok, const struct proto_error *perr)
     r->entry = &cmd_table[r->preq.cmd];
     r->verb = verb->name;
     memset(&r->op.in, 0, sizeof r->op.in);
-    if (verb->admin && !r->client->authed && r->preq.cmd != PROTO_CMD_UPLOAD) {
-        fail(r, PROTO_ERR_DENIED, "%s needs AUTH first", verb->name);
+    /* UPLOAD checks for itself: a refused one still reads its records. */
+    if (r->preq.cmd != PROTO_CMD_UPLOAD && !permitted(r)) {
         finish(r);
         return;
     }

@@ -22,8 +22,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "access.h"
 #include "compat.h"
 #include "backup.h"
+#include "guess.h"
 #include "log.h"
 #include "megadeal.h"
 #include "proto.h"
@@ -35,6 +37,7 @@
 struct auditkey;
 struct cmd_stream;
 struct group;
+struct guess;
 struct hold_key;
 struct log;
 struct opts;
@@ -72,7 +75,8 @@ struct cmd_env {
     struct purge *purge;
     struct backup *backup;
     struct log *log;
-    const unsigned char *admin_key; /* KEYS_BYTES */
+    struct access_keys keys; /* admin.key and the keys file's; the server reloads them */
+    struct guess *guess;     /* the code-guessing defence's addresses */
     const struct hold_key *hold_key;
     const struct auditkey *audit_key; /* signs the audit chain's head (AUDIT) */
     /* The server's own values for STATS (uptime, connections, commits, ...). */
@@ -91,16 +95,17 @@ void cmd_stats(const struct cmd_env *env, const struct store_counters *c, struct
 /* Frees the requests kept for reuse (the server's end). */
 void cmd_env_release(struct cmd_env *env);
 
+_Static_assert(KEYRING_NAME_MAX <= STORE_SCOPE_MAX, "a key name is a request id's scope");
+
 /* One connection's protocol state that commands read and change; the session owns it. */
 struct cmd_client {
     /* What the Redis clients' commands show and change (compat.h): its number, address, start,
      * RESP version and the names a client gave. */
     struct compat_client wire;
-    /* The scope of this client's request ids: the key name it authenticated as; "" for every
-     * connection until named keys exist. */
-    char scope[STORE_SCOPE_MAX + 1];
-    bool authed;
+    /* Who it is: its key's name is the scope of its request ids and the actor of its writes. */
+    struct access_who who;
     unsigned auth_failures;
+    struct guess_conn guess; /* its ERR INVALID answers (guess.h) */
     /* Writes of this client not yet durable: its reads go into the group behind them, so a
      * client always reads its own writes. */
     unsigned writes_unfinished;

@@ -17,6 +17,7 @@
 #include <ev.h>
 
 #include "auditverify.h"
+#include "keycli.h"
 #include "keys.h"
 #include "log.h"
 #include "notify.h"
@@ -285,6 +286,8 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (sodium_init() < 0)
         return die("cannot initialise libsodium");
+    if (o.mode == OPTS_MODE_KEY) /* the keys file alone: no lock, no store, no loop */
+        return (int)keycli_run(o.data_dir, o.key_argc, o.key_argv, stdout, stderr);
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     if (loop == NULL)
         return die("cannot start the event loop");

@@ -36,7 +36,9 @@ enum {
     OPT_TLS_PORT,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
-    OPT_TLS_CA
+    OPT_TLS_CA,
+    OPT_REQUIRE_AUTH,
+    OPT_NO_REQUIRE_AUTH
 };
 
 static const struct option long_options[] = {
@@ -65,6 +67,8 @@ static const struct option long_options[] = {
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"require-auth", no_argument, NULL, OPT_REQUIRE_AUTH},
+    {"no-require-auth", no_argument, NULL, OPT_NO_REQUIRE_AUTH},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -72,6 +76,8 @@ static const struct option long_options[] = {
 
 static const char usage_text[] =
     "usage: coupond [options]\n"
+    "       coupond [-d DIR] key add NAME monitor|service|admin | key list |\n"
+    "                        key revoke NAME [ID]\n"
     "  -l, --listen HOST          address or host name to listen on (default " OPTS_LISTEN_DEFAULT
     ")\n"
     "  -p, --port PORT            TCP port (default 7070; 0 picks a free one)\n"
@@ -99,6 +105,9 @@ static const char usage_text[] =
     "      --tls-cert FILE        PEM certificate (and chain) of the TLS listener\n"
     "      --tls-key FILE         PEM private key of --tls-cert; SIGHUP reloads both\n"
     "      --tls-ca FILE          require client certificates signed by this PEM CA\n"
+    "      --require-auth         service commands need AUTH (default: on when listening\n"
+    "                             on an address other than loopback)\n"
+    "      --no-require-auth      service commands are open without AUTH\n"
     "      --check                check the store (DIR's, or --store's) and exit\n"
     "      --verify-audit         recompute the audit chain in DIR, check its head's\n"
     "                             signature by DIR/audit.key, and exit\n"
@@ -448,6 +457,34 @@ flag_name(int opt)
     return "?";
 }
 
+/* After the flags: `key ...` (the keys file's subcommands) or no operand, and the flags that go
+ * together. */
+static enum opts_result
+finish(struct opts *o, int argc, char **argv, char *errbuf, size_t errlen)
+{
+    if (optind < argc && strcmp(argv[optind], "key") == 0 && o->mode == OPTS_MODE_SERVE) {
+        o->mode = OPTS_MODE_KEY;
+        o->key_argc = argc - optind - 1;
+        o->key_argv = argv + optind + 1;
+        optind = argc;
+    }
+    if (optind < argc) {
+        snprintf(errbuf, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+        return OPTS_USAGE;
+    }
+    if (*o->data_dir == '\0') {
+        snprintf(errbuf, errlen, "--data-dir must not be empty");
+        return OPTS_USAGE;
+    }
+    if (!tls_flags_ok(o, errbuf, errlen))
+        return OPTS_USAGE;
+    if (o->audit_head != NULL && o->mode != OPTS_MODE_VERIFY_AUDIT) {
+        snprintf(errbuf, errlen, "--audit-head goes with --verify-audit (see --help)");
+        return OPTS_USAGE;
+    }
+    return OPTS_RUN;
+}
+
 enum opts_result
 opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_t errlen)
 {
@@ -485,6 +522,11 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
         case OPT_LOG_READS:
             o->log_reads = true;
             break;
+        case OPT_REQUIRE_AUTH:
+        case OPT_NO_REQUIRE_AUTH:
+            o->require_auth =
+                opt == OPT_REQUIRE_AUTH ? OPTS_REQUIRE_AUTH_ON : OPTS_REQUIRE_AUTH_OFF;
+            break;
         case OPT_STORE:
         case OPT_NODE_NAME:
             if (!set_store(o, opt, optarg, errbuf, errlen))
@@ -521,19 +563,5 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
             }
         }
     }
-    if (optind < argc) {
-        snprintf(errbuf, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
-        return OPTS_USAGE;
-    }
-    if (*o->data_dir == '\0') {
-        snprintf(errbuf, errlen, "--data-dir must not be empty");
-        return OPTS_USAGE;
-    }
-    if (!tls_flags_ok(o, errbuf, errlen))
-        return OPTS_USAGE;
-    if (o->audit_head != NULL && o->mode != OPTS_MODE_VERIFY_AUDIT) {
-        snprintf(errbuf, errlen, "--audit-head goes with --verify-audit (see --help)");
-        return OPTS_USAGE;
-    }
-    return OPTS_RUN;
+    return finish(o, argc, argv, errbuf, errlen);
 }

@@ -27,9 +27,17 @@ enum opts_result {
 };
 
 enum opts_mode {
-    OPTS_MODE_SERVE = 0,   /* run the server */
-    OPTS_MODE_CHECK,       /* --check: verify the store and exit */
-    OPTS_MODE_VERIFY_AUDIT /* --verify-audit: verify the audit chain and exit */
+    OPTS_MODE_SERVE = 0,    /* run the server */
+    OPTS_MODE_CHECK,        /* --check: verify the store and exit */
+    OPTS_MODE_VERIFY_AUDIT, /* --verify-audit: verify the audit chain and exit */
+    OPTS_MODE_KEY           /* `key add|list|revoke ...`: manage the keys file and exit */
+};
+
+/* --require-auth: whether connections without AUTH may run the service commands. */
+enum opts_require_auth {
+    OPTS_REQUIRE_AUTH_AUTO = 0, /* on when any listen address is not loopback */
+    OPTS_REQUIRE_AUTH_ON,       /* --require-auth */
+    OPTS_REQUIRE_AUTH_OFF       /* --no-require-auth */
 };
 
 struct opts {
@@ -67,6 +75,10 @@ struct opts {
     /* BACKUP's directory must be inside this one; NULL: anywhere the server may write. No flag:
      * the session fuzzer keeps the backups it asks for inside its scratch directory. */
     const char *backup_root;
+    enum opts_require_auth require_auth;
+    /* OPTS_MODE_KEY: the words after `key` (pointing into argv). */
+    int key_argc;
+    char *const *key_argv;
 };
 
 /* True when s is a node name (--node-name): 1 to STORE_NODE_MAX bytes of printable ASCII

@@ -20,7 +20,10 @@
 #include "cmd.h"
 #include "conn.h"
 #include "group.h"
+#include "guess.h"
 #include "hold.h"
+#include "keynote.h"
+#include "keyring.h"
 #include "listener.h"
 #include "log.h"
 #include "megadeal.h"
@@ -53,6 +56,9 @@ struct server {
     struct session_set *sessions;
     struct cmd_env env;
     unsigned char admin_key[KEYS_BYTES];
+    struct keyring *keys;    /* the keys file's, as last loaded; env.keys.ring points at it */
+    struct keynote *keynote; /* key changes into the audit chain */
+    struct guess *guess;     /* the code-guessing defence's addresses */
 
     struct listener *listener;
     struct listener *tls_listener; /* --tls-port; NULL when off */
@@ -63,6 +69,7 @@ struct server {
     ev_signal sigint_w, sigterm_w, sighup_w;
 
     double started;
+    char open_addr[LISTENER_HOST_MAX]; /* a non-loopback address listened on, for a warning */
     uint64_t clients_rejected;
     bool shutting_down;
 };
@@ -272,6 +279,29 @@ reload_tls(struct server *srv)
     log_event(srv->log, ev_now(srv->loop), "TLS_RELOAD", f, LOG_NFIELDS(f));
 }
 
+/* SIGHUP: the keys file again. A key gone from it ends the rights of the connections that
+ * authenticated with it at their next command (access.h); a file that does not load leaves the
+ * keys as they were, with one log line. The changes go into the audit chain (keynote.h). */
+static void
+server_reload_keys(struct server *srv)
+{
+    char err[PATH_MAX + 128];
+    struct keyring *kr;
+
+    if (!keyring_load(srv->opts->data_dir, KEYRING_FILE, &kr, err, sizeof err)) {
+        const struct log_field f[] = {log_str("reason", err)};
+        log_event(srv->log, ev_now(srv->loop), "KEYS_RELOAD_FAILED", f, LOG_NFIELDS(f));
+        return;
+    }
+    keyring_free(srv->keys);
+    srv->keys = kr;
+    srv->env.keys.ring = kr;
+    srv->env.keys.gen++;
+    const struct log_field f[] = {log_uint("keys", keyring_count(kr))};
+    log_event(srv->log, ev_now(srv->loop), "KEYS_RELOADED", f, LOG_NFIELDS(f));
+    keynote_sync(srv->keynote, kr);
+}
+
 static void
 signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -282,6 +312,7 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
         log_event(srv->log, ev_now(loop), "REOPEN_LOG", NULL, 0);
         log_reopen(srv->log);
         reload_tls(srv);
+        server_reload_keys(srv);
         return;
     }
     begin_shutdown(srv, w->signum);
@@ -343,6 +374,22 @@ make_sweeps(struct server *srv)
     return srv->hold_sweep != NULL && srv->id_sweep != NULL;
 }
 
+/* The keys file, its notes in the audit chain, and the guessing defence's table. */
+static bool
+make_keys(struct server *srv, char *errbuf, size_t errlen)
+{
+    const char *dir = srv->opts->data_dir;
+
+    if ((srv->guess = guess_new()) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return false;
+    }
+    if (!keyring_load(dir, KEYRING_FILE, &srv->keys, errbuf, errlen))
+        return false;
+    srv->keynote = keynote_new(srv->loop, srv->group, srv->log, dir, errbuf, errlen);
+    return srv->keynote != NULL;
+}
+
 static bool
 make_services(struct server *srv, char *errbuf, size_t errlen)
 {
@@ -370,6 +417,8 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "out of memory");
         return false;
     }
+    if (!make_keys(srv, errbuf, errlen))
+        return false;
     srv->env = (struct cmd_env){.loop = srv->loop,
                                 .opts = o,
                                 .store = srv->store,
@@ -378,7 +427,8 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
                                 .purge = srv->purge,
                                 .backup = srv->backup,
                                 .log = srv->log,
-                                .admin_key = srv->admin_key,
+                                .keys = {.admin_key = srv->admin_key, .ring = srv->keys},
+                                .guess = srv->guess,
                                 .hold_key = srv->hold_key,
                                 .audit_key = srv->audit_key,
                                 .server_stats = server_stats,
@@ -445,6 +495,47 @@ make_tls(struct server *srv, char *errbuf, size_t errlen)
     return srv->tls_listener != NULL;
 }
 
+static bool
+loopback(const char *addr)
+{
+    return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
+           strncmp(addr, "::ffff:127.", 11) == 0;
+}
+
+/* --require-auth: on by default when any address listened on is not loopback; off there
+ * (--no-require-auth) is worth one warning line. */
+static void
+decide_require_auth(struct server *srv)
+{
+    const char *open_addr = NULL;
+
+    for (size_t i = 0; i < listener_count(srv->listener); i++) {
+        char addr[LISTENER_HOST_MAX];
+        unsigned port;
+        if (listener_address(srv->listener, i, addr, &port) == 0 && !loopback(addr)) {
+            snprintf(srv->open_addr, sizeof srv->open_addr, "%s", addr);
+            open_addr = srv->open_addr;
+        }
+    }
+    switch (srv->opts->require_auth) {
+    case OPTS_REQUIRE_AUTH_ON:
+        srv->env.keys.require_auth = true;
+        return;
+    case OPTS_REQUIRE_AUTH_AUTO:
+        srv->env.keys.require_auth = open_addr != NULL;
+        return;
+    case OPTS_REQUIRE_AUTH_OFF:
+        break;
+    }
+    if (open_addr == NULL)
+        return;
+    const struct log_field f[] = {
+        log_str("addr", open_addr),
+        log_str("reason", "--no-require-auth on a non-loopback address: anyone who reaches it "
+                          "can request and redeem coupons")};
+    log_event(srv->log, ev_time(), "WARNING", f, LOG_NFIELDS(f));
+}
+
 struct server *
 server_new(struct ev_loop *loop, const struct opts *opts, struct store *store, struct log *lg,
            const unsigned char admin_key[KEYS_BYTES], char *errbuf, size_t errlen)
@@ -472,6 +563,8 @@ server_new(struct ev_loop *loop, const struct opts *opts, struct store *store, s
     log_listening(srv, srv->listener, "LISTEN");
     if (srv->tls_listener != NULL)
         log_listening(srv, srv->tls_listener, "LISTEN_TLS");
+    decide_require_auth(srv);
+    keynote_sync(srv->keynote, srv->keys); /* changes made while the server was down */
     return srv;
 }
 
@@ -531,6 +624,9 @@ server_free(struct server *srv)
     purge_free(srv->purge);
     backup_free(srv->backup);
     group_free(srv->group);
+    keynote_free(srv->keynote);
+    guess_free(srv->guess);
+    keyring_free(srv->keys);
     sodium_memzero(srv->admin_key, sizeof srv->admin_key);
     free(srv);
 }
