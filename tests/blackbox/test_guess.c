@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ struct attack {
     int64_t start_ms;      /* when the guesses were sent */
     int64_t cut_ms;        /* when the close was seen, after start */
     double at_ms[CUT + 1]; /* each reply's arrival, after start */
-    volatile bool done;
+    atomic_bool done;      /* set last by the attacker's thread (release), read by the test */
 };
 
 static int
@@ -68,7 +69,7 @@ attacker(void *arg)
         len += (size_t)snprintf(buf + len, sizeof buf - len, "VALIDATE mallory WRONG-%06d\n", i);
     a->start_ms = bb_now_ms();
     if (bb_try_send(a->c, buf, len) != 0) {
-        a->done = true;
+        atomic_store(&a->done, true);
         return NULL;
     }
     for (;;) {
@@ -82,7 +83,7 @@ attacker(void *arg)
         a->answers++;
     }
     a->cut_ms = bb_now_ms() - a->start_ms;
-    a->done = true;
+    atomic_store(&a->done, true);
     return NULL;
 }
 
@@ -116,10 +117,11 @@ test_one_client_cut_off(void **state)
         base[i] = redeem_ms(good);
 
     memset(&a, 0, sizeof a);
+    atomic_init(&a.done, false);
     a.c = bb_connect(s);
     bb_set_timeout(a.c, ATTACK_TIMEOUT);
     assert_int_equal(pthread_create(&th, NULL, attacker, &a), 0);
-    while (!a.done && n < SAMPLES_MAX)
+    while (!atomic_load(&a.done) && n < SAMPLES_MAX)
         during[n++] = redeem_ms(good);
     pthread_join(th, NULL);
 
