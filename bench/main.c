@@ -113,6 +113,7 @@ usage(FILE *f)
             "                     [--pool NAME] [--wait-start] [--alongside WORKLOAD] [--ids]\n"
             "                     [--tls CAFILE]\n"
             "workloads: ping request validate redeem checkout upload megadeal idle connect\n"
+            "           coupons hold\n"
             "  --tls CAFILE TLS to coupond's --tls-port, its certificate checked against CAFILE\n"
             "  connect      new connections one after another, each a PING (full handshakes)\n"
             "  -n ops       flows to run (upload: records); with -t, an upper bound\n"
@@ -436,6 +437,8 @@ work_coupons(const struct bench *b, uint32_t *max_uses)
         return b->o.flows;
     case WORKLOAD_VALIDATE:
     case WORKLOAD_REDEEM:
+    case WORKLOAD_COUPONS:
+    case WORKLOAD_HOLD:
         *max_uses = PROTO_USES_MAX;
         return b->wctx.n_codes;
     default:
@@ -443,7 +446,8 @@ work_coupons(const struct bench *b, uint32_t *max_uses)
     }
 }
 
-/* VALIDATE and REDEEM need coupons that are assigned: REQUEST them, keeping the codes. */
+/* VALIDATE, REDEEM, COUPONS and HOLD need coupons that are assigned: REQUEST them, keeping the
+ * codes. */
 static bool
 assign_coupons(struct bench *b)
 {
@@ -486,7 +490,8 @@ prepare(struct bench *b, const struct proto_stats *s0)
     if (b->o.preload > have &&
         !bulk_load(b, "filler", "F-", PROTO_TYPE_STANDARD, FILLER_EXPIRY, 1, b->o.preload - have))
         return false;
-    if (b->o.kind == WORKLOAD_VALIDATE || b->o.kind == WORKLOAD_REDEEM)
+    if (b->o.kind == WORKLOAD_VALIDATE || b->o.kind == WORKLOAD_REDEEM ||
+        b->o.kind == WORKLOAD_COUPONS || b->o.kind == WORKLOAD_HOLD)
         return assign_coupons(b);
     return true;
 }

@@ -21,7 +21,9 @@ enum workload_kind {
     WORKLOAD_REDEEM,   /* REDEEM user code, likewise */
     WORKLOAD_CHECKOUT, /* REQUEST, then VALIDATE, then REDEEM of that coupon */
     WORKLOAD_UPLOAD,   /* UPLOAD of a batch of records per flow */
-    WORKLOAD_MEGADEAL  /* REQUEST user MEGADEAL, then WAIT task until granted */
+    WORKLOAD_MEGADEAL, /* REQUEST user MEGADEAL, then WAIT task until granted */
+    WORKLOAD_COUPONS,  /* COUPONS user over the assigned coupons' users, round robin */
+    WORKLOAD_HOLD      /* HOLD user code 60 over the assigned coupons, then RELEASE the hold */
 };
 
 /* The records an UPLOAD flow sends: flow i uploads records [i * batch, (i + 1) * batch) of
