@@ -50,10 +50,10 @@ send_line(struct admin *a, const char *text, char *why, size_t why_len)
 }
 
 bool
-admin_open(struct admin *a, const struct sockaddr *addr, socklen_t addrlen, const char *key,
-           char *why, size_t why_len)
+admin_open(struct admin *a, const struct sockaddr *addr, socklen_t addrlen,
+           const struct bconn_tls *tls, const char *key, char *why, size_t why_len)
 {
-    if (!bconn_connect(&a->conn, addr, addrlen)) {
+    if (!bconn_connect(&a->conn, addr, addrlen, tls)) {
         snprintf(why, why_len, "cannot connect: %s", strerror(errno));
         return false;
     }

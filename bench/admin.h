@@ -20,9 +20,10 @@ struct admin {
     struct bconn conn;
 };
 
-/* Connects and authenticates with `key`. False with a reason in why. */
-bool admin_open(struct admin *a, const struct sockaddr *addr, socklen_t addrlen, const char *key,
-                char *why, size_t why_len);
+/* Connects (over TLS when tls is not NULL) and authenticates with `key`. False with a reason in
+ * why. */
+bool admin_open(struct admin *a, const struct sockaddr *addr, socklen_t addrlen,
+                const struct bconn_tls *tls, const char *key, char *why, size_t why_len);
 
 /* Sends STATS and reads the reply into *out (protocol/'s table; names it does not know are
  * skipped). False with a reason in why: an ERR reply, a lost connection, or a reply without

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,8 +15,60 @@
 #include <time.h>
 #include <unistd.h>
 
+struct bconn_tls {
+    SSL_CTX *ctx;
+};
+
+struct bconn_tls *
+bconn_tls_new(const char *ca_file, char *why, size_t why_len)
+{
+    struct bconn_tls *t = calloc(1, sizeof *t);
+
+    if (t == NULL || (t->ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+        snprintf(why, why_len, "cannot make a TLS context");
+        free(t);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_load_verify_locations(t->ctx, ca_file, NULL) != 1) {
+        unsigned long e = ERR_get_error();
+        snprintf(why, why_len, "--tls %s: %s", ca_file,
+                 e ? ERR_reason_error_string(e) : "no CA certificate");
+        ERR_clear_error();
+        bconn_tls_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void
+bconn_tls_free(struct bconn_tls *t)
+{
+    if (t == NULL)
+        return;
+    SSL_CTX_free(t->ctx);
+    free(t);
+}
+
+/* The blocking handshake on c's connected socket. */
+static bool
+handshake(struct bconn *c, const struct bconn_tls *tls)
+{
+    c->ssl = SSL_new(tls->ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_connect(c->ssl) != 1) {
+        ERR_clear_error();
+        errno = EPROTO;
+        return false;
+    }
+    return true;
+}
+
 bool
-bconn_connect(struct bconn *c, const struct sockaddr *addr, socklen_t addrlen)
+bconn_connect(struct bconn *c, const struct sockaddr *addr, socklen_t addrlen,
+              const struct bconn_tls *tls)
 {
     memset(c, 0, sizeof *c);
     c->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -26,7 +80,7 @@ bconn_connect(struct bconn *c, const struct sockaddr *addr, socklen_t addrlen)
     while (rc < 0 && errno == EINTR);
     int one = 1;
     if (rc < 0 || setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
-        fcntl(c->fd, F_SETFL, O_NONBLOCK) < 0) {
+        (tls != NULL && !handshake(c, tls)) || fcntl(c->fd, F_SETFL, O_NONBLOCK) < 0) {
         int saved = errno;
         bconn_close(c);
         errno = saved;
@@ -38,6 +92,7 @@ bconn_connect(struct bconn *c, const struct sockaddr *addr, socklen_t addrlen)
 void
 bconn_close(struct bconn *c)
 {
+    SSL_free(c->ssl);
     if (c->fd >= 0)
         close(c->fd);
     free(c->out);
@@ -116,11 +171,64 @@ bconn_has_output(const struct bconn *c)
     return c->out_off < c->out_len;
 }
 
+/* send() or recv(), through TLS when c has it: the count, 0 at EOF, or -1 with errno set. */
+static ssize_t
+tls_result(struct bconn *c, int ok, size_t n)
+{
+    if (ok == 1)
+        return (ssize_t)n;
+    switch (SSL_get_error(c->ssl, 0)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        ERR_clear_error();
+        return errno == 0 ? 0 : -1;
+    default:
+        ERR_clear_error();
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+static ssize_t
+io_send(struct bconn *c)
+{
+    size_t n = 0;
+
+    if (c->ssl == NULL)
+        return send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    errno = 0;
+    int ok = SSL_write_ex(c->ssl, c->out + c->out_off, c->out_len - c->out_off, &n);
+    return tls_result(c, ok, n);
+}
+
+static ssize_t
+io_recv(struct bconn *c)
+{
+    size_t n = 0;
+
+    if (c->ssl == NULL)
+        return recv(c->fd, c->in + c->in_len, BCONN_IN_BUF - c->in_len, 0);
+    errno = 0;
+    int ok = SSL_read_ex(c->ssl, c->in + c->in_len, BCONN_IN_BUF - c->in_len, &n);
+    return tls_result(c, ok, n);
+}
+
+bool
+bconn_pending(const struct bconn *c)
+{
+    return c->ssl != NULL && SSL_pending(c->ssl) > 0;
+}
+
 enum bconn_io
 bconn_flush(struct bconn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t n = io_send(c);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -154,7 +262,7 @@ bconn_fill(struct bconn *c)
         return BCONN_IO_FAIL;
     }
     for (;;) {
-        ssize_t n = recv(c->fd, c->in + c->in_len, BCONN_IN_BUF - c->in_len, 0);
+        ssize_t n = io_recv(c);
         if (n > 0) {
             c->in_len += (size_t)n;
             return BCONN_IO_OK;

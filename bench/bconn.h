@@ -14,10 +14,14 @@
  * queues about 3 MB). */
 #define BCONN_OUT_MIN 4096
 
+struct ssl_st;    /* OpenSSL's SSL */
+struct bconn_tls; /* a TLS client context: bconn_tls_new */
+
 /* The fields are the module's; callers use the functions below. */
 struct bconn {
-    int fd;    /* -1 when closed */
-    char *out; /* queued bytes not yet written: out[out_off .. out_len) */
+    int fd;             /* -1 when closed */
+    struct ssl_st *ssl; /* NULL: plain TCP */
+    char *out;          /* queued bytes not yet written: out[out_off .. out_len) */
     size_t out_off;
     size_t out_len;
     size_t out_cap;
@@ -34,9 +38,21 @@ enum bconn_io {
     BCONN_IO_FAIL    /* a socket error (errno tells), an out-of-memory, or a line too long */
 };
 
-/* Connects (blocking) to addr, then makes the socket non-blocking with TCP_NODELAY.
- * Returns true with c ready; false with errno set and c closed. */
-bool bconn_connect(struct bconn *c, const struct sockaddr *addr, socklen_t addrlen);
+/* A context for TLS 1.2 and 1.3 to coupond's --tls-port that verifies the server's certificate
+ * chain against the PEM CA in ca_file (the host name is not checked: the bench names servers by
+ * address). Every connection makes a full handshake (no session is resumed). NULL with a reason
+ * in why. */
+struct bconn_tls *bconn_tls_new(const char *ca_file, char *why, size_t why_len);
+void bconn_tls_free(struct bconn_tls *t);
+
+/* Connects (blocking) to addr, with tls (or NULL: plain TCP) the TLS handshake too (blocking),
+ * then makes the socket non-blocking with TCP_NODELAY. Returns true with c ready; false with
+ * errno set (EPROTO when TLS failed) and c closed. */
+bool bconn_connect(struct bconn *c, const struct sockaddr *addr, socklen_t addrlen,
+                   const struct bconn_tls *tls);
+
+/* TLS decrypted text not yet read, which epoll does not report: bconn_fill again. */
+bool bconn_pending(const struct bconn *c);
 
 /* Closes the socket and frees the buffers; c may be connected again. Safe on a closed c. */
 void bconn_close(struct bconn *c);

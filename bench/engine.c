@@ -262,19 +262,22 @@ handle_line(struct run *run, struct econn *ec, const char *line, size_t len, uin
 static void
 on_readable(struct run *run, struct econn *ec)
 {
-    enum bconn_io r = bconn_fill(&ec->io);
-    if (r == BCONN_IO_AGAIN)
-        return;
-    if (r != BCONN_IO_OK) {
-        conn_lost(run, ec,
-                  r == BCONN_IO_CLOSED ? "connection closed by the server" : strerror(errno));
-        return;
-    }
-    uint64_t now = engine_now_ns();
-    const char *line;
-    size_t len;
-    while (!ec->dead && bconn_line(&ec->io, &line, &len))
-        handle_line(run, ec, line, len, now);
+    /* Over TLS, text already decrypted is read at once: epoll would not report it. */
+    do {
+        enum bconn_io r = bconn_fill(&ec->io);
+        if (r == BCONN_IO_AGAIN)
+            return;
+        if (r != BCONN_IO_OK) {
+            conn_lost(run, ec,
+                      r == BCONN_IO_CLOSED ? "connection closed by the server" : strerror(errno));
+            return;
+        }
+        uint64_t now = engine_now_ns();
+        const char *line;
+        size_t len;
+        while (!ec->dead && bconn_line(&ec->io, &line, &len))
+            handle_line(run, ec, line, len, now);
+    } while (!ec->dead && bconn_pending(&ec->io));
 }
 
 static bool
@@ -349,7 +352,7 @@ open_conns(struct run *run)
             snprintf(run->r->why, sizeof run->r->why, "out of memory for %u connections", p->conns);
             return false;
         }
-        if (!bconn_connect(&ec->io, p->addr, p->addrlen)) {
+        if (!bconn_connect(&ec->io, p->addr, p->addrlen, p->tls)) {
             snprintf(run->r->why, sizeof run->r->why, "connection %u of %u: connect: %s", i + 1,
                      p->conns, strerror(errno));
             return false;

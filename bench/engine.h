@@ -60,6 +60,7 @@ struct engine_workload {
 struct engine_params {
     const struct sockaddr *addr;
     socklen_t addrlen;
+    const struct bconn_tls *tls; /* NULL: plain TCP; else every connection speaks TLS */
     unsigned conns;
     unsigned pipeline;   /* flows in flight per connection, 1..ENGINE_PIPELINE_MAX */
     uint64_t flows;      /* flows to run; 0 with seconds > 0: as many as the time allows */

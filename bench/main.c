@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "connrate.h"
 #include "engine.h"
 #include "hist.h"
 #include "procstat.h"
@@ -30,6 +31,7 @@
 #define DEFAULT_MEGADEAL_FLOWS 50
 #define DEFAULT_COUPONS        10000 /* VALIDATE/REDEEM: distinct assigned coupons cycled through */
 #define DEFAULT_IDLE_S         10.0  /* idle: how long the connections stay open */
+#define DEFAULT_CONNECT_S      5.0   /* connect: how long to make connections without -n or -t */
 /* Bulk loads use two connections: one sends its next batch while the server stores the
  * other's. */
 #define PRELOAD_CONNS    2
@@ -66,6 +68,8 @@ struct options {
     unsigned conns;
     unsigned pipeline;
     bool idle;
+    bool connect;       /* -w connect: connections/s (connrate.h) */
+    const char *tls_ca; /* --tls CAFILE: TLS to a --tls-port, verified against CAFILE */
     enum workload_kind kind;
     uint64_t flows; /* -n; for upload: records */
     bool flows_set;
@@ -76,6 +80,7 @@ struct options {
     pid_t server_pid; /* --server-pid: 0 when not given */
     const char *pool; /* --pool NAME: NULL when not given */
     bool wait_start;  /* --wait-start */
+    bool ids;         /* --ids */
     bool alongside_set;
     enum workload_kind alongside; /* --alongside WORKLOAD */
 };
@@ -88,6 +93,7 @@ struct bench {
     char run_id[RUN_ID_CHARS + 2];
     struct admin admin;
     bool have_admin;
+    struct bconn_tls *tls; /* --tls; NULL: plain TCP */
     struct workload_ctx wctx;
     struct engine_result res; /* the measured run */
     struct engine_result aux; /* preload and assign phases */
@@ -104,8 +110,12 @@ usage(FILE *f)
             "usage: coupond-bench [-h host] [-p port] [-k keyfile] [-c conns] [-P pipeline]\n"
             "                     [-w workload] [-n ops] [-t seconds] [--preload N]\n"
             "                     [--coupons K] [--batch B] [--server-pid PID]\n"
-            "                     [--pool NAME] [--wait-start] [--alongside WORKLOAD]\n"
-            "workloads: ping request validate redeem checkout upload megadeal idle\n"
+            "                     [--pool NAME] [--wait-start] [--alongside WORKLOAD] [--ids]\n"
+            "                     [--tls CAFILE]\n"
+            "workloads: ping request validate redeem checkout upload megadeal idle connect\n"
+            "           coupons hold\n"
+            "  --tls CAFILE TLS to coupond's --tls-port, its certificate checked against CAFILE\n"
+            "  connect      new connections one after another, each a PING (full handshakes)\n"
             "  -n ops       flows to run (upload: records); with -t, an upper bound\n"
             "  -t seconds   run this long (idle: hold the connections this long)\n"
             "  --preload N  bulk-load filler coupons until the store holds N coupons\n"
@@ -115,6 +125,7 @@ usage(FILE *f)
             "  --pool NAME  upload: load coupons NAME-... for later runs; request, checkout:\n"
             "               load none, take those (NAME: 1 to %d of A-Z 0-9)\n"
             "  --wait-start  connect, print READY, start the measured run on SIGUSR1\n"
+            "  --ids        request: each REQUEST carries a request id of its own (id=)\n"
             "  --alongside W  another bench runs workload W on the server meanwhile: VERIFY\n"
             "               leaves the counters W changes to that run\n"
             "exit: 0 ok, 1 VERIFY FAIL, 2 usage or setup error, 3 error replies\n",
@@ -152,6 +163,8 @@ parse_options(int argc, char **argv, struct options *o)
         OPT_POOL,
         OPT_WAIT_START,
         OPT_ALONGSIDE,
+        OPT_IDS,
+        OPT_TLS,
         OPT_HELP
     };
     static const struct option longs[] = {{"preload", required_argument, NULL, OPT_PRELOAD},
@@ -161,6 +174,8 @@ parse_options(int argc, char **argv, struct options *o)
                                           {"pool", required_argument, NULL, OPT_POOL},
                                           {"wait-start", no_argument, NULL, OPT_WAIT_START},
                                           {"alongside", required_argument, NULL, OPT_ALONGSIDE},
+                                          {"ids", no_argument, NULL, OPT_IDS},
+                                          {"tls", required_argument, NULL, OPT_TLS},
                                           {"help", no_argument, NULL, OPT_HELP},
                                           {NULL, 0, NULL, 0}};
     *o = (struct options){.host = DEFAULT_HOST,
@@ -195,7 +210,9 @@ parse_options(int argc, char **argv, struct options *o)
             break;
         case 'w':
             o->idle = strcmp(optarg, "idle") == 0;
-            if (!o->idle && (!workload_from_name(optarg, &o->kind) || o->kind == WORKLOAD_ASSIGN))
+            o->connect = strcmp(optarg, "connect") == 0;
+            if (!o->idle && !o->connect &&
+                (!workload_from_name(optarg, &o->kind) || o->kind == WORKLOAD_ASSIGN))
                 return false;
             break;
         case 'n':
@@ -233,6 +250,9 @@ parse_options(int argc, char **argv, struct options *o)
                 return false;
             o->pool = optarg;
             break;
+        case OPT_IDS:
+            o->ids = true;
+            break;
         case OPT_WAIT_START:
             o->wait_start = true;
             break;
@@ -240,6 +260,9 @@ parse_options(int argc, char **argv, struct options *o)
             if (!workload_from_name(optarg, &o->alongside) || o->alongside == WORKLOAD_ASSIGN)
                 return false;
             o->alongside_set = true;
+            break;
+        case OPT_TLS:
+            o->tls_ca = optarg;
             break;
         case OPT_HELP:
             usage(stdout);
@@ -338,6 +361,7 @@ params(const struct bench *b, unsigned conns, unsigned pipeline, uint64_t flows,
 {
     return (struct engine_params){.addr = (const struct sockaddr *)&b->addr,
                                   .addrlen = b->addrlen,
+                                  .tls = b->tls,
                                   .conns = conns,
                                   .pipeline = pipeline,
                                   .flows = flows,
@@ -413,6 +437,8 @@ work_coupons(const struct bench *b, uint32_t *max_uses)
         return b->o.flows;
     case WORKLOAD_VALIDATE:
     case WORKLOAD_REDEEM:
+    case WORKLOAD_COUPONS:
+    case WORKLOAD_HOLD:
         *max_uses = PROTO_USES_MAX;
         return b->wctx.n_codes;
     default:
@@ -420,7 +446,8 @@ work_coupons(const struct bench *b, uint32_t *max_uses)
     }
 }
 
-/* VALIDATE and REDEEM need coupons that are assigned: REQUEST them, keeping the codes. */
+/* VALIDATE, REDEEM, COUPONS and HOLD need coupons that are assigned: REQUEST them, keeping the
+ * codes. */
 static bool
 assign_coupons(struct bench *b)
 {
@@ -463,7 +490,8 @@ prepare(struct bench *b, const struct proto_stats *s0)
     if (b->o.preload > have &&
         !bulk_load(b, "filler", "F-", PROTO_TYPE_STANDARD, FILLER_EXPIRY, 1, b->o.preload - have))
         return false;
-    if (b->o.kind == WORKLOAD_VALIDATE || b->o.kind == WORKLOAD_REDEEM)
+    if (b->o.kind == WORKLOAD_VALIDATE || b->o.kind == WORKLOAD_REDEEM ||
+        b->o.kind == WORKLOAD_COUPONS || b->o.kind == WORKLOAD_HOLD)
         return assign_coupons(b);
     return true;
 }
@@ -638,6 +666,11 @@ on_ready(void *arg, char *why_out, size_t why_len)
 static void
 settle_options(struct options *o)
 {
+    if (o->connect) {
+        if (!o->flows_set && o->seconds <= 0)
+            o->seconds = DEFAULT_CONNECT_S;
+        return;
+    }
     if (o->idle) {
         if (o->seconds <= 0)
             o->seconds = DEFAULT_IDLE_S;
@@ -669,7 +702,7 @@ run(struct bench *b)
     char why[256];
     struct proto_stats s0, s1, s2;
     if (b->have_admin && (!admin_open(&b->admin, (const struct sockaddr *)&b->addr, b->addrlen,
-                                      b->key, why, sizeof why) ||
+                                      b->tls, b->key, why, sizeof why) ||
                           !admin_stats(&b->admin, &s0, why, sizeof why))) {
         fprintf(stderr, "coupond-bench: admin session: %s\n", why);
         return EXIT_SETUP;
@@ -678,6 +711,7 @@ run(struct bench *b)
     x->kind = b->o.kind;
     x->type = PROTO_TYPE_STANDARD;
     snprintf(x->user_prefix, sizeof x->user_prefix, "u%s-", b->run_id);
+    x->ids = b->o.ids;
     if (b->o.pool)
         snprintf(x->code_prefix, sizeof x->code_prefix, "%s-", b->o.pool);
     else
@@ -742,6 +776,29 @@ run(struct bench *b)
     return engine_errors(&b->res) > 0 ? EXIT_ERRORS : EXIT_OK;
 }
 
+/* -w connect: connections per second, each a full connect (and TLS handshake) and one PING. */
+static int
+run_connect(struct bench *b)
+{
+    struct connrate_result r;
+    const char *name = b->tls != NULL ? "connect-tls" : "connect";
+
+    connrate_run((const struct sockaddr *)&b->addr, b->addrlen, b->tls,
+                 b->o.flows_set ? b->o.flows : 0, b->o.seconds, &r);
+    double secs = r.seconds > 0 ? r.seconds : 1;
+    printf("%s: %llu connections in %.2f s, %.1f/s, connect-to-PONG p50 %.1f us, p99 %.1f us, "
+           "%llu failed%s%s\n",
+           name, (unsigned long long)r.ok, r.seconds, (double)r.ok / secs,
+           us(hist_percentile(&r.hist, 50)), us(hist_percentile(&r.hist, 99)),
+           (unsigned long long)r.failed, r.failed ? ": " : "", r.why);
+    printf("RESULT workload=%s conns=1 ops=%llu seconds=%.3f conns_per_s=%.1f p50_us=%.1f "
+           "p99_us=%.1f errors=%llu\n",
+           name, (unsigned long long)r.ok, r.seconds, (double)r.ok / secs,
+           us(hist_percentile(&r.hist, 50)), us(hist_percentile(&r.hist, 99)),
+           (unsigned long long)r.failed);
+    return r.failed > 0 ? EXIT_ERRORS : EXIT_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -757,6 +814,9 @@ main(int argc, char **argv)
         return EXIT_SETUP;
     }
     settle_options(&b->o);
+    /* OpenSSL writes with write(), not send(MSG_NOSIGNAL): a server that closed must be an
+     * error to report, not a signal that kills the bench. */
+    signal(SIGPIPE, SIG_IGN);
     if (b->o.wait_start) {
         sigset_t set;
         sigemptyset(&set);
@@ -766,11 +826,17 @@ main(int argc, char **argv)
     make_run_id(b);
     int rc = EXIT_SETUP;
     b->have_admin = b->o.keyfile != NULL;
-    if (resolve(b) && raise_nofile(b->o.conns) && (!b->have_admin || read_key(b)))
+    char why[256];
+    if (b->o.tls_ca != NULL && (b->tls = bconn_tls_new(b->o.tls_ca, why, sizeof why)) == NULL)
+        fprintf(stderr, "coupond-bench: %s\n", why);
+    else if (resolve(b) && b->o.connect)
+        rc = run_connect(b);
+    else if (!b->o.connect && raise_nofile(b->o.conns) && (!b->have_admin || read_key(b)))
         rc = run(b);
     fflush(stdout);
     if (b->have_admin)
         admin_close(&b->admin);
+    bconn_tls_free(b->tls);
     free(b->wctx.codes);
     free(b);
     return rc;

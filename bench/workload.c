@@ -6,16 +6,17 @@
 #include <strings.h>
 
 /* Steps of the multi-command flows. */
-enum { STEP_FIRST = 0, STEP_VALIDATE = 1, STEP_REDEEM = 2, STEP_WAIT = 1 };
+enum { STEP_FIRST = 0, STEP_VALIDATE = 1, STEP_REDEEM = 2, STEP_WAIT = 1, STEP_RELEASE = 1 };
 
 /* Record number width in codes: 10 digits hold any store this bench can load. */
 #define CODE_DIGITS 10
 
 static const char *const names[] = {
-    [WORKLOAD_PING] = "ping",     [WORKLOAD_REQUEST] = "request",
-    [WORKLOAD_ASSIGN] = "assign", [WORKLOAD_VALIDATE] = "validate",
-    [WORKLOAD_REDEEM] = "redeem", [WORKLOAD_CHECKOUT] = "checkout",
-    [WORKLOAD_UPLOAD] = "upload", [WORKLOAD_MEGADEAL] = "megadeal",
+    [WORKLOAD_PING] = "ping",       [WORKLOAD_REQUEST] = "request",
+    [WORKLOAD_ASSIGN] = "assign",   [WORKLOAD_VALIDATE] = "validate",
+    [WORKLOAD_REDEEM] = "redeem",   [WORKLOAD_CHECKOUT] = "checkout",
+    [WORKLOAD_UPLOAD] = "upload",   [WORKLOAD_MEGADEAL] = "megadeal",
+    [WORKLOAD_COUPONS] = "coupons", [WORKLOAD_HOLD] = "hold",
 };
 
 const char *
@@ -66,6 +67,8 @@ workload_changes(enum workload_kind kind, enum proto_type type, struct engine_ta
         break;
     case WORKLOAD_PING:
     case WORKLOAD_VALIDATE:
+    case WORKLOAD_COUPONS:
+    case WORKLOAD_HOLD: /* held goes up and back down: no counter VERIFY checks moves */
         break;
     }
 }
@@ -121,7 +124,12 @@ request_send(void *ctx, const struct engine_flow *f, struct bconn *c)
 {
     const struct workload_ctx *x = ctx;
     char tag = x->kind == WORKLOAD_ASSIGN ? 'k' : 'r';
-    return bconn_printf(c, "REQUEST %s%c%llu %s\n", x->user_prefix, tag, (unsigned long long)f->id,
+    unsigned long long id = (unsigned long long)f->id;
+
+    if (x->ids) /* each flow its own id: a fresh one, stored, as a retrying client sends */
+        return bconn_printf(c, "REQUEST %s%c%llu %s id=%s%c%llu\n", x->user_prefix, tag, id,
+                            proto_type_name(x->type), x->user_prefix, tag, id);
+    return bconn_printf(c, "REQUEST %s%c%llu %s\n", x->user_prefix, tag, id,
                         proto_type_name(x->type));
 }
 
@@ -176,6 +184,62 @@ use_reply(void *ctx, struct engine_flow *f, const char *line, size_t len, struct
                 strcmp(c.code, x->codes[f->id % x->n_codes]) == 0 &&
                 (x->kind == WORKLOAD_REDEEM ? c.uses >= 1 : c.uses < c.max_uses);
     return good ? ENGINE_FLOW_OK : ENGINE_FLOW_FAIL;
+}
+
+/* ---- COUPONS and HOLD of assigned coupons ---- */
+
+/* Seconds a bench hold lasts: it is released at once; a hold a broken run leaves expires soon. */
+#define HOLD_SECONDS 60
+
+static bool
+coupons_send(void *ctx, const struct engine_flow *f, struct bconn *c)
+{
+    const struct workload_ctx *x = ctx;
+    return bconn_printf(c, "COUPONS %sk%llu\n", x->user_prefix,
+                        (unsigned long long)(f->id % x->n_codes));
+}
+
+/* COUPONS answers its COUPON lines (counted by the engine as data lines), then "OK count=N":
+ * each user of this bench holds one coupon. */
+static enum engine_next
+coupons_reply(void *ctx, struct engine_flow *f, const char *line, size_t len,
+              struct engine_tally *t)
+{
+    (void)ctx;
+    (void)f;
+    (void)t;
+    return is_ok(line, len) && field_is(line, len, "count", "1") ? ENGINE_FLOW_OK
+                                                                 : ENGINE_FLOW_FAIL;
+}
+
+static bool
+hold_send(void *ctx, const struct engine_flow *f, struct bconn *c)
+{
+    const struct workload_ctx *x = ctx;
+    uint64_t k = f->id % x->n_codes;
+    if (f->step == STEP_FIRST)
+        return bconn_printf(c, "HOLD %sk%llu %s %d\n", x->user_prefix, (unsigned long long)k,
+                            x->codes[k], HOLD_SECONDS);
+    return bconn_printf(c, "RELEASE %s\n", f->task);
+}
+
+/* HOLD's "OK hold=HID ...", kept for the RELEASE that follows; then RELEASE's OK. */
+static enum engine_next
+hold_reply(void *ctx, struct engine_flow *f, const char *line, size_t len, struct engine_tally *t)
+{
+    (void)ctx;
+    (void)t;
+    const char *hid;
+    size_t hl;
+    if (!is_ok(line, len))
+        return ENGINE_FLOW_FAIL;
+    if (f->step != STEP_FIRST)
+        return ENGINE_FLOW_OK;
+    if (!proto_reply_field(line, len, "hold", &hid, &hl) ||
+        !proto_parse_task(hid, hl, f->task, NULL))
+        return ENGINE_FLOW_FAIL;
+    f->step = STEP_RELEASE;
+    return ENGINE_FLOW_MORE;
 }
 
 /* ---- checkout: REQUEST, VALIDATE, REDEEM ---- */
@@ -323,6 +387,8 @@ workload_bind(struct workload_ctx *ctx, struct engine_workload *w)
         [WORKLOAD_CHECKOUT] = {checkout_send, checkout_reply, NULL},
         [WORKLOAD_UPLOAD] = {upload_send, upload_reply, NULL},
         [WORKLOAD_MEGADEAL] = {megadeal_send, megadeal_reply, NULL},
+        [WORKLOAD_COUPONS] = {coupons_send, coupons_reply, NULL},
+        [WORKLOAD_HOLD] = {hold_send, hold_reply, NULL},
     };
     *w = table[ctx->kind];
     w->ctx = ctx;

@@ -21,7 +21,9 @@ enum workload_kind {
     WORKLOAD_REDEEM,   /* REDEEM user code, likewise */
     WORKLOAD_CHECKOUT, /* REQUEST, then VALIDATE, then REDEEM of that coupon */
     WORKLOAD_UPLOAD,   /* UPLOAD of a batch of records per flow */
-    WORKLOAD_MEGADEAL  /* REQUEST user MEGADEAL, then WAIT task until granted */
+    WORKLOAD_MEGADEAL, /* REQUEST user MEGADEAL, then WAIT task until granted */
+    WORKLOAD_COUPONS,  /* COUPONS user over the assigned coupons' users, round robin */
+    WORKLOAD_HOLD      /* HOLD user code 60 over the assigned coupons, then RELEASE the hold */
 };
 
 /* The records an UPLOAD flow sends: flow i uploads records [i * batch, (i + 1) * batch) of
@@ -43,6 +45,7 @@ struct workload_ctx {
     char user_prefix[WORKLOAD_PREFIX_MAX + 1]; /* users are this + a letter + the flow id */
     char code_prefix[WORKLOAD_PREFIX_MAX + 1]; /* a REQUEST must return a code starting so */
     enum proto_type type;                      /* REQUEST / CHECKOUT type */
+    bool ids; /* REQUEST carries a request id, id= the user's name (--ids) */
     /* ASSIGN writes the code of flow i into codes[i]; VALIDATE and REDEEM use coupon
      * i % n_codes for flow i, held by the user ASSIGN gave it. The caller owns the array. */
     char (*codes)[PROTO_CODE_MAX + 1];

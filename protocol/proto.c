@@ -19,6 +19,8 @@ _Static_assert(PROTO_FLAT_MAX_CENTS == 100000000000LL, "update the FLAT reason")
 _Static_assert(PROTO_RID_MAX == 64, "update the request id reason");
 _Static_assert(PROTO_HOLD_SECONDS_MAX == 86400, "update the seconds reason");
 _Static_assert(PROTO_PREFIX_MAX == 16, "update the prefix reason");
+_Static_assert(PROTO_PATH_MAX == 512, "update the path reason");
+_Static_assert(PROTO_PATH_MAX + 16 < PROTO_REQUEST_BUF, "BACKUP's canonical line fits");
 _Static_assert(PROTO_GEN_LENGTH_MIN == 6 && PROTO_GEN_LENGTH_MAX == 32, "update the length reason");
 _Static_assert(PROTO_PREFIX_MAX + PROTO_GEN_LENGTH_MAX <= PROTO_CODE_MAX,
                "a generated code is a code");
@@ -31,7 +33,7 @@ _Static_assert(PROTO_MAX_WORDS >= 1 + ARGS_MAX + 3, "GENERATE: verb, six values,
 const struct proto_verb proto_verbs[PROTO_NCMDS] = {
     [PROTO_CMD_PING] = {"PING", PROTO_CMD_PING, 0, 0, false, "PING"},
     [PROTO_CMD_HELP] = {"HELP", PROTO_CMD_HELP, 0, 0, false, "HELP"},
-    [PROTO_CMD_AUTH] = {"AUTH", PROTO_CMD_AUTH, 1, 1, false, "AUTH key"},
+    [PROTO_CMD_AUTH] = {"AUTH", PROTO_CMD_AUTH, 1, 2, false, "AUTH [name] key"},
     [PROTO_CMD_REQUEST] = {"REQUEST", PROTO_CMD_REQUEST, 1, 2, false,
                            "REQUEST user [type] [id=RID]"},
     [PROTO_CMD_STATUS] = {"STATUS", PROTO_CMD_STATUS, 1, 1, false, "STATUS task"},
@@ -53,7 +55,21 @@ const struct proto_verb proto_verbs[PROTO_NCMDS] = {
                             "GENERATE n type discount kind expires max_uses [prefix=P] "
                             "[length=L] [id=RID]"},
     [PROTO_CMD_EXPORT] = {"EXPORT", PROTO_CMD_EXPORT, 1, 2, true,
-                          "EXPORT COUPONS [type] | EXPORT HISTORY [after=SEQ]"},
+                          "EXPORT COUPONS [type] | EXPORT HISTORY [after=SEQ] | "
+                          "EXPORT AUDIT [after=SEQ]"},
+    [PROTO_CMD_HELLO] = {"HELLO", PROTO_CMD_HELLO, 0, 6, false,
+                         "HELLO [2|3] [AUTH name key] [SETNAME name]"},
+    [PROTO_CMD_INFO] = {"INFO", PROTO_CMD_INFO, 0, 1, false, "INFO [section]"},
+    [PROTO_CMD_CLIENT] = {"CLIENT", PROTO_CMD_CLIENT, 1, 3, false,
+                          "CLIENT SETINFO|SETNAME|GETNAME|ID|INFO|LIST|NO-EVICT|NO-TOUCH [args]"},
+    [PROTO_CMD_COMMAND] = {"COMMAND", PROTO_CMD_COMMAND, 0, 6, false,
+                           "COMMAND [COUNT|LIST|DOCS|INFO [verb...]]"},
+    [PROTO_CMD_CONFIG] = {"CONFIG", PROTO_CMD_CONFIG, 2, 6, false, "CONFIG GET parameter..."},
+    [PROTO_CMD_SELECT] = {"SELECT", PROTO_CMD_SELECT, 1, 1, false, "SELECT 0"},
+    [PROTO_CMD_ECHO] = {"ECHO", PROTO_CMD_ECHO, 1, 1, false, "ECHO message"},
+    [PROTO_CMD_AUDIT] = {"AUDIT", PROTO_CMD_AUDIT, 0, 0, true, "AUDIT"},
+    [PROTO_CMD_BACKUP] = {"BACKUP", PROTO_CMD_BACKUP, 1, 1, true, "BACKUP dir"},
+    [PROTO_CMD_VERSION] = {"VERSION", PROTO_CMD_VERSION, 0, 0, false, "VERSION"},
 };
 
 /* What each argument position of a verb holds; the parser applies the matching value rule. */
@@ -73,7 +89,12 @@ enum arg_rule {
     ARG_EXPIRES,
     ARG_MAX_USES,
     ARG_EXPORT,
-    ARG_EXPORT_TYPE /* EXPORT COUPONS's type; EXPORT HISTORY takes none */
+    ARG_EXPORT_TYPE, /* EXPORT COUPONS's type; EXPORT HISTORY and AUDIT take none */
+    ARG_NAME,        /* a key's name (AUTH name key) */
+    ARG_PROTOVER,    /* HELLO's protocol version */
+    ARG_SUB,         /* a subcommand: kept in upper case */
+    ARG_WORD,        /* kept as given, in req->words */
+    ARG_PATH         /* BACKUP's directory */
 };
 
 static const enum arg_rule verb_args[PROTO_NCMDS][ARGS_MAX] = {
@@ -91,7 +112,18 @@ static const enum arg_rule verb_args[PROTO_NCMDS][ARGS_MAX] = {
     [PROTO_CMD_COUPON] = {ARG_CODE},
     [PROTO_CMD_GENERATE] = {ARG_COUNT, ARG_TYPE, ARG_DISCOUNT, ARG_KIND, ARG_EXPIRES, ARG_MAX_USES},
     [PROTO_CMD_EXPORT] = {ARG_EXPORT, ARG_EXPORT_TYPE},
+    [PROTO_CMD_HELLO] = {ARG_PROTOVER, ARG_WORD, ARG_WORD, ARG_WORD, ARG_WORD, ARG_WORD},
+    [PROTO_CMD_INFO] = {ARG_WORD},
+    [PROTO_CMD_CLIENT] = {ARG_SUB, ARG_WORD, ARG_WORD},
+    [PROTO_CMD_COMMAND] = {ARG_SUB, ARG_WORD, ARG_WORD, ARG_WORD, ARG_WORD, ARG_WORD},
+    [PROTO_CMD_CONFIG] = {ARG_SUB, ARG_WORD, ARG_WORD, ARG_WORD, ARG_WORD, ARG_WORD},
+    [PROTO_CMD_SELECT] = {ARG_WORD},
+    [PROTO_CMD_ECHO] = {ARG_WORD},
+    [PROTO_CMD_BACKUP] = {ARG_PATH},
 };
+/* AUTH with two arguments: a key's name, then the key. */
+static const enum arg_rule auth_named_args[ARGS_MAX] = {ARG_NAME, ARG_KEY};
+_Static_assert(PROTO_WORDS_KEPT + 1 == ARGS_MAX, "a subcommand and the words after it fit");
 
 /* Options: `name=value` words after the positional arguments. */
 enum opt {
@@ -780,7 +812,7 @@ parse_seq(struct span w, uint64_t min, uint64_t *out, const char **why)
 
     if (!read_uint(w.p, w.len, UINT64_MAX, &v) || v < min)
         return fail(why, min > 0 ? "bad SEQ: must be a redemption number (1 or more)"
-                                 : "bad after: must be a redemption number (0 or more)");
+                                 : "bad after: must be a sequence number (0 or more)");
     *out = v;
     return true;
 }
@@ -792,8 +824,35 @@ parse_export(struct span w, enum proto_export *out, const char **why)
         *out = PROTO_EXPORT_COUPONS;
     else if (eq_nocase(w.p, w.len, "HISTORY"))
         *out = PROTO_EXPORT_HISTORY;
+    else if (eq_nocase(w.p, w.len, "AUDIT"))
+        *out = PROTO_EXPORT_AUDIT;
     else
-        return fail(why, "EXPORT takes COUPONS or HISTORY");
+        return fail(why, "EXPORT takes COUPONS, HISTORY or AUDIT");
+    return true;
+}
+
+/* HELLO's protocol version: 2 or 3. Redis answers another with NOPROTO, which clients look for
+ * in the message to fall back to RESP2, so the message says it too. */
+static bool
+parse_protover(struct span w, uint32_t *out, const char **why)
+{
+    uint64_t v;
+
+    if (!read_uint(w.p, w.len, 3, &v) || v < 2)
+        return fail(why, "NOPROTO unsupported protocol version: 2 or 3");
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* A subcommand: a word of at most PROTO_SUB_MAX characters, kept in upper case. */
+static bool
+parse_sub(struct span w, char out[PROTO_SUB_MAX + 1], const char **why)
+{
+    if (w.len == 0 || w.len > PROTO_SUB_MAX)
+        return fail(why, "bad subcommand: 1 to 16 characters");
+    for (size_t i = 0; i < w.len; i++)
+        out[i] = ascii_upper(w.p[i]);
+    out[w.len] = '\0';
     return true;
 }
 
@@ -816,6 +875,8 @@ parse_value(enum arg_rule rule, struct span w, struct proto_request *req, const 
         return proto_parse_max_uses(w.p, w.len, &req->gen.max_uses, why);
     case ARG_EXPORT:
         return parse_export(w, &req->export_what, why);
+    case ARG_PROTOVER:
+        return parse_protover(w, &req->protover, why);
     case ARG_COUNT:
         *why = req->cmd == PROTO_CMD_UPLOAD ? "UPLOAD needs a positive record count"
                                             : "GENERATE needs a positive count";
@@ -823,6 +884,21 @@ parse_value(enum arg_rule rule, struct span w, struct proto_request *req, const 
     default:
         return fail(why, "internal error: unexpected argument");
     }
+}
+
+/* BACKUP's directory: an absolute path (the server's working directory is nobody's business)
+ * of at most PROTO_PATH_MAX bytes; the word is printable ASCII already. Kept as a pointer into
+ * the line, like AUTH's key. */
+static bool
+parse_path(struct span w, struct proto_request *req, const char **why)
+{
+    if (w.p[0] != '/')
+        return fail(why, "bad dir: must be an absolute path");
+    if (w.len > PROTO_PATH_MAX)
+        return fail(why, "bad dir: longer than 512 characters");
+    req->path = w.p;
+    req->path_len = w.len;
+    return true;
 }
 
 static void
@@ -846,8 +922,8 @@ parse_arg(enum arg_rule rule, struct span w, struct proto_request *req, struct p
     case ARG_CODE:
         ok = proto_parse_code(w.p, w.len, req->code, &why);
         break;
-    case ARG_EXPORT_TYPE: /* EXPORT COUPONS's type; EXPORT HISTORY takes none */
-        if (req->export_what == PROTO_EXPORT_HISTORY) {
+    case ARG_EXPORT_TYPE: /* EXPORT COUPONS's type; EXPORT HISTORY and AUDIT take none */
+        if (req->export_what != PROTO_EXPORT_COUPONS) {
             usage(&proto_verbs[req->cmd], err);
             return false;
         }
@@ -867,6 +943,22 @@ parse_arg(enum arg_rule rule, struct span w, struct proto_request *req, struct p
         why = "bad key: longer than 128 characters";
         req->key = w.p;
         req->key_len = w.len;
+        break;
+    case ARG_NAME:
+        ok = proto_parse_user(w.p, w.len, req->name, NULL);
+        why = "bad key name: 1 to 128 printable characters";
+        break;
+    case ARG_SUB:
+        ok = parse_sub(w, req->sub, &why);
+        break;
+    case ARG_WORD:
+        ok = req->nwords < PROTO_WORDS_KEPT;
+        why = "internal error: too many words";
+        if (ok)
+            req->words[req->nwords++] = (struct proto_word){w.p, w.len};
+        break;
+    case ARG_PATH:
+        ok = parse_path(w, req, &why);
         break;
     default:
         ok = parse_value(rule, w, req, &why);
@@ -994,14 +1086,48 @@ parse_options(const struct span *w, size_t n, struct proto_request *req, struct 
     return true;
 }
 
+/* HELLO's words after its version: `AUTH name key` and `SETNAME name`, each at most once, in
+ * any order. The name to set is kept as words[0]. */
+static bool
+check_hello(const struct proto_verb *v, struct proto_request *req, struct proto_error *err)
+{
+    struct proto_word w[PROTO_WORDS_KEPT];
+    size_t n = req->nwords;
+    bool auth = false;
+
+    memcpy(w, req->words, sizeof w);
+    req->nwords = 0;
+    for (size_t i = 0; i < n;) {
+        struct span a = {w[i].p, w[i].len};
+        if (!auth && eq_nocase(a.p, a.len, "AUTH") && i + 2 < n) {
+            auth = true;
+            if (!parse_arg(ARG_NAME, (struct span){w[i + 1].p, w[i + 1].len}, req, err) ||
+                !parse_arg(ARG_KEY, (struct span){w[i + 2].p, w[i + 2].len}, req, err))
+                return false;
+            i += 3;
+        } else if (!req->setname && eq_nocase(a.p, a.len, "SETNAME") && i + 1 < n) {
+            req->setname = true;
+            req->words[req->nwords++] = w[i + 1];
+            i += 2;
+        } else {
+            usage(v, err);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Rules that tie arguments together, once each is valid on its own. EXPORT COUPONS takes a
- * type and no after=; EXPORT HISTORY the other way round (ARG_EXPORT_TYPE checks that half). */
+ * type and no after=; EXPORT HISTORY and AUDIT the other way round (ARG_EXPORT_TYPE checks that
+ * half). */
 static bool
 check_request(const struct proto_verb *v, struct proto_request *req, size_t nopt,
               struct proto_error *err)
 {
     const char *why = NULL;
 
+    if (req->cmd == PROTO_CMD_HELLO)
+        return check_hello(v, req, err);
     if (req->cmd == PROTO_CMD_GENERATE) {
         req->gen.type = req->type;
         if (!proto_check_discount(req->gen.discount, req->gen.kind, &why)) {
@@ -1071,8 +1197,10 @@ parse_words(const struct span *w, size_t kept, size_t n, struct proto_request *r
     }
 
     request_defaults(req, v->cmd);
+    const enum arg_rule *rules =
+        v->cmd == PROTO_CMD_AUTH && npos == 2 ? auth_named_args : verb_args[v->cmd];
     for (size_t a = 0; a < npos; a++)
-        if (!parse_arg(verb_args[v->cmd][a], w[a + 1], req, err))
+        if (!parse_arg(rules[a], w[a + 1], req, err))
             return false;
     if (!parse_options(w + 1 + npos, nopt, req, err))
         return false;
@@ -1140,6 +1268,25 @@ check_word_arg(const struct proto_arg *a, size_t i, struct proto_error *err)
     return false;
 }
 
+/* Whether argument i of a RESP request of verb v may hold any bytes (proto_parse_args). */
+static bool
+any_bytes(const struct proto_verb *v, size_t i)
+{
+    return v != NULL && ((v->cmd == PROTO_CMD_CLIENT && i >= 2) || v->cmd == PROTO_CMD_ECHO);
+}
+
+/* Such an argument: any string, a null one taken as empty; one too long is still TOO_LONG. */
+static bool
+check_any_arg(const struct proto_arg *a, struct span *w, struct proto_error *err)
+{
+    if (a->kind == PROTO_ARG_TOO_LONG) {
+        set_err(err, PROTO_ERR_TOO_LONG, "request longer than 4096 bytes");
+        return false;
+    }
+    *w = a->kind == PROTO_ARG_NULL ? (struct span){"", 0} : (struct span){a->p, a->len};
+    return true;
+}
+
 /* RESP's UPLOAD: the records are the arguments after the verb, so their count is the request's
  * size; the caller hands the records to the upload as they arrive. A request id comes first,
  * right after the verb (`UPLOAD id=RID rec...`): a record never holds '=', and the id is known
@@ -1191,6 +1338,11 @@ proto_parse_args(const struct proto_arg *args, size_t nargs, size_t argc, struct
     /* Words past what a line keeps are never read: the argument count refuses them. */
     size_t kept = nargs < PROTO_MAX_WORDS ? nargs : PROTO_MAX_WORDS;
     for (size_t i = 1; i < kept; i++) {
+        if (any_bytes(v, i)) {
+            if (!check_any_arg(&args[i], &w[i], err))
+                return false;
+            continue;
+        }
         if (!check_word_arg(&args[i], i, err))
             return false;
         w[i] = (struct span){args[i].p, args[i].len};
@@ -1233,13 +1385,41 @@ put_generate(char *buf, size_t *len, const struct proto_request *r)
     put_word(buf, len, "length=%" PRIu32, r->length);
 }
 
+/* HELLO's version and words, as put_word writes them. */
+static void
+put_hello(char *buf, size_t *len, const struct proto_request *r)
+{
+    if (r->protover != 0)
+        put_word(buf, len, "%" PRIu32, r->protover);
+    if (r->name[0] != '\0')
+        put_word(buf, len, "AUTH %s %.*s", r->name, (int)r->key_len, r->key);
+    if (r->setname)
+        put_word(buf, len, "SETNAME %.*s", (int)r->words[0].len, r->words[0].p);
+}
+
 /* The arguments of every verb but GENERATE, as put_word writes them. */
 static void
 put_args(char *buf, size_t *len, const struct proto_request *r)
 {
     switch (r->cmd) {
     case PROTO_CMD_AUTH:
+        if (r->name[0] != '\0')
+            put_word(buf, len, "%s", r->name);
         put_word(buf, len, "%.*s", (int)r->key_len, r->key);
+        break;
+    case PROTO_CMD_HELLO:
+        put_hello(buf, len, r);
+        break;
+    case PROTO_CMD_CLIENT:
+    case PROTO_CMD_COMMAND:
+    case PROTO_CMD_CONFIG:
+    case PROTO_CMD_INFO:
+    case PROTO_CMD_SELECT:
+    case PROTO_CMD_ECHO:
+        if (r->sub[0] != '\0')
+            put_word(buf, len, "%s", r->sub);
+        for (size_t i = 0; i < r->nwords; i++)
+            put_word(buf, len, "%.*s", (int)r->words[i].len, r->words[i].p);
         break;
     case PROTO_CMD_REQUEST:
         put_word(buf, len, "%s %s", r->user, proto_type_name(r->type));
@@ -1272,9 +1452,14 @@ put_args(char *buf, size_t *len, const struct proto_request *r)
     case PROTO_CMD_COUPON:
         put_word(buf, len, "%s", r->code);
         break;
+    case PROTO_CMD_BACKUP:
+        put_word(buf, len, "%.*s", (int)r->path_len, r->path);
+        break;
     case PROTO_CMD_EXPORT:
         if (r->export_what == PROTO_EXPORT_HISTORY)
             put_word(buf, len, "HISTORY after=%" PRIu64, r->seq);
+        else if (r->export_what == PROTO_EXPORT_AUDIT)
+            put_word(buf, len, "AUDIT after=%" PRIu64, r->seq);
         else if (r->has_type)
             put_word(buf, len, "COUPONS %s", proto_type_name(r->type));
         else
@@ -1597,18 +1782,33 @@ proto_reply_coupon(const char *line, size_t len, struct proto_coupon *out)
 }
 
 bool
-proto_reply_stat(const char *line, size_t len, const char **name, size_t *name_len, uint64_t *value)
+proto_reply_stat_word(const char *line, size_t len, const char **name, size_t *name_len,
+                      const char **value, size_t *value_len)
 {
     struct span w[4];
-    uint64_t v;
 
     len = strip_cr(line, len);
     if (split_words(line, len, w, 4) != 3 || !eq_exact(w[0].p, w[0].len, "STAT"))
         return false;
-    if (!read_uint(w[2].p, w[2].len, UINT64_MAX, &v))
-        return false;
     *name = w[1].p;
     *name_len = w[1].len;
+    *value = w[2].p;
+    *value_len = w[2].len;
+    return true;
+}
+
+bool
+proto_reply_stat(const char *line, size_t len, const char **name, size_t *name_len, uint64_t *value)
+{
+    const char *n, *val;
+    size_t nl, vl;
+    uint64_t v;
+
+    if (!proto_reply_stat_word(line, len, &n, &nl, &val, &vl) ||
+        !read_uint(val, vl, UINT64_MAX, &v))
+        return false;
+    *name = n;
+    *name_len = nl;
     *value = v;
     return true;
 }

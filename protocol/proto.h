@@ -36,6 +36,10 @@
 #define PROTO_GEN_ALPHABET_LEN 32
 /* COUPONS user: data lines sent at most (the count in its OK line is of all). */
 #define PROTO_COUPONS_SHOWN 1000
+/* BACKUP dir: bytes in the directory's path. Far beyond any real path to a backup, and short
+ * enough that the path with the store's file names added stays well inside PATH_MAX (4096) and
+ * the canonical request inside PROTO_REQUEST_BUF. */
+#define PROTO_PATH_MAX 512
 /* The message of every ERR BAD_TASK: an id that fails any check, its form or its signature,
  * gets the same reply, so that a reply never tells which check failed. */
 #define PROTO_BAD_TASK_MSG "not a valid task id"
@@ -56,6 +60,11 @@
 /* proto_fmt_request output + NUL: the longest canonical request (REDEEM with a 128-byte user,
  * a 64-byte code, a 128-byte hold id and a 64-byte request id) is under 450 bytes. */
 #define PROTO_REQUEST_BUF 1024
+/* The commands of Redis clients. A subcommand (CLIENT SETINFO, COMMAND DOCS, CONFIG GET) is a
+ * word of at most PROTO_SUB_MAX characters, kept in upper case; the words after it (and INFO's,
+ * SELECT's, ECHO's, HELLO's SETNAME) are kept as given, at most PROTO_WORDS_KEPT of them. */
+#define PROTO_SUB_MAX    16
+#define PROTO_WORDS_KEPT 5
 
 /* Coupon types; values are stable (the store uses the same order). */
 enum proto_type {
@@ -117,11 +126,24 @@ enum proto_cmd {
     PROTO_CMD_COUPON,
     PROTO_CMD_GENERATE,
     PROTO_CMD_EXPORT,
+    /* version 2: what Redis clients send besides coupond's commands (PROTOCOL.md "The Redis
+     * wire form"), in the line form too */
+    PROTO_CMD_HELLO,
+    PROTO_CMD_INFO,
+    PROTO_CMD_CLIENT,
+    PROTO_CMD_COMMAND,
+    PROTO_CMD_CONFIG,
+    PROTO_CMD_SELECT,
+    PROTO_CMD_ECHO,
+    PROTO_CMD_AUDIT, /* the audit chain's signed head */
+    /* version 2: backup and metrics */
+    PROTO_CMD_BACKUP,
+    PROTO_CMD_VERSION,
     PROTO_NCMDS
 };
 
 /* What EXPORT sends. */
-enum proto_export { PROTO_EXPORT_COUPONS = 0, PROTO_EXPORT_HISTORY };
+enum proto_export { PROTO_EXPORT_COUPONS = 0, PROTO_EXPORT_HISTORY, PROTO_EXPORT_AUDIT };
 
 /* One row of the verb table: name, argument counts (words after the verb, options such as
  * id=RID not counted), whether the verb needs a prior AUTH, and a one-line synopsis used by
@@ -150,8 +172,8 @@ struct proto_coupon {
 };
 
 /* A parsed request line. Arguments are validated and copied, so the struct does not point
- * into the line, except `key`, which points into the line passed to proto_parse_request (or the
- * argument passed to proto_parse_args) and is valid while that line is. */
+ * into the line, except `key` and `path`, which point into the line passed to proto_parse_request
+ * (or the argument passed to proto_parse_args) and is valid while that line is. */
 struct proto_request {
     enum proto_cmd cmd;
     char user[PROTO_USER_MAX + 1]; /* REQUEST, VALIDATE, REDEEM, HOLD, UNREDEEM, COUPONS */
@@ -164,8 +186,12 @@ struct proto_request {
     char rid[PROTO_RID_MAX + 1];   /* id=RID of a write; "" for none */
     const char *key;               /* AUTH: not NUL-terminated, see key_len */
     size_t key_len;
+    /* BACKUP: the directory, an absolute path of at most PROTO_PATH_MAX bytes; not
+     * NUL-terminated, and like `key` valid only while the line is */
+    const char *path;
+    size_t path_len;
     uint64_t count;   /* UPLOAD, GENERATE: the count, saturated at UINT64_MAX */
-    uint64_t seq;     /* UNREDEEM: the redemption; EXPORT HISTORY: after= (0 when absent) */
+    uint64_t seq;     /* UNREDEEM: the redemption; EXPORT HISTORY, AUDIT: after= (0: absent) */
     uint32_t seconds; /* HOLD: PROTO_HOLD_SECONDS_DEFAULT when absent */
     enum proto_export export_what; /* EXPORT */
     /* GENERATE: the coupons' fields (the code and uses unused), prefix= ("" when absent, upper
@@ -173,6 +199,21 @@ struct proto_request {
     struct proto_coupon gen;
     char prefix[PROTO_PREFIX_MAX + 1];
     uint32_t length;
+    /* Version 2, the commands of Redis clients. `name`: the key's name of `AUTH name key` and of
+     * HELLO's AUTH ("" for none). `protover`: HELLO's protocol, 2 or 3 (0 when absent). `sub`:
+     * the subcommand of CLIENT, COMMAND and CONFIG in upper case ("" for none). `words`: the
+     * words after it; INFO's section, SELECT's index, ECHO's message; HELLO's SETNAME name
+     * (then `setname` is set): as given, pointing into the line (or the arguments) like `key`.
+     * In RESP, the words of CLIENT and ECHO may hold any bytes, none at all included. */
+    char name[PROTO_USER_MAX + 1];
+    uint32_t protover;
+    char sub[PROTO_SUB_MAX + 1];
+    struct proto_word {
+        const char *p; /* not NUL-terminated */
+        size_t len;
+    } words[PROTO_WORDS_KEPT];
+    size_t nwords;
+    bool setname;
 };
 
 /* An error result: the code and a human message (no CR/LF, printable ASCII). */
@@ -205,9 +246,9 @@ const char *proto_kind_name(enum proto_kind k);
  *     req->count against its own --max-upload (PROTOCOL.md's TOO_LARGE). GENERATE's n alike.
  * Options. After a verb's positional arguments come its options, `name=value` words with a
  * lower-case name, each at most once: hold= (REDEEM), prefix= and length= (GENERATE), after=
- * (EXPORT HISTORY), and id= (REQUEST, REDEEM, UPLOAD, HOLD, RELEASE, UNREDEEM, GENERATE),
- * which must be the last word. A word is taken as an option only beyond the verb's required
- * arguments, so `REQUEST id=x` names the user "id=x".
+ * (EXPORT HISTORY and AUDIT), and id= (REQUEST, REDEEM, UPLOAD, HOLD, RELEASE, UNREDEEM,
+ * GENERATE), which must be the last word. A word is taken as an option only beyond the verb's
+ * required arguments, so `REQUEST id=x` names the user "id=x".
  * An empty or all-blank line is an error too (BAD_REQUEST); callers skip those before calling,
  * see proto_line_is_blank. The line is not modified. On failure *req is unspecified. */
 bool proto_parse_request(const char *line, size_t len, struct proto_request *req,
@@ -236,6 +277,9 @@ struct proto_arg {
  *   - unknown verb: UNKNOWN_COMMAND; wrong argument count (argc - 1): BAD_REQUEST "usage: ...";
  *   - an argument not handed over (nargs < argc, or one too long): TOO_LONG;
  *   - then each argument's value rule, with the line's errors (BAD_TASK for a task id).
+ * CLIENT's arguments after its subcommand and ECHO's message are exempt from the word rule: any
+ * bytes, an empty or null string (taken as empty) too, as Redis takes them (a CLIENT SETINFO
+ * value may hold blanks); an over-long one is still TOO_LONG.
  * UPLOAD is the exception: its arguments after the verb are its records, not words, and are not
  * read here; req->count is argc - 1 (at least 1, else BAD_REQUEST); the caller hands args[1,
  * nargs) and every later argument to the upload, as records, and compares the count with its
@@ -327,5 +371,10 @@ bool proto_reply_coupon(const char *line, size_t len, struct proto_coupon *out);
 /* Parses "STAT name value" with a non-negative integer value. *name points into the line. */
 bool proto_reply_stat(const char *line, size_t len, const char **name, size_t *name_len,
                       uint64_t *value);
+
+/* Parses "STAT name value" with any one-word value (a number or a text, see stat.h): *name and
+ * *value point into the line. */
+bool proto_reply_stat_word(const char *line, size_t len, const char **name, size_t *name_len,
+                           const char **value, size_t *value_len);
 
 #endif

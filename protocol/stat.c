@@ -37,7 +37,54 @@ const struct proto_stat_def proto_stat_defs[PROTO_NSTATS] = {
                                   "MEGADEAL requests refused (BUSY, NO_COUPONS) since start"},
     [PROTO_STAT_MEGA_TIMED_OUT] = {"megadeal.timed_out", false, PROTO_STAT_COUNTER,
                                    "MEGADEAL tasks that timed out since start"},
+    [PROTO_STAT_NODE] = {"node", false, PROTO_STAT_TEXT,
+                         "this node's name (--node-name, default the host name)"},
+    [PROTO_STAT_STORE] = {"store", false, PROTO_STAT_TEXT,
+                          "where the coupons are kept: lmdb or postgresql"},
 };
+
+/* True when s[0..len) is a text value: 1 to PROTO_STAT_TEXT_MAX bytes of printable ASCII
+ * without spaces, so that a STAT line stays three words. */
+static bool
+text_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > PROTO_STAT_TEXT_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] <= ' ' || s[i] > '~')
+            return false;
+    return true;
+}
+
+static bool
+is_text(enum proto_stat stat)
+{
+    return (unsigned)stat < PROTO_NSTATS && proto_stat_defs[stat].kind == PROTO_STAT_TEXT;
+}
+
+const char *
+proto_stats_text(const struct proto_stats *s, enum proto_stat stat)
+{
+    return is_text(stat) ? s->text[stat - PROTO_STAT_FIRST_TEXT] : NULL;
+}
+
+bool
+proto_stats_set_text(struct proto_stats *s, enum proto_stat stat, const char *text)
+{
+    char *out;
+    size_t len = text != NULL ? strlen(text) : 0;
+
+    if (!is_text(stat))
+        return false;
+    out = s->text[stat - PROTO_STAT_FIRST_TEXT];
+    if (!text_ok(text, len)) {
+        text = "-";
+        len = 1;
+    }
+    memcpy(out, text, len);
+    out[len] = '\0';
+    return true;
+}
 
 /* The type a ".TYPE" suffix names. */
 static bool
@@ -78,14 +125,23 @@ proto_stat_lookup(const char *name, size_t len, enum proto_stat *stat, enum prot
 bool
 proto_stat_parse_line(const char *line, size_t len, struct proto_stats *out)
 {
-    const char *name;
-    size_t name_len;
+    const char *name, *word;
+    size_t name_len, word_len;
     uint64_t value;
     enum proto_stat s;
     enum proto_type t;
 
-    if (!proto_reply_stat(line, len, &name, &name_len, &value) ||
+    if (!proto_reply_stat_word(line, len, &name, &name_len, &word, &word_len) ||
         !proto_stat_lookup(name, name_len, &s, &t))
+        return false;
+    if (is_text(s)) {
+        if (!text_ok(word, word_len))
+            return false;
+        memcpy(out->text[s - PROTO_STAT_FIRST_TEXT], word, word_len);
+        out->text[s - PROTO_STAT_FIRST_TEXT][word_len] = '\0';
+        return true;
+    }
+    if (!proto_reply_stat(line, len, &name, &name_len, &value))
         return false;
     out->v[s][t] = value;
     return true;

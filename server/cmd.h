@@ -22,6 +22,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "access.h"
+#include "compat.h"
+#include "backup.h"
+#include "guess.h"
 #include "log.h"
 #include "megadeal.h"
 #include "proto.h"
@@ -30,8 +34,10 @@
 #include "stat.h"
 #include "store.h"
 
+struct auditkey;
 struct cmd_stream;
 struct group;
+struct guess;
 struct hold_key;
 struct log;
 struct opts;
@@ -47,6 +53,17 @@ struct upload;
  * buffer, a millisecond or two of store work per call, and a few hundred calls for 100,000
  * coupons. The rows are written to the connection in parts of about CONN_OUT_SOFT anyway. */
 #define CMD_EXPORT_CHUNK 1000
+/* Audit records read per EXPORT AUDIT call: a record is up to about 2 KiB, so the same quarter
+ * MiB of buffer as CMD_EXPORT_CHUNK's. */
+#define CMD_AUDIT_CHUNK 100
+
+/* MEGADEAL admissions that share one count of the coupons left (cmd.c's mega_admit). */
+struct cmd_admit {
+    struct store_op op;           /* the COUNTERS read in flight */
+    struct cmd_req *head, **tail; /* the requests waiting for it, in arrival order */
+    uint64_t batches;             /* the group's batches completed when it was sent */
+    bool busy;                    /* op is in flight */
+};
 
 /* What commands reach; the server fills it once. */
 struct cmd_env {
@@ -56,32 +73,48 @@ struct cmd_env {
     struct group *group;
     struct megadeal *mega;
     struct purge *purge;
+    struct backup *backup;
     struct log *log;
-    const unsigned char *admin_key; /* KEYS_BYTES */
+    struct access_keys keys; /* admin.key and the keys file's; the server reloads them */
+    struct guess *guess;     /* the code-guessing defence's addresses */
     const struct hold_key *hold_key;
+    const struct auditkey *audit_key; /* signs the audit chain's head (AUDIT) */
     /* The server's own values for STATS (uptime, connections, commits, ...). */
     void (*server_stats)(void *arg, struct proto_stats *out);
     void *server_stats_arg;
     uint64_t commands;     /* request lines executed */
     struct cmd_req *spare; /* finished requests kept for reuse */
     size_t n_spare;
+    struct cmd_admit admit;
 };
+
+/* Every STATS value: the store's counters `c` (a STORE_OP_COUNTERS read's), the server's own
+ * values and the MEGADEAL service's. STATS and the metrics exporter both read them here. */
+void cmd_stats(const struct cmd_env *env, const struct store_counters *c, struct proto_stats *out);
 
 /* Frees the requests kept for reuse (the server's end). */
 void cmd_env_release(struct cmd_env *env);
 
+_Static_assert(KEYRING_NAME_MAX <= STORE_SCOPE_MAX, "a key name is a request id's scope");
+
 /* One connection's protocol state that commands read and change; the session owns it. */
 struct cmd_client {
-    uint64_t conn;
-    const char *peer;
-    /* The scope of this client's request ids: the key name it authenticated as; "" for every
-     * connection until named keys exist. */
-    char scope[STORE_SCOPE_MAX + 1];
-    bool authed;
+    /* What the Redis clients' commands show and change (compat.h): its number, address, start,
+     * RESP version and the names a client gave. */
+    struct compat_client wire;
+    /* Who it is: its key's name is the scope of its request ids and the actor of its writes. */
+    struct access_who who;
     unsigned auth_failures;
+    struct guess_conn guess; /* its ERR INVALID answers (guess.h) */
     /* Writes of this client not yet durable: its reads go into the group behind them, so a
      * client always reads its own writes. */
     unsigned writes_unfinished;
+};
+
+/* A BACKUP: its directory, copied from the line, and its ticket with the backup service. */
+struct cmd_backup {
+    struct backup_ticket ticket;
+    char dir[PROTO_PATH_MAX + 1];
 };
 
 /* A request. The session reads the public part; the rest is cmd.c's. */
@@ -95,6 +128,7 @@ struct cmd_req {
     bool closes;                         /* the connection closes after this reply */
     bool streaming;                      /* part of its reply is written; more follows */
     uint64_t records_left;               /* UPLOAD: the next lines are its records */
+    enum proto_form form; /* its reply's: the line form for a line, the client's RESP else */
 
     /* cmd.c's own */
     struct cmd_env *env;
@@ -118,11 +152,14 @@ struct cmd_req {
     ev_timer delay_w;        /* a wrong AUTH's delay */
     struct megadeal_ticket mega_ticket;
     struct purge_ticket purge_ticket;
-    bool ticket_held;          /* one of the tickets is with its service */
-    struct cmd_stream *stream; /* a long reply's rows and where it stands */
+    bool ticket_held;           /* one of the tickets is with its service */
+    struct cmd_stream *stream;  /* a long reply's rows and where it stands */
+    struct cmd_req *admit_next; /* waiting for the MEGADEAL admission's count (cmd_admit) */
+    struct compat_req compat;   /* the commands of Redis clients (compat.h) */
     union {
         struct megadeal_view mega;
         struct proto_stats stats;
+        struct cmd_backup backup;
     } u;
 };
 
@@ -137,13 +174,23 @@ void cmd_req_free(struct cmd_req *r);
 /* Starts a request line (as framed, not blank). */
 void cmd_line(struct cmd_req *r, const char *line, size_t len);
 
+/* Starts a RESP request (frame.h): its first `nargs` of `argc` arguments, answered in the
+ * client's RESP version. An UPLOAD takes the records among them at once; the rest follow with
+ * cmd_record while r->records_left > 0. The arguments are read before this returns. */
+void cmd_args(struct cmd_req *r, const struct proto_arg *args, size_t nargs, size_t argc);
+
+/* A RESP request the framer refused (frame.h's PROTO_FRAME_RESP_ERROR): answered with `err`
+ * and `why`; when `fatal`, the connection closes after that reply. */
+void cmd_frame_error(struct cmd_req *r, enum proto_err err, const char *why, bool fatal);
+
 /* A line over PROTO_MAX_LINE: ERR TOO_LONG. */
 void cmd_too_long(struct cmd_req *r);
 
 /* A first line that speaks HTTP: ERR BAD_REQUEST, then the close. */
 void cmd_http(struct cmd_req *r);
 
-/* One record line of an UPLOAD (r->records_left > 0); NULL for a line over the limit. */
+/* One record of an UPLOAD (r->records_left > 0): a line, or in RESP an argument (a null one
+ * given as ""); NULL for one over the limit. */
 void cmd_record(struct cmd_req *r, const char *line, size_t len);
 
 /* Writes the reply of a done request, or its next part: at least one line, and for a long

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tls.h"
 
 struct conn {
     struct conn_pool *pool;
@@ -23,6 +24,11 @@ struct conn {
     double last_active;
     double last_sent;    /* when the output last made progress, or became backed up */
     double line_started; /* when the unfinished line in `in` began to arrive, or 0 */
+    double accepted; /* when the connection was made: the TLS handshake's bound counts from it */
+
+    struct tls_conn *tls;      /* NULL: plain TCP */
+    bool tls_read_wants_write; /* a TLS read waits for the socket to be writable */
+    bool tls_write_wants_read; /* a TLS write waits for the socket to be readable */
 
     struct proto_framer framer;
     char *in; /* CONN_IN_BUF bytes (the pool's scratch while a read is handled), or NULL */
@@ -96,17 +102,20 @@ conn_pool_total(const struct conn_pool *p)
 }
 
 static void
+log_conn_fields(struct conn *c, const char *op, const struct log_field *f, size_t n)
+{
+    struct log_op lo = {
+        .conn = c->id, .peer = c->peer, .op = op, .us = -1, .extra = f, .n_extra = n};
+
+    log_op(c->pool->log, ev_now(c->pool->loop), &lo);
+}
+
+static void
 log_conn(struct conn *c, const char *op, const char *reason)
 {
     const struct log_field f[] = {log_str("reason", reason)};
-    struct log_op lo = {.conn = c->id,
-                        .peer = c->peer,
-                        .op = op,
-                        .us = -1,
-                        .extra = reason != NULL ? f : NULL,
-                        .n_extra = reason != NULL ? 1 : 0};
 
-    log_op(c->pool->log, ev_now(c->pool->loop), &lo);
+    log_conn_fields(c, op, reason != NULL ? f : NULL, reason != NULL ? 1 : 0);
 }
 
 /* Gives up the input buffer, unless it is the pool's scratch. */
@@ -123,6 +132,7 @@ static void
 conn_free(struct conn *c)
 {
     drop_input(c);
+    tls_conn_free(c->tls);
     free(c->out);
     free(c);
 }
@@ -202,7 +212,8 @@ conn_new(struct conn_pool *p, int fd, const char *peer)
     c->id = ++p->next_id;
     c->fd = fd;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
-    c->last_active = ev_now(p->loop);
+    c->last_active = c->accepted = ev_now(p->loop);
+    c->framer.resp = true; /* a request that starts with `*` is the Redis wire form */
     ev_io_init(&c->read_w, read_cb, fd, EV_READ);
     ev_io_init(&c->write_w, write_cb, fd, EV_WRITE);
     ev_init(&c->timer_w, timer_cb);
@@ -217,15 +228,24 @@ conn_new(struct conn_pool *p, int fd, const char *peer)
     return c;
 }
 
-/* Arms the timer for the idle timeout, or for the line timeout when that comes first. */
+/* Whether a TLS handshake is still going on. */
+static bool
+handshaking(const struct conn *c)
+{
+    return c->tls != NULL && !tls_conn_ready(c->tls);
+}
+
+/* Arms the timer for the idle timeout, or for the line timeout or the TLS handshake's bound when
+ * that comes first. */
 static void
 arm_timer(struct conn *c)
 {
     struct ev_loop *loop = c->pool->loop;
     double idle = c->pool->cfg.idle_timeout, now = ev_now(loop);
+    bool hs = handshaking(c);
 
     ev_timer_stop(loop, &c->timer_w);
-    if (c->dead || c->lingering || (idle <= 0 && !c->backed_up))
+    if (c->dead || c->lingering || (idle <= 0 && !c->backed_up && !hs))
         return;
     double at = idle > 0 ? c->last_active + idle : c->last_sent + CONN_OUT_STALL;
     double line_bound = idle < CONN_LINE_TIMEOUT ? idle : CONN_LINE_TIMEOUT;
@@ -233,8 +253,17 @@ arm_timer(struct conn *c)
         at = c->line_started + line_bound;
     if (c->backed_up && c->last_sent + CONN_OUT_STALL < at)
         at = c->last_sent + CONN_OUT_STALL;
+    if (hs && (c->accepted + TLS_HANDSHAKE_TIMEOUT < at || (idle <= 0 && !c->backed_up)))
+        at = c->accepted + TLS_HANDSHAKE_TIMEOUT;
     ev_timer_set(&c->timer_w, at > now ? at - now : 0., 0.);
     ev_timer_start(loop, &c->timer_w);
+}
+
+bool
+conn_use_tls(struct conn *c, struct tls_ctx *t)
+{
+    c->tls = tls_conn_new(t, c->fd);
+    return c->tls != NULL;
 }
 
 void
@@ -374,28 +403,98 @@ unblock(struct conn *c)
     schedule_resume(c);
 }
 
-/* Writes what is pending; arms the write watcher when the socket is full. */
+/* What one send or receive did. */
+enum conn_io {
+    CONN_IO_OK = 0, /* bytes moved */
+    CONN_IO_AGAIN,  /* the socket is not ready: the right watcher is armed */
+    CONN_IO_EOF,    /* the peer is gone */
+    CONN_IO_ERROR   /* TLS failed: the connection is closed */
+};
+
+/* A TLS call must wait: WANT_READ and WANT_WRITE arm the watcher that the call waits for. A
+ * write that waits to read arms the reader even while flow control keeps it off, and a read
+ * that waits to write arms the writer, so neither direction can stall the other. */
+static enum conn_io
+tls_outcome(struct conn *c, enum tls_io r, bool writing)
+{
+    struct ev_loop *loop = c->pool->loop;
+
+    switch (r) {
+    case TLS_IO_OK:
+        return CONN_IO_OK;
+    case TLS_IO_WANT_READ:
+        if (writing) {
+            c->tls_write_wants_read = true;
+            ev_io_stop(loop, &c->write_w);
+            ev_io_start(loop, &c->read_w);
+        }
+        return CONN_IO_AGAIN;
+    case TLS_IO_WANT_WRITE:
+        if (!writing) { /* the socket's input waits until the write is done: no busy reads */
+            c->tls_read_wants_write = true;
+            ev_io_stop(loop, &c->read_w);
+        }
+        ev_io_start(loop, &c->write_w);
+        return CONN_IO_AGAIN;
+    case TLS_IO_EOF:
+        return CONN_IO_EOF;
+    default: {
+        const struct log_field f[] = {log_str("reason", "tls_error"),
+                                      log_str("error", tls_conn_error(c->tls))};
+        log_conn_fields(c, "DROP", f, LOG_NFIELDS(f));
+        conn_close(c, NULL);
+        return CONN_IO_ERROR;
+    }
+    }
+}
+
+/* Sends from the output, through TLS when the connection has it. */
+static enum conn_io
+sock_send(struct conn *c, size_t *sent)
+{
+    if (c->tls != NULL)
+        return tls_outcome(c, tls_conn_write(c->tls, c->out + c->out_off, unsent(c), sent), true);
+    ssize_t n;
+    do
+        n = send(c->fd, c->out + c->out_off, unsent(c), MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        ev_io_start(c->pool->loop, &c->write_w);
+        return CONN_IO_AGAIN;
+    }
+    if (n <= 0)
+        return CONN_IO_EOF;
+    *sent = (size_t)n;
+    return CONN_IO_OK;
+}
+
+/* Writes what is pending; arms the write watcher when the socket is full. Nothing goes out
+ * before a TLS handshake is done: the handshake sends what is owed once it is, and a connection
+ * closed before then (the server shutting down) owes nothing and closes at once. */
 static void
 conn_flush(struct conn *c)
 {
     if (c->dead)
         return;
+    if (handshaking(c)) {
+        if (c->closing)
+            conn_close(c, NULL);
+        return;
+    }
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, unsent(c), MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            ev_io_start(c->pool->loop, &c->write_w);
+        size_t n = 0;
+        enum conn_io r = sock_send(c, &n);
+        if (r == CONN_IO_AGAIN || r == CONN_IO_ERROR)
             return;
-        }
-        if (n <= 0) {
+        if (r == CONN_IO_EOF) {
             conn_close(c, NULL);
             return;
         }
-        c->out_off += (size_t)n;
+        c->out_off += n;
         c->last_active = c->last_sent = ev_now(c->pool->loop);
     }
-    ev_io_stop(c->pool->loop, &c->write_w);
+    if (!c->tls_read_wants_write)
+        ev_io_stop(c->pool->loop, &c->write_w);
     free(c->out); /* all written: hold no memory while idle */
     c->out = NULL;
     c->out_off = c->out_len = c->out_cap = 0;
@@ -405,6 +504,9 @@ conn_flush(struct conn *c)
         linger(c);
 }
 
+static void handshake(struct conn *c);
+static void do_read(struct conn *c);
+
 static void
 write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -412,6 +514,16 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     struct conn *c = w->data;
 
+    if (handshaking(c)) {
+        handshake(c);
+        return;
+    }
+    if (c->tls_read_wants_write) {
+        c->tls_read_wants_write = false;
+        do_read(c);
+        if (c->dead)
+            return;
+    }
     conn_flush(c);
     if (!c->dead && c->backed_up && unsent(c) <= CONN_OUT_SOFT)
         unblock(c);
@@ -443,6 +555,8 @@ linger(struct conn *c)
         return;
     c->lingering = true;
     drop_input(c);
+    if (c->tls != NULL)
+        tls_conn_close_notify(c->tls);
     if (shutdown(c->fd, SHUT_WR) != 0) {
         conn_close(c, NULL);
         return;
@@ -466,6 +580,12 @@ conn_close_after_flush(struct conn *c)
 }
 
 /* ---- input ---- */
+
+void
+conn_set_resp(struct conn *c, bool on)
+{
+    c->framer.resp = on;
+}
 
 void
 conn_set_waiting(struct conn *c, bool waiting)
@@ -505,16 +625,23 @@ taking(const struct conn *c)
     return !c->paused && !c->backed_up && !c->closing && !c->dead;
 }
 
-/* Reads only while frames are taken and the peer may still send. */
+/* Reads only while frames are taken and the peer may still send (or a TLS write waits to
+ * read), and not while a TLS read waits to write. Text that TLS decrypted already makes the
+ * socket no more readable: a read is fed in. */
 static void
 update_reading(struct conn *c)
 {
+    struct ev_loop *loop = c->pool->loop;
+    bool want = taking(c) && !c->eof;
+
     if (c->dead || c->lingering)
         return;
-    if (taking(c) && !c->eof)
-        ev_io_start(c->pool->loop, &c->read_w);
+    if ((want && !c->tls_read_wants_write) || c->tls_write_wants_read)
+        ev_io_start(loop, &c->read_w);
     else
-        ev_io_stop(c->pool->loop, &c->read_w);
+        ev_io_stop(loop, &c->read_w);
+    if (want && c->tls != NULL && tls_conn_pending(c->tls))
+        ev_feed_event(loop, &c->read_w, EV_READ);
 }
 
 /* Hands the complete frames in `in` to the handler while it takes them. */
@@ -528,7 +655,7 @@ hand_over(struct conn *c)
         struct proto_frame f;
         proto_frame_next(&c->framer, c->in + pos, c->in_len - pos, &f);
         pos += f.used;
-        if (f.kind == PROTO_FRAME_NEED_MORE)
+        if (proto_frame_need_more(&f))
             break;
         ended = ended || f.kind != PROTO_FRAME_LONG_BEGIN;
         if (!c->h->on_frame(c->arg, &f))
@@ -541,7 +668,7 @@ hand_over(struct conn *c)
         drop_input(c);
     else if (pos > 0)
         memmove(c->in, c->in + pos, c->in_len);
-    if (c->in_len == 0 && !c->framer.skipping)
+    if (c->in_len == 0 && !proto_framer_busy(&c->framer))
         c->line_started = 0;
     else if (ended || c->line_started == 0)
         c->line_started = ev_now(c->pool->loop);
@@ -574,7 +701,7 @@ tell_eof(struct conn *c)
     if (c->dead || !c->eof || c->eof_told || !taking(c))
         return;
     c->eof_told = true;
-    c->h->on_eof(c->arg, c->in_len > 0 || c->framer.skipping);
+    c->h->on_eof(c->arg, c->in_len > 0 || proto_framer_busy(&c->framer));
 }
 
 static void
@@ -588,26 +715,114 @@ process_input(struct conn *c)
         arm_timer(c);
 }
 
-static void
-read_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* Receives into `in`, through TLS when the connection has it. */
+static enum conn_io
+sock_recv(struct conn *c, size_t *got)
 {
-    (void)revents;
-    struct conn *c = w->data;
+    size_t room = CONN_IN_BUF - c->in_len;
 
+    if (c->tls != NULL)
+        return tls_outcome(c, tls_conn_read(c->tls, c->in + c->in_len, room, got), false);
+    ssize_t n = read(c->fd, c->in + c->in_len, room);
+    if (n > 0) {
+        *got = (size_t)n;
+        return CONN_IO_OK;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return CONN_IO_AGAIN;
+    return CONN_IO_EOF;
+}
+
+/* One read of what the peer sent, and the frames it completes handed over. */
+static void
+do_read(struct conn *c)
+{
     /* With no leftover input, read into the pool's scratch buffer: most reads hold whole
      * requests, and then the connection never needs a buffer of its own. */
     if (c->in == NULL)
         c->in = c->pool->scratch;
-    ssize_t n = read(c->fd, c->in + c->in_len, CONN_IN_BUF - c->in_len);
-    if (n > 0) {
-        c->in_len += (size_t)n;
-        c->last_active = ev_now(loop);
-    } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+    size_t n = 0;
+    enum conn_io r = c->in_len < CONN_IN_BUF ? sock_recv(c, &n) : CONN_IO_AGAIN;
+    if (r == CONN_IO_ERROR) { /* closed: the scratch buffer is not the connection's */
+        if (c->in == c->pool->scratch)
+            keep_input(c);
+        return;
+    }
+    if (r == CONN_IO_OK) {
+        c->in_len += n;
+        c->last_active = ev_now(c->pool->loop);
+    } else if (r == CONN_IO_EOF) {
         c->eof = true;
     }
     process_input(c);
     if (c->in == c->pool->scratch)
         keep_input(c);
+}
+
+static void
+read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct conn *c = w->data;
+
+    if (handshaking(c)) {
+        handshake(c);
+        return;
+    }
+    if (c->tls_write_wants_read) {
+        c->tls_write_wants_read = false;
+        conn_flush(c);
+        if (c->dead)
+            return;
+        if (!taking(c) || c->eof) {
+            update_reading(c);
+            return;
+        }
+    }
+    do_read(c);
+}
+
+/* The TLS handshake's step when the socket is ready; once it is done, the connection reads
+ * and writes as any other, and the log says which version and client certificate it has. */
+static void
+handshake(struct conn *c)
+{
+    struct ev_loop *loop = c->pool->loop;
+    char subject[TLS_SUBJECT_MAX];
+
+    switch (tls_conn_handshake(c->tls)) {
+    case TLS_IO_WANT_READ:
+        ev_io_stop(loop, &c->write_w);
+        ev_io_start(loop, &c->read_w);
+        return;
+    case TLS_IO_WANT_WRITE:
+        ev_io_stop(loop, &c->read_w);
+        ev_io_start(loop, &c->write_w);
+        return;
+    case TLS_IO_OK:
+        break;
+    default: {
+        const struct log_field f[] = {log_str("reason", "tls_handshake"),
+                                      log_str("error", tls_conn_error(c->tls))};
+        log_conn_fields(c, "DROP", f, LOG_NFIELDS(f));
+        /* The alert OpenSSL wrote is on its way: a lingering close lets the client read it,
+         * where closing with its unread bytes would send a reset instead. */
+        ev_io_stop(loop, &c->write_w);
+        linger(c);
+        return;
+    }
+    }
+    tls_conn_subject(c->tls, subject);
+    const struct log_field f[] = {log_str("version", tls_conn_version(c->tls)),
+                                  log_str("client", subject)};
+    log_conn_fields(c, "TLS", f, LOG_NFIELDS(f));
+    ev_io_stop(loop, &c->write_w);
+    c->last_active = ev_now(loop);
+    arm_timer(c);
+    update_reading(c);
+    if (c->out_len > c->out_off)
+        schedule_flush(c);
 }
 
 static void
@@ -645,6 +860,10 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     if (c->lingering) {
         conn_close(c, NULL);
+        return;
+    }
+    if (handshaking(c) && now >= c->accepted + TLS_HANDSHAKE_TIMEOUT) {
+        conn_close(c, "tls_handshake_timeout");
         return;
     }
     if (c->backed_up && now >= c->last_sent + CONN_OUT_STALL) {

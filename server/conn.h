@@ -18,6 +18,7 @@
 struct conn;
 struct conn_pool;
 struct log;
+struct tls_ctx;
 
 /* Input is read into a buffer made when data arrives and freed when all of it is consumed, so
  * idle connections hold none. It fits a maximal line with its CR LF, and then some, so one
@@ -55,8 +56,8 @@ struct conn_handler {
     /* A frame arrived. Return false to take no more frames until conn_resume(). */
     bool (*on_frame)(void *arg, const struct proto_frame *f);
     /* The peer closed its sending side; every complete frame before it was handed over.
-     * `partial`: an unfinished line was left. The handler closes the connection when it is
-     * done (conn_close or conn_close_after_flush). */
+     * `partial`: an unfinished line or RESP request was left. The handler closes the
+     * connection when it is done (conn_close or conn_close_after_flush). */
     void (*on_eof)(void *arg, bool partial);
     /* The connection was closed (any reason), at the end of the iteration it happened in; the
      * handler must not use it any more. Until then its calls on it are harmless no-ops. */
@@ -88,6 +89,12 @@ uint64_t conn_pool_total(const struct conn_pool *p);
 /* Accepted socket `fd` (non-blocking) from `peer`: makes the connection. It reads nothing until
  * conn_start. NULL when out of memory (the caller closes fd). */
 struct conn *conn_new(struct conn_pool *p, int fd, const char *peer);
+/* Before conn_start: the connection speaks TLS with t's current context (tls.h). The handshake
+ * runs first, bounded by TLS_HANDSHAKE_TIMEOUT; frames, flow control and limits are then those
+ * of a plain connection. A failed handshake closes the connection with one DROP line
+ * (reason=tls_handshake and OpenSSL's reason). False when out of memory. */
+bool conn_use_tls(struct conn *c, struct tls_ctx *t);
+
 /* Sets the handler and starts reading. */
 void conn_start(struct conn *c, const struct conn_handler *h, void *arg);
 
@@ -101,6 +108,10 @@ void conn_write(struct conn *c, const char *data, size_t len);
  * output over CONN_OUT_SOFT, or the connection is closed), else at least 1. Writing this much
  * backs the output up, and on_drain follows once it falls back. */
 size_t conn_out_room(const struct conn *c);
+
+/* Whether a request that starts with `*` is framed as RESP (frame.h): on from the start. Off
+ * while every line is an UPLOAD's record. Takes effect at the next frame. */
+void conn_set_resp(struct conn *c, bool on);
 
 /* Frames are handed over again (those buffered first, at the next iteration). */
 void conn_resume(struct conn *c);

@@ -16,12 +16,15 @@
 
 #include <ev.h>
 
+#include "auditverify.h"
+#include "keycli.h"
 #include "keys.h"
 #include "log.h"
 #include "notify.h"
 #include "opts.h"
 #include "server.h"
 #include "store.h"
+#include "task.h"
 
 #define LOCK_FILE    "coupond.lock"
 #define EXIT_STARTUP 1
@@ -177,10 +180,13 @@ run_check(const struct opts *o, struct ev_loop *loop)
 {
     char err[ERRBUF_MAX];
     struct store *st;
-    struct store_config cfg = {.loop = loop, .mode = STORE_OPEN_EXISTING, .map_size = o->map_size};
+    struct store_config cfg = {.loop = loop,
+                               .mode = STORE_OPEN_EXISTING,
+                               .map_size = o->map_size,
+                               .node_name = o->node_name};
     static struct store_op op; /* large; main runs once */
 
-    if (store_open(o->data_dir, &cfg, &st, err, sizeof err) != STORE_OK)
+    if (store_open(opts_store_uri(o), &cfg, &st, err, sizeof err) != STORE_OK)
         return die(err);
     op.kind = STORE_OP_CHECK;
     op.now = (int64_t)time(NULL);
@@ -191,24 +197,45 @@ run_check(const struct opts *o, struct ev_loop *loop)
         snprintf(msg, sizeof msg, "check failed: %s", op.out.msg);
         return die(msg);
     }
-    printf("coupond: %s: store is consistent\n", o->data_dir);
+    /* A URI may hold a password: a PostgreSQL store is named by its kind alone. */
+    printf("coupond: %s: store is consistent\n", o->store_uri != NULL ? "postgresql" : o->data_dir);
     return EXIT_SUCCESS;
+}
+
+/* The fingerprint of DIR/task.key (made on first start), which a store shared by nodes
+ * compares with the one it recorded. */
+static bool
+task_fingerprint(const char *dir, char fp[TASK_FP_BUF], char *err, size_t errlen)
+{
+    struct task_key *k = task_key_load(dir, err, errlen);
+
+    if (k == NULL)
+        return false;
+    task_key_fingerprint(k, fp);
+    task_key_free(k);
+    return true;
 }
 
 static int
 serve(const struct opts *o, struct ev_loop *loop, struct made *made)
 {
+    char fp[TASK_FP_BUF];
     char err[ERRBUF_MAX];
     unsigned char key[KEYS_BYTES];
-    struct store_config cfg = {.loop = loop, .mode = STORE_OPEN_CREATE, .map_size = o->map_size};
+    struct store_config cfg = {.loop = loop,
+                               .mode = STORE_OPEN_CREATE,
+                               .map_size = o->map_size,
+                               .node_name = o->node_name};
 
     if (!prepare_data_dir(o->data_dir, made, err, sizeof err) ||
         !lock_data_dir(o->data_dir, err, sizeof err) ||
-        !keys_load_or_create(o->data_dir, KEYS_ADMIN_FILE, KEYS_HEX, key, err, sizeof err))
+        !keys_load_or_create(o->data_dir, KEYS_ADMIN_FILE, KEYS_HEX, key, err, sizeof err) ||
+        !task_fingerprint(o->data_dir, fp, err, sizeof err))
         return die(err);
+    cfg.task_key_fp = fp;
     raise_fd_limit(o);
     struct store *st;
-    if (store_open(o->data_dir, &cfg, &st, err, sizeof err) != STORE_OK)
+    if (store_open(opts_store_uri(o), &cfg, &st, err, sizeof err) != STORE_OK)
         return die(err);
     made->log = o->log_path && access(o->log_path, F_OK) != 0 && errno == ENOENT;
     struct log *lg = log_open(o->log_path, err, sizeof err);
@@ -223,8 +250,9 @@ serve(const struct opts *o, struct ev_loop *loop, struct made *made)
         store_close(st);
         return die(err);
     }
-    const struct log_field start[] = {log_str("version", COUPOND_VERSION),
-                                      log_str("data_dir", o->data_dir)};
+    const struct log_field start[] = {
+        log_str("version", COUPOND_VERSION), log_str("data_dir", o->data_dir),
+        log_str("store", store_backend(st)), log_str("node", o->node_name)};
     log_event(lg, ev_time(), "START", start, LOG_NFIELDS(start));
     notify_send("READY=1"); /* listening: a Type=notify unit is started */
     server_run(srv);
@@ -242,6 +270,7 @@ main(int argc, char **argv)
 {
     struct opts o;
     char err[ERRBUF_MAX];
+    char node[STORE_NODE_MAX + 1]; /* the host name, when it names the node: lives as long as o */
     opts_defaults(&o);
     switch (opts_parse(&o, argc, argv, stdout, err, sizeof err)) {
     case OPTS_EXIT_OK:
@@ -252,14 +281,26 @@ main(int argc, char **argv)
     case OPTS_RUN:
         break;
     }
+    if (!opts_default_node_name(&o, node, sizeof node, err, sizeof err))
+        return die(err);
     signal(SIGPIPE, SIG_IGN);
     if (sodium_init() < 0)
         return die("cannot initialise libsodium");
+    if (o.mode == OPTS_MODE_KEY) /* the keys file alone: no lock, no store, no loop */
+        return (int)keycli_run(o.data_dir, o.key_argc, o.key_argv, stdout, stderr);
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     if (loop == NULL)
         return die("cannot start the event loop");
     if (o.mode == OPTS_MODE_CHECK) /* reads what is there; creates nothing */
         return run_check(&o, loop);
+    if (o.mode == OPTS_MODE_VERIFY_AUDIT) { /* the same: reads, creates nothing */
+        const struct auditverify_config vc = {.uri = opts_store_uri(&o),
+                                              .data_dir = o.data_dir,
+                                              .node_name = o.node_name,
+                                              .map_size = o.map_size,
+                                              .head = o.audit_head};
+        return auditverify_run(loop, &vc, stdout, stderr);
+    }
     struct made made = {0};
     int status = serve(&o, loop, &made);
     if (status != EXIT_SUCCESS)

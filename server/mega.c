@@ -377,6 +377,12 @@ bool
 mega_grant_retry(struct mega *m, struct mega_task *t, double now)
 {
     ring_push(m, now);
+    return mega_grant_requeue(m, t, now);
+}
+
+bool
+mega_grant_requeue(struct mega *m, struct mega_task *t, double now)
+{
     list_remove(t->state == MEGA_IN_FLIGHT ? &m->flight : &m->queue, t);
     memset(&t->coupon, 0, sizeof t->coupon);
     if (t->deadline <= now) {

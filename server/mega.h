@@ -133,6 +133,10 @@ void mega_grant_failed(struct mega *m, struct mega_task *t, double now, enum meg
  * returned. */
 bool mega_grant_retry(struct mega *m, struct mega_task *t, double now);
 
+/* As mega_grant_retry, but the attempt uses up no slot in the window: nothing was granted and
+ * nothing was tried that could fail again (the limits shared with other nodes were taken). */
+bool mega_grant_requeue(struct mega *m, struct mega_task *t, double now);
+
 /* The earliest time after which something is due: the next window slot when a task waits and
  * fewer than `concurrency` are in flight, the head's deadline, or the end of the oldest
  * finished task's retention. False when nothing is ever due without another call (an empty

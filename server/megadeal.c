@@ -24,12 +24,16 @@ struct rid_entry {
     struct rid_entry *next;
 };
 
-/* A grant on its way through the group: one slot per allowed grant in flight. */
+/* A grant on its way through the group, then (on a store shared by nodes) the close of its
+ * shared slot (store.h, GRANT_DONE). Each grant in flight has one, and so may each grant being
+ * closed: MEGADEAL_SLOTS_PER_GRANT per allowed grant in flight. */
 struct grant {
     struct store_op op;
+    struct store_op close_op;
     struct mega_task *t;
     struct megadeal *md;
-    bool busy;
+    bool busy;    /* op is in the group */
+    bool closing; /* close_op is in the group */
 };
 
 struct megadeal {
@@ -41,9 +45,12 @@ struct megadeal {
     ev_timer timer_w;
     int64_t wait_ms; /* deadline_ms - issued_ms of every id */
     struct megadeal_ticket *tickets;
-    struct grant *grants; /* `concurrency` slots */
+    struct grant *grants; /* MEGADEAL_SLOTS_PER_GRANT x `concurrency` slots */
     unsigned n_grants;
     unsigned in_flight;
+    unsigned closing;         /* shared slots being closed */
+    double held_until;        /* no grant is tried before this (the shared limits were taken) */
+    struct store_limit limit; /* the limits every node of a shared store counts together */
     unsigned min_validity;
     bool stopped;
     struct rid_entry *rids; /* the ids of the tasks alive */
@@ -254,6 +261,43 @@ retry(struct megadeal *md, struct mega_task *t, double now, const char *why)
         log_timeout(md, t);
 }
 
+/* A shared slot's close committed or failed; a close that failed is left to the store's lease
+ * (store.h): nothing waits for it. */
+static void
+close_done(struct store_op *op)
+{
+    struct grant *g = op->arg;
+
+    g->closing = false;
+    g->md->closing--;
+    pump(g->md);
+}
+
+/* The grant was answered: its slot in the limits shared by nodes closes. */
+static void
+close_slot(struct megadeal *md, struct grant *g, uint64_t slot)
+{
+    memset(&g->close_op.in, 0, sizeof g->close_op.in);
+    g->close_op.kind = STORE_OP_GRANT_DONE;
+    g->close_op.now = (int64_t)ev_time();
+    g->close_op.in.grant = slot;
+    g->close_op.done = close_done;
+    g->close_op.arg = g;
+    g->closing = true;
+    md->closing++;
+    group_add(md->group, &g->close_op);
+}
+
+/* The limits shared with other nodes were taken: the task goes back to the head of the queue
+ * without using a slot of this node's window, and no grant is tried for a while. */
+static void
+limited(struct megadeal *md, struct mega_task *t, double now)
+{
+    md->held_until = now + MEGADEAL_LIMITED_RETRY_S;
+    if (!mega_grant_requeue(md->queue, t, now))
+        log_timeout(md, t);
+}
+
 /* A grant's batch completed: the task is granted, found no coupon, or goes back. */
 static void
 grant_done(struct store_op *op)
@@ -265,7 +309,9 @@ grant_done(struct store_op *op)
 
     g->busy = false;
     md->in_flight--;
-    if (op->err == STORE_ID_CONFLICT) {
+    if (op->err == STORE_LIMITED) {
+        limited(md, t, now);
+    } else if (op->err == STORE_ID_CONFLICT) {
         /* Another write took the task's id first (it was sent while the task waited): the
          * grant goes on without the id, which names that other write now. */
         prune_rids(md, t->seq, now);
@@ -285,6 +331,8 @@ grant_done(struct store_op *op)
         retry(md, t, now, op->out.msg[0] ? op->out.msg : store_strerror(op->err));
     }
     answer_tickets(md);
+    if (op->err == STORE_OK && op->out.grant != 0)
+        close_slot(md, g, op->out.grant);
     pump(md);
 }
 
@@ -292,7 +340,7 @@ static struct grant *
 free_slot(struct megadeal *md)
 {
     for (unsigned i = 0; i < md->n_grants; i++)
-        if (!md->grants[i].busy)
+        if (!md->grants[i].busy && !md->grants[i].closing)
             return &md->grants[i];
     return NULL;
 }
@@ -301,7 +349,7 @@ free_slot(struct megadeal *md)
 static void
 start_grant(struct megadeal *md, struct mega_task *t)
 {
-    struct grant *g = free_slot(md); /* mega_next_grant keeps in-flight below the slots */
+    struct grant *g = free_slot(md); /* pump asked for one first */
 
     mega_grant_started(md->queue, t);
     g->busy = true;
@@ -311,6 +359,7 @@ start_grant(struct megadeal *md, struct mega_task *t)
     g->op.now = (int64_t)ev_time();
     g->op.in.type = STORE_TYPE_MEGADEAL;
     g->op.in.min_expires = g->op.now + (int64_t)md->min_validity;
+    g->op.in.limit = md->limit;
     snprintf(g->op.in.user, sizeof g->op.in.user, "%s", t->user);
     const struct rid_entry *e = carrier_of(md, t->seq);
     if (e != NULL) {
@@ -333,6 +382,8 @@ reschedule(struct megadeal *md, double now)
     ev_timer_stop(md->loop, &md->timer_w);
     if (md->stopped || !mega_next_event(md->queue, now, &when))
         return;
+    if (when < md->held_until) /* a deadline in the meantime is seen then, a little late */
+        when = md->held_until;
     ev_timer_set(&md->timer_w, when > now ? when - now : 0., 0.);
     ev_timer_start(md->loop, &md->timer_w);
 }
@@ -351,7 +402,8 @@ pump(struct megadeal *md)
         log_timeout(md, t);
         expired = true;
     }
-    while (!md->stopped && (t = mega_next_grant(md->queue, now)) != NULL)
+    while (!md->stopped && now >= md->held_until && free_slot(md) != NULL &&
+           (t = mega_next_grant(md->queue, now)) != NULL)
         start_grant(md, t);
     if (expired)
         answer_tickets(md);
@@ -570,7 +622,7 @@ megadeal_stop(struct megadeal *md)
 bool
 megadeal_busy(const struct megadeal *md)
 {
-    return md->in_flight > 0;
+    return md->in_flight > 0 || md->closing > 0;
 }
 
 void
@@ -595,7 +647,8 @@ megadeal_new(struct ev_loop *loop, const struct megadeal_config *cfg, struct gro
     struct megadeal *md = calloc(1, sizeof *md);
 
     if (md == NULL || (md->queue = mega_new(&mc)) == NULL ||
-        (md->grants = calloc(cfg->concurrency, sizeof *md->grants)) == NULL) {
+        (md->grants = calloc((size_t)cfg->concurrency * MEGADEAL_SLOTS_PER_GRANT,
+                             sizeof *md->grants)) == NULL) {
         snprintf(errbuf, errlen, "cannot set up the MEGADEAL queue: out of memory");
         megadeal_free(md);
         return NULL;
@@ -608,7 +661,10 @@ megadeal_new(struct ev_loop *loop, const struct megadeal_config *cfg, struct gro
     md->loop = loop;
     md->group = g;
     md->log = lg;
-    md->n_grants = cfg->concurrency;
+    md->n_grants = cfg->concurrency * MEGADEAL_SLOTS_PER_GRANT;
+    md->limit = (struct store_limit){.rate = cfg->rate,
+                                     .concurrency = cfg->concurrency,
+                                     .window_ms = (int64_t)(MEGA_WINDOW_SECONDS * 1000.0)};
     for (unsigned i = 0; i < md->n_grants; i++)
         md->grants[i].md = md;
     md->wait_ms = (int64_t)cfg->wait * 1000;

@@ -27,6 +27,15 @@ struct megadeal;
  * past this a REQUEST with an id is ERR BUSY, so ids cannot grow memory without end (100,000
  * ids of about 200 bytes is 20 MB). */
 #define MEGADEAL_RIDS_MAX MEGA_QUEUE_CAP
+/* Seconds a node waits before it tries a grant again when the limits shared by the nodes of a
+ * PostgreSQL store were taken (STORE_LIMITED): a slot frees when a grant leaves the one-second
+ * window or an open one is answered, every 0.1 s on average at the default rate of 10; trying
+ * twice as often keeps the shared rate near its limit, and a node asks at most 20 times a
+ * second while it waits. */
+#define MEGADEAL_LIMITED_RETRY_S 0.05
+/* Grant slots per allowed grant in flight: one for the grant's ASSIGN, one for the close of its
+ * shared slot (GRANT_DONE) that follows the answer while the next grant may already start. */
+#define MEGADEAL_SLOTS_PER_GRANT 2
 
 /* A task as a reply shows it, or the error that answers instead. */
 struct megadeal_view {

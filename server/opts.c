@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mega.h"
 #include "proto.h"
@@ -26,7 +27,18 @@ enum {
     OPT_MEGADEAL_WAIT,
     OPT_MIN_VALIDITY,
     OPT_LOG_READS,
-    OPT_ID_RETENTION
+    OPT_ID_RETENTION,
+    OPT_STORE,
+    OPT_NODE_NAME,
+    OPT_VERIFY_AUDIT,
+    OPT_AUDIT_HEAD,
+    OPT_METRICS_LISTEN,
+    OPT_TLS_PORT,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CA,
+    OPT_REQUIRE_AUTH,
+    OPT_NO_REQUIRE_AUTH
 };
 
 static const struct option long_options[] = {
@@ -46,6 +58,17 @@ static const struct option long_options[] = {
     {"min-validity", required_argument, NULL, OPT_MIN_VALIDITY},
     {"log-reads", no_argument, NULL, OPT_LOG_READS},
     {"id-retention", required_argument, NULL, OPT_ID_RETENTION},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"node-name", required_argument, NULL, OPT_NODE_NAME},
+    {"verify-audit", no_argument, NULL, OPT_VERIFY_AUDIT},
+    {"audit-head", required_argument, NULL, OPT_AUDIT_HEAD},
+    {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
+    {"tls-port", required_argument, NULL, OPT_TLS_PORT},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"require-auth", no_argument, NULL, OPT_REQUIRE_AUTH},
+    {"no-require-auth", no_argument, NULL, OPT_NO_REQUIRE_AUTH},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -53,10 +76,15 @@ static const struct option long_options[] = {
 
 static const char usage_text[] =
     "usage: coupond [options]\n"
+    "       coupond [-d DIR] key add NAME monitor|service|admin | key list |\n"
+    "                        key revoke NAME [ID]\n"
     "  -l, --listen HOST          address or host name to listen on (default " OPTS_LISTEN_DEFAULT
     ")\n"
     "  -p, --port PORT            TCP port (default 7070; 0 picks a free one)\n"
     "  -d, --data-dir DIR         data directory (default " OPTS_DATA_DIR_DEFAULT ")\n"
+    "      --store URI            keep the coupons in PostgreSQL (postgresql://...) instead of\n"
+    "                             LMDB in DIR; DIR keeps the keys and the lock\n"
+    "      --node-name NAME       this node's name in a shared store (default: the host name)\n"
     "      --max-upload N         largest UPLOAD count, 1..50000 (default 50000)\n"
     "      --purge-interval SECS  purge expired coupons every SECS, 0 = off (default 3600)\n"
     "      --log FILE             operation log file (default stderr); SIGHUP reopens it\n"
@@ -70,7 +98,21 @@ static const char usage_text[] =
     "      --min-validity SECS    REQUEST never assigns a coupon expiring sooner (default 0)\n"
     "      --id-retention SECS    keep request ids' outcomes this long, 1..31536000\n"
     "                             (default 86400)\n"
-    "      --check                check the store in DIR for consistency and exit\n"
+    "      --metrics-listen ADDR:PORT serve GET /metrics (Prometheus) there; [ADDR]:PORT for\n"
+    "                             IPv6, port 0 picks a free one (default: off)\n"
+    "      --tls-port PORT        also listen for TLS 1.2/1.3 on PORT (0 picks a free one);\n"
+    "                             needs --tls-cert and --tls-key (default: off)\n"
+    "      --tls-cert FILE        PEM certificate (and chain) of the TLS listener\n"
+    "      --tls-key FILE         PEM private key of --tls-cert; SIGHUP reloads both\n"
+    "      --tls-ca FILE          require client certificates signed by this PEM CA\n"
+    "      --require-auth         service commands need AUTH (default: on when listening\n"
+    "                             on an address other than loopback)\n"
+    "      --no-require-auth      service commands are open without AUTH\n"
+    "      --check                check the store (DIR's, or --store's) and exit\n"
+    "      --verify-audit         recompute the audit chain in DIR, check its head's\n"
+    "                             signature by DIR/audit.key, and exit\n"
+    "      --audit-head 'seq=N hash=H sig=S'\n"
+    "                             with --verify-audit: an AUDIT reply the chain must hold\n"
     "  -V, --version              print the version and exit\n"
     "  -h, --help                 print this help and exit\n";
 
@@ -180,6 +222,41 @@ listen_host_ok(const char *s)
     return inet_pton(AF_INET, s, &a4) == 1 || ipv6_literal(s) || host_name(s);
 }
 
+/* --metrics-listen's ADDR:PORT, or [ADDR]:PORT for an IPv6 literal: the address as --listen
+ * takes it, and a port 0..65535. False, and *o untouched, on anything else. */
+static bool
+parse_metrics_listen(struct opts *o, const char *arg)
+{
+    const char *colon = strrchr(arg, ':');
+    char host[OPTS_HOST_MAX + 1];
+    uint64_t port;
+    size_t n;
+
+    if (colon == NULL || !parse_u64(colon + 1, 0, 65535, &port))
+        return false;
+    n = (size_t)(colon - arg);
+    if (n >= 2 && arg[0] == '[' && arg[n - 1] == ']') {
+        arg++;
+        n -= 2;
+        if (n >= sizeof host)
+            return false;
+        memcpy(host, arg, n);
+        host[n] = '\0';
+        if (!ipv6_literal(host))
+            return false;
+    } else {
+        if (n == 0 || n >= sizeof host)
+            return false;
+        memcpy(host, arg, n);
+        host[n] = '\0';
+        if (strchr(host, ':') != NULL || !listen_host_ok(host))
+            return false;
+    }
+    memcpy(o->metrics_host, host, n + 1);
+    o->metrics_port = (unsigned)port;
+    return true;
+}
+
 void
 opts_defaults(struct opts *o)
 {
@@ -232,9 +309,11 @@ set_number(struct opts *o, int opt, const char *arg)
     uint64_t v;
     switch (opt) {
     case 'p':
+    case OPT_TLS_PORT:
         if (!parse_u64(arg, 0, 65535, &v))
             return false;
-        o->port = (unsigned)v;
+        *(opt == 'p' ? &o->port : &o->tls_port) = (unsigned)v;
+        o->tls = o->tls || opt == OPT_TLS_PORT;
         return true;
     case OPT_MAX_UPLOAD:
         if (!parse_u64(arg, 1, PROTO_UPLOAD_MAX, &v))
@@ -276,6 +355,99 @@ set_number(struct opts *o, int opt, const char *arg)
     }
 }
 
+/* The URI schemes --store takes: libpq's two spellings (store.h). */
+static bool
+pg_uri(const char *s)
+{
+    return strncmp(s, "postgresql:", strlen("postgresql:")) == 0 ||
+           strncmp(s, "postgres:", strlen("postgres:")) == 0;
+}
+
+bool
+opts_node_name_ok(const char *s)
+{
+    size_t len = strlen(s);
+
+    if (len == 0 || len > STORE_NODE_MAX)
+        return false;
+    for (; *s != '\0'; s++)
+        if (*s <= ' ' || *s > '~')
+            return false;
+    return true;
+}
+
+bool
+opts_default_node_name(struct opts *o, char *buf, size_t len, char *errbuf, size_t errlen)
+{
+    if (o->node_name != NULL)
+        return true;
+    if (len == 0 || gethostname(buf, len) != 0)
+        snprintf(buf, len, "%s", "");
+    buf[len - 1] = '\0';
+    if (!opts_node_name_ok(buf)) {
+        snprintf(errbuf, errlen,
+                 "the host name \"%.*s\" is no node name (1 to %d printable characters, no "
+                 "spaces): give one with --node-name",
+                 STORE_NODE_MAX, buf, STORE_NODE_MAX);
+        return false;
+    }
+    o->node_name = buf;
+    return true;
+}
+
+const char *
+opts_store_uri(const struct opts *o)
+{
+    return o->store_uri != NULL ? o->store_uri : o->data_dir;
+}
+
+/* Applies --store or --node-name; false with a reason in errbuf when the value is bad. */
+static bool
+set_store(struct opts *o, int opt, const char *arg, char *errbuf, size_t errlen)
+{
+    if (opt == OPT_STORE && !pg_uri(arg)) {
+        snprintf(errbuf, errlen,
+                 "bad value for --store: not a postgresql:// or postgres:// URI (LMDB, the "
+                 "default, lives in --data-dir)");
+        return false;
+    }
+    if (opt == OPT_NODE_NAME && !opts_node_name_ok(arg)) {
+        snprintf(errbuf, errlen,
+                 "bad value '%s' for --node-name: 1 to %d printable characters, no spaces", arg,
+                 STORE_NODE_MAX);
+        return false;
+    }
+    *(opt == OPT_STORE ? &o->store_uri : &o->node_name) = arg;
+    return true;
+}
+
+/* --tls-cert, --tls-key, --tls-ca: a path, checked when the server starts. */
+static bool
+set_tls_file(struct opts *o, int opt, const char *arg)
+{
+    if (opt != OPT_TLS_CERT && opt != OPT_TLS_KEY && opt != OPT_TLS_CA)
+        return false;
+    *(opt == OPT_TLS_CERT ? &o->tls_cert : opt == OPT_TLS_KEY ? &o->tls_key : &o->tls_ca) = arg;
+    return true;
+}
+
+/* The TLS flags go together: a port needs a certificate and a key, and those need a port. */
+static bool
+tls_flags_ok(const struct opts *o, char *errbuf, size_t errlen)
+{
+    bool files = o->tls_cert != NULL || o->tls_key != NULL || o->tls_ca != NULL;
+
+    if (!o->tls && files)
+        snprintf(errbuf, errlen, "--tls-cert, --tls-key and --tls-ca go with --tls-port");
+    else if (o->tls && (o->tls_cert == NULL || o->tls_key == NULL))
+        snprintf(errbuf, errlen, "--tls-port needs --tls-cert FILE and --tls-key FILE");
+    else if (o->tls && o->tls_port == o->port && o->port != 0)
+        snprintf(errbuf, errlen, "--tls-port must differ from --port");
+    else
+        return true;
+    return false;
+}
+
 static const char *
 flag_name(int opt)
 {
@@ -283,6 +455,34 @@ flag_name(int opt)
         if (lo->val == opt)
             return lo->name;
     return "?";
+}
+
+/* After the flags: `key ...` (the keys file's subcommands) or no operand, and the flags that go
+ * together. */
+static enum opts_result
+finish(struct opts *o, int argc, char **argv, char *errbuf, size_t errlen)
+{
+    if (optind < argc && strcmp(argv[optind], "key") == 0 && o->mode == OPTS_MODE_SERVE) {
+        o->mode = OPTS_MODE_KEY;
+        o->key_argc = argc - optind - 1;
+        o->key_argv = argv + optind + 1;
+        optind = argc;
+    }
+    if (optind < argc) {
+        snprintf(errbuf, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+        return OPTS_USAGE;
+    }
+    if (*o->data_dir == '\0') {
+        snprintf(errbuf, errlen, "--data-dir must not be empty");
+        return OPTS_USAGE;
+    }
+    if (!tls_flags_ok(o, errbuf, errlen))
+        return OPTS_USAGE;
+    if (o->audit_head != NULL && o->mode != OPTS_MODE_VERIFY_AUDIT) {
+        snprintf(errbuf, errlen, "--audit-head goes with --verify-audit (see --help)");
+        return OPTS_USAGE;
+    }
+    return OPTS_RUN;
 }
 
 enum opts_result
@@ -313,8 +513,33 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
         case OPT_CHECK:
             o->mode = OPTS_MODE_CHECK;
             break;
+        case OPT_VERIFY_AUDIT:
+            o->mode = OPTS_MODE_VERIFY_AUDIT;
+            break;
+        case OPT_AUDIT_HEAD:
+            o->audit_head = optarg;
+            break;
         case OPT_LOG_READS:
             o->log_reads = true;
+            break;
+        case OPT_REQUIRE_AUTH:
+        case OPT_NO_REQUIRE_AUTH:
+            o->require_auth =
+                opt == OPT_REQUIRE_AUTH ? OPTS_REQUIRE_AUTH_ON : OPTS_REQUIRE_AUTH_OFF;
+            break;
+        case OPT_STORE:
+        case OPT_NODE_NAME:
+            if (!set_store(o, opt, optarg, errbuf, errlen))
+                return OPTS_USAGE;
+            break;
+        case OPT_METRICS_LISTEN:
+            if (!parse_metrics_listen(o, optarg)) {
+                snprintf(errbuf, errlen,
+                         "bad value '%s' for --metrics-listen: not ADDR:PORT or [IPv6]:PORT "
+                         "(see --help)",
+                         optarg);
+                return OPTS_USAGE;
+            }
             break;
         case 'V':
             fprintf(fp, "coupond %s\n", COUPOND_VERSION);
@@ -329,6 +554,8 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
             snprintf(errbuf, errlen, "unknown option %s (see --help)", argv[optind - 1]);
             return OPTS_USAGE;
         default:
+            if (set_tls_file(o, opt, optarg))
+                break;
             if (!set_number(o, opt, optarg)) {
                 snprintf(errbuf, errlen, "bad value '%s' for --%s (see --help)", optarg,
                          flag_name(opt));
@@ -336,13 +563,5 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
             }
         }
     }
-    if (optind < argc) {
-        snprintf(errbuf, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
-        return OPTS_USAGE;
-    }
-    if (*o->data_dir == '\0') {
-        snprintf(errbuf, errlen, "--data-dir must not be empty");
-        return OPTS_USAGE;
-    }
-    return OPTS_RUN;
+    return finish(o, argc, argv, errbuf, errlen);
 }

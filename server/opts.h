@@ -27,8 +27,17 @@ enum opts_result {
 };
 
 enum opts_mode {
-    OPTS_MODE_SERVE = 0, /* run the server */
-    OPTS_MODE_CHECK      /* --check: verify the store and exit */
+    OPTS_MODE_SERVE = 0,    /* run the server */
+    OPTS_MODE_CHECK,        /* --check: verify the store and exit */
+    OPTS_MODE_VERIFY_AUDIT, /* --verify-audit: verify the audit chain and exit */
+    OPTS_MODE_KEY           /* `key add|list|revoke ...`: manage the keys file and exit */
+};
+
+/* --require-auth: whether connections without AUTH may run the service commands. */
+enum opts_require_auth {
+    OPTS_REQUIRE_AUTH_AUTO = 0, /* on when any listen address is not loopback */
+    OPTS_REQUIRE_AUTH_ON,       /* --require-auth */
+    OPTS_REQUIRE_AUTH_OFF       /* --no-require-auth */
 };
 
 struct opts {
@@ -48,8 +57,40 @@ struct opts {
     uint32_t min_validity;         /* seconds a REQUEST's coupon must still be valid, 0 = none */
     bool log_reads;                /* log STATS polls too */
     uint32_t id_retention;         /* seconds a request id's outcome is kept, >= 1 */
-    double auth_delay; /* seconds before a wrong AUTH is answered; no flag (tests shorten it) */
+    double auth_delay;     /* seconds before a wrong AUTH is answered; no flag (tests shorten it) */
+    const char *store_uri; /* --store: a PostgreSQL URI; NULL: LMDB in data_dir */
+    const char *node_name; /* --node-name; NULL until opts_default_node_name sets the host's */
+    const char *audit_head; /* --audit-head: an AUDIT reply to check the chain against, or NULL */
+
+    /* --metrics-listen ADDR:PORT: GET /metrics is served there (metrics.h); off when the host
+     * is "". The port may be 0: any free one. */
+    char metrics_host[OPTS_HOST_MAX + 1];
+    unsigned metrics_port;
+    /* --tls-port: a second listener on the --listen address speaking TLS 1.2 or 1.3 with
+     * --tls-cert and --tls-key (paths into argv), and requiring client certificates signed by
+     * --tls-ca when that is given. tls_port may be 0: any free one. */
+    bool tls;
+    unsigned tls_port;
+    const char *tls_cert, *tls_key, *tls_ca;
+    /* BACKUP's directory must be inside this one; NULL: anywhere the server may write. No flag:
+     * the session fuzzer keeps the backups it asks for inside its scratch directory. */
+    const char *backup_root;
+    enum opts_require_auth require_auth;
+    /* OPTS_MODE_KEY: the words after `key` (pointing into argv). */
+    int key_argc;
+    char *const *key_argv;
 };
+
+/* True when s is a node name (--node-name): 1 to STORE_NODE_MAX bytes of printable ASCII
+ * without spaces, so that it is one word on a STAT line. */
+bool opts_node_name_ok(const char *s);
+
+/* Without --node-name, sets o->node_name to the host name, copied into buf (len bytes, which
+ * must outlive o). False with a reason in errbuf when the host name is no node name. */
+bool opts_default_node_name(struct opts *o, char *buf, size_t len, char *errbuf, size_t errlen);
+
+/* The store_open URI of the store: --store, or the data dir (LMDB). */
+const char *opts_store_uri(const struct opts *o);
 
 /* Fills *o with the defaults. */
 void opts_defaults(struct opts *o);

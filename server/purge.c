@@ -90,9 +90,9 @@ log_timer_run(struct purge *p, bool ok, bool more)
     log_op(p->log, now, &lo);
 }
 
-/* Ends the current run: every ticket gets the outcome. */
+/* Ends the current run: every ticket gets the outcome (err: the store's, on failure). */
 static void
-end_run(struct purge *p, bool ok, bool more, const char *why)
+end_run(struct purge *p, bool ok, bool more, enum store_err err)
 {
     struct run *r = &p->cur;
     struct purge_ticket *t = r->tickets;
@@ -106,7 +106,8 @@ end_run(struct purge *p, bool ok, bool more, const char *why)
         t->ok = ok;
         t->purged = r->purged;
         t->more = more;
-        t->why = why;
+        t->why = ok ? NULL : store_strerror(err);
+        t->err = err;
         t->seconds = ev_now(p->loop) - r->started;
         t->next = NULL;
         t->done(t);
@@ -137,13 +138,13 @@ chunk_done(struct store_op *op)
         const struct log_field f[] = {log_str("error", store_strerror(op->err)),
                                       log_str("reason", op->out.msg)};
         log_event(p->log, ev_now(p->loop), "PURGE_FAILED", f, LOG_NFIELDS(f));
-        end_run(p, false, false, store_strerror(op->err));
+        end_run(p, false, false, op->err);
     } else {
         p->cur.purged += op->out.count;
         if (!op->out.more)
-            end_run(p, true, false, NULL);
+            end_run(p, true, false, STORE_OK);
         else if (p->stopping)
-            end_run(p, true, true, NULL);
+            end_run(p, true, true, STORE_OK);
         else
             start_chunk(p);
     }
@@ -193,6 +194,7 @@ purge_stop(struct purge *p)
         t->purged = 0;
         t->more = false;
         t->why = "server shutting down, nothing was purged";
+        t->err = STORE_OK;
         t->next = NULL;
         t->done(t);
         t = next;

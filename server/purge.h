@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "store.h"
+
 struct group;
 struct log;
 struct purge;
@@ -21,11 +23,12 @@ struct purge_ticket {
     void (*done)(struct purge_ticket *t);
     void *arg;
     /* outcome */
-    bool ok;         /* the run ended; else it failed (`why`) or never started (shutdown) */
-    uint64_t purged; /* coupons deleted and durable */
-    bool more;       /* the run was stopped by a shutdown with expired coupons left */
-    const char *why; /* failure: a reason for people; static or valid until done returns */
-    double seconds;  /* how long the run took */
+    bool ok;            /* the run ended; else it failed (`why`) or never started (shutdown) */
+    uint64_t purged;    /* coupons deleted and durable */
+    bool more;          /* the run was stopped by a shutdown with expired coupons left */
+    const char *why;    /* failure: a reason for people; static or valid until done returns */
+    enum store_err err; /* failure: the store's error; STORE_OK when the run never started */
+    double seconds;     /* how long the run took */
     struct purge_ticket *next;
 };
 

@@ -1,6 +1,7 @@
 /* rows.c - the data lines of long replies (see rows.h). */
 #include "rows.h"
 
+#include "auditline.h"
 #include "coupon.h"
 
 void
@@ -21,6 +22,12 @@ rows_of_redemptions(struct rows *r, enum rows_kind kind, const struct store_rede
                     size_t n)
 {
     *r = (struct rows){.kind = kind, .reds = reds, .n = n};
+}
+
+void
+rows_of_audit(struct rows *r, const struct store_audit_row *audit, size_t n)
+{
+    *r = (struct rows){.kind = ROWS_AUDIT, .audit = audit, .n = n};
 }
 
 bool
@@ -95,6 +102,9 @@ write_one(const struct rows *r, size_t i, struct proto_out *o)
     case ROWS_USES:
     case ROWS_HISTORY:
         redemption_line(o, &r->reds[i], r->kind == ROWS_HISTORY);
+        return;
+    case ROWS_AUDIT:
+        auditline_write(o, &r->audit[i]);
         return;
     }
 }

@@ -16,7 +16,8 @@ enum rows_kind {
     ROWS_ASSIGNED, /* COUPONS user: "COUPON <coupon> assigned=T" */
     ROWS_COUPONS,  /* EXPORT COUPONS: "COUPON <coupon> user=U assigned=T" ("-" unassigned) */
     ROWS_USES,     /* COUPON code: "REDEMPTION seq=S time=T user=U [undone=T]" */
-    ROWS_HISTORY   /* EXPORT HISTORY: "REDEMPTION seq=S time=T code=C type=T user=U [undone=T]" */
+    ROWS_HISTORY,  /* EXPORT HISTORY: "REDEMPTION seq=S time=T code=C type=T user=U [undone=T]" */
+    ROWS_AUDIT     /* EXPORT AUDIT: "AUDIT seq=N ..." (auditline.h) */
 };
 
 /* A block of rows and how far it is written. The arrays are the caller's and must stay valid
@@ -27,6 +28,7 @@ struct rows {
     const size_t *index;                     /* row i is coupons[index[i]]; NULL: coupons[i] */
     const struct store_redemption *reds;     /* USES, HISTORY */
     const char (*codes)[STORE_CODE_MAX + 1]; /* CODES */
+    const struct store_audit_row *audit;     /* AUDIT */
     size_t n, next;
 };
 
@@ -40,6 +42,9 @@ void rows_of_coupons(struct rows *r, enum rows_kind kind, const struct store_cou
 /* A block of n redemption rows (USES, HISTORY). */
 void rows_of_redemptions(struct rows *r, enum rows_kind kind, const struct store_redemption *reds,
                          size_t n);
+
+/* A block of n audit records (AUDIT). */
+void rows_of_audit(struct rows *r, const struct store_audit_row *audit, size_t n);
 
 /* True while rows of the block are not written yet. */
 bool rows_left(const struct rows *r);

@@ -16,6 +16,7 @@ struct session_set {
     /* One reply writer for every session: replies are written one at a time, and its line
      * buffer (4.5 KiB) would otherwise be most of an idle connection's memory. */
     struct proto_out out;
+    char scratch[PROTO_OUT_SCRATCH]; /* where it holds a RESP reply's data lines (reply.h) */
 };
 
 struct session {
@@ -27,14 +28,20 @@ struct session {
     struct cmd_req *head, **tail; /* requests not yet answered, in arrival order */
     struct cmd_req *last;         /* the newest of them */
     unsigned queued;
-    struct cmd_req *feeding; /* an UPLOAD taking the next lines as its records */
-    bool spoke;              /* a first line was seen: the HTTP check is done */
-    bool paused;             /* the connection was told to stop handing frames */
-    bool eof;                /* the peer is done sending: close once every reply is written */
-    bool stopping;           /* shutdown: start nothing new */
-    bool closing;            /* conn_close_after_flush was called */
-    bool in_frame;           /* inside on_frame: replies are written when it returns */
-    bool writing;            /* inside write_replies: a request done meanwhile is written there */
+    /* An UPLOAD taking the next lines (a line's), or the next arguments (a RESP request's), as
+     * its records. While a line's takes them, every line is a record, also one that starts
+     * with `*`: the connection frames no RESP meanwhile. */
+    struct cmd_req *feeding;
+    /* The head's streamed reply between two of its portions (reply.h): the writer serves
+     * other sessions in between. */
+    struct proto_out_reply saved;
+    bool spoke;    /* a first line was seen: the HTTP check is done */
+    bool paused;   /* the connection was told to stop handing frames */
+    bool eof;      /* the peer is done sending: close once every reply is written */
+    bool stopping; /* shutdown: start nothing new */
+    bool closing;  /* conn_close_after_flush was called */
+    bool in_frame; /* inside on_frame: replies are written when it returns */
+    bool writing;  /* inside write_replies: a request done meanwhile is written there */
 };
 
 static void
@@ -67,6 +74,15 @@ close_when_done(struct session *s)
     }
 }
 
+/* The UPLOAD being fed has its records (or is gone): frames are requests again. */
+static void
+stop_feeding(struct session *s)
+{
+    if (s->feeding != NULL && s->feeding->form == PROTO_FORM_LINE)
+        conn_set_resp(s->conn, true);
+    s->feeding = NULL;
+}
+
 /* The head request's reply is complete: it leaves the queue. */
 static void
 pop_head(struct session *s, struct cmd_req *r)
@@ -78,7 +94,7 @@ pop_head(struct session *s, struct cmd_req *r)
     }
     s->queued--;
     if (s->feeding == r)
-        s->feeding = NULL;
+        stop_feeding(s);
     bool closes = r->closes;
     cmd_req_free(r);
     if (closes) {
@@ -96,8 +112,13 @@ write_head(struct session *s, struct cmd_req *r)
     struct proto_out *o = &s->set->out;
 
     o->arg = s;
+    if (r->streaming) /* a long reply goes on where its last portion left it */
+        o->reply = s->saved;
+    else
+        proto_out_set_form(o, r->form);
     if (cmd_reply(r, o, conn_out_room(s->conn)))
         return true;
+    s->saved = o->reply;
     if (conn_out_room(s->conn) > 0)
         cmd_more(r);
     return false;
@@ -171,18 +192,44 @@ refuse_http(struct session *s, const char *start, size_t len)
     return true;
 }
 
-/* A frame while an UPLOAD takes its records. */
+/* A frame while an UPLOAD takes its records: a line, or a RESP argument (null: an empty
+ * record; too long: one over the limit, as a line's). */
 static void
 feed_record(struct session *s, const struct proto_frame *f)
 {
     struct cmd_req *r = s->feeding;
+    const struct proto_arg *a = &f->args[0];
 
-    if (f->kind == PROTO_FRAME_LINE)
-        cmd_record(r, f->start, f->len);
-    else if (f->kind == PROTO_FRAME_TOO_LONG)
+    if (f->resp == PROTO_FRAME_RESP_ARG && a->kind == PROTO_ARG_STRING)
+        cmd_record(r, a->p, a->len);
+    else if (f->resp == PROTO_FRAME_RESP_ARG && a->kind == PROTO_ARG_NULL)
+        cmd_record(r, "", 0);
+    else if (f->resp == PROTO_FRAME_RESP_ARG || f->kind == PROTO_FRAME_TOO_LONG)
         cmd_record(r, NULL, 0);
+    else if (f->kind == PROTO_FRAME_LINE)
+        cmd_record(r, f->start, f->len);
     if (r->records_left == 0)
-        s->feeding = NULL;
+        stop_feeding(s);
+}
+
+/* A RESP request (frame.h): the same command path as a line, answered in RESP. Arguments after
+ * its first frame are an UPLOAD's records, or belong to a request already refused (dropped). */
+static void
+take_resp(struct session *s, const struct proto_frame *f)
+{
+    s->spoke = true; /* no HTTP request starts with `*` */
+    if (f->resp == PROTO_FRAME_RESP_ARG)
+        return;
+    struct cmd_req *r = enqueue(s);
+    if (r == NULL)
+        return;
+    if (f->resp == PROTO_FRAME_RESP_ERROR) {
+        cmd_frame_error(r, f->err, f->why, f->fatal);
+        return;
+    }
+    cmd_args(r, f->args, f->nargs, f->argc);
+    if (r->records_left > 0)
+        s->feeding = r;
 }
 
 static void
@@ -190,6 +237,10 @@ take_frame(struct session *s, const struct proto_frame *f)
 {
     if (s->feeding != NULL) {
         feed_record(s, f);
+        return;
+    }
+    if (f->resp != PROTO_FRAME_NOT_RESP) {
+        take_resp(s, f);
         return;
     }
     switch (f->kind) {
@@ -215,8 +266,10 @@ take_frame(struct session *s, const struct proto_frame *f)
         return;
     }
     cmd_line(r, f->start, f->len);
-    if (r->records_left > 0)
+    if (r->records_left > 0) {
         s->feeding = r;
+        conn_set_resp(s->conn, false); /* its records are lines, whatever they start with */
+    }
 }
 
 static bool
@@ -293,6 +346,7 @@ session_set_new(struct cmd_env *env)
         return NULL;
     set->env = env;
     proto_out_init(&set->out, sink, NULL);
+    proto_out_set_scratch(&set->out, set->scratch, sizeof set->scratch);
     return set;
 }
 
@@ -324,8 +378,10 @@ session_new(struct session_set *set, struct conn *c)
         set->head->prev = s;
     set->head = s;
     set->count++;
-    s->client.conn = conn_id(c);
-    s->client.peer = conn_peer(c);
+    s->client.wire.conn = conn_id(c);
+    s->client.wire.peer = conn_peer(c);
+    s->client.wire.since = ev_now(set->env->loop);
+    s->client.wire.resp = PROTO_FORM_RESP2; /* until HELLO 3 */
     s->tail = &s->head;
     conn_start(c, &handler, s);
     return s;

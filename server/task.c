@@ -49,6 +49,16 @@ task_key_from_bytes(const unsigned char bytes[KEYS_BYTES])
 }
 
 void
+task_key_fingerprint(const struct task_key *k, char out[TASK_FP_BUF])
+{
+    static const char what[] = "coupond task key fingerprint";
+    unsigned char h[crypto_generichash_BYTES_MIN];
+
+    sigid_hash(k->sig, what, sizeof what - 1, h, sizeof h);
+    sodium_bin2hex(out, TASK_FP_BUF, h, TASK_FP_BYTES);
+}
+
+void
 task_key_free(struct task_key *k)
 {
     if (k == NULL)

@@ -27,6 +27,10 @@
 #define TASK_RAW_BYTES     (TASK_PAYLOAD_BYTES + TASK_MAC_BYTES) /* 74 */
 #define TASK_ID_CHARS      99 /* base64 of 74 bytes without padding: ceil(74 * 4 / 3) */
 #define TASK_ID_BUF        (TASK_ID_CHARS + 1)
+/* A key's fingerprint: 8 bytes of a keyed hash, enough to tell two keys apart (a chance of
+ * 2^-64 that two differ unseen) while telling nothing about the key; 16 hex digits. */
+#define TASK_FP_BYTES 8
+#define TASK_FP_BUF   (2 * TASK_FP_BYTES + 1)
 
 struct task_key;
 
@@ -48,6 +52,10 @@ struct task_key *task_key_from_bytes(const unsigned char bytes[KEYS_BYTES]);
 
 /* Wipes and frees the key. NULL is a no-op. */
 void task_key_free(struct task_key *k);
+
+/* The key's fingerprint in lower-case hex: the keyed BLAKE2b hash of a fixed text under the
+ * key, which two nodes compare (through their store) without revealing the key. */
+void task_key_fingerprint(const struct task_key *k, char out[TASK_FP_BUF]);
 
 /* The user tag of `user` (NUL-terminated) under key k. */
 void task_user_tag(const struct task_key *k, const char *user, unsigned char tag[TASK_TAG_BYTES]);

@@ -17,7 +17,8 @@ struct store_backend {
     unsigned version;   /* STORE_BACKEND_VERSION when it was written */
     const char *name;   /* "lmdb" */
     const char *scheme; /* the URI scheme it serves, without ':' ("lmdb") */
-    /* `location` is the URI with "scheme:" removed. Same contract as store_open. */
+    /* `location` is the URI with "scheme:" (or an alias of it) removed. Same contract as
+     * store_open. */
     enum store_err (*open)(const char *location, const struct store_config *cfg, struct store **out,
                            char *errbuf, size_t errlen);
     void (*close)(struct store *st);
@@ -43,5 +44,6 @@ enum store_err store_op_fail(struct store_op *op, enum store_err err, const char
     __attribute__((format(printf, 3, 4)));
 
 extern const struct store_backend store_lmdb_backend;
+extern const struct store_backend store_pg_backend; /* store/pg/: "postgresql:" and "postgres:" */
 
 #endif

@@ -70,3 +70,20 @@ rules_assignable(const struct store_coupon *c, int64_t now)
 {
     return c->user[0] == '\0' && c->expires >= now;
 }
+
+bool
+rules_rid_carried(const struct store_op *op)
+{
+    switch (op->kind) {
+    case STORE_OP_ASSIGN:
+    case STORE_OP_REDEEM:
+    case STORE_OP_UPLOAD:
+    case STORE_OP_HOLD:
+    case STORE_OP_RELEASE:
+    case STORE_OP_UNREDEEM:
+    case STORE_OP_GENERATE:
+        return op->in.rid.id[0] != '\0';
+    default:
+        return false;
+    }
+}

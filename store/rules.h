@@ -38,4 +38,8 @@ bool rules_expired(const struct store_coupon *c, int64_t now);
 /* True when an unassigned coupon may be assigned at `now`: it has not expired. */
 bool rules_assignable(const struct store_coupon *c, int64_t now);
 
+/* True when `op` is of a kind that takes a request id (store.h, struct store_rid) and carries
+ * one: ASSIGN, REDEEM, UPLOAD, HOLD, RELEASE, UNREDEEM and GENERATE. */
+bool rules_rid_carried(const struct store_op *op);
+
 #endif

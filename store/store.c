@@ -2,13 +2,20 @@
  * shares about operations and batches. */
 #include "store.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "backend.h"
 
-static const struct store_backend *const backends[] = {&store_lmdb_backend};
+static const struct store_backend *const backends[] = {&store_lmdb_backend, &store_pg_backend};
+
+/* URI schemes a backend serves besides its own `scheme`: libpq reads both spellings. */
+static const struct {
+    const char *scheme;
+    const struct store_backend *backend;
+} aliases[] = {{"postgres", &store_pg_backend}};
 
 static const char *const err_texts[STORE_NERRS] = {
     [STORE_OK] = "ok",
@@ -24,6 +31,9 @@ static const char *const err_texts[STORE_NERRS] = {
     [STORE_ID_CONFLICT] = "request id used for another request",
     [STORE_UNKNOWN_HOLD] = "no such hold",
     [STORE_UNKNOWN_REDEMPTION] = "no such redemption",
+    [STORE_UNAVAILABLE] = "store unavailable",
+    [STORE_LIMITED] = "MEGADEAL limits shared by the nodes are taken",
+    [STORE_KEY_MISMATCH] = "task key differs from the store's",
 };
 
 const char *
@@ -46,10 +56,24 @@ store_op_writes(enum store_op_kind kind)
     case STORE_OP_GENERATE:
     case STORE_OP_EXPIRE_HOLDS:
     case STORE_OP_EXPIRE_IDS:
+    case STORE_OP_AUDIT_NOTE:
+    case STORE_OP_GRANT_DONE:
         return true;
     default:
         return false;
     }
+}
+
+/* True when `uri` starts with "scheme:"; *location is then what follows. */
+static bool
+has_scheme(const char *uri, const char *scheme, const char **location)
+{
+    size_t n = strlen(scheme);
+
+    if (strncmp(uri, scheme, n) != 0 || uri[n] != ':')
+        return false;
+    *location = uri + n + 1;
+    return true;
 }
 
 /* The backend serving `uri`, and in *location the part it reads. A URI without a known
@@ -57,13 +81,12 @@ store_op_writes(enum store_op_kind kind)
 static const struct store_backend *
 backend_of(const char *uri, const char **location)
 {
-    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
-        size_t n = strlen(backends[i]->scheme);
-        if (strncmp(uri, backends[i]->scheme, n) == 0 && uri[n] == ':') {
-            *location = uri + n + 1;
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        if (has_scheme(uri, backends[i]->scheme, location))
             return backends[i];
-        }
-    }
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (has_scheme(uri, aliases[i].scheme, location))
+            return aliases[i].backend;
     *location = uri;
     return backends[0];
 }
@@ -82,6 +105,10 @@ store_open(const char *uri, const struct store_config *cfg, struct store **out, 
         errlen = sizeof scratch;
     }
     errbuf[0] = '\0';
+    if (sodium_init() < 0) { /* the audit chain's BLAKE2b; repeated calls are harmless */
+        snprintf(errbuf, errlen, "store %s: cannot initialise libsodium", uri);
+        return STORE_IO;
+    }
     enum store_err e = b->open(location, cfg, out, errbuf, errlen);
     if (e != STORE_OK)
         *out = NULL;

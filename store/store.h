@@ -68,6 +68,15 @@ enum store_err {
     STORE_ID_CONFLICT, /* the request id was used by a request with another fingerprint */
     STORE_UNKNOWN_HOLD,       /* no live hold with that number (or not this coupon and user) */
     STORE_UNKNOWN_REDEMPTION, /* no such redemption of that user, or already undone */
+    /* The store cannot be reached now (PostgreSQL: the connection is down or broke). A read
+     * failed; a write may or may not have happened: the connection broke during its COMMIT and
+     * the outcome could not be learned. Retrying a write with the same request id is safe. */
+    STORE_UNAVAILABLE,
+    /* (Added with limits shared by nodes:) an ASSIGN with in.limit found the limits shared by
+     * every node of the store taken: nothing was done, the caller tries again later. */
+    STORE_LIMITED,
+    /* open: the store recorded another task key fingerprint than store_config.task_key_fp. */
+    STORE_KEY_MISMATCH,
     STORE_NERRS
 };
 
@@ -143,9 +152,44 @@ struct store_rid {
 
 /* What EXPORT reads. */
 enum store_export_kind {
-    STORE_EXPORT_COUPONS = 0, /* every coupon (of in.type when in.any_type is false), code order */
-    STORE_EXPORT_HISTORY,     /* redemptions with seq > in.after, seq order */
-    STORE_EXPORT_CODE_HISTORY /* the redemptions of coupon in.code, seq order */
+    STORE_EXPORT_COUPONS = 0,  /* every coupon (of in.type when in.any_type is false), code order */
+    STORE_EXPORT_HISTORY,      /* redemptions with seq > in.after, seq order */
+    STORE_EXPORT_CODE_HISTORY, /* the redemptions of coupon in.code, seq order */
+    STORE_EXPORT_AUDIT         /* audit records with seq > in.after, seq order, into in.audit */
+};
+
+/* The audit chain: its head, and its records as EXPORT reads them (store/audit.h encodes and
+ * verifies them). */
+#define STORE_AUDIT_HASH_BYTES 32   /* BLAKE2b-256 */
+#define STORE_AUDIT_REC_MAX    2048 /* bytes of an encoded record: the largest note fits */
+#define STORE_AUDIT_NAME_MAX   32   /* bytes of a note's verb or a field's name */
+#define STORE_AUDIT_VALUE_MAX  128  /* bytes of a note's field value */
+#define STORE_AUDIT_NOTE_MAX   8    /* fields of a note */
+
+struct store_audit_head {
+    uint64_t seq;                         /* the last record's, 0 while the chain is empty */
+    uint8_t hash[STORE_AUDIT_HASH_BYTES]; /* its hash; 32 zero bytes while the chain is empty */
+};
+
+struct store_audit_row {
+    uint64_t seq;
+    uint8_t prev[STORE_AUDIT_HASH_BYTES]; /* the stored hash of record seq - 1 (zeros for 1) */
+    uint8_t hash[STORE_AUDIT_HASH_BYTES]; /* the stored hash of this record */
+    size_t len;
+    uint8_t rec[STORE_AUDIT_REC_MAX]; /* the encoded record as stored, len bytes */
+};
+
+/* An administrative record (a key change): a verb and up to STORE_AUDIT_NOTE_MAX fields. The
+ * verb is 1 to STORE_AUDIT_NAME_MAX of A-Z 0-9 _ . -; a name 1 to STORE_AUDIT_NAME_MAX of
+ * a-z 0-9 _ . and not one the record's line uses itself (seq time actor verb outcome prev
+ * hash); a value 1 to STORE_AUDIT_VALUE_MAX bytes of printable ASCII without spaces. */
+struct store_audit_note {
+    char verb[STORE_AUDIT_NAME_MAX + 1];
+    size_t n;
+    struct {
+        char name[STORE_AUDIT_NAME_MAX + 1];
+        char value[STORE_AUDIT_VALUE_MAX + 1];
+    } f[STORE_AUDIT_NOTE_MAX];
 };
 
 /* What an operation does. R: a read (store_read, or in a batch); W: a write (only in a batch). */
@@ -171,6 +215,13 @@ enum store_op_kind {
     STORE_OP_EXPORT,       /* R: in.export, in.cursor, rows -> out.count rows, out.more */
     STORE_OP_NOOP,         /* R: nothing; in a batch it completes once the writes before it are
                               durable (a client waits for its own writes this way) */
+    /* The audit chain (see "Audit chain" below). */
+    STORE_OP_AUDIT_NOTE, /* W: in.note -> an administrative record, and nothing else */
+    STORE_OP_AUDIT_HEAD, /* R: -> out.audit, the chain's head */
+    /* Backup and metrics. */
+    STORE_OP_BACKUP, /* R: in.path -> out.count (bytes written); store_read only, see below */
+    /* Limits shared by nodes (see "MEGADEAL grants shared by nodes" below). */
+    STORE_OP_GRANT_DONE, /* W: in.grant: that grant's slot is closed; changes no coupon */
     STORE_NOPS
 };
 
@@ -199,6 +250,14 @@ struct store_op {
          * a restart can name it (out.task_seq, out.task_stamp). */
         uint64_t task_seq;
         int64_t task_stamp;
+        /* ASSIGN of a MEGADEAL grant: the limits every node of the store shares (see "MEGADEAL
+         * grants shared by nodes" below); rate 0: none. */
+        struct store_limit {
+            unsigned rate;        /* grants in any window_ms, at most */
+            unsigned concurrency; /* grants open (made and not closed by GRANT_DONE), at most */
+            int64_t window_ms;
+        } limit;
+        uint64_t grant; /* GRANT_DONE: the grant whose slot closes (an ASSIGN's out.grant) */
         size_t max;     /* PURGE: coupons deleted at most */
         uint64_t after; /* HISTORY: redemptions with seq > after */
         /* UPLOAD: the records, each with a valid code, type, kind, discount (> 0; <= 10000 for
@@ -230,12 +289,24 @@ struct store_op {
         bool any_type;
         bool close;
         void *cursor;
+        /* EXPORT, first call: also count the rows the whole export gives, in its snapshot, into
+         * out.total (a reply in the Redis wire form says its length first). */
+        bool count;
         /* GENERATE (and RID_GET of a GENERATE's id): room for `want` codes, which a successful
          * GENERATE fills with the codes it stored, in the order of chosen[]. A replay fills them
          * with the codes of the first run and leaves chosen[] alone: the retry's candidates are
          * new, so no index into them names a stored code. NULL: not filled; a replay then fails
          * with STORE_IO, having nowhere to give the codes. */
         char (*codes)[STORE_CODE_MAX + 1];
+        /* Every write: the key name that made it (the scope of its request ids), "" for none,
+         * the admin key, or the server itself; its audit record names it. */
+        char actor[STORE_SCOPE_MAX + 1];
+        /* AUDIT_NOTE: the record's verb and fields (a bad one: STORE_INVALID, nothing done). */
+        const struct store_audit_note *note;
+        /* EXPORT of audit records: room for `cap` rows */
+        struct store_audit_row *audit;
+        /* BACKUP: an existing directory, NUL-terminated (see the notes at the end). */
+        const char *path;
     } in;
 
     /* outputs, set when the operation completes */
@@ -246,18 +317,21 @@ struct store_op {
          * else: not filled) the coupon as found. */
         struct store_coupon coupon;
         struct store_counters counters; /* COUNTERS */
-        uint64_t count;                 /* PURGE: deleted; HISTORY: rows filled */
-        bool more;                      /* PURGE: expired coupons are left */
-        size_t n_rejected;              /* UPLOAD: all rejected records */
-        char msg[STORE_ERR_MAX];        /* any error: a one-line reason for logs */
-        bool replayed;                  /* the request id was stored: nothing was done again */
-        struct store_hold hold;         /* HOLD: the hold made */
-        uint64_t redemption;            /* REDEEM: the redemption's seq */
-        int64_t done_at;                /* RID_GET: when the first run was; replays: too */
-        enum store_op_kind rid_kind;    /* RID_GET: the kind of the write that stored the id */
-        uint64_t task_seq;              /* RID_GET of a MEGADEAL grant: the task */
+        uint64_t count;          /* PURGE: deleted; HISTORY: rows filled; BACKUP: bytes written */
+        bool more;               /* PURGE: expired coupons are left */
+        size_t n_rejected;       /* UPLOAD: all rejected records */
+        char msg[STORE_ERR_MAX]; /* any error: a one-line reason for logs */
+        bool replayed;           /* the request id was stored: nothing was done again */
+        struct store_hold hold;  /* HOLD: the hold made */
+        uint64_t redemption;     /* REDEEM: the redemption's seq */
+        int64_t done_at;         /* RID_GET: when the first run was; replays: too */
+        enum store_op_kind rid_kind; /* RID_GET: the kind of the write that stored the id */
+        uint64_t task_seq;           /* RID_GET of a MEGADEAL grant: the task */
         int64_t task_stamp;
-        void *cursor; /* EXPORT: pass back as in.cursor */
+        void *cursor;   /* EXPORT: pass back as in.cursor */
+        uint64_t total; /* EXPORT with in.count, first call: rows of the whole export */
+        struct store_audit_head audit; /* AUDIT_HEAD */
+        uint64_t grant; /* ASSIGN with in.limit: the grant's open slot, 0 when none was taken */
     } out;
 
     /* completion of store_read, on the loop's thread (not called for a batch's operations) */
@@ -289,18 +363,37 @@ struct store_config {
     struct ev_loop *loop; /* completions are delivered on the thread running this loop */
     enum store_open_mode mode;
     uint64_t map_size; /* LMDB: map size in bytes, 0 for the backend's default */
+    /* PostgreSQL: this node's name (coupond --node-name), 1 to STORE_NODE_MAX bytes; NULL or ""
+     * for the host name. Each node keeps its own counter rows under it, so two nodes sharing a
+     * store must have different names. LMDB ignores it. */
+    const char *node_name;
+    /* A fingerprint of the node's task key (1 to STORE_KEY_FP_MAX bytes of printable ASCII;
+     * NULL: none). A store several nodes can open records the first one it is opened with
+     * (mode CREATE) and refuses another with STORE_KEY_MISMATCH, errbuf naming both, so that
+     * every node verifies every task id. A store one node opens alone (LMDB, whose data dir
+     * holds the key itself) ignores it. */
+    const char *task_key_fp;
 };
 
+#define STORE_KEY_FP_MAX 64 /* bytes of a key fingerprint: a 32-byte hash in hex fits */
+
+#define STORE_NODE_MAX 64 /* bytes in a node name: a host name fits (HOST_NAME_MAX is 64) */
+
 /* Opens the store at `uri`: `lmdb:DIR` (or a plain path, taken as an LMDB directory that must
- * exist). On failure returns the error, *out is NULL and errbuf (when not NULL) holds a
- * one-line reason naming the place. STORE_NO_STORE: mode EXISTING and nothing there. */
+ * exist), or a PostgreSQL URI (`postgresql://...` or `postgres://...`, anything libpq reads,
+ * such as several hosts with target_session_attrs=read-write). On failure returns the error,
+ * *out is NULL and errbuf (when not NULL) holds a one-line reason naming the place.
+ * STORE_NO_STORE: mode EXISTING and nothing there. PostgreSQL: open connects and creates or
+ * checks the schema before it returns (the loop is not running yet); STORE_UNAVAILABLE when the
+ * database cannot be reached. Afterwards the backend reconnects by itself: while it cannot
+ * reach PostgreSQL, reads and batches complete promptly with STORE_UNAVAILABLE. */
 enum store_err store_open(const char *uri, const struct store_config *cfg, struct store **out,
                           char *errbuf, size_t errlen);
 
 /* Waits for a batch in flight (its callbacks do not run), then closes. NULL is a no-op. */
 void store_close(struct store *st);
 
-/* The backend's name: "lmdb". */
+/* The backend's name: "lmdb" or "postgresql". */
 const char *store_backend(const struct store *st);
 
 /* One-line text for an error code ("map full", ...). */
@@ -341,6 +434,49 @@ void store_release(struct store *st);
  *   completes with STORE_OK and needs no other input. STORE_EXPORT_CODE_HISTORY takes in.code
  *   on its first call. A client that must see its own writes in an export starts the export
  *   once they are durable.
+ * - BACKUP writes a compacted, consistent copy of the whole store into the existing directory
+ *   in.path, as the files this backend opens as a store at that place, and makes the directory
+ *   durable: on STORE_OK every regular file in it (the caller's too, written before) and the
+ *   directory itself are synced, and out.count holds the bytes of the store's files. The copy
+ *   is one snapshot, taken when it starts: every commit completed before store_read, perhaps
+ *   one in flight (durable already, as an EXPORT's may show). It runs through store_read only,
+ *   never in a batch; the copy may take minutes and goes on after store_read returns, reads and
+ *   batches going on meanwhile, and the operation completes when it has ended. One backup at a
+ *   time. A BACKUP that cannot start (another runs, a path too long, or a backend that cannot
+ *   copy itself: PostgreSQL, whose out.msg names the engine's own tool) fails at once with
+ *   STORE_IO. On failure, files may be left in in.path: the caller removes them. store_close
+ *   waits for a backup in progress to end; its callback does not run.
  */
+
+/* MEGADEAL grants shared by nodes. PROTOCOL.md counts the MEGADEAL limits (grants in any
+ * window, grants in flight) over every node of a store at once. An ASSIGN with in.limit.rate > 0
+ * is such a grant:
+ * - A store several nodes can open (PostgreSQL) decides inside the write's transaction, under
+ *   a lock that every node's grants take, on the store's own clock: when fewer than limit.rate
+ *   grants were made in the last limit.window_ms and fewer than limit.concurrency are open, the
+ *   ASSIGN runs as any other and opens a slot for its grant, named by out.grant (not 0), which
+ *   stays open until a GRANT_DONE of it commits (the caller sends it once it has answered) or,
+ *   for a node that died, for a lease of the backend's. Otherwise STORE_LIMITED: nothing done.
+ *   Two nodes never both take the last slot. GRANT_DONE changes no coupon: it appends no audit
+ *   record, takes no request id, and one of a slot already closed or gone is STORE_OK.
+ * - A store only one node opens (LMDB: the data dir's lock) has the caller's own queue as the
+ *   only place that counts grants (server/mega.c, with the same limits): it ignores in.limit,
+ *   never answers STORE_LIMITED and leaves out.grant 0, which needs no GRANT_DONE. */
+
+/* Audit chain. Every write that changes the store (UPLOAD, GENERATE, ASSIGN, REDEEM, HOLD,
+ * RELEASE, UNREDEEM, PURGE, EXPIRE_HOLDS, EXPIRE_IDS, AUDIT_NOTE) appends exactly one record to
+ * the chain, in the same transaction as its change: its sequence (1, 2, ... without gaps), its
+ * time (op->now), in.actor, its verb, its arguments and its outcome, encoded as store/audit.h
+ * says, and hash = BLAKE2b-256(the previous record's hash || the record), the first record's
+ * previous hash being 32 zero bytes. A write that fails, is replayed (its request id was
+ * stored), or changes nothing (a PURGE or expiry that deleted nothing, a check-only UPLOAD)
+ * appends nothing. A batch's records are appended in the batch's order. The head (the last
+ * record's seq and hash) is stored with the chain in the same transaction.
+ * - PostgreSQL keeps one chain per node (store_config.node_name): the records of the writes
+ *   that node committed. AUDIT_HEAD and EXPORT of audit records read that node's chain.
+ * - AUDIT_HEAD in a batch sees the records of the writes before it in the batch.
+ * - EXPORT of audit records (STORE_EXPORT_AUDIT) gives the records as stored, bytes and
+ *   hashes, without judging them: a record that does not decode or match its hash is for the
+ *   verifier (audit.h) to name. */
 
 #endif

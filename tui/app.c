@@ -282,6 +282,11 @@ finish_upload(struct app *a)
         upload_detail(a->up, i, line, sizeof line);
         listview_add(&a->upv.list, line, strstr(line, ": stored") != NULL ? UI_NORMAL : UI_BAD);
     }
+    if (upload_resumable(a->up)) {
+        snprintf(line, sizeof line, "Uploading the same file again resumes it: %s",
+                 report_resume_why);
+        listview_add(&a->upv.list, line, UI_WARN);
+    }
     end_job(a);
 }
 
@@ -764,6 +769,9 @@ report_open_job(struct app *a, int code)
     }
     upload_abandon(a->up, client_unsent(a->job_conn), mono_now_ms());
     report_upload(a->up, stdout);
+    if (upload_resumable(a->up))
+        fprintf(stderr, "couponctl: uploading the same file again resumes the upload: %s\n",
+                report_resume_why);
     return code == CLI_EXIT_OK ? CLI_EXIT_FAILED : code;
 }
 

@@ -1,4 +1,5 @@
-/* batch.c - --stats, --upload and --purge: one connection, one poll(2) loop, no curses. */
+/* batch.c - --stats, --upload, --purge, --export and --generate: one connection, one poll(2)
+ * loop, no curses. */
 #include "batch.h"
 
 #include <errno.h>
@@ -8,9 +9,11 @@
 #include <unistd.h>
 
 #include "csvload.h"
+#include "dump.h"
 #include "mono.h"
 #include "report.h"
 #include "sig.h"
+#include "statjson.h"
 #include "upload.h"
 
 #define BATCH_MSG_MAX 512
@@ -29,6 +32,9 @@ struct batch {
     /* --stats and --purge */
     const char *request; /* "STATS\n" or "PURGE\n" */
     bool sent;
+    struct statjson *json; /* --stats --json: the reply, written at its end */
+    /* --export and --generate */
+    struct dump *dump;
     /* --upload */
     struct upload *up;
     bool progress; /* stderr is a terminal: show a progress line */
@@ -67,7 +73,9 @@ command_line(struct batch *b, const struct client_event *ev)
     size_t len;
 
     if (ev->reply == PROTO_REPLY_DATA) {
-        if (b->opts->mode == CLI_MODE_STATS)
+        if (b->json != NULL)
+            statjson_line(b->json, ev->line, ev->len);
+        else if (b->opts->mode == CLI_MODE_STATS)
             printf("%.*s\n", (int)ev->len, ev->line);
         return;
     }
@@ -84,6 +92,8 @@ command_line(struct batch *b, const struct client_event *ev)
         }
         printf("purged %.*s\n", (int)len, val);
     }
+    if (b->json != NULL)
+        statjson_write(b->json, stdout);
     finish(b, CLI_EXIT_OK);
 }
 
@@ -106,6 +116,37 @@ command_event(struct batch *b, const struct client_event *ev)
     case CLIENT_EV_DOWN:
     case CLIENT_EV_DENIED:
         connection_failed(b, ev);
+        return;
+    }
+}
+
+/* ---- --export and --generate ---- */
+
+static void
+dump_event(struct batch *b, const struct client_event *ev)
+{
+    const char *req = dump_request(b->dump);
+    struct iovec iov = {(void *)req, strlen(req)};
+
+    switch (ev->kind) {
+    case CLIENT_EV_READY:
+        b->sent = client_send(b->conn, TAG_COMMAND, &iov, 1);
+        if (!b->sent) {
+            fprintf(stderr, "couponctl: out of memory\n");
+            dump_abandon(b->dump);
+            finish(b, CLI_EXIT_FAILED);
+            return;
+        }
+        dump_sent(b->dump);
+        return;
+    case CLIENT_EV_LINE:
+        if (dump_line(b->dump, ev->line, ev->len, ev->reply))
+            finish(b, dump_exit(b->dump));
+        return;
+    case CLIENT_EV_DOWN:
+    case CLIENT_EV_DENIED:
+        connection_failed(b, ev);
+        dump_abandon(b->dump);
         return;
     }
 }
@@ -187,6 +228,9 @@ print_result(struct batch *b)
                 b->opts->key_file);
     else if (o == UPLOAD_LOST)
         fprintf(stderr, "couponctl: connection to %s failed\n", b->addr->label);
+    if (upload_resumable(b->up))
+        fprintf(stderr, "couponctl: the same command again resumes the upload: %s\n",
+                report_resume_why);
     finish(b, outcome_code(o));
 }
 
@@ -266,12 +310,31 @@ run_loop(struct batch *b)
         while (!b->done && client_next_event(b->conn, &ev)) {
             if (b->up != NULL)
                 upload_event(b, &ev, now);
+            else if (b->dump != NULL)
+                dump_event(b, &ev);
             else
                 command_event(b, &ev);
         }
         if (b->up != NULL && !b->done)
             upload_tick(b, now);
     }
+}
+
+static int
+run_dump(struct batch *b)
+{
+    char err[BATCH_MSG_MAX];
+
+    b->dump = dump_new(b->opts, err, sizeof err);
+    if (b->dump == NULL) {
+        fprintf(stderr, "couponctl: %s\n", err);
+        return CLI_EXIT_FAILED;
+    }
+    run_loop(b);
+    dump_abandon(b->dump); /* interrupted: the reply did not end */
+    dump_free(b->dump);
+    b->dump = NULL;
+    return b->code;
 }
 
 static int
@@ -322,11 +385,17 @@ batch_run(const struct cli_opts *o, const struct client_addr *addr, const char *
     }
     if (o->mode == CLI_MODE_UPLOAD) {
         code = run_upload(&b);
+    } else if (o->mode == CLI_MODE_EXPORT || o->mode == CLI_MODE_GENERATE) {
+        code = run_dump(&b);
+    } else if (o->json && (b.json = statjson_new()) == NULL) {
+        fprintf(stderr, "couponctl: out of memory\n");
+        code = CLI_EXIT_FAILED;
     } else {
         b.request = o->mode == CLI_MODE_STATS ? "STATS\n" : "PURGE\n";
         run_loop(&b);
         code = b.code;
     }
+    statjson_free(b.json);
     client_free(b.conn);
     if (fflush(stdout) != 0 && code == CLI_EXIT_OK)
         code = CLI_EXIT_FAILED;

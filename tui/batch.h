@@ -1,6 +1,6 @@
-/* batch.h - couponctl for scripts and cron: --stats, --upload FILE and --purge, without a
- * terminal user interface. Results go to stdout, messages to stderr, progress to stderr only
- * when it is a terminal. */
+/* batch.h - couponctl for scripts and cron: --stats, --upload FILE, --purge, --export and
+ * --generate, without a terminal user interface. Results go to stdout, messages to stderr,
+ * progress to stderr only when it is a terminal. */
 #ifndef COUPONCTL_BATCH_H
 #define COUPONCTL_BATCH_H
 

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tlsc.h"
+
 #define TAG_AUTH     UINT_MAX /* the internal AUTH request; callers' tags are never shown it */
 #define OUT_MIN_CAP  4096     /* first output allocation: a STATS request and more */
 #define PORT_STR_MAX 8        /* "65535" and a NUL */
@@ -21,7 +23,10 @@ struct client {
     struct client_config cfg;
     enum client_state state;
     int fd;
-    int addr_idx; /* the address the next attempt uses */
+    struct tlsc_conn *tls; /* with TLS: the connection's, from connected() until close_fd() */
+    bool tls_want_write;   /* a TLS read waits for the socket to be writable */
+    char tls_error[CLIENT_ERROR_MAX]; /* why TLS failed, for the failure that follows */
+    int addr_idx;                     /* the address the next attempt uses */
     unsigned failures;
     int64_t retry_at;
     int64_t connect_deadline;
@@ -72,6 +77,7 @@ client_resolve(const char *host, unsigned port, struct client_addr *out, char *e
         snprintf(err, errlen, "cannot resolve %s: no usable address", host);
         return false;
     }
+    snprintf(out->host, sizeof out->host, "%s", host);
     snprintf(out->label, sizeof out->label, strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host,
              port);
     return true;
@@ -94,6 +100,9 @@ client_new(const struct client_config *cfg)
 static void
 close_fd(struct client *c)
 {
+    tlsc_conn_free(c->tls);
+    c->tls = NULL;
+    c->tls_want_write = false;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -123,7 +132,7 @@ client_poll_events(const struct client *c)
         return POLLOUT;
     case CLIENT_AUTHENTICATING:
     case CLIENT_READY:
-        return (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0));
+        return (short)(POLLIN | (c->out_len > c->out_off || c->tls_want_write ? POLLOUT : 0));
     default:
         return 0;
     }
@@ -206,14 +215,20 @@ out_append(struct client *c, const struct iovec *iov, int iovcnt)
     return true;
 }
 
-/* TCP is up: reset the buffers of any previous connection and send AUTH first. */
+/* TCP is up: reset the buffers of any previous connection and send AUTH first (with TLS, the
+ * handshake runs within the first writes and reads). */
 static void
-connected(struct client *c)
+connected(struct client *c, int64_t now)
 {
     static const char auth[] = "AUTH ";
     int one = 1;
 
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (c->cfg.addr->tls != NULL &&
+        (c->tls = tlsc_conn_new(c->cfg.addr->tls, c->fd, c->cfg.addr->host)) == NULL) {
+        fail(c, "out of memory", now);
+        return;
+    }
     c->state = CLIENT_AUTHENTICATING;
     c->out_off = c->out_len = 0;
     c->in_off = c->in_len = 0;
@@ -239,7 +254,7 @@ start_attempt(struct client *c, int64_t now)
         return;
     }
     if (connect(c->fd, (const struct sockaddr *)&a->ss[i], a->len[i]) == 0) {
-        connected(c);
+        connected(c, now);
         return;
     }
     if (errno != EINPROGRESS) {
@@ -267,7 +282,66 @@ finish_connect(struct client *c, short revents, int64_t now)
         fail(c, strerror(err), now);
         return;
     }
-    connected(c);
+    connected(c, now);
+}
+
+/* One receive into the input buffer: > 0 bytes, 0 at the server's EOF, -1 with errno set
+ * (EAGAIN when it must wait; EPROTO after a TLS failure, whose reason is in c->error). */
+static ssize_t
+receive(struct client *c, size_t room)
+{
+    size_t n = 0;
+
+    if (c->tls == NULL)
+        return recv(c->fd, c->in + c->in_len, room, 0);
+    switch (tlsc_conn_read(c->tls, c->in + c->in_len, room, &n)) {
+    case TLSC_IO_OK:
+        return (ssize_t)n;
+    case TLSC_IO_EOF:
+        return 0;
+    case TLSC_IO_WANT_WRITE:
+        c->tls_want_write = true;
+        /* fall through */
+    case TLSC_IO_WANT_READ:
+        errno = EAGAIN;
+        return -1;
+    default:
+        snprintf(c->tls_error, sizeof c->tls_error, "TLS: %s", tlsc_conn_error(c->tls));
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+/* One send from the output buffer, as receive() answers. */
+static ssize_t
+transmit(struct client *c)
+{
+    size_t n = 0;
+
+    if (c->tls == NULL)
+        return send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    switch (tlsc_conn_write(c->tls, c->out + c->out_off, c->out_len - c->out_off, &n)) {
+    case TLSC_IO_OK:
+        return (ssize_t)n;
+    case TLSC_IO_WANT_READ:
+    case TLSC_IO_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case TLSC_IO_EOF:
+        errno = EPIPE;
+        return -1;
+    default:
+        snprintf(c->tls_error, sizeof c->tls_error, "TLS: %s", tlsc_conn_error(c->tls));
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+/* The reason for a failed receive or send: TLS's when TLS failed. */
+static const char *
+io_reason(const struct client *c, int err)
+{
+    return err == EPROTO && c->tls != NULL ? c->tls_error : strerror(err);
 }
 
 /* Reads what the socket has, as far as the input buffer has room. */
@@ -282,7 +356,7 @@ do_read(struct client *c, int64_t now)
         }
         if (c->in_len == sizeof c->in)
             return; /* full of lines not yet handed out; client_next_event() makes room */
-        ssize_t n = recv(c->fd, c->in + c->in_len, sizeof c->in - c->in_len, 0);
+        ssize_t n = receive(c, sizeof c->in - c->in_len);
         if (n > 0) {
             c->in_len += (size_t)n;
             continue;
@@ -294,7 +368,7 @@ do_read(struct client *c, int64_t now)
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            fail(c, strerror(errno), now);
+            fail(c, io_reason(c, errno), now);
         return;
     }
 }
@@ -304,16 +378,17 @@ do_read(struct client *c, int64_t now)
 static void
 write_failed(struct client *c, int err, int64_t now)
 {
-    do_read(c, now);
+    if (err != EPROTO) /* TLS failed: nothing more can be read */
+        do_read(c, now);
     if (c->fd >= 0)
-        fail(c, strerror(err), now);
+        fail(c, io_reason(c, err), now);
 }
 
 static void
 do_write(struct client *c, int64_t now)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t n = transmit(c);
         if (n > 0) {
             c->out_off += (size_t)n;
             continue;
@@ -348,7 +423,11 @@ client_step(struct client *c, short revents, int64_t now_ms)
     default:
         return;
     }
-    if (revents & (POLLIN | POLLHUP | POLLERR))
+    /* TLS reads whenever the socket is ready either way: a read may have waited to write, and
+     * text it decrypted already is no readiness poll reports. */
+    bool tls_read = c->tls != NULL && (revents != 0 || tlsc_conn_pending(c->tls));
+    c->tls_want_write = false;
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) || tls_read)
         do_read(c, now_ms);
     if (c->fd >= 0 && c->out_len > c->out_off)
         do_write(c, now_ms);
@@ -365,7 +444,8 @@ client_timeout(const struct client *c, int64_t now_ms)
     case CLIENT_CONNECTING:
         return c->connect_deadline > now_ms ? c->connect_deadline - now_ms : 0;
     default:
-        return -1;
+        /* Text TLS decrypted already is read at once, when the input buffer has room. */
+        return c->tls != NULL && tlsc_conn_pending(c->tls) && c->in_len < sizeof c->in ? 0 : -1;
     }
 }
 

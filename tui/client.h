@@ -12,6 +12,8 @@
 
 #include "proto.h"
 
+struct tlsc;
+
 #define CLIENT_ADDRS_MAX   8     /* addresses of one host name tried in turn */
 #define CLIENT_LABEL_MAX   300   /* "host:port": a 255-byte DNS name, brackets, a port */
 #define CLIENT_ERROR_MAX   200   /* a failure reason, or the ERR line that refused the key */
@@ -24,23 +26,27 @@
 #define CLIENT_BACKOFF_MAX_MS     5000 /* the delay doubles up to this, then stays */
 #define CLIENT_CONNECT_TIMEOUT_MS 5000 /* a SYN that goes unanswered this long has failed */
 
-/* Where coupond is: the resolved addresses of one host and port. */
+/* Where coupond is, and how it is spoken to: the resolved addresses of one host and port, and
+ * TLS or not. */
 struct client_addr {
     struct sockaddr_storage ss[CLIENT_ADDRS_MAX];
     socklen_t len[CLIENT_ADDRS_MAX];
     int n;
     char label[CLIENT_LABEL_MAX]; /* "127.0.0.1:7070", "[::1]:7070" */
+    char host[CLIENT_LABEL_MAX];  /* the host as given: the name the server's certificate holds */
+    const struct tlsc *tls;       /* NULL: plain TCP; else TLS with this context (tlsc.h) */
 };
 
 /* Resolves host and port (getaddrinfo, so it may block on DNS: call it before any loop).
- * Returns true and fills *out, or false with a one-line reason in err. */
+ * Returns true and fills *out (plain TCP: the caller sets out->tls for TLS), or false with a
+ * one-line reason in err. */
 bool client_resolve(const char *host, unsigned port, struct client_addr *out, char *err,
                     size_t errlen);
 
 enum client_state {
     CLIENT_WAITING = 0,    /* not connected: the next attempt is at client_retry_at() */
     CLIENT_CONNECTING,     /* TCP connect in progress */
-    CLIENT_AUTHENTICATING, /* connected, AUTH sent */
+    CLIENT_AUTHENTICATING, /* connected (with TLS: the handshake goes on), AUTH sent */
     CLIENT_READY,          /* authenticated: client_send() works */
     CLIENT_DENIED,         /* the server refused the key (DENIED, BAD_REQUEST); final */
     CLIENT_CLOSED          /* failed or lost with reconnection off; final */

@@ -5,11 +5,10 @@
 #include <string.h>
 
 #include "fmtnum.h"
+#include "table.h"
 
 #define MARGIN         2  /* columns left of everything */
 #define TYPE_W         10 /* the type column: "STANDARD" and a gap */
-#define NUM_W          12 /* a number column: 11 digits and a gap */
-#define NUM_W_MIN      10 /* a number column at least: "available" and a gap */
 #define ITEM_GAP       2  /* columns between the items of a line */
 #define FOOTER_TEXT    16 /* bytes of a footer key or meaning as drawn: " Refresh  " and a NUL */
 #define LABEL_ROWS     1  /* a chart's label line */
@@ -34,12 +33,6 @@ static const struct {
     {'P', false, UI_ACT_PURGE},      {'r', false, UI_ACT_REFRESH}, {'R', false, UI_ACT_REFRESH},
     {CTRL_L, false, UI_ACT_REFRESH}, {'?', false, UI_ACT_HELP},    {'h', false, UI_ACT_HELP},
     {KEY_F(1), true, UI_ACT_HELP},   {'q', false, UI_ACT_QUIT},    {'Q', false, UI_ACT_QUIT},
-};
-
-/* The table's columns in the order they are given up when the terminal is too narrow for
- * all: purged first, available last. */
-static const enum stats_family keep_order[STATS_NFAMILIES] = {
-    STATS_AVAILABLE, STATS_CREATED, STATS_ASSIGNED, STATS_REDEEMED, STATS_PURGED,
 };
 
 static const struct {
@@ -106,18 +99,25 @@ draw_header(const struct dash_view *v, const struct ui *ui)
 {
     const struct stats *st = v->stats;
     char up[40] = "up -", conns[32] = "conns -", rate[32] = "cmd/s -", hms[32];
+    char node[2 * PROTO_STAT_TEXT_MAX + 16] = "";
     double cmd_rate;
 
     if (st->have) {
         fmt_uptime(hms, sizeof hms, st->cur.uptime_s);
         snprintf(up, sizeof up, "up %s", hms);
         snprintf(conns, sizeof conns, "conns %llu", (unsigned long long)st->cur.connections);
+        if (st->cur.node[0] != '\0' && st->cur.store[0] != '\0')
+            snprintf(node, sizeof node, "node %s (%s)", st->cur.node, st->cur.store);
+        else if (st->cur.node[0] != '\0')
+            snprintf(node, sizeof node, "node %s", st->cur.node);
     }
     if (v->link == DASH_CONNECTED && stats_cmd_rate(st, &cmd_rate))
         snprintf(rate, sizeof rate, "cmd/s %.1f", cmd_rate);
-    const char *items[] = {"couponctl", v->address, link_word(v->link), up, conns, rate};
+    /* The node last: on a narrow terminal it is the first item left out. */
+    const char *items[] = {"couponctl", v->address, link_word(v->link), up, conns, rate, node};
+    size_t n = sizeof items / sizeof items[0] - (node[0] == '\0');
     ui_fill(ui, ROW_HEADER, 0, ui->cols, UI_TITLE);
-    draw_items(ui, ROW_HEADER, 1, UI_TITLE, items, sizeof items / sizeof items[0]);
+    draw_items(ui, ROW_HEADER, 1, UI_TITLE, items, n);
 }
 
 static void
@@ -139,30 +139,7 @@ draw_banner(const struct dash_view *v, const struct ui *ui)
         ui_text(ui, ROW_BANNER, MARGIN, ui->cols - MARGIN, UI_WARN, v->notice);
 }
 
-/* Which of the table's columns fit the terminal, and how wide they are. */
-struct table_layout {
-    int num_w;
-    bool shown[STATS_NFAMILIES];
-};
-
-/* Columns of NUM_W when all fit, narrower down to NUM_W_MIN, then as many as fit, in the
- * order of keep_order. */
-static void
-layout_table(int cols, struct table_layout *t)
-{
-    int room = cols - MARGIN - TYPE_W;
-    int w = room / STATS_NFAMILIES, n;
-
-    w = w > NUM_W ? NUM_W : (w < NUM_W_MIN ? NUM_W_MIN : w);
-    n = room > 0 ? room / w : 0;
-    memset(t, 0, sizeof *t);
-    t->num_w = w;
-    for (int i = 0; i < n && i < STATS_NFAMILIES; i++)
-        t->shown[keep_order[i]] = true;
-}
-
-/* One row: its label, then each shown column's text right-aligned; the number text is cut
- * to nothing, never to fewer digits. */
+/* One row: its label, then each shown column's text right-aligned in its width. */
 static void
 draw_row(const struct ui *ui, int y, const struct table_layout *t, const char *label,
          enum ui_color label_c, const char *const *texts, enum ui_color c)
@@ -173,20 +150,58 @@ draw_row(const struct ui *ui, int y, const struct table_layout *t, const char *l
     for (int f = 0; f < STATS_NFAMILIES; f++) {
         if (!t->shown[f])
             continue;
-        ui_textf(ui, y, x, t->num_w, c, "%*s", t->num_w, texts[f]);
-        x += t->num_w;
+        ui_textf(ui, y, x, t->width[f], c, "%*s", t->width[f], texts[f]);
+        x += t->width[f];
     }
 }
 
-/* The numbers of one row, each in the column's width less the gap. */
+/* The numbers of one row, each whole in its column's width less the gap (table.h makes the
+ * column wide enough); "-" before the first sample. */
 static void
 row_numbers(const struct table_layout *t, bool have, const uint64_t *vals,
             char bufs[STATS_NFAMILIES][FMTNUM_BUF], const char **texts)
 {
     for (int f = 0; f < STATS_NFAMILIES; f++) {
-        if (!have || fmtnum_fit(bufs[f], vals[f], (size_t)t->num_w - 1) == 0)
+        size_t room = t->shown[f] ? (size_t)(t->width[f] - TABLE_GAP) : 0;
+        if (!have || fmtnum_fit(bufs[f], vals[f], room) == 0)
             snprintf(bufs[f], FMTNUM_BUF, "-");
         texts[f] = bufs[f];
+    }
+}
+
+/* The values of row `ty` (PROTO_NTYPES: the total). */
+static void
+row_values(const struct stats *st, int ty, uint64_t vals[STATS_NFAMILIES])
+{
+    for (int f = 0; f < STATS_NFAMILIES; f++)
+        vals[f] = ty < PROTO_NTYPES ? st->cur.by_type[f][ty]
+                                    : stats_total(&st->cur, (enum stats_family)f);
+}
+
+static int
+digits(uint64_t v)
+{
+    int n = 1;
+
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* The widest number of each column, over the types and the total. */
+static void
+widest_numbers(const struct stats *st, int widest[STATS_NFAMILIES])
+{
+    uint64_t vals[STATS_NFAMILIES];
+
+    for (int f = 0; f < STATS_NFAMILIES; f++)
+        widest[f] = 1; /* "-" */
+    for (int ty = 0; st->have && ty <= PROTO_NTYPES; ty++) {
+        row_values(st, ty, vals);
+        for (int f = 0; f < STATS_NFAMILIES; f++)
+            widest[f] = digits(vals[f]) > widest[f] ? digits(vals[f]) : widest[f];
     }
 }
 
@@ -198,23 +213,23 @@ draw_table(const struct dash_view *v, const struct ui *ui, int bottom)
     char bufs[STATS_NFAMILIES][FMTNUM_BUF];
     const char *texts[STATS_NFAMILIES];
     uint64_t vals[STATS_NFAMILIES];
+    int widest[STATS_NFAMILIES];
     struct table_layout t;
     int y = ROW_TABLE;
 
     if (y >= bottom)
         return;
-    layout_table(ui->cols, &t);
-    draw_row(ui, y, &t, "TYPE", UI_LABEL, stats_family_names, UI_LABEL);
+    widest_numbers(st, widest);
+    table_layout(ui->cols - MARGIN - TYPE_W, widest, &t);
+    draw_row(ui, y, &t, "TYPE", UI_LABEL, t.label, UI_LABEL);
     for (int ty = 0; ty < PROTO_NTYPES && ++y < bottom; ty++) {
-        for (int f = 0; f < STATS_NFAMILIES; f++)
-            vals[f] = st->cur.by_type[f][ty];
+        row_values(st, ty, vals);
         row_numbers(&t, st->have, vals, bufs, texts);
         draw_row(ui, y, &t, proto_type_name((enum proto_type)ty), UI_LABEL, texts, num);
     }
     if (++y >= bottom)
         return;
-    for (int f = 0; f < STATS_NFAMILIES; f++)
-        vals[f] = stats_total(&st->cur, (enum stats_family)f);
+    row_values(st, PROTO_NTYPES, vals);
     row_numbers(&t, st->have, vals, bufs, texts);
     draw_row(ui, y, &t, "TOTAL", UI_TOTAL, texts, num == UI_STALE ? UI_STALE : UI_TOTAL);
 }

@@ -9,6 +9,7 @@
 #include "keyfile.h"
 #include "proto.h"
 #include "sig.h"
+#include "tlsc.h"
 
 #define ERR_MAX 512
 
@@ -38,8 +39,15 @@ main(int argc, char **argv)
         fprintf(stderr, "couponctl: %s\n", err);
         return CLI_EXIT_CONNECT;
     }
+    struct tlsc *tls = NULL;
+    const struct tlsc_config tc = {.ca = o.tls_ca, .cert = o.tls_cert, .key = o.tls_key};
+    if (o.tls && (tls = tlsc_new(&tc, err, sizeof err)) == NULL) {
+        fprintf(stderr, "couponctl: %s\n", err);
+        return CLI_EXIT_FAILED;
+    }
+    addr.tls = tls;
     sig_install();
-    if (o.mode == CLI_MODE_DASHBOARD)
-        return app_run(&o, &addr, key);
-    return batch_run(&o, &addr, key);
+    int code = o.mode == CLI_MODE_DASHBOARD ? app_run(&o, &addr, key) : batch_run(&o, &addr, key);
+    tlsc_free(tls);
+    return code;
 }

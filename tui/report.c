@@ -3,6 +3,9 @@
 
 #define MS_PER_S 1000.0
 
+const char report_resume_why[] = "coupond replays the batches it stored (each has a request id "
+                                 "derived from its records) and stores the rest";
+
 void
 report_upload(const struct upload *up, FILE *out)
 {

@@ -12,4 +12,7 @@
  * taken and the records per second. */
 void report_upload(const struct upload *up, FILE *out);
 
+/* Why an upload that upload_resumable() says can be resumed is resumed by running it again. */
+extern const char report_resume_why[];
+
 #endif

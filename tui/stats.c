@@ -2,12 +2,13 @@
 #include "stats.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #define MS_PER_S 1000
 
 const char *const stats_family_names[STATS_NFAMILIES] = {
-    "created", "assigned", "redeemed", "available", "purged",
+    "created", "assigned", "redeemed", "available", "purged", "held", "unredeemed",
 };
 
 const char *const stats_mega_names[STATS_NMEGA] = {
@@ -16,8 +17,8 @@ const char *const stats_mega_names[STATS_NMEGA] = {
 
 /* The dashboard's counters are protocol/'s STATS names (stat.h), in the dashboard's order. */
 static const enum proto_stat family_stat[STATS_NFAMILIES] = {
-    PROTO_STAT_CREATED,   PROTO_STAT_ASSIGNED, PROTO_STAT_REDEEMED,
-    PROTO_STAT_AVAILABLE, PROTO_STAT_PURGED,
+    PROTO_STAT_CREATED, PROTO_STAT_ASSIGNED, PROTO_STAT_REDEEMED,   PROTO_STAT_AVAILABLE,
+    PROTO_STAT_PURGED,  PROTO_STAT_HELD,     PROTO_STAT_UNREDEEMED,
 };
 
 static const enum proto_stat mega_stat[STATS_NMEGA] = {
@@ -37,6 +38,8 @@ counters_of(const struct proto_stats *raw, struct stats_counters *c)
             c->by_type[f][t] = raw->v[family_stat[f]][t];
     for (int m = 0; m < STATS_NMEGA; m++)
         c->mega[m] = raw->v[mega_stat[m]][0];
+    snprintf(c->node, sizeof c->node, "%s", proto_stats_text(raw, PROTO_STAT_NODE));
+    snprintf(c->store, sizeof c->store, "%s", proto_stats_text(raw, PROTO_STAT_STORE));
 }
 
 void
@@ -103,12 +106,14 @@ series_set_gauge(struct stats_series *r, int64_t from_ms, int64_t to_ms, double 
             r->v[sec % STATS_HISTORY_S] = value;
 }
 
-/* A counter going down means the server restarted (or is another one). */
+/* A counter going down means the server restarted (or is another one); so does another node
+ * name: behind a gateway, a reconnection may reach another node of the same store. */
 static bool
 same_run(const struct stats_counters *old, const struct stats_counters *now)
 {
     return now->uptime_s >= old->uptime_s && now->commands >= old->commands &&
-           now->mega[STATS_MEGA_GRANTED] >= old->mega[STATS_MEGA_GRANTED];
+           now->mega[STATS_MEGA_GRANTED] >= old->mega[STATS_MEGA_GRANTED] &&
+           strcmp(now->node, old->node) == 0;
 }
 
 void

@@ -23,6 +23,8 @@ enum stats_family {
     STATS_REDEEMED,
     STATS_AVAILABLE,
     STATS_PURGED,
+    STATS_HELD,       /* uses reserved by live holds now */
+    STATS_UNREDEEMED, /* uses given back by UNREDEEM */
     STATS_NFAMILIES
 };
 
@@ -42,6 +44,8 @@ struct stats_counters {
     uint64_t commands;
     uint64_t by_type[STATS_NFAMILIES][PROTO_NTYPES];
     uint64_t mega[STATS_NMEGA];
+    char node[PROTO_STAT_TEXT_MAX + 1];  /* STAT node: the server's --node-name; "" when absent */
+    char store[PROTO_STAT_TEXT_MAX + 1]; /* STAT store: lmdb or postgresql; "" when absent */
 };
 
 /* One value per second for the last STATS_HISTORY_S seconds: v[sec % STATS_HISTORY_S]. */

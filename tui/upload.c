@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HEADER_MAX 32 /* "UPLOAD 50000\n" and a NUL, with room */
+#include "reqid.h"
+
+/* "UPLOAD 50000 id=" and the longest request id, LF and NUL, with room */
+#define HEADER_MAX (32 + PROTO_RID_MAX)
 #define MS_PER_S   1000.0
 
 static const char reject_word[] = "REJECT ";
@@ -90,15 +93,16 @@ settle(struct upload *up, enum upload_outcome outcome, int64_t now)
 static void
 send_batch(struct upload *up, struct client *c, int64_t now)
 {
-    char head[HEADER_MAX];
+    char head[HEADER_MAX], rid[REQID_BUF];
     size_t b = up->next;
     size_t first = batch_first(up, b), last = batch_last(up, b);
-    size_t off = rec_start(up, first);
+    size_t off = rec_start(up, first), len = up->recs->end[last - 1] - off;
 
-    up->head_len = (size_t)snprintf(head, sizeof head, "UPLOAD %zu\n", last - first);
+    reqid_upload(rid, b + 1, up->recs->text + off, len);
+    up->head_len = (size_t)snprintf(head, sizeof head, "UPLOAD %zu id=%s\n", last - first, rid);
     struct iovec iov[2] = {
         {head, up->head_len},
-        {(void *)(up->recs->text + off), up->recs->end[last - 1] - off},
+        {(void *)(up->recs->text + off), len},
     };
     if (!client_send(c, b, iov, 2)) {
         snprintf(up->why, sizeof up->why, "batch %zu could not be queued: out of memory", b + 1);
@@ -149,12 +153,22 @@ on_reject(struct upload *up, const char *line, size_t len)
     snprintf(r->reason, sizeof r->reason, "%.*s", (int)(len - pos), line + pos);
 }
 
+/* Whether an OK line says the server replayed a stored outcome: " replayed=1". */
+static bool
+replayed(const char *line, size_t len)
+{
+    const char *val;
+    size_t vlen;
+
+    return proto_reply_field(line, len, "replayed", &val, &vlen) && vlen == 1 && val[0] == '1';
+}
+
 static void
-on_ok(struct upload *up, int64_t now)
+on_ok(struct upload *up, const char *line, size_t len, int64_t now)
 {
     size_t b = up->next;
 
-    up->state[b] = UPLOAD_BATCH_STORED;
+    up->state[b] = replayed(line, len) ? UPLOAD_BATCH_REPLAYED : UPLOAD_BATCH_STORED;
     up->stored += batch_last(up, b) - batch_first(up, b);
     up->in_flight = false;
     up->next++;
@@ -187,7 +201,7 @@ upload_on_line(struct upload *up, const char *line, size_t len, enum proto_reply
             on_reject(up, line, len);
         return;
     case PROTO_REPLY_OK:
-        on_ok(up, now_ms);
+        on_ok(up, line, len, now_ms);
         return;
     case PROTO_REPLY_ERR:
         on_err(up, line, len, now_ms);
@@ -311,14 +325,40 @@ upload_progress(const struct upload *up, const struct client *c, int64_t now_ms,
 /* ---- The result as text ---- */
 
 static size_t
-batches_stored(const struct upload *up)
+batches_in(const struct upload *up, enum upload_batch_state s)
 {
     size_t n = 0;
 
     for (size_t b = 0; b < up->nbatches; b++)
-        if (up->state[b] == UPLOAD_BATCH_STORED)
+        if (up->state[b] == s)
             n++;
     return n;
+}
+
+size_t
+upload_batches_uploaded(const struct upload *up)
+{
+    return batches_in(up, UPLOAD_BATCH_STORED);
+}
+
+size_t
+upload_batches_replayed(const struct upload *up)
+{
+    return batches_in(up, UPLOAD_BATCH_REPLAYED);
+}
+
+static size_t
+batches_stored(const struct upload *up)
+{
+    return upload_batches_uploaded(up) + upload_batches_replayed(up);
+}
+
+bool
+upload_resumable(const struct upload *up)
+{
+    return (up->outcome == UPLOAD_LOST || up->outcome == UPLOAD_CANCELLED ||
+            up->outcome == UPLOAD_QUIT) &&
+           batches_in(up, UPLOAD_BATCH_REJECTED) == 0 && batches_in(up, UPLOAD_BATCH_FAILED) == 0;
 }
 
 static const char *
@@ -347,10 +387,11 @@ void
 upload_summary(const struct upload *up, char *buf, size_t len)
 {
     size_t ok = batches_stored(up);
+    size_t fresh = upload_batches_uploaded(up), again = upload_batches_replayed(up);
 
     if (up->outcome == UPLOAD_COMPLETE) {
-        snprintf(buf, len, "uploaded %zu records in %zu batch%s", up->stored, up->nbatches,
-                 up->nbatches == 1 ? "" : "es");
+        snprintf(buf, len, "uploaded %zu records in %zu batch%s: %zu uploaded, %zu replayed",
+                 up->stored, up->nbatches, up->nbatches == 1 ? "" : "es", fresh, again);
         return;
     }
     /* Batches are sent in order and stop at the first that is not stored: the stored ones
@@ -359,9 +400,11 @@ upload_summary(const struct upload *up, char *buf, size_t len)
     if (ok == 0)
         snprintf(stored, sizeof stored, "no batch of %zu stored", up->nbatches);
     else if (ok == 1)
-        snprintf(stored, sizeof stored, "batch 1 of %zu stored", up->nbatches);
+        snprintf(stored, sizeof stored, "batch 1 of %zu stored (%zu uploaded, %zu replayed)",
+                 up->nbatches, fresh, again);
     else
-        snprintf(stored, sizeof stored, "batches 1-%zu of %zu stored", ok, up->nbatches);
+        snprintf(stored, sizeof stored, "batches 1-%zu of %zu stored (%zu uploaded, %zu replayed)",
+                 ok, up->nbatches, fresh, again);
     /* Cancelled and quit say it all with their first word. */
     bool with_why =
         up->outcome != UPLOAD_CANCELLED && up->outcome != UPLOAD_QUIT && up->why[0] != '\0';
@@ -406,6 +449,8 @@ state_text(enum upload_batch_state s)
         return "sending";
     case UPLOAD_BATCH_STORED:
         return "stored";
+    case UPLOAD_BATCH_REPLAYED:
+        return "stored by an earlier run (replayed)";
     case UPLOAD_BATCH_REJECTED:
         return "rejected, nothing of it stored";
     case UPLOAD_BATCH_FAILED:

@@ -1,7 +1,10 @@
 /* upload.h - the upload engine: cuts checked records into UPLOAD batches of at most the
  * server's limit, sends one batch at a time on a connection of its own, reads each reply,
  * measures progress, cancels between batches, and says exactly which batches were stored.
- * It does no I/O: the caller owns the client, polls it, and hands the engine its events. */
+ * Each batch carries a request id derived from its records (reqid.h), so an upload run again
+ * after a failure is resumed: coupond replays the batches it stored the first time and stores
+ * the rest. It does no I/O: the caller owns the client, polls it, and hands the engine its
+ * events. */
 #ifndef COUPONCTL_UPLOAD_H
 #define COUPONCTL_UPLOAD_H
 
@@ -18,6 +21,7 @@ enum upload_batch_state {
     UPLOAD_BATCH_NOT_SENT = 0, /* not sent (yet) */
     UPLOAD_BATCH_SENDING,      /* sent or being sent, reply awaited */
     UPLOAD_BATCH_STORED,       /* OK uploaded=n */
+    UPLOAD_BATCH_REPLAYED,     /* OK uploaded=n replayed=1: an earlier run stored it */
     UPLOAD_BATCH_REJECTED,     /* REJECT lines and ERR BAD_BATCH: nothing of it stored */
     UPLOAD_BATCH_FAILED,       /* another ERR: nothing of it stored */
     UPLOAD_BATCH_CUT,          /* the connection ended before all of it was written */
@@ -89,8 +93,9 @@ void upload_progress(const struct upload *up, const struct client *c, int64_t no
                      struct upload_progress *p);
 
 /* The result, as text for people and scripts. The summary is one line: "uploaded 120000
- * records in 3 batches", or "cancelled: uploaded 50000 of 120000 records; batch 1 of 3
- * stored, batches 2-3 not sent". The details are one line per run of batches in the same state
+ * records in 3 batches: 2 uploaded, 1 replayed", or "cancelled: uploaded 50000 of 120000
+ * records; batch 1 of 3 stored (1 uploaded, 0 replayed)". Stored batches, replayed or not,
+ * are always batches 1..k. The details are one line per run of batches in the same state
  * ("batches 1-2 of 4, records 1-100000, lines 2-100001: stored", "batch 3 of 4, records
  * 100001-150000, lines 100002-150001: rejected, nothing of it stored - ERR BAD_BATCH ...")
  * followed by one line per REJECT ("line 100017 (batch 3, record 16): code X already
@@ -99,8 +104,17 @@ void upload_summary(const struct upload *up, char *buf, size_t len);
 size_t upload_detail_count(const struct upload *up);
 void upload_detail(const struct upload *up, size_t i, char *buf, size_t len);
 
-/* Records stored, and the time from the first batch sent to the last reply. */
+/* Records stored (replayed batches included), and the time from the first batch sent to the
+ * last reply. */
 size_t upload_stored(const struct upload *up);
+
+/* Batches stored by this run, and batches the server replayed (stored by an earlier run). */
+size_t upload_batches_uploaded(const struct upload *up);
+size_t upload_batches_replayed(const struct upload *up);
+
+/* Whether running the upload again would resume it: it ended without a rejected or failed
+ * batch, and not all batches are stored. */
+bool upload_resumable(const struct upload *up);
 int64_t upload_elapsed_ms(const struct upload *up);
 
 #endif

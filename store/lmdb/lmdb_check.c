@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "lmdb_audit.h"
 #include "lmdb_check_idx.h"
 #include "lmdb_index.h"
 
@@ -393,6 +394,8 @@ lmdb_check_run(const struct lmdb_view *v, struct store_op *op)
     if ((e = check_counters(&ck)) != STORE_OK)
         return e;
     if ((e = check_meta(&ck)) != STORE_OK)
+        return e;
+    if ((e = lmdb_audit_check(v, op)) != STORE_OK)
         return e;
     return check_available(&ck);
 }

@@ -12,7 +12,8 @@
  * version 2 indexes and records agree with the records they name (lmdb_check_idx.h): a coupon's
  * uses are its redemptions not undone, its hold count its hold records; the counters of v->s
  * (redeemed - unredeemed = uses, unredeemed = undone records, holds = hold records, and
- * `available` at op->now) equal a recount; outside a batch, the stored meta state equals v->s.
+ * `available` at op->now) equal a recount; outside a batch, the stored meta state equals v->s;
+ * the audit chain is numbered without gaps up to its head (lmdb_audit.h).
  * STORE_OK, or STORE_CORRUPT with the first inconsistency in op->out.msg (or STORE_IO when LMDB
  * fails). */
 enum store_err lmdb_check_run(const struct lmdb_view *v, struct store_op *op);

@@ -625,6 +625,8 @@ lmdb_codec_state_encode(const struct lmdb_state *s, uint8_t *buf)
         for (int i = 0; i < LMDB_CODEC_STATE_FIELDS; i++)
             w_uint(&w, *f[i], LMDB_CODEC_U64);
     }
+    w_uint(&w, s->audit.seq, LMDB_CODEC_U64);
+    w_bytes(&w, s->audit.hash, sizeof s->audit.hash);
 }
 
 bool
@@ -635,7 +637,7 @@ lmdb_codec_state_decode(const MDB_val *v, struct lmdb_state *s, unsigned *versio
 
     lmdb_codec_state_init(s);
     *version = (unsigned)r_uint(&r, LMDB_CODEC_U8);
-    if (*version != LMDB_CODEC_STATE_VERSION && *version != 1)
+    if (*version < 1 || *version > LMDB_CODEC_STATE_VERSION)
         return false;
     fields = *version == 1 ? LMDB_CODEC_STATE_FIELDS_V1 : LMDB_CODEC_STATE_FIELDS;
     s->next_coupon_seq = r_uint(&r, LMDB_CODEC_U64);
@@ -650,6 +652,13 @@ lmdb_codec_state_decode(const MDB_val *v, struct lmdb_state *s, unsigned *versio
         state_fields(&s->t[t], f);
         for (int i = 0; i < fields; i++)
             *f[i] = r_uint(&r, LMDB_CODEC_U64);
+    }
+    if (*version >= 3) {
+        const uint8_t *h;
+
+        s->audit.seq = r_uint(&r, LMDB_CODEC_U64);
+        if ((h = r_bytes(&r, sizeof s->audit.hash)) != NULL)
+            memcpy(s->audit.hash, h, sizeof s->audit.hash);
     }
     if (r.bad || r.off != r.len) {
         lmdb_codec_state_init(s);

@@ -20,6 +20,9 @@
  *   rids      (scope length, scope, id) -> (time, rid sequence): its record's key in rid_log
  *   rid_log   (time, rid sequence) -> request id record (its rids key, fingerprint, kind,
  *             outcome): appended in the order kept, and EXPIRE_IDS removes from its head
+ * Version 3 (added at the first writable open of an older store; the chain starts there):
+ *   audit     record sequence -> (hash, audit record): the audit chain (audit.h), appended in
+ *             the transaction of each write; its head (seq, hash) is in the meta state
  * Request ids are the client's, random as often as not: rids takes them in random order, one
  * small entry each, while their records, the bulk, go to the end of rid_log.
  * Integers are big-endian and times have their sign bit flipped, so LMDB's memcmp order of the
@@ -82,13 +85,19 @@
 
 /* meta "state": version next_coupon_seq next_redemption_seq next_hold_seq next_rid_seq (the last
  * two from version 2), then per type the LMDB_CODEC_STATE_FIELDS stored counters of struct
- * lmdb_type_state (version 1 had the first LMDB_CODEC_STATE_FIELDS_V1). */
+ * lmdb_type_state (version 1 had the first LMDB_CODEC_STATE_FIELDS_V1), then (version 3) the
+ * audit chain's head: its seq and hash. */
 #define LMDB_CODEC_STATE_KEY       "state"
 #define LMDB_CODEC_STATE_FIELDS    8
 #define LMDB_CODEC_STATE_FIELDS_V1 6
+#define LMDB_CODEC_STATE_AUDIT_LEN (LMDB_CODEC_U64 + STORE_AUDIT_HASH_BYTES)
 #define LMDB_CODEC_STATE_LEN                                                                       \
-    (LMDB_CODEC_U8 + 4 * LMDB_CODEC_U64 + STORE_NTYPES * LMDB_CODEC_STATE_FIELDS * LMDB_CODEC_U64)
-#define LMDB_CODEC_STATE_VERSION 2 /* what this code writes; it reads 1 too */
+    (LMDB_CODEC_U8 + 4 * LMDB_CODEC_U64 +                                                          \
+     STORE_NTYPES * LMDB_CODEC_STATE_FIELDS * LMDB_CODEC_U64 + LMDB_CODEC_STATE_AUDIT_LEN)
+#define LMDB_CODEC_STATE_VERSION 3 /* what this code writes; it reads 1 and 2 too */
+
+/* audit value: hash | record (audit.h); the key is the record's seq, as in history. */
+#define LMDB_CODEC_AUDIT_VAL_MAX (STORE_AUDIT_HASH_BYTES + STORE_AUDIT_REC_MAX)
 
 struct lmdb_type_state {
     uint64_t created, assigned, redeemed, purged;
@@ -109,6 +118,7 @@ struct lmdb_state {
     uint64_t next_rid_seq; /* rid_log keys: (time, this) is unique and in order */
     int64_t watermark;     /* not stored: expired_unassigned counts avail entries below it */
     struct lmdb_type_state t[STORE_NTYPES];
+    struct store_audit_head audit; /* the audit chain's head (zero before version 3) */
 };
 
 /* A coupon as stored: what the store shows, and what only the backend needs. */
@@ -226,7 +236,7 @@ void lmdb_codec_state_init(struct lmdb_state *s);
 /* Encodes the stored part of a state into buf[LMDB_CODEC_STATE_LEN] (the current version). */
 void lmdb_codec_state_encode(const struct lmdb_state *s, uint8_t *buf);
 
-/* Decodes the meta record (version 1 or 2) into a fresh state (empty `available` cache) and its
+/* Decodes the meta record (version 1, 2 or 3) into a fresh state (empty `available` cache) and its
  * version into *version; false when it is not one (*s is then a fresh state). */
 bool lmdb_codec_state_decode(const MDB_val *v, struct lmdb_state *s, unsigned *version);
 

@@ -20,9 +20,9 @@
 _Static_assert(LMDB_MAP_SIZE_DEFAULT == STORE_MAP_SIZE_DEFAULT, "store.h repeats the default");
 _Static_assert(LMDB_MAP_SIZE_MIN == STORE_MAP_SIZE_MIN, "store.h repeats the minimum");
 
-static const char *const db_names[LMDB_NDB] = {"coupons",  "avail",     "expiry",    "history",
-                                               "meta",     "users",     "code_hist", "holds",
-                                               "hold_exp", "hold_code", "rids",      "rid_log"};
+static const char *const db_names[LMDB_NDB] = {
+    "coupons", "avail",    "expiry",    "history", "meta",    "users", "code_hist",
+    "holds",   "hold_exp", "hold_code", "rids",    "rid_log", "audit"};
 
 const char *
 lmdb_env_db_name(enum lmdb_db db)
@@ -178,13 +178,30 @@ upgrade(const struct lmdb_env *e, MDB_txn *txn, const struct lmdb_state *s, char
     return rc == 0 ? STORE_OK : say_mdb(rc, "upgrade: write meta state", msg, len);
 }
 
+/* Opens the audit database (version 3): created when writable; read-only, a store from before
+ * it opens without (no_audit). */
+static enum store_err
+audit_open(struct lmdb_env *e, MDB_txn *txn, unsigned version, char *msg, size_t len)
+{
+    int missing, first;
+    enum store_err err = dbs_open_range(e, txn, LMDB_NDB_V2, LMDB_NDB, &missing, &first, msg, len);
+
+    if (err != STORE_OK)
+        return err;
+    if (missing > 0 && version >= 3)
+        return say(STORE_CORRUPT, msg, len, "database %s is missing", db_names[first]);
+    e->no_audit = missing > 0;
+    return STORE_OK;
+}
+
 /* Opens every database in `txn` and loads the meta state, creating both when allowed. A store of
- * the previous release (all of the version 2 databases missing) is upgraded when writable, else
- * opened legacy (see lmdb_env.h). */
+ * the first release (all of the version 2 databases missing) is upgraded when writable, else
+ * opened legacy; one of the second (no audit chain) gets its chain, or opens no_audit (see
+ * lmdb_env.h). */
 static enum store_err
 dbs_open(struct lmdb_env *e, MDB_txn *txn, struct lmdb_state *s, char *msg, size_t len)
 {
-    const int v2 = LMDB_NDB - LMDB_NDB_V1;
+    const int v2 = LMDB_NDB_V2 - LMDB_NDB_V1;
     int missing, first;
     unsigned version;
     enum store_err err = dbs_open_range(e, txn, 0, LMDB_NDB_V1, &missing, &first, msg, len);
@@ -194,14 +211,21 @@ dbs_open(struct lmdb_env *e, MDB_txn *txn, struct lmdb_state *s, char *msg, size
     if (err == STORE_OK)
         err = state_load(e, txn, s, &version, !e->rdonly, msg, len);
     if (err == STORE_OK)
-        err = dbs_open_range(e, txn, LMDB_NDB_V1, LMDB_NDB, &missing, &first, msg, len);
+        err = dbs_open_range(e, txn, LMDB_NDB_V1, LMDB_NDB_V2, &missing, &first, msg, len);
     if (err != STORE_OK)
         return err;
     if (missing > 0 && (missing < v2 || version != 1))
         return say(STORE_CORRUPT, msg, len, "database %s is missing", db_names[first]);
     e->legacy = missing > 0;
+    if ((err = audit_open(e, txn, version, msg, len)) != STORE_OK)
+        return err;
     if (version == 1 && !e->rdonly)
         return upgrade(e, txn, s, msg, len);
+    if (version < LMDB_CODEC_STATE_VERSION && !e->rdonly) {
+        /* The chain starts empty; the state now records its head. */
+        int rc = lmdb_env_state_put(e, txn, s);
+        return rc == 0 ? STORE_OK : say_mdb(rc, "upgrade: write meta state", msg, len);
+    }
     return STORE_OK;
 }
 
@@ -258,7 +282,7 @@ lmdb_env_close(struct lmdb_env *e)
 enum store_err
 lmdb_env_need(const struct lmdb_env *e, enum lmdb_db db, const char *what, struct store_op *op)
 {
-    if (!e->legacy || db < LMDB_NDB_V1)
+    if (!e->legacy || db < LMDB_NDB_V1 || db >= LMDB_NDB_V2) /* no_audit: an empty chain */
         return STORE_OK;
     return store_op_fail(op, STORE_IO,
                          "%s: the store is of the previous release and open read-only; the %s "
@@ -326,7 +350,7 @@ lmdb_env_state_get(const struct lmdb_env *e, MDB_txn *txn, struct lmdb_state *s,
     enum store_err err = state_load(e, txn, s, &version, false, msg, len);
 
     /* The stored state of an upgraded store is always the current version. */
-    if (err == STORE_OK && version != LMDB_CODEC_STATE_VERSION && !e->legacy)
+    if (err == STORE_OK && version != LMDB_CODEC_STATE_VERSION && !e->legacy && !e->no_audit)
         return say(STORE_CORRUPT, msg, len, "meta state is of version %u", version);
     return err;
 }

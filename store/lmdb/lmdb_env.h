@@ -19,7 +19,7 @@
 #define LMDB_MAP_SIZE_DEFAULT (16ULL << 30)
 #define LMDB_MAP_SIZE_MIN     (1ULL << 20) /* smaller maps cannot even hold the databases */
 
-/* The databases (lmdb_codec.h); the version 2 ones from LMDB_DB_USERS on. */
+/* The databases (lmdb_codec.h); the version 2 ones from LMDB_DB_USERS on, version 3's audit. */
 enum lmdb_db {
     LMDB_DB_COUPONS,
     LMDB_DB_AVAIL,
@@ -32,10 +32,12 @@ enum lmdb_db {
     LMDB_DB_HOLD_EXP,
     LMDB_DB_HOLD_CODE,
     LMDB_DB_RIDS,
-    LMDB_DB_RID_LOG
+    LMDB_DB_RID_LOG,
+    LMDB_DB_AUDIT
 };
-#define LMDB_NDB    12
-#define LMDB_NDB_V1 5 /* the databases of the previous release, which has no others */
+#define LMDB_NDB    13
+#define LMDB_NDB_V1 5  /* the databases of the first release, which has no others */
+#define LMDB_NDB_V2 12 /* the databases of the second release: all but the audit chain */
 
 struct lmdb_env {
     MDB_env *env;
@@ -44,6 +46,9 @@ struct lmdb_env {
     /* Read-only, a store of the previous release, not yet upgraded: the version 2 databases do
      * not exist (their dbi are unset) and must not be read; they would be empty. */
     bool legacy;
+    /* Read-only, a store from before the audit chain, not yet upgraded: there is no audit
+     * database (its dbi is unset); the chain is empty. */
+    bool no_audit;
 };
 
 /* "coupons", "avail", ... for messages. */
@@ -51,8 +56,9 @@ const char *lmdb_env_db_name(enum lmdb_db db);
 
 /* Opens the environment in directory `dir` as cfg->mode says, and loads the meta state into *s.
  * STORE_OPEN_CREATE: the directory must exist; the databases and the meta state are created
- * when missing (files 0600), and a store of the previous release is upgraded (lmdb_migrate.h).
- * STORE_OPEN_EXISTING: a store of the previous release opens `legacy`; read-only; STORE_NO_STORE
+ * when missing (files 0600), and a store of the previous release is upgraded (lmdb_migrate.h);
+ * a store without the audit chain gets an empty one. STORE_OPEN_EXISTING: a store of the first
+ * release opens `legacy`, one without the audit chain `no_audit`; read-only; STORE_NO_STORE
  * when `dir` is missing or holds no data.mdb, and then nothing is created (beside an existing
  * data.mdb, LMDB itself creates its lock.mdb if that is missing). On failure *e is closed and msg
  * holds a one-line reason naming `dir`. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "lmdb_audit.h"
 #include "lmdb_hold.h"
 #include "lmdb_view.h"
 #include "rules.h"
@@ -44,7 +45,8 @@ export_open(struct lmdb_exports *x, const struct lmdb_env *env, struct store_op 
 {
     static const enum lmdb_db walks[] = {[STORE_EXPORT_COUPONS] = LMDB_DB_COUPONS,
                                          [STORE_EXPORT_HISTORY] = LMDB_DB_HISTORY,
-                                         [STORE_EXPORT_CODE_HISTORY] = LMDB_DB_CODE_HIST};
+                                         [STORE_EXPORT_CODE_HISTORY] = LMDB_DB_CODE_HIST,
+                                         [STORE_EXPORT_AUDIT] = LMDB_DB_AUDIT};
     const unsigned kind = (unsigned)op->in.export_kind;
     struct lmdb_export *ex = NULL;
     enum store_err e;
@@ -56,7 +58,7 @@ export_open(struct lmdb_exports *x, const struct lmdb_env *env, struct store_op 
     if (ex == NULL)
         return store_op_fail(op, STORE_IO, "export: %d exports are open already, the most at once",
                              LMDB_EXPORT_MAX);
-    if (kind > STORE_EXPORT_CODE_HISTORY ||
+    if (kind > STORE_EXPORT_AUDIT ||
         (kind == STORE_EXPORT_COUPONS && !op->in.any_type && op->in.type >= STORE_NTYPES))
         return store_op_fail(op, STORE_IO, "export: no such kind %u or type %d", kind,
                              (int)op->in.type);
@@ -69,12 +71,74 @@ export_open(struct lmdb_exports *x, const struct lmdb_env *env, struct store_op 
                                .after = op->in.after};
     if (kind == STORE_EXPORT_CODE_HISTORY)
         ex->plen = lmdb_codec_code_hist_key(op->in.code, 0, true, ex->prefix);
+    if (kind == STORE_EXPORT_AUDIT && env->no_audit) {
+        release(ex); /* a store from before the chain: no rows, *out stays NULL */
+        return STORE_OK;
+    }
     if ((rc = mdb_txn_begin(env->env, NULL, MDB_RDONLY, &ex->txn)) != 0 ||
         (rc = mdb_cursor_open(ex->txn, env->dbi[walks[kind]], &ex->cur)) != 0) {
         release(ex);
         return lmdb_env_fail(op, rc, "export: begin snapshot");
     }
+    /* The first row's previous hash; a record `after` that is missing shows as zeros (the rows
+     * are given as stored; the verifier names what is missing). */
+    e = kind == STORE_EXPORT_AUDIT ? lmdb_audit_hash_of(env, ex->txn, ex->after, ex->prev, op)
+                                   : STORE_OK;
+    if (e != STORE_OK && e != STORE_INVALID) {
+        release(ex);
+        return e;
+    }
     *out = ex;
+    return STORE_OK;
+}
+
+/* A coupon's redemptions in the snapshot: its code_hist entries, keys only. */
+static enum store_err
+count_code_history(struct lmdb_export *ex, const struct lmdb_env *env, struct store_op *op)
+{
+    MDB_cursor *cur;
+    MDB_val k = {ex->plen, ex->prefix}, v;
+    int rc;
+
+    if ((rc = mdb_cursor_open(ex->txn, env->dbi[LMDB_DB_CODE_HIST], &cur)) != 0)
+        return lmdb_env_fail(op, rc, "export: count");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && lmdb_codec_has_prefix(&k, ex->prefix, ex->plen);
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        op->out.total++;
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? STORE_OK : lmdb_env_fail(op, rc, "export: count");
+}
+
+/* The rows the export gives (in.count), from its snapshot: the coupons stored (of a type, its
+ * counters: every coupon stored is created and not yet purged), the redemptions after `after`
+ * or the audit records after `after` (both numbered 1, 2, ... without gaps, lmdb_check.h), or
+ * walked, a coupon's own. */
+static enum store_err
+count_rows(struct lmdb_export *ex, const struct lmdb_env *env, struct store_op *op)
+{
+    struct lmdb_state st;
+    MDB_stat ms;
+    enum store_err e;
+    int rc;
+
+    if (ex->kind == STORE_EXPORT_CODE_HISTORY)
+        return count_code_history(ex, env, op);
+    if (ex->kind == STORE_EXPORT_COUPONS && ex->any_type) {
+        if ((rc = mdb_stat(ex->txn, env->dbi[LMDB_DB_COUPONS], &ms)) != 0)
+            return lmdb_env_fail(op, rc, "export: count");
+        op->out.total = ms.ms_entries;
+        return STORE_OK;
+    }
+    if ((e = lmdb_env_state_get(env, ex->txn, &st, op->out.msg, sizeof op->out.msg)) != STORE_OK)
+        return e;
+    if (ex->kind == STORE_EXPORT_COUPONS) {
+        op->out.total = st.t[ex->type].created - st.t[ex->type].purged;
+        return STORE_OK;
+    }
+    uint64_t last = ex->kind == STORE_EXPORT_AUDIT ? st.audit.seq
+                                                   : st.next_redemption_seq - LMDB_CODEC_FIRST_SEQ;
+    op->out.total = last > ex->after ? last - ex->after : 0;
     return STORE_OK;
 }
 
@@ -89,6 +153,7 @@ step(struct lmdb_export *ex, MDB_val *k, MDB_val *v)
     ex->started = true;
     switch (ex->kind) {
     case STORE_EXPORT_HISTORY:
+    case STORE_EXPORT_AUDIT:
         if (ex->after == UINT64_MAX)
             return MDB_NOTFOUND;
         lmdb_codec_put_be(kb, ex->after + 1, sizeof kb);
@@ -123,6 +188,10 @@ load(struct lmdb_export *ex, const struct lmdb_env *env, const MDB_val *k, const
     case STORE_EXPORT_HISTORY:
         if (!lmdb_codec_history_decode(k, v, &ex->row.redemption))
             return store_op_fail(op, STORE_CORRUPT, "export: a history record does not decode");
+        return STORE_OK;
+    case STORE_EXPORT_AUDIT: /* as stored: judging a record is the verifier's work */
+        if (!lmdb_audit_row(k, v, &ex->row.audit))
+            return store_op_fail(op, STORE_CORRUPT, "export: an audit entry is not a record");
         return STORE_OK;
     default:
         if (!lmdb_codec_has_prefix(k, ex->prefix, ex->plen)) {
@@ -168,6 +237,14 @@ emit(struct lmdb_export *ex, const struct lmdb_env *env, struct store_op *op)
     enum store_err e;
 
     ex->on_row = false;
+    if (ex->kind == STORE_EXPORT_AUDIT) {
+        struct store_audit_row *row = &op->in.audit[op->out.count++];
+
+        *row = ex->row.audit;
+        memcpy(row->prev, ex->prev, sizeof ex->prev);
+        memcpy(ex->prev, row->hash, sizeof ex->prev);
+        return STORE_OK;
+    }
     if (ex->kind != STORE_EXPORT_COUPONS) {
         op->in.rows[op->out.count++] = ex->row.redemption;
         return STORE_OK;
@@ -182,8 +259,9 @@ emit(struct lmdb_export *ex, const struct lmdb_env *env, struct store_op *op)
 static enum store_err
 fill(struct lmdb_export *ex, const struct lmdb_env *env, struct store_op *op)
 {
-    const bool room =
-        ex->kind == STORE_EXPORT_COUPONS ? op->in.coupons != NULL : op->in.rows != NULL;
+    const bool room = ex->kind == STORE_EXPORT_COUPONS ? op->in.coupons != NULL
+                      : ex->kind == STORE_EXPORT_AUDIT ? op->in.audit != NULL
+                                                       : op->in.rows != NULL;
     enum store_err e = STORE_OK;
 
     if (op->in.cap > 0 && !room)
@@ -208,6 +286,7 @@ lmdb_export_run(struct lmdb_exports *x, const struct lmdb_env *env, struct store
     enum store_err e = STORE_OK;
 
     op->out.count = 0;
+    op->out.total = 0;
     op->out.more = false;
     op->out.cursor = NULL;
     if (op->in.cursor != NULL && (ex = find(x, op->in.cursor)) == NULL) {
@@ -220,9 +299,12 @@ lmdb_export_run(struct lmdb_exports *x, const struct lmdb_env *env, struct store
         op->err = STORE_OK;
         return;
     }
-    if (ex == NULL)
+    if (ex == NULL) {
         e = export_open(x, env, op, &ex);
-    if (e == STORE_OK)
+        if (e == STORE_OK && ex != NULL && op->in.count)
+            e = count_rows(ex, env, op);
+    }
+    if (e == STORE_OK && ex != NULL)
         e = fill(ex, env, op);
     if (ex != NULL && (e != STORE_OK || !op->out.more))
         release(ex); /* finished, or failed: the client starts again */

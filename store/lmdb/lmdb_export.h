@@ -30,18 +30,20 @@
 struct lmdb_export {
     bool used;
     MDB_txn *txn;
-    MDB_cursor *cur; /* on coupons, history or code_hist */
+    MDB_cursor *cur; /* on coupons, history, code_hist or audit */
     enum store_export_kind kind;
     bool any_type;
     uint8_t type;
     uint8_t prefix[LMDB_CODEC_CODE_HIST_KEY_MAX]; /* CODE_HISTORY: its code's entries */
     size_t plen;
-    uint64_t after; /* HISTORY: the first row's seq - 1 */
-    bool started;   /* the cursor has been placed on the first row */
-    bool on_row;    /* `row` is read and not yet given out */
+    uint64_t after;                       /* HISTORY, AUDIT: the first row's seq - 1 */
+    uint8_t prev[STORE_AUDIT_HASH_BYTES]; /* AUDIT: the stored hash of the row before the next */
+    bool started;                         /* the cursor has been placed on the first row */
+    bool on_row;                          /* `row` is read and not yet given out */
     union {
         struct lmdb_coupon coupon;
         struct store_redemption redemption;
+        struct store_audit_row audit;
     } row;
 };
 

@@ -23,17 +23,22 @@
 
 /* Pages a direct operation may dirty or add at most: a path of copied pages and a split at
  * every level, in each B-tree it writes, for trees far deeper than any we reach. Each may also
- * store its request id: an entry in rids and a record in rid_log (LMDB_GROUP_RID_TREES).
+ * store its request id: an entry in rids and a record in rid_log (LMDB_GROUP_RID_TREES), and
+ * append its audit record (LMDB_GROUP_AUDIT_TREES).
  *   assign    coupons avail users
  *   redeem    coupons expiry history code_hist, and with a hold holds hold_exp hold_code
  *   hold      coupons holds hold_exp hold_code (release: the same)
- *   unredeem  coupons history */
+ *   unredeem  coupons history
+ *   note      (the audit record alone) */
 #define LMDB_GROUP_TREE_PAGES     48
 #define LMDB_GROUP_RID_TREES      2
-#define LMDB_GROUP_ASSIGN_PAGES   ((3 + LMDB_GROUP_RID_TREES) * LMDB_GROUP_TREE_PAGES)
-#define LMDB_GROUP_REDEEM_PAGES   ((7 + LMDB_GROUP_RID_TREES) * LMDB_GROUP_TREE_PAGES)
-#define LMDB_GROUP_HOLD_PAGES     ((4 + LMDB_GROUP_RID_TREES) * LMDB_GROUP_TREE_PAGES)
-#define LMDB_GROUP_UNREDEEM_PAGES ((2 + LMDB_GROUP_RID_TREES) * LMDB_GROUP_TREE_PAGES)
+#define LMDB_GROUP_AUDIT_TREES    1
+#define LMDB_GROUP_EXTRA_TREES    (LMDB_GROUP_RID_TREES + LMDB_GROUP_AUDIT_TREES)
+#define LMDB_GROUP_ASSIGN_PAGES   ((3 + LMDB_GROUP_EXTRA_TREES) * LMDB_GROUP_TREE_PAGES)
+#define LMDB_GROUP_REDEEM_PAGES   ((7 + LMDB_GROUP_EXTRA_TREES) * LMDB_GROUP_TREE_PAGES)
+#define LMDB_GROUP_HOLD_PAGES     ((4 + LMDB_GROUP_EXTRA_TREES) * LMDB_GROUP_TREE_PAGES)
+#define LMDB_GROUP_UNREDEEM_PAGES ((2 + LMDB_GROUP_EXTRA_TREES) * LMDB_GROUP_TREE_PAGES)
+#define LMDB_GROUP_NOTE_PAGES     (LMDB_GROUP_AUDIT_TREES * LMDB_GROUP_TREE_PAGES)
 #define LMDB_GROUP_NESTED         0 /* lmdb_group_op_begin: run in a nested transaction */
 
 struct lmdb_group {

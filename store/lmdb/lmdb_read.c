@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "lmdb_audit.h"
 #include "lmdb_check.h"
 #include "lmdb_hold.h"
 #include "lmdb_index.h"
@@ -162,6 +163,7 @@ static const struct {
     [STORE_OP_COUPONS] = {"coupons", run_coupons},
     [STORE_OP_EXPORT] = {"export", run_export_in_batch},
     [STORE_OP_NOOP] = {"no-op", run_noop},
+    [STORE_OP_AUDIT_HEAD] = {"audit head", lmdb_audit_head},
 };
 
 void

@@ -5,23 +5,6 @@
 
 #include "backend.h"
 
-bool
-lmdb_rid_wanted(const struct store_op *op)
-{
-    switch (op->kind) {
-    case STORE_OP_ASSIGN:
-    case STORE_OP_REDEEM:
-    case STORE_OP_UPLOAD:
-    case STORE_OP_HOLD:
-    case STORE_OP_RELEASE:
-    case STORE_OP_UNREDEEM:
-    case STORE_OP_GENERATE:
-        return op->in.rid.id[0] != '\0';
-    default:
-        return false;
-    }
-}
-
 enum store_err
 lmdb_rid_valid(struct store_op *op)
 {

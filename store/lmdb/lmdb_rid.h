@@ -19,9 +19,6 @@
 #include "lmdb_view.h"
 #include "store.h"
 
-/* True when `op` is of a kind that takes a request id and carries one. */
-bool lmdb_rid_wanted(const struct store_op *op);
-
 /* Fails op with STORE_IO when the id it carries cannot be one (empty, or id or scope too long:
  * a caller's mistake). Reads nothing: for before the operation begins. */
 enum store_err lmdb_rid_valid(struct store_op *op);

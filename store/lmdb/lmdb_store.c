@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "lmdb_backup.h"
 #include "lmdb_codec.h"
 #include "lmdb_env.h"
 #include "lmdb_export.h"
@@ -20,6 +21,7 @@ struct lmdb_store {
     struct lmdb_snap snap;
     struct lmdb_state committed; /* the state of the last completed commit */
     struct lmdb_exports exports;
+    struct lmdb_backup backup; /* BACKUP's thread (lmdb_backup.h) */
 };
 
 static struct lmdb_store *
@@ -69,6 +71,13 @@ lmdb_open(const char *dir, const struct store_config *cfg, struct store **out, c
         free(st);
         return e;
     }
+    if ((e = lmdb_backup_init(&st->backup, &st->env, cfg->loop, why, sizeof why)) != STORE_OK) {
+        snprintf(errbuf, errlen, "store %s: %s", dir, why);
+        lmdb_writer_stop(&st->writer);
+        lmdb_env_close(&st->env);
+        free(st);
+        return e;
+    }
     *out = &st->base;
     return STORE_OK;
 }
@@ -79,6 +88,7 @@ lmdb_close(struct store *base)
     struct lmdb_store *st = lmdb_of(base);
 
     lmdb_writer_stop(&st->writer);
+    lmdb_backup_stop(&st->backup);
     lmdb_export_close_all(&st->exports);
     lmdb_view_snap_close(&st->snap);
     lmdb_env_close(&st->env);
@@ -92,6 +102,10 @@ lmdb_read(struct store *base, struct store_op *op)
     struct lmdb_view v;
     int rc;
 
+    if (op->kind == STORE_OP_BACKUP) {
+        lmdb_backup_run(&st->backup, op); /* on a thread of its own; completes later */
+        return;
+    }
     if (store_op_writes(op->kind)) {
         store_op_fail(op, STORE_IO, "operation %d writes: it belongs in a batch", (int)op->kind);
     } else if (op->kind == STORE_OP_EXPORT) {

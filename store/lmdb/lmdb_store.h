@@ -20,7 +20,10 @@
  *     kept between calls (lmdb_export.h); in a batch it fails. The exports are the loop
  *     thread's alone.
  *   - Read-only stores (STORE_OPEN_EXISTING) have no writer thread; their commits complete,
- *     later, with STORE_IO. */
+ *     later, with STORE_IO.
+ *   - BACKUP runs on a thread of its own, started for each backup, which reads only the
+ *     environment and its own copy of the path and hands the outcome back through an ev_async
+ *     (lmdb_backup.h); close waits for it. */
 #ifndef COUPOND_LMDB_STORE_H
 #define COUPOND_LMDB_STORE_H
 

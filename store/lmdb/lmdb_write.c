@@ -1,13 +1,15 @@
-/* lmdb_write.c - the frame every write of a batch runs in (its request id, its group operation,
- * its commit or undo), and assign, redeem, unredeem and purge in the LMDB backend (see
- * lmdb_write.h). Upload and generate are in lmdb_upload.c, holds in lmdb_hold.c. */
+/* lmdb_write.c - the frame every write of a batch runs in (its request id, its audit record, its
+ * group operation, its commit or undo), and assign, redeem, unredeem and purge in the LMDB backend
+ * (see lmdb_write.h). Upload and generate are in lmdb_upload.c, holds in lmdb_hold.c. */
 #include "lmdb_write.h"
 
 #include <inttypes.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "audit.h"
 #include "backend.h"
+#include "lmdb_audit.h"
 #include "lmdb_hold.h"
 #include "lmdb_index.h"
 #include "lmdb_rid.h"
@@ -255,6 +257,16 @@ run_purge(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op)
     return e;
 }
 
+/* A slot of a grant shared by nodes: LMDB opens none (store.h), so there is none to close. */
+static enum store_err
+run_grant_done(struct lmdb_group *g, struct lmdb_group_op *gop, struct store_op *op)
+{
+    (void)g;
+    (void)op;
+    gop->discard = true; /* nothing written: no commit, no fsync */
+    return STORE_OK;
+}
+
 /* --- the frame --- */
 
 static const struct {
@@ -272,6 +284,8 @@ static const struct {
     [STORE_OP_GENERATE] = {"generate", LMDB_GROUP_NESTED, lmdb_upload_generate},
     [STORE_OP_EXPIRE_HOLDS] = {"expire holds", LMDB_GROUP_NESTED, lmdb_hold_run_expire},
     [STORE_OP_EXPIRE_IDS] = {"expire ids", LMDB_GROUP_NESTED, lmdb_rid_run_expire},
+    [STORE_OP_AUDIT_NOTE] = {"audit note", LMDB_GROUP_NOTE_PAGES, lmdb_audit_run_note},
+    [STORE_OP_GRANT_DONE] = {"grant done", LMDB_GROUP_NOTE_PAGES, run_grant_done},
 };
 
 /* Refuses, before its operation begins, a write whose inputs are a caller's mistake: failing
@@ -279,21 +293,21 @@ static const struct {
 static enum store_err
 inputs_ok(struct store_op *op)
 {
-    if (lmdb_rid_wanted(op) && lmdb_rid_valid(op) != STORE_OK)
+    if (rules_rid_carried(op) && lmdb_rid_valid(op) != STORE_OK)
         return op->err;
     if (op->kind == STORE_OP_UNREDEEM && op->now == 0) /* undone 0 means "stands" */
         return store_op_fail(op, STORE_IO, "unredeem: time 0 cannot mark an undo");
     return STORE_OK;
 }
 
-/* Runs op in a group operation of its own: the replay of its request id, or the operation and
- * then its id; folded into the group when it succeeded, else undone alone. */
+/* Runs op in a group operation of its own: the replay of its request id, or the operation, then
+ * its id, then its audit record; folded into the group when it succeeded, else undone alone. */
 static enum store_err
 write_in_op(struct lmdb_group *g, struct store_op *op, unsigned pages,
             enum store_err (*run)(struct lmdb_group *g, struct lmdb_group_op *gop,
                                   struct store_op *op))
 {
-    const bool rid = lmdb_rid_wanted(op);
+    const bool rid = rules_rid_carried(op);
     struct lmdb_group_op gop;
     bool replayed = false;
     enum store_err e = lmdb_group_op_begin(g, &gop, pages, op);
@@ -306,6 +320,8 @@ write_in_op(struct lmdb_group *g, struct store_op *op, unsigned pages,
         e = run(g, &gop, op);
     if (e == STORE_OK && !replayed && !gop.discard && rid)
         e = lmdb_rid_put(g, &gop, op);
+    if (e == STORE_OK && !replayed && !gop.discard && audit_wanted(op))
+        e = lmdb_audit_append(g, &gop, op);
     if (e != STORE_OK || replayed || gop.discard)
         return lmdb_group_op_abort(g, &gop, e);
     return lmdb_group_op_commit(g, &gop, "commit operation", op);

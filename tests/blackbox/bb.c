@@ -171,6 +171,143 @@ bb_tmpdir_remove(const char *dir)
         nftw(dir, remove_entry, BB_NFTW_FDS, FTW_DEPTH | FTW_PHYS);
 }
 
+/* ---- The store: LMDB in the data dir, or a schema of the test cluster's database ---- */
+
+static void child_prepare(pid_t parent);
+
+#define BB_PG_ENV    "COUPOND_TEST_PG_URI" /* the cluster's database (tests/pg/cluster.sh) */
+#define BB_PSQL_WAIT 30000 /* ms a psql may take: a busy 2-core machine, a sanitizer build */
+
+bool
+bb_on_pg(void)
+{
+    const char *s = getenv("BB_STORE");
+    return s != NULL && strcmp(s, "postgresql") == 0;
+}
+
+void
+bb_lmdb_only(const char *why)
+{
+    if (!bb_on_pg())
+        return;
+    print_message("skipped on PostgreSQL: %s\n", why);
+    skip();
+}
+
+void
+bb_pg_only(const char *why)
+{
+    if (bb_on_pg())
+        return;
+    print_message("skipped on LMDB: %s\n", why);
+    skip();
+}
+
+/* Runs argv (found on PATH) with stdout to /dev/null; true when it exited 0 within
+ * BB_PSQL_WAIT (its complaints go to stderr). */
+static bool
+run_quiet(const char *const *argv)
+{
+    pid_t parent = getpid(), pid = fork();
+    int status;
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        child_prepare(parent);
+        int out = open("/dev/null", O_WRONLY);
+        if (out >= 0)
+            dup2(out, STDOUT_FILENO);
+        execvp(argv[0], (char *const *)argv);
+        dprintf(STDERR_FILENO, "bb: exec %s: %s\n", argv[0], strerror(errno));
+        _exit(BB_EXEC_FAILED);
+    }
+    if (!wait_exit(pid, BB_PSQL_WAIT, &status)) {
+        kill_and_reap(pid);
+        return false;
+    }
+    return status == 0;
+}
+
+static bool
+psql(const char *uri, const char *sql)
+{
+    const char *const argv[] = {"psql", "-qAtX", "-v", "ON_ERROR_STOP=1", "-d", uri,
+                                "-c",   sql,     NULL};
+    return run_quiet(argv);
+}
+
+bool
+bb_pg_value(const struct bb_server *s, const char *sql, char *out, size_t cap)
+{
+    const char *const argv[] = {"psql", "-qAtX", "-v", "ON_ERROR_STOP=1", "-d", s->store,
+                                "-c",   sql,     NULL};
+    int fds[2];
+    if (cap == 0 || pipe(fds) != 0)
+        return false;
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) {
+        child_prepare(parent);
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execvp(argv[0], (char *const *)argv);
+        _exit(BB_EXEC_FAILED);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t got;
+    while (pid > 0 && (got = read(fds[0], out + n, cap - 1 - n)) > 0 && n + (size_t)got < cap - 1)
+        n += (size_t)got;
+    close(fds[0]);
+    out[n] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    int status;
+    if (pid < 0 || !wait_exit(pid, BB_PSQL_WAIT, &status)) {
+        if (pid > 0)
+            kill_and_reap(pid);
+        return false;
+    }
+    return status == 0;
+}
+
+bool
+bb_pg_cluster(const char *action)
+{
+    const char *script = getenv("COUPOND_TEST_PG_SCRIPT");
+    const char *const argv[] = {"bash", script, action, NULL};
+    return bb_on_pg() && script != NULL && run_quiet(argv);
+}
+
+/* BB_STORE=postgresql: makes the server's schema, named after its data dir's unique suffix in
+ * hex (an identifier without quotes), and its --store URI, which sets it as the search path. */
+static bool
+pg_store_make(struct bb_server *s)
+{
+    const char *base = getenv(BB_PG_ENV), *suffix = strrchr(s->dir, '-');
+    char schema[64] = "bb_", sql[96];
+    if (base == NULL || base[0] == '\0') {
+        fprintf(stderr, "bb: BB_STORE=postgresql needs %s (run under tests/pg/cluster.sh)\n",
+                BB_PG_ENV);
+        return false;
+    }
+    for (const char *p = suffix != NULL ? suffix + 1 : ""; *p && strlen(schema) + 3 < sizeof schema;
+         p++)
+        snprintf(schema + strlen(schema), sizeof schema - strlen(schema), "%02x",
+                 (unsigned char)*p);
+    snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
+    int n = snprintf(s->store, sizeof s->store, "%s%coptions=-csearch_path%%3D%s", base,
+                     strchr(base, '?') != NULL ? '&' : '?', schema);
+    if (n < 0 || (size_t)n >= sizeof s->store) {
+        fprintf(stderr, "bb: %s is too long for a --store URI\n", BB_PG_ENV);
+        return false;
+    }
+    if (!psql(base, sql)) {
+        fprintf(stderr, "bb: psql could not make schema %s\n", schema);
+        return false;
+    }
+    return true;
+}
+
 /* ---- Processes ---- */
 
 /* In a forked child: die with the test process, plain signal state, then exec. */
@@ -265,7 +402,7 @@ spawn_server(const struct bb_server *s)
     snprintf(dir, sizeof dir, "%s", s->dir);
     snprintf(log, sizeof log, "%s/ops.log", s->dir);
     snprintf(errlog, sizeof errlog, "%s/stderr.log", s->dir);
-    const char *argv[8 + BB_MAX_ARGS];
+    const char *argv[10 + BB_MAX_ARGS];
     size_t n = 0;
     argv[n++] = "coupond";
     argv[n++] = "-p";
@@ -274,6 +411,10 @@ spawn_server(const struct bb_server *s)
     argv[n++] = dir;
     argv[n++] = "--log";
     argv[n++] = log;
+    if (s->store[0] != '\0') {
+        argv[n++] = "--store";
+        argv[n++] = s->store;
+    }
     for (size_t i = 0; s->args[i] != NULL; i++)
         argv[n++] = s->args[i];
     argv[n] = NULL;
@@ -363,6 +504,10 @@ bb_server_start(const char *const *args)
         bb_server_free(s);
         return NULL;
     }
+    if (bb_on_pg() && !pg_store_make(s)) {
+        bb_server_free(s);
+        return NULL;
+    }
     for (int attempt = 0; attempt < BB_START_ATTEMPTS; attempt++) {
         int died;
         s->port = pick_port();
@@ -370,6 +515,62 @@ bb_server_start(const char *const *args)
             return s;
         if (died < 0 || died == BB_EXEC_FAILED)
             break; /* hung, or no binary, rather than lost a race for the port: do not retry */
+    }
+    bb_server_dump_stderr(s);
+    bb_server_free(s);
+    return NULL;
+}
+
+/* Copies first's file `name` into dir; false after printing why. */
+static bool
+copy_key(const char *from_dir, const char *dir, const char *name)
+{
+    char from[BB_PATH_MAX + 32], to[BB_PATH_MAX + 32], buf[BB_KEY_READ_MAX];
+    snprintf(from, sizeof from, "%s/%s", from_dir, name);
+    snprintf(to, sizeof to, "%s/%s", dir, name);
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return errno == ENOENT; /* a key the first node has not made */
+    ssize_t n = read(in, buf, sizeof buf);
+    close(in);
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    bool ok = n > 0 && out >= 0 && write(out, buf, (size_t)n) == n;
+    if (out >= 0)
+        close(out);
+    if (!ok)
+        fprintf(stderr, "bb: cannot copy %s to %s\n", from, to);
+    return ok;
+}
+
+struct bb_server *
+bb_server_start_peer(const struct bb_server *first, const char *const *args, bool share_keys)
+{
+    static const char *const keys[] = {"admin.key", "task.key", "audit.key"};
+    struct bb_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->pid = -1;
+    for (size_t i = 0; args != NULL && args[i] != NULL && i < BB_MAX_ARGS; i++)
+        s->args[i] = strdup(args[i]);
+    if (!bb_tmpdir_make(s->dir)) {
+        fprintf(stderr, "bb: mkdtemp: %s\n", strerror(errno));
+        s->dir[0] = '\0';
+        bb_server_free(s);
+        return NULL;
+    }
+    snprintf(s->store, sizeof s->store, "%s", first->store);
+    for (size_t i = 0; share_keys && i < sizeof keys / sizeof keys[0]; i++)
+        if (!copy_key(first->dir, s->dir, keys[i])) {
+            bb_server_free(s);
+            return NULL;
+        }
+    for (int attempt = 0; attempt < BB_START_ATTEMPTS; attempt++) {
+        int died;
+        s->port = pick_port();
+        if (launch(s, &died))
+            return s;
+        if (died < 0 || died == BB_EXEC_FAILED)
+            break;
     }
     bb_server_dump_stderr(s);
     bb_server_free(s);
@@ -977,6 +1178,26 @@ bb_quiet(struct bb_client *c, int ms)
 }
 
 /* ---- STATS ---- */
+
+bool
+bb_stat_text(const char *reply, const char *name, char *buf, size_t cap)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = reply; p != NULL && *p != '\0';) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol != NULL ? (size_t)(eol - p) : strlen(p);
+        if (len > 5 + nlen + 1 && strncmp(p, "STAT ", 5) == 0 && strncmp(p + 5, name, nlen) == 0 &&
+            p[5 + nlen] == ' ') {
+            size_t n = len - (5 + nlen + 1);
+            if (cap == 0)
+                return false;
+            snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), p + 5 + nlen + 1);
+            return true;
+        }
+        p = eol != NULL ? eol + 1 : NULL;
+    }
+    return false;
+}
 
 bool
 bb_stat_find(const char *reply, const char *name, uint64_t *value)

@@ -1,5 +1,14 @@
 /* bb.h - black-box test harness: runs the real coupond binary and talks raw TCP to it.
- * Tests are written from ../shared/PROTOCOL.md and notes/server-contract.md, never from server/. */
+ * Tests are written from the man pages (coupond-protocol(7), coupond(8)), never from server/.
+ *
+ * Two stores. By default each server keeps its coupons in LMDB in its data dir. With
+ * BB_STORE=postgresql in the environment (CTest's blackbox_pg/ and crash_pg/ tests, run inside
+ * tests/pg/cluster.sh, which exports COUPOND_TEST_PG_URI), each server gets `--store URI` too:
+ * a schema of its own in the throwaway cluster's database, made when the server is made and
+ * named after its data dir (CREATE SCHEMA costs milliseconds where CREATE DATABASE costs a
+ * tenth of a second or more, and the schemas share nothing but advisory locks). The data dir
+ * still holds the keys, the lock and the logs. A test that cannot hold on PostgreSQL by nature
+ * calls bb_lmdb_only() first. */
 #ifndef COUPOND_BB_H
 #define COUPOND_BB_H
 
@@ -27,15 +36,17 @@
 #define BB_STDERR_TAIL      8192  /* bytes of the server's stderr.log printed on a failure */
 #define BB_RUN_OUT_MAX      16384 /* captured stdout or stderr of a one-shot run */
 #define BB_FAR_EXPIRY       "2099-12-31" /* an expiry no test run will reach */
+#define BB_STORE_URI_MAX    1024 /* a --store URI: the cluster's (a socket path) and a schema */
 
 /* A coupond process with its own temporary data dir. The fields are read-only for tests. */
 struct bb_server {
-    pid_t pid;                   /* the running server, or -1 */
-    uint16_t port;               /* listen port on 127.0.0.1 */
-    char dir[BB_PATH_MAX];       /* data dir; also holds ops.log and stderr.log */
-    char key[BB_KEY_HEX + 1];    /* contents of DIR/admin.key without the newline */
-    char *args[BB_MAX_ARGS + 1]; /* copies of the extra arguments, NULL-terminated */
-    struct bb_client *clients;   /* open clients, closed by bb_server_free */
+    pid_t pid;                    /* the running server, or -1 */
+    uint16_t port;                /* listen port on 127.0.0.1 */
+    char dir[BB_PATH_MAX];        /* data dir; also holds ops.log and stderr.log */
+    char key[BB_KEY_HEX + 1];     /* contents of DIR/admin.key without the newline */
+    char *args[BB_MAX_ARGS + 1];  /* copies of the extra arguments, NULL-terminated */
+    char store[BB_STORE_URI_MAX]; /* BB_STORE=postgresql: its --store URI; "" on LMDB */
+    struct bb_client *clients;    /* open clients, closed by bb_server_free */
 };
 
 /* A blocking client connection with a line-reading buffer. */
@@ -58,11 +69,19 @@ enum bb_read {
 /* ---- Server ---- */
 
 /* Starts `$COUPOND_BIN -p PORT -d DIR --log DIR/ops.log ARGS...` on a free port with a fresh
- * mkdtemp data dir; `args` is a NULL-terminated list of extra arguments (copied) or NULL.
- * The server's stdout and stderr go to DIR/stderr.log. Waits until a TCP connect succeeds
- * (at most BB_START_TIMEOUT_MS) and reads DIR/admin.key. Returns a server the caller frees with
- * bb_server_free, or NULL after printing why (and the server's stderr). */
+ * mkdtemp data dir (and `--store URI` with a fresh schema, BB_STORE=postgresql); `args` is a
+ * NULL-terminated list of extra arguments (copied) or NULL. The server's stdout and stderr go to
+ * DIR/stderr.log. Waits until a TCP connect succeeds (at most BB_START_TIMEOUT_MS) and reads
+ * DIR/admin.key. Returns a server the caller frees with bb_server_free, or NULL after printing why
+ * (and the server's stderr). */
 struct bb_server *bb_server_start(const char *const *args);
+
+/* BB_STORE=postgresql: starts another node of the store of `first` (its --store URI) with a
+ * fresh data dir, as bb_server_start does otherwise; with share_keys, the dir gets copies of the
+ * key files of first's (admin.key, task.key, audit.key) first, as nodes sharing a store must
+ * have. NULL after printing why. */
+struct bb_server *bb_server_start_peer(const struct bb_server *first, const char *const *args,
+                                       bool share_keys);
 
 /* Sends SIGTERM and waits (at most BB_STOP_TIMEOUT_MS) for the exit. Returns the exit status,
  * 128 + signal number when it died of a signal, or -1 when it had to be killed or was not
@@ -103,6 +122,28 @@ void bb_server_dump_stderr(const struct bb_server *s);
  * report). */
 int bb_setup(void **state);
 int bb_teardown(void **state);
+
+/* ---- The store ---- */
+
+/* True when the servers keep their coupons in PostgreSQL (BB_STORE=postgresql). */
+bool bb_on_pg(void);
+
+/* At the top of a test that cannot hold on PostgreSQL by nature (it is about LMDB's files or
+ * map): on PostgreSQL, prints "skipped on PostgreSQL: <why>" and skips the test. Every call is
+ * one entry of the short list of such tests; grep for it. */
+void bb_lmdb_only(const char *why);
+
+/* The other way round, for a test of PostgreSQL's own behaviour (an outage): on LMDB, prints
+ * "skipped on LMDB: <why>" and skips the test. */
+void bb_pg_only(const char *why);
+
+/* PostgreSQL only: stops ("stop": at once, as a crash would) or starts ("start") the test
+ * cluster, through tests/pg/cluster.sh; false on failure or on LMDB. */
+bool bb_pg_cluster(const char *action);
+
+/* BB_STORE=postgresql: the first column of the first row of `sql` run on the store of server s
+ * (its schema), as text, into out; false on failure. */
+bool bb_pg_value(const struct bb_server *s, const char *sql, char *out, size_t cap);
 
 /* ---- One-shot runs ---- */
 
@@ -229,6 +270,10 @@ bool bb_quiet(struct bb_client *c, int ms);
 
 /* Finds "STAT name value" in a STATS reply; true and *value set when present and numeric. */
 bool bb_stat_find(const char *reply, const char *name, uint64_t *value);
+
+/* Finds "STAT name word" in a STATS reply (a text value: node, store); true with the word
+ * copied into buf (cut to cap - 1 bytes) when present. */
+bool bb_stat_text(const char *reply, const char *name, char *buf, size_t cap);
 
 /* Sends STATS on an authenticated client and returns the value of `name`; fails the test when
  * the reply is not OK or lacks the name. */

@@ -1,5 +1,5 @@
 /* test_commands.c - every command but MEGADEAL's queue, and every error code a client can reach,
- * against the real coupond (PROTOCOL.md and notes/server-contract.md). */
+ * against the real coupond (coupond-protocol(7) and coupond(8)). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -629,7 +629,7 @@ test_expired(void **state)
 
 /* ---- MEGADEAL interim, STATUS, WAIT ---- */
 
-/* REQUEST user MEGADEAL never assigns at once: interim `ERR BUSY` (server-contract.md), or a
+/* REQUEST user MEGADEAL never assigns at once: interim `ERR BUSY` (coupond-protocol(7)), or a
  * queued task once the queue exists. */
 static void
 test_megadeal_request_not_immediate(void **state)
@@ -656,7 +656,7 @@ test_status_wait_bad_task(void **state)
 }
 
 /* Malformed ids (bad characters, too long) are BAD_TASK too: ids reveal nothing
- * (server-contract.md). */
+ * (coupond-protocol(7)). */
 static void
 test_status_wait_malformed_task(void **state)
 {
@@ -687,17 +687,29 @@ test_stats_names(void **state)
     static const char *const per_type[] = {"created", "assigned", "redeemed", "available",
                                            "purged"};
     static char reply[BB_REPLY_MAX];
+    char word[128] = "";
     struct bb_client *c = admin_client(state);
     const char *status = bb_cmd(c, "STATS", reply);
     assert_string_equal(status, "OK");
     for (const char *p = reply; p < status; p = strchr(p, '\n') + 1) {
-        const char *name;
-        size_t name_len;
+        const char *name, *text;
+        size_t name_len, text_len;
         uint64_t v;
         size_t len = (size_t)(strchr(p, '\n') - p);
-        if (!proto_reply_stat(p, len, &name, &name_len, &v))
+        if (proto_reply_stat(p, len, &name, &name_len, &v))
+            continue;
+        /* The text values (PROTOCOL.md, several nodes): one word each. */
+        if (!proto_reply_stat_word(p, len, &name, &name_len, &text, &text_len) ||
+            !((name_len == 4 && memcmp(name, "node", 4) == 0) ||
+              (name_len == 5 && memcmp(name, "store", 5) == 0)))
             fail_msg("not a \"STAT name value\" line: %.*s", (int)len, p);
     }
+    if (!bb_stat_text(reply, "node", word, sizeof word) || word[0] == '\0')
+        fail_msg("STATS lacks node:\n%s", reply);
+    if (!bb_stat_text(reply, "store", word, sizeof word) ||
+        strcmp(word, bb_on_pg() ? "postgresql" : "lmdb") != 0)
+        fail_msg("STATS says store %s, not %s:\n%s", word, bb_on_pg() ? "postgresql" : "lmdb",
+                 reply);
     uint64_t v;
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
         if (!bb_stat_find(reply, plain[i], &v))
@@ -853,9 +865,9 @@ static void
 test_bad_request_arg_counts(void **state)
 {
     static const char *const cmds[] = {
-        "PING x",         "AUTH",           "AUTH a b", "REQUEST",      "REQUEST a STANDARD x",
-        "STATUS",         "STATUS a b",     "WAIT",     "WAIT a b",     "VALIDATE",
-        "VALIDATE alice", "VALIDATE a b c", "REDEEM",   "REDEEM alice", "REDEEM a b c",
+        "PING x",         "AUTH",           "AUTH a b c", "REQUEST",      "REQUEST a STANDARD x",
+        "STATUS",         "STATUS a b",     "WAIT",       "WAIT a b",     "VALIDATE",
+        "VALIDATE alice", "VALIDATE a b c", "REDEEM",     "REDEEM alice", "REDEEM a b c",
         "PURGE now",      "STATS x",
     };
     struct bb_client *c = admin_client(state);

@@ -1,5 +1,5 @@
 /* test_limits.c - connection cap, idle timeout, AUTH throttling, output cap, and the command line
- * (notes/server-contract.md): bad flags, port in use, unwritable data dir, -V, --help. */
+ * (coupond(8)): bad flags, port in use, unwritable data dir, -V, --help. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -370,9 +370,9 @@ test_help_mentions_every_flag(void **state)
 {
     (void)state;
     static const char *const flags[] = {
-        "--listen",         "--port",    "--data-dir",    "--max-upload",
-        "--purge-interval", "--log",     "--max-clients", "--idle-timeout",
-        "--map-size",       "--version", "--help",
+        "--listen", "--port",        "--data-dir",     "--max-upload", "--purge-interval",
+        "--log",    "--max-clients", "--idle-timeout", "--map-size",   "--version",
+        "--help",   "--store",       "--node-name",
     };
     static char out[OUT_MAX], err[OUT_MAX], both[2 * OUT_MAX];
     const char *const long_help[] = {"--help", NULL};

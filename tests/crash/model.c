@@ -16,7 +16,10 @@
 #define SPLITMIX_MUL1    0xbf58476d1ce4e5b9ULL
 #define SPLITMIX_MUL2    0x94d049bb133111ebULL
 
-static const char *const op_names[OP_NKINDS] = {"UPLOAD", "REQUEST", "REDEEM", "MEGADEAL", "WAIT"};
+#define MODEL_LINE_MAX (64 + MODEL_USER_MAX + MODEL_CODE_MAX + PROTO_TASK_MAX + MODEL_RID_MAX)
+
+static const char *const op_names[OP_NKINDS] = {"UPLOAD", "REQUEST", "REDEEM",  "MEGADEAL",
+                                                "WAIT",   "HOLD",    "RELEASE", "UNREDEEM"};
 
 /* Makes room for `need` elements of `elem` bytes in *p (capacity *cap); fails the test when out
  * of memory. */
@@ -51,11 +54,17 @@ rng_below(struct rng *r, uint32_t n)
 }
 
 void
-model_init(struct model *m, uint64_t seed, unsigned n_clients)
+model_init(struct model *m, enum crash_mode mode, uint64_t seed, unsigned n_clients)
 {
+    const char *why;
+
     memset(m, 0, sizeof *m);
     m->seed = seed;
+    m->mode = mode;
     m->n_clients = n_clients;
+    if (!proto_parse_time(MODEL_FAR_EXPIRY, strlen(MODEL_FAR_EXPIRY), &m->far_expiry, &why) ||
+        !proto_parse_time(MODEL_PAST_EXPIRY, strlen(MODEL_PAST_EXPIRY), &m->past_expiry, &why))
+        fail_msg("crash: bad expiry constant: %s", why);
     m->clients = calloc(n_clients, sizeof *m->clients);
     if (m->clients == NULL)
         fail_msg("crash: out of memory");
@@ -70,11 +79,15 @@ model_free(struct model *m)
     for (unsigned i = 0; m->clients != NULL && i < m->n_clients; i++)
         free(m->clients[i].owned);
     free(m->clients);
+    for (size_t i = 0; m->ops != NULL && i < m->n_ops; i++)
+        free(m->ops[i].reply);
     free(m->batches);
     free(m->coupons);
     free(m->users);
     free(m->ops);
     free(m->tasks);
+    free(m->holds);
+    free(m->redemptions);
     memset(m, 0, sizeof *m);
 }
 
@@ -82,8 +95,12 @@ uint32_t
 model_op_attempt(struct model *m, enum op_kind kind, unsigned client, uint32_t target)
 {
     grow((void **)&m->ops, &m->cap_ops, m->n_ops + 1, sizeof *m->ops);
-    m->ops[m->n_ops] = (struct op){
-        .cycle = m->cycle, .target = target, .client = (uint16_t)client, .kind = (uint8_t)kind};
+    m->ops[m->n_ops] = (struct op){.cycle = m->cycle,
+                                   .target = target,
+                                   .arg = MODEL_NONE,
+                                   .client = (uint16_t)client,
+                                   .kind = (uint8_t)kind,
+                                   .sends = 1};
     m->tally.attempted[kind]++;
     return (uint32_t)m->n_ops++;
 }
@@ -94,9 +111,188 @@ model_op_ack(struct model *m, uint32_t op, enum proto_err result)
     struct op *o = &m->ops[op];
     o->acked = true;
     o->result = (uint8_t)result;
-    m->tally.acked[o->kind]++;
+    if (!o->answered)
+        m->tally.acked[o->kind]++;
+    o->answered = true;
     if (result == PROTO_ERR_INTERNAL)
         m->tally.internal++;
+}
+
+bool
+model_op_is_write(enum op_kind kind)
+{
+    return kind != OP_WAIT && kind != OP_NKINDS;
+}
+
+void
+model_op_resend(struct model *m, uint32_t op)
+{
+    struct op *o = &m->ops[op];
+    o->acked = false;
+    if (o->sends < UINT8_MAX)
+        o->sends++;
+    m->tally.retried[o->kind]++;
+}
+
+/* Whether an OK line ends in " replayed=1". */
+static bool
+is_replayed(const char *line, size_t *len_without)
+{
+    size_t n = strlen(line), k = strlen(MODEL_REPLAYED);
+    *len_without = n;
+    if (n < k || strcmp(line + n - k, MODEL_REPLAYED) != 0)
+        return false;
+    *len_without = n - k;
+    return true;
+}
+
+void
+model_op_keep(struct model *m, uint32_t op, const char *line)
+{
+    struct op *o = &m->ops[op];
+    size_t n;
+    (void)is_replayed(line, &n);
+    free(o->reply);
+    o->reply = malloc(n + 1);
+    if (o->reply == NULL)
+        fail_msg("crash: out of memory");
+    memcpy(o->reply, line, n);
+    o->reply[n] = '\0';
+}
+
+void
+model_op_reply(struct model *m, uint32_t op, const char *line)
+{
+    struct op *o = &m->ops[op];
+    size_t n;
+    bool replayed = is_replayed(line, &n);
+    if (o->sends > 1)
+        (replayed ? m->tally.replayed : m->tally.afresh)[o->kind]++;
+    else
+        model_check(m, !replayed, "op %u, sent once with id w%u, was answered as a replay: \"%s\"",
+                    (unsigned)op, (unsigned)op, line);
+    if (o->reply == NULL && proto_reply_kind(line, strlen(line)) == PROTO_REPLY_OK &&
+        o->kind != OP_MEGADEAL)
+        model_op_keep(m, op, line);
+}
+
+void
+model_rid(uint32_t op, char out[MODEL_RID_MAX])
+{
+    snprintf(out, MODEL_RID_MAX, "w%u", (unsigned)op);
+}
+
+/* Appends len bytes to *buf at *off, growing it. */
+static void
+put(char **buf, size_t *cap, size_t *off, const char *text, size_t len)
+{
+    grow((void **)buf, cap, *off + len + 1, 1);
+    memcpy(*buf + *off, text, len);
+    *off += len;
+    (*buf)[*off] = '\0';
+}
+
+/* The record lines of an UPLOAD of batch b, as it was first sent. */
+static void
+put_records(const struct model *m, uint32_t b, char **buf, size_t *cap, size_t *off)
+{
+    const struct batch *bt = &m->batches[b];
+    struct proto_coupon pc = {.type = (enum proto_type)bt->type,
+                              .expires = bt->expired ? m->past_expiry : m->far_expiry};
+    for (uint32_t i = 0; i < bt->n; i++) {
+        const struct coupon *c = &m->coupons[bt->first + i];
+        char rec[PROTO_RECORD_BUF];
+        model_code(m, bt->first + i, pc.code);
+        pc.kind = (enum proto_kind)c->kind;
+        pc.discount = 100 * (int64_t)c->discount;
+        pc.max_uses = c->max_uses;
+        size_t len = proto_fmt_record(rec, &pc);
+        rec[len++] = '\n';
+        put(buf, cap, off, rec, len);
+    }
+}
+
+/* The request line of op, without id and LF. */
+static int
+op_line(const struct model *m, const struct op *o, char *line, size_t cap)
+{
+    char name[MODEL_USER_MAX], code[MODEL_CODE_MAX];
+    const struct user *u = NULL;
+    if (o->kind == OP_REQUEST || o->kind == OP_MEGADEAL || o->kind == OP_WAIT) {
+        u = &m->users[o->target];
+        model_user_name(o->target, name);
+    } else if (o->kind != OP_UPLOAD) {
+        model_code(m, o->target, code);
+        model_user_name(m->coupons[o->target].user, name);
+    }
+    switch ((enum op_kind)o->kind) {
+    case OP_UPLOAD:
+        return snprintf(line, cap, "UPLOAD %u", (unsigned)m->batches[o->target].n);
+    case OP_REQUEST:
+        if (u->type == PROTO_TYPE_NONE)
+            return snprintf(line, cap, "REQUEST %s", name);
+        return snprintf(line, cap, "REQUEST %s %s", name, proto_type_name(u->type));
+    case OP_MEGADEAL:
+        return snprintf(line, cap, "REQUEST %s MEGADEAL", name);
+    case OP_WAIT:
+        return snprintf(line, cap, "WAIT %s", m->tasks[u->task].id);
+    case OP_REDEEM:
+        if (o->arg != MODEL_NONE)
+            return snprintf(line, cap, "REDEEM %s %s hold=%s", name, code, m->holds[o->arg].id);
+        return snprintf(line, cap, "REDEEM %s %s", name, code);
+    case OP_HOLD:
+        return snprintf(line, cap, "HOLD %s %s %u", name, code, (unsigned)MODEL_HOLD_SECONDS);
+    case OP_RELEASE:
+        return snprintf(line, cap, "RELEASE %s", m->holds[o->arg].id);
+    case OP_UNREDEEM:
+        return snprintf(line, cap, "UNREDEEM %s %llu", name,
+                        (unsigned long long)m->redemptions[o->arg].seq);
+    case OP_NKINDS:
+        break;
+    }
+    return -1;
+}
+
+size_t
+model_op_request(const struct model *m, uint32_t op, char **buf, size_t *cap)
+{
+    const struct op *o = &m->ops[op];
+    char line[MODEL_LINE_MAX], rid[MODEL_RID_MAX];
+    size_t off = 0;
+    int n = op_line(m, o, line, sizeof line);
+    if (n < 0 || (size_t)n >= sizeof line)
+        fail_msg("crash: the request of op %u does not fit", (unsigned)op);
+    put(buf, cap, &off, line, (size_t)n);
+    if (m->mode == MODE_EXACTLY_ONCE && model_op_is_write((enum op_kind)o->kind)) {
+        model_rid(op, rid);
+        put(buf, cap, &off, " id=", 4);
+        put(buf, cap, &off, rid, strlen(rid));
+    }
+    put(buf, cap, &off, "\n", 1);
+    if (o->kind == OP_UPLOAD)
+        put_records(m, o->target, buf, cap, &off);
+    return off;
+}
+
+uint32_t
+model_hold_add(struct model *m, uint32_t coupon)
+{
+    grow((void **)&m->holds, &m->cap_holds, m->n_holds + 1, sizeof *m->holds);
+    memset(&m->holds[m->n_holds], 0, sizeof m->holds[0]);
+    m->holds[m->n_holds].coupon = coupon;
+    m->holds[m->n_holds].state = HOLD_PENDING;
+    return (uint32_t)m->n_holds++;
+}
+
+uint32_t
+model_redemption_add(struct model *m, uint32_t coupon, uint64_t seq)
+{
+    grow((void **)&m->redemptions, &m->cap_redemptions, m->n_redemptions + 1,
+         sizeof *m->redemptions);
+    m->redemptions[m->n_redemptions] =
+        (struct redemption){.seq = seq, .coupon = coupon, .prev = m->coupons[coupon].last_use};
+    m->coupons[coupon].last_use = (uint32_t)m->n_redemptions;
+    return (uint32_t)m->n_redemptions++;
 }
 
 uint32_t
@@ -116,6 +312,8 @@ model_batch_add(struct model *m, enum proto_type type, uint32_t n, bool expired)
                                                      .user = MODEL_NONE,
                                                      .touched = m->cycle,
                                                      .slot = MODEL_NONE,
+                                                     .live_hold = MODEL_NONE,
+                                                     .last_use = MODEL_NONE,
                                                      .type = (uint8_t)type};
     if (!expired)
         m->pool[type] += n;
@@ -128,6 +326,8 @@ model_user_add(struct model *m, enum proto_type type, unsigned client)
     grow((void **)&m->users, &m->cap_users, m->n_users + 1, sizeof *m->users);
     m->users[m->n_users] = (struct user){.coupon = MODEL_NONE,
                                          .op = MODEL_NONE,
+                                         .req_op = MODEL_NONE,
+                                         .cycle = m->cycle,
                                          .task = MODEL_NONE,
                                          .client = (uint16_t)client,
                                          .type = (uint8_t)type,
@@ -203,6 +403,7 @@ model_assign(struct model *m, uint32_t coupon, uint32_t user)
     c->touched = m->cycle;
     u->coupon = coupon;
     u->state = USER_ASSIGNED;
+    u->cycle = m->cycle;
     struct mclient *mc = &m->clients[u->client];
     grow((void **)&mc->owned, &mc->cap_owned, mc->n_owned + 1, sizeof *mc->owned);
     c->slot = (uint32_t)mc->n_owned;
@@ -315,6 +516,9 @@ op_concerns(const struct model *m, const struct op *o, uint32_t coupon)
     case OP_UPLOAD:
         return o->target == c->batch;
     case OP_REDEEM:
+    case OP_HOLD:
+    case OP_RELEASE:
+    case OP_UNREDEEM:
         return o->target == coupon;
     case OP_REQUEST:
     case OP_MEGADEAL:

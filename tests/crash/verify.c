@@ -10,6 +10,10 @@
 
 #include <cmocka.h>
 
+#include "once.h"
+#include "pipeline.h"
+#include "workload.h"
+
 #define PROBE_CHUNK 99       /* codes per probe: with the malformed record, the 100 REJECT */
                              /* lines a reply shows at most */
 #define PROBE_RECORD_MAX 96  /* one probe record line */
@@ -30,41 +34,11 @@ struct totals {
     uint64_t redeemed[PROTO_NTYPES];
     uint64_t available[PROTO_NTYPES];
     uint64_t purged[PROTO_NTYPES];
-    uint64_t expired[PROTO_NTYPES]; /* model only: codes of bulk (expired) batches */
+    uint64_t held[PROTO_NTYPES];       /* uses reserved by live holds */
+    uint64_t unredeemed[PROTO_NTYPES]; /* uses given back by UNREDEEM */
+    uint64_t expired[PROTO_NTYPES];    /* model only: codes of bulk (expired) batches */
     uint64_t mega_queued, mega_in_flight;
 };
-
-/* ---- pipelined commands ---- */
-
-/* Writes command i (with its LF) into buf (cap bytes) and returns its length. */
-typedef size_t cmd_fn(void *arg, size_t i, char *buf, size_t cap);
-/* Handles the whole reply of command i; status is its last line. */
-typedef void reply_fn(void *arg, size_t i, const char *reply, const char *status);
-
-/* Sends n commands in windows of `window` (each at most cmd_max bytes) and hands every reply
- * to on_reply, in order. A window's replies fit in the socket buffers, so nothing stalls. */
-static void
-pipeline(struct bb_client *c, size_t n, size_t window, size_t cmd_max, cmd_fn *cmd,
-         reply_fn *on_reply, void *arg)
-{
-    size_t cap = window * cmd_max;
-    char *buf = malloc(cap), *reply = malloc(BB_REPLY_MAX);
-    if (buf == NULL || reply == NULL)
-        fail_msg("crash: out of memory");
-    for (size_t i = 0; i < n; i += window) {
-        size_t k = n - i < window ? n - i : window;
-        size_t len = 0;
-        for (size_t j = 0; j < k; j++)
-            len += cmd(arg, i + j, buf + len, cap - len);
-        bb_send(c, buf, len);
-        for (size_t j = 0; j < k; j++) {
-            const char *status = bb_get_reply(c, reply);
-            on_reply(arg, i + j, reply, status);
-        }
-    }
-    free(buf);
-    free(reply);
-}
 
 /* ---- coupond --check ---- */
 
@@ -72,9 +46,46 @@ void
 verify_store_check(struct model *m, const struct bb_server *s)
 {
     char out[CHECK_OUT_MAX], err[CHECK_OUT_MAX];
-    const char *const args[] = {"--check", "-d", s->dir, NULL};
-    int rc = bb_run(args, out, sizeof out, err, sizeof err);
-    model_check(m, rc == 0, "coupond --check -d %s exited %d: %s%s", s->dir, rc, out, err);
+    /* On PostgreSQL the store is the database the server used: --check --store checks it. */
+    const char *const lmdb[] = {"--check", "-d", s->dir, NULL};
+    const char *const pg[] = {"--check", "-d", s->dir, "--store", s->store, NULL};
+    int rc = bb_run(s->store[0] != '\0' ? pg : lmdb, out, sizeof out, err, sizeof err);
+    model_check(m, rc == 0, "coupond --check -d %s%s exited %d: %s%s", s->dir,
+                s->store[0] != '\0' ? " --store (its schema)" : "", rc, out, err);
+    const char *const lmdb_audit[] = {"--verify-audit", "-d", s->dir, NULL};
+    const char *const pg_audit[] = {"--verify-audit", "-d", s->dir, "--store", s->store, NULL};
+    rc = bb_run(s->store[0] != '\0' ? pg_audit : lmdb_audit, out, sizeof out, err, sizeof err);
+    model_check(m, rc == 0 && strstr(out, "audit chain verified") != NULL,
+                "coupond --verify-audit -d %s exited %d: %s%s", s->dir, rc, out, err);
+}
+
+/* ---- the audit chain ---- */
+
+/* The chain has one record per change and no other: an UPLOAD per stored batch (a probe stores
+ * nothing), one per assignment (REQUEST or MEGADEAL grant), one per redemption; nothing else
+ * writes (no purge, holds or request ids in this workload). `got` is the exact STATS. */
+static void
+check_chain_length(struct model *m, struct bb_client *c, const struct totals *got)
+{
+    char *reply = malloc(BB_REPLY_MAX);
+    uint64_t want = 0, seq = 0;
+    const char *status, *v;
+    size_t len;
+
+    if (reply == NULL)
+        fail_msg("crash: out of memory");
+    for (size_t i = 0; i < m->n_batches; i++)
+        want += model_batch_stored(&m->batches[i]) ? 1 : 0;
+    for (int ty = 0; ty < PROTO_NTYPES; ty++)
+        want += got->assigned[ty] + got->redeemed[ty];
+    status = bb_cmd(c, "AUDIT", reply);
+    if (proto_reply_field(status, strlen(status), "seq", &v, &len))
+        seq = strtoull(v, NULL, 10);
+    model_check(m, strncmp(status, "OK seq=", 7) == 0 && seq == want,
+                "AUDIT: \"%s\": %llu records expected (stored batches, assignments, "
+                "redemptions)",
+                status, (unsigned long long)want);
+    free(reply);
 }
 
 /* ---- STATS ---- */
@@ -85,8 +96,10 @@ read_stats(struct model *m, struct bb_client *c, struct totals *t)
     char *reply = malloc(BB_REPLY_MAX);
     if (reply == NULL)
         fail_msg("crash: out of memory");
-    uint64_t *per_type[] = {t->created, t->assigned, t->redeemed, t->available, t->purged};
-    static const char *const names[] = {"created", "assigned", "redeemed", "available", "purged"};
+    uint64_t *per_type[] = {t->created, t->assigned, t->redeemed,  t->available,
+                            t->purged,  t->held,     t->unredeemed};
+    static const char *const names[] = {"created", "assigned", "redeemed",  "available",
+                                        "purged",  "held",     "unredeemed"};
     const char *status = bb_cmd(c, "STATS", reply);
     if (strcmp(status, "OK") != 0)
         fail_msg("crash: STATS: \"%s\"", reply);
@@ -129,8 +142,13 @@ model_bounds(const struct model *m, struct totals *lo, struct totals *hi)
         uint32_t most = c->uses + c->unacked;
         lo->assigned[c->type]++;
         hi->assigned[c->type]++;
-        lo->redeemed[c->type] += c->uses;
-        hi->redeemed[c->type] += most < c->max_uses ? most : c->max_uses;
+        /* redeemed counts every use ever counted, the undone ones too */
+        lo->redeemed[c->type] += c->uses + c->undone;
+        hi->redeemed[c->type] += (most < c->max_uses ? most : c->max_uses) + c->undone;
+        lo->held[c->type] += c->live_hold != MODEL_NONE;
+        hi->held[c->type] += c->live_hold != MODEL_NONE;
+        lo->unredeemed[c->type] += c->undone;
+        hi->unredeemed[c->type] += c->undone;
     }
     for (size_t i = 0; i < m->n_users; i++) {
         const struct user *u = &m->users[i];
@@ -157,6 +175,9 @@ check_stats(struct model *m, const struct totals *got, const struct totals *lo,
         check_range(m, "created", ty, got->created[ty], lo->created[ty], hi->created[ty]);
         check_range(m, "assigned", ty, got->assigned[ty], lo->assigned[ty], hi->assigned[ty]);
         check_range(m, "redeemed", ty, got->redeemed[ty], lo->redeemed[ty], hi->redeemed[ty]);
+        check_range(m, "held", ty, got->held[ty], lo->held[ty], hi->held[ty]);
+        check_range(m, "unredeemed", ty, got->unredeemed[ty], lo->unredeemed[ty],
+                    hi->unredeemed[ty]);
         /* Only the bulk batches' coupons are expired (and never assigned); none is purged. */
         uint64_t unavailable = got->created[ty] - got->assigned[ty] - got->available[ty];
         model_check(m,
@@ -262,8 +283,8 @@ probe_batches(struct model *m, struct bb_client *c, bool full)
             codes += m->batches[i].n;
         }
     }
-    pipeline(c, p.n, PROBE_WINDOW, (PROBE_CHUNK + 2) * PROBE_RECORD_MAX, probe_cmd, probe_reply,
-             &p);
+    pipeline_run(c, p.n, PROBE_WINDOW, (PROBE_CHUNK + 2) * PROBE_RECORD_MAX, probe_cmd, probe_reply,
+                 &p);
     for (size_t k = 0; k < p.n; k++) {
         uint32_t bi = p.v[k].batch;
         if (p.v[k].start != 0)
@@ -388,7 +409,7 @@ resolve_users(struct model *m, struct bb_client *c)
                 pair_add(&p, (uint32_t)u, (uint32_t)k);
         }
     }
-    pipeline(c, p.n, VALIDATE_WINDOW, VALIDATE_CMD_MAX, validate_cmd, resolve_reply, &p);
+    pipeline_run(c, p.n, VALIDATE_WINDOW, VALIDATE_CMD_MAX, validate_cmd, resolve_reply, &p);
     for (size_t u = 0; u < m->n_users; u++) {
         struct user *usr = &m->users[u];
         if (usr->state != USER_PENDING && usr->state != USER_QUEUED)
@@ -413,6 +434,38 @@ resolve_users(struct model *m, struct bb_client *c)
     free(p.found);
 }
 
+/* Exactly-once: a VALIDATE reply of a holder, whose uses and hold the model knows exactly: OK
+ * with those uses while one is left (uses + live holds < max_uses), else EXHAUSTED. */
+static void
+holder_reply_exact(struct model *m, const struct pair *pr, const char *reply, const char *status)
+{
+    const struct coupon *cp = &m->coupons[pr->coupon];
+    char code[MODEL_CODE_MAX];
+    model_code(m, pr->coupon, code);
+    size_t len = strlen(status);
+    uint32_t taken = cp->uses + (cp->live_hold != MODEL_NONE);
+    struct proto_coupon pc;
+    bool ok;
+    if (taken < cp->max_uses)
+        ok = model_check(m,
+                         proto_reply_kind(status, len) == PROTO_REPLY_OK &&
+                             proto_reply_coupon(status, len, &pc) && strcmp(pc.code, code) == 0 &&
+                             pc.uses == cp->uses && pc.max_uses == cp->max_uses,
+                         "VALIDATE u%u %s: expected OK with uses=%u (%s), got \"%s\"",
+                         (unsigned)pr->user, code, (unsigned)cp->uses,
+                         cp->live_hold != MODEL_NONE ? "one use held" : "none held", reply);
+    else
+        ok = model_check(m,
+                         proto_reply_kind(status, len) == PROTO_REPLY_ERR &&
+                             proto_reply_err(status, len) == PROTO_ERR_EXHAUSTED,
+                         "VALIDATE u%u %s: %u used and %s of %u: expected EXHAUSTED, got \"%s\"",
+                         (unsigned)pr->user, code, (unsigned)cp->uses,
+                         cp->live_hold != MODEL_NONE ? "one held" : "none held",
+                         (unsigned)cp->max_uses, reply);
+    if (!ok)
+        model_history(m, pr->coupon);
+}
+
 /* A VALIDATE reply of a holder: still its coupon, uses within what was sent. */
 static void
 holder_reply(void *arg, size_t i, const char *reply, const char *status)
@@ -421,6 +474,10 @@ holder_reply(void *arg, size_t i, const char *reply, const char *status)
     struct model *m = p->m;
     const struct pair *pr = &p->v[i];
     struct coupon *cp = &m->coupons[pr->coupon];
+    if (m->mode == MODE_EXACTLY_ONCE) {
+        holder_reply_exact(m, pr, reply, status);
+        return;
+    }
     char code[MODEL_CODE_MAX];
     model_code(m, pr->coupon, code);
     size_t len = strlen(status);
@@ -479,7 +536,7 @@ validate_holders(struct model *m, struct bb_client *c, bool full)
             older++;
         }
     }
-    pipeline(c, p.n, VALIDATE_WINDOW, VALIDATE_CMD_MAX, validate_cmd, holder_reply, &p);
+    pipeline_run(c, p.n, VALIDATE_WINDOW, VALIDATE_CMD_MAX, validate_cmd, holder_reply, &p);
     free(p.v);
 }
 
@@ -504,8 +561,12 @@ status_reply(void *arg, size_t i, const char *reply, const char *status)
     uint32_t u = m->tasks[i].user;
     const struct user *usr = &m->users[u];
     size_t len = strlen(status);
+    enum proto_err e = proto_reply_err(status, len);
+    if (proto_reply_kind(status, len) == PROTO_REPLY_ERR && e == PROTO_ERR_UNKNOWN_TASK)
+        return;
+    /* A task of the retry after the restart (exactly-once mode) that failed: its user has none. */
     if (proto_reply_kind(status, len) == PROTO_REPLY_ERR &&
-        proto_reply_err(status, len) == PROTO_ERR_UNKNOWN_TASK)
+        (e == PROTO_ERR_TIMEOUT || e == PROTO_ERR_NO_COUPONS) && usr->state == USER_NONE)
         return;
     char code[MODEL_CODE_MAX] = "";
     if (usr->state == USER_ASSIGNED)
@@ -520,6 +581,17 @@ status_reply(void *arg, size_t i, const char *reply, const char *status)
 }
 
 /* ---- the whole check ---- */
+
+/* STATUS of the cycle's tasks, then the model starts the next cycle; closes c. */
+static void
+finish_cycle(struct model *m, struct bb_client *c)
+{
+    struct tasks t = {m};
+    pipeline_run(c, m->n_tasks, VALIDATE_WINDOW, STATUS_CMD_MAX, status_cmd, status_reply, &t);
+    m->n_tasks = 0;
+    model_recount(m);
+    bb_close(c);
+}
 
 void
 verify_after_restart(struct model *m, struct bb_server *s, bool full)
@@ -539,10 +611,30 @@ verify_after_restart(struct model *m, struct bb_server *s, bool full)
     read_stats(m, c, &got);
     model_bounds(m, &lo, &hi);
     check_stats(m, &got, &lo, &lo);
+    check_chain_length(m, c, &got); /* plain mode only: the count is of its workload */
+    finish_cycle(m, c);
+}
 
-    struct tasks t = {m};
-    pipeline(c, m->n_tasks, VALIDATE_WINDOW, STATUS_CMD_MAX, status_cmd, status_reply, &t);
-    m->n_tasks = 0;
-    model_recount(m);
-    bb_close(c);
+void
+verify_exactly_once(struct model *m, struct bb_server *s, bool full)
+{
+    struct totals got, lo, hi;
+
+    workload_retry(m, s); /* every write of the cycle answered: the model is exact */
+    struct bb_client *c = bb_connect(s);
+    bb_set_timeout(c, VERIFY_IO_MS);
+    bb_auth(c);
+    read_stats(m, c, &got);
+    model_bounds(m, &lo, &hi);
+    check_stats(m, &got, &lo, &hi);
+
+    probe_batches(m, c, full);
+    validate_holders(m, c, full);
+    once_check_users(m, c, full);
+    once_check_replays(m, c, full);
+
+    read_stats(m, c, &got); /* the replays changed nothing */
+    model_bounds(m, &lo, &hi);
+    check_stats(m, &got, &lo, &lo);
+    finish_cycle(m, c);
 }

@@ -1,5 +1,6 @@
 /* workload.c - the crash test's clients: choosing operations, sending them pipelined over
- * non-blocking sockets, checking each reply against the model, and the kill -9 in the middle. */
+ * non-blocking sockets, checking each reply against the model, and the kill -9 in the middle;
+ * in exactly-once mode also the retry of every unanswered write after the restart. */
 #include "workload.h"
 
 #include <errno.h>
@@ -14,7 +15,10 @@
 
 #include <cmocka.h>
 
-/* The mix, in percent of the operations a client chooses (the rest is MEGADEAL). */
+#include "checkout.h"
+
+/* The mix, in percent of the operations a client chooses (the rest is MEGADEAL). REDEEM is
+ * the share of checkout ops in exactly-once mode (checkout.h). */
 #define WL_PCT_UPLOAD  15
 #define WL_PCT_REQUEST 35
 #define WL_PCT_REDEEM  35
@@ -31,10 +35,9 @@
 #define WL_REDEEM_TRIES    4     /* random picks for an owned coupon with nothing in flight */
 #define WL_OUT_HIGH        65536 /* stop queueing requests while this much is unsent */
 #define WL_DRAIN_MS        10000 /* after the kill, every socket must report its close by then */
-#define WL_CMD_MAX         (PROTO_TASK_MAX + 64) /* one request line other than UPLOAD's */
 #define WL_FIFO            (WL_DEPTH_MAX + 1) /* in flight: the pipelined ones and a bulk UPLOAD */
-#define WL_FAR_EXPIRY      "2099-12-31T23:59:59Z" /* no coupon of the test expires, */
-#define WL_PAST_EXPIRY     "2000-01-01T00:00:00Z" /* but those of bulk uploads are expired */
+/* The retry after a restart must be answered within this: a minute, for a loaded machine. */
+#define WL_RETRY_MS 60000
 
 /* The types REQUEST asks for (MEGADEAL goes through the queue instead). */
 static const enum proto_type request_types[] = {PROTO_TYPE_NONE, PROTO_TYPE_FREE,
@@ -49,6 +52,8 @@ struct wclient {
     unsigned head, count;
     uint32_t waits[WL_FIFO]; /* users whose queued task is to be waited for next */
     unsigned n_waits;
+    uint32_t *retry; /* exactly-once, after a restart: ops to send again, in order */
+    size_t n_retry, retry_next, cap_retry;
     char *out; /* bytes queued for sending */
     size_t out_len, out_off, out_cap;
     uint32_t rejects; /* REJECT lines of the reply being read */
@@ -60,8 +65,12 @@ struct wl {
     struct bb_server *s;
     struct wclient *cl;
     struct pollfd *pfd; /* one per client */
-    int64_t far_expiry, past_expiry;
     bool killed;
+    bool store_down; /* PostgreSQL was stopped: ERR UNAVAILABLE is no answer */
+    bool retrying;   /* sending the retries after a restart, nothing new */
+    uint32_t retry_requests[PROTO_NTYPES]; /* REQUEST retries of each type not yet answered */
+    char *req;                             /* the request being queued */
+    size_t req_cap;
     char line[BB_LINE_MAX]; /* the reply line being handled */
 };
 
@@ -89,22 +98,6 @@ out_append(struct wclient *wc, const char *data, size_t len)
     wc->out_len += len;
 }
 
-static void out_printf(struct wclient *wc, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-out_printf(struct wclient *wc, const char *fmt, ...)
-{
-    char line[WL_CMD_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof line)
-        fail_msg("crash: request line too long");
-    out_append(wc, line, (size_t)n);
-}
-
 /* Sends what the socket takes now. False when the connection is gone. */
 static bool
 out_flush(struct wclient *wc)
@@ -125,13 +118,19 @@ out_flush(struct wclient *wc)
 
 /* ---- choosing and sending operations ---- */
 
-/* Logs the op as attempted, then queues it as in flight; the caller queues its bytes next. */
+/* Queues op as in flight and its request's bytes for sending. */
+static void
+enqueue(struct wl *w, struct wclient *wc, uint32_t op)
+{
+    wc->fifo[(wc->head + wc->count++) % WL_FIFO] = op;
+    out_append(wc, w->req, model_op_request(w->m, op, &w->req, &w->req_cap));
+}
+
+/* Logs the op as attempted; the caller fills in what the model needs, then enqueues it. */
 static uint32_t
 attempt(struct wl *w, struct wclient *wc, enum op_kind kind, uint32_t target)
 {
-    uint32_t op = model_op_attempt(w->m, kind, wc->id, target);
-    wc->fifo[(wc->head + wc->count++) % WL_FIFO] = op;
-    return op;
+    return model_op_attempt(w->m, kind, wc->id, target);
 }
 
 /* UPLOAD of n new codes; `bulk`: expired ones. */
@@ -141,21 +140,15 @@ send_upload(struct wl *w, struct wclient *wc, enum proto_type type, uint32_t n, 
     struct model *m = w->m;
     struct rng *r = &m->clients[wc->id].rng;
     uint32_t b = model_batch_add(m, type, n, bulk);
-    struct proto_coupon pc = {.type = type, .expires = bulk ? w->past_expiry : w->far_expiry};
     for (uint32_t i = 0; i < n; i++)
         m->coupons[m->batches[b].first + i].max_uses = (uint16_t)(1 + rng_below(r, WL_MAX_USES));
-    m->batches[b].op = attempt(w, wc, OP_UPLOAD, b);
-    out_printf(wc, "UPLOAD %u\n", (unsigned)n);
     for (uint32_t i = 0; i < n; i++) {
-        char rec[PROTO_RECORD_BUF];
-        model_code(m, m->batches[b].first + i, pc.code);
-        pc.kind = (enum proto_kind)rng_below(r, PROTO_NKINDS);
-        pc.discount = 100 * (int64_t)(1 + rng_below(r, WL_DISCOUNT_MAX));
-        pc.max_uses = m->coupons[m->batches[b].first + i].max_uses;
-        size_t len = proto_fmt_record(rec, &pc);
-        rec[len++] = '\n';
-        out_append(wc, rec, len);
+        struct coupon *c = &m->coupons[m->batches[b].first + i];
+        c->kind = (uint8_t)rng_below(r, PROTO_NKINDS);
+        c->discount = (uint8_t)(1 + rng_below(r, WL_DISCOUNT_MAX));
     }
+    m->batches[b].op = attempt(w, wc, OP_UPLOAD, b);
+    enqueue(w, wc, m->batches[b].op);
 }
 
 static void
@@ -163,24 +156,16 @@ send_request(struct wl *w, struct wclient *wc, enum proto_type type)
 {
     struct model *m = w->m;
     uint32_t u = model_user_add(m, type, wc->id);
-    char name[MODEL_USER_MAX];
-    model_user_name(u, name);
-    if (type == PROTO_TYPE_MEGADEAL) {
-        m->users[u].op = attempt(w, wc, OP_MEGADEAL, u);
-        out_printf(wc, "REQUEST %s MEGADEAL\n", name);
-        return;
+    uint32_t op = attempt(w, wc, type == PROTO_TYPE_MEGADEAL ? OP_MEGADEAL : OP_REQUEST, u);
+    m->users[u].op = m->users[u].req_op = op;
+    if (type != PROTO_TYPE_MEGADEAL) {
+        m->ops[op].free_at_send = m->free_acked[type];
+        m->ops[op].rivals_at_send = m->in_flight[type];
+        m->ops[op].started_at_send = m->started[type];
+        m->in_flight[type]++;
+        m->started[type]++;
     }
-    uint32_t op = attempt(w, wc, OP_REQUEST, u);
-    m->users[u].op = op;
-    m->ops[op].free_at_send = m->free_acked[type];
-    m->ops[op].rivals_at_send = m->in_flight[type];
-    m->ops[op].started_at_send = m->started[type];
-    m->in_flight[type]++;
-    m->started[type]++;
-    if (type == PROTO_TYPE_NONE)
-        out_printf(wc, "REQUEST %s\n", name);
-    else
-        out_printf(wc, "REQUEST %s %s\n", name, proto_type_name(type));
+    enqueue(w, wc, op);
 }
 
 /* REDEEM of an owned coupon with nothing in flight; false when none was found. */
@@ -193,16 +178,23 @@ send_redeem(struct wl *w, struct wclient *wc)
         uint32_t c = mc->owned[rng_below(&mc->rng, (uint32_t)mc->n_owned)];
         if (m->coupons[c].busy)
             continue;
-        char code[MODEL_CODE_MAX], name[MODEL_USER_MAX];
-        model_code(m, c, code);
-        model_user_name(m->coupons[c].user, name);
         m->coupons[c].busy = true;
         m->coupons[c].touched = m->cycle;
-        attempt(w, wc, OP_REDEEM, c);
-        out_printf(wc, "REDEEM %s %s\n", name, code);
+        enqueue(w, wc, attempt(w, wc, OP_REDEEM, c));
         return true;
     }
     return false;
+}
+
+/* Exactly-once mode: a checkout op (checkout.h) on a held coupon; false when none was found. */
+static bool
+send_checkout(struct wl *w, struct wclient *wc)
+{
+    uint32_t op = checkout_choose(w->m, wc->id);
+    if (op == MODEL_NONE)
+        return false;
+    enqueue(w, wc, op);
+    return true;
 }
 
 static void
@@ -212,7 +204,7 @@ send_wait(struct wl *w, struct wclient *wc)
     memmove(wc->waits, wc->waits + 1, --wc->n_waits * sizeof wc->waits[0]);
     struct user *usr = &w->m->users[u];
     usr->op = attempt(w, wc, OP_WAIT, u);
-    out_printf(wc, "WAIT %s\n", w->m->tasks[usr->task].id);
+    enqueue(w, wc, usr->op);
 }
 
 /* Chooses and queues one operation. */
@@ -243,13 +235,46 @@ send_one(struct wl *w, struct wclient *wc)
         return;
     }
     /* A client with nothing to redeem asks for a coupon instead. */
-    if (pick < WL_PCT_REQUEST || !send_redeem(w, wc))
-        send_request(w, wc, request_types[rng_below(r, WL_REQUEST_TYPES)]);
+    if (pick >= WL_PCT_REQUEST &&
+        (m->mode == MODE_EXACTLY_ONCE ? send_checkout(w, wc) : send_redeem(w, wc)))
+        return;
+    send_request(w, wc, request_types[rng_below(r, WL_REQUEST_TYPES)]);
+}
+
+/* Exactly-once, after a restart: sends op again with its id. A REQUEST counts as sent anew
+ * for the judgement of NO_COUPONS, with every REQUEST retry of its type not yet answered as a
+ * rival: each may hold a coupon the model does not know of yet. */
+static void
+send_retry(struct wl *w, struct wclient *wc, uint32_t op)
+{
+    struct model *m = w->m;
+    struct op *o = &m->ops[op];
+    model_op_resend(m, op);
+    if (o->kind == OP_REQUEST) {
+        enum proto_type type = (enum proto_type)m->users[o->target].type;
+        o->free_at_send = m->free_acked[type];
+        o->rivals_at_send = m->in_flight[type] + w->retry_requests[type];
+        o->started_at_send = m->started[type];
+        m->in_flight[type]++;
+        m->started[type]++;
+    }
+    enqueue(w, wc, op);
 }
 
 static void
 fill(struct wl *w, struct wclient *wc)
 {
+    if (w->retrying) {
+        while (!wc->closed && wc->count < WL_FIFO) {
+            if (wc->n_waits > 0)
+                send_wait(w, wc);
+            else if (wc->retry_next < wc->n_retry)
+                send_retry(w, wc, wc->retry[wc->retry_next++]);
+            else
+                break;
+        }
+        return;
+    }
     while (!wc->closed && wc->count < wc->depth && wc->out_len - wc->out_off < WL_OUT_HIGH)
         send_one(w, wc);
 }
@@ -281,13 +306,13 @@ take_coupon(struct wl *w, uint32_t u, const char *line)
     ok &= model_check(m, pc.type == (enum proto_type)m->users[u].type && pc.type == cp->type,
                       "u%u asked for %s, got %s of type %s", (unsigned)u,
                       proto_type_name(m->users[u].type), pc.code, proto_type_name(pc.type));
-    ok &= model_check(m, pc.uses == 0 && pc.max_uses == cp->max_uses && pc.expires == w->far_expiry,
+    ok &= model_check(m, pc.uses == 0 && pc.max_uses == cp->max_uses && pc.expires == m->far_expiry,
                       "%s handed out as \"%s\": expected uses=0 max_uses=%u expires=%s", pc.code,
-                      line, (unsigned)cp->max_uses, WL_FAR_EXPIRY);
+                      line, (unsigned)cp->max_uses, MODEL_FAR_EXPIRY);
     ok &= model_check(m, b->state != BATCH_REFUSED,
                       "%s handed out, but its UPLOAD was answered with an error", pc.code);
-    ok &=
-        model_check(m, !b->expired, "%s handed out, but it expired in %s", pc.code, WL_PAST_EXPIRY);
+    ok &= model_check(m, !b->expired, "%s handed out, but it expired in %s", pc.code,
+                      MODEL_PAST_EXPIRY);
     if (!ok)
         model_history(m, c);
     b->seen = true;
@@ -302,13 +327,18 @@ on_upload(struct wl *w, const struct op *o, const char *line, uint32_t rejects)
 {
     struct model *m = w->m;
     struct batch *b = &m->batches[o->target];
-    char want[32];
+    char want[32], body[BB_LINE_MAX];
     int n = snprintf(want, sizeof want, "OK uploaded=%u", (unsigned)b->n);
-    /* Version 2 adds " expired=K" when K of the records had expired already on arrival. */
+    /* Version 2 adds " expired=K" when K of the records had expired already on arrival, and a
+     * retry of a stored batch " replayed=1" (model_op_reply() judges that). */
+    size_t len = strlen(line), k = strlen(MODEL_REPLAYED);
+    if (len >= k && strcmp(line + len - k, MODEL_REPLAYED) == 0)
+        len -= k;
+    snprintf(body, sizeof body, "%.*s", (int)len, line);
     unsigned expired = 0;
     char tail = '\0';
-    if (strncmp(line, want, (size_t)n) == 0 &&
-        (line[n] == '\0' || (sscanf(line + n, " expired=%u%c", &expired, &tail) == 1 &&
+    if (strncmp(body, want, (size_t)n) == 0 &&
+        (body[n] == '\0' || (sscanf(body + n, " expired=%u%c", &expired, &tail) == 1 &&
                              expired >= 1 && expired <= b->n))) {
         model_batch_settle(m, o->target, BATCH_ACKED);
         return;
@@ -389,6 +419,14 @@ on_megadeal(struct wl *w, struct wclient *wc, const struct op *o, const char *li
     size_t len = strlen(line);
     const char *id;
     size_t id_len;
+    if (proto_reply_kind(line, len) == PROTO_REPLY_OK && strstr(line, " status=granted ") != NULL &&
+        o->sends > 1) {
+        /* A retry after a restart: the grant of before the kill, kept with the id. */
+        take_coupon(w, o->target, line);
+        if (u->state == USER_ASSIGNED)
+            model_op_keep(m, u->req_op, line);
+        return;
+    }
     if (proto_reply_kind(line, len) == PROTO_REPLY_OK) {
         if (model_check(m,
                         strstr(line, " status=queued position=") != NULL &&
@@ -398,6 +436,8 @@ on_megadeal(struct wl *w, struct wclient *wc, const struct op *o, const char *li
                         (unsigned)o->target, line)) {
             model_task_add(m, o->target, id, id_len);
             u->state = USER_QUEUED;
+            if (wc->n_waits == WL_FIFO)
+                fail_msg("crash: client %u has more than %d WAITs to send", wc->id, WL_FIFO);
             wc->waits[wc->n_waits++] = o->target;
             return;
         }
@@ -421,6 +461,8 @@ on_wait(struct wl *w, const struct op *o, const char *line)
     snprintf(want, sizeof want, "OK task=%s status=granted ", tid);
     if (strncmp(line, want, strlen(want)) == 0) {
         take_coupon(w, o->target, line);
+        if (m->mode == MODE_EXACTLY_ONCE && u->state == USER_ASSIGNED)
+            model_op_keep(m, u->req_op, line); /* what a retry of its REQUEST must replay */
         return;
     }
     enum proto_err e = proto_reply_err(line, len);
@@ -430,6 +472,29 @@ on_wait(struct wl *w, const struct op *o, const char *line)
                     (e == PROTO_ERR_TIMEOUT || e == PROTO_ERR_NO_COUPONS),
                 "WAIT for u%u's task: expected its grant, TIMEOUT or NO_COUPONS, got \"%s\"",
                 (unsigned)o->target, line);
+}
+
+/* An op sent and never answered (or answered ERR UNAVAILABLE: it may or may not have
+ * happened) stays pending for the next restart. */
+static void
+unanswered(struct model *m, uint32_t opi)
+{
+    const struct op *o = &m->ops[opi];
+    if (o->kind == OP_REDEEM && m->mode == MODE_PLAIN) {
+        m->coupons[o->target].busy = false;
+        m->coupons[o->target].unacked++;
+    } else if (o->kind == OP_REQUEST) {
+        m->in_flight[m->users[o->target].type]--;
+    }
+    /* Exactly-once: a checkout op's coupon stays busy until its retry is answered. */
+}
+
+/* After the kill: what was sent but never answered stays pending for the next restart. */
+static void
+leave_pending(struct wl *w, struct wclient *wc)
+{
+    for (; wc->count > 0; wc->count--, wc->head = (wc->head + 1) % WL_FIFO)
+        unanswered(w->m, wc->fifo[wc->head]);
 }
 
 /* One status line: the reply of the oldest op in flight. */
@@ -444,16 +509,25 @@ on_status(struct wl *w, struct wclient *wc, const char *line)
     size_t len = strlen(line);
     enum proto_err e =
         proto_reply_kind(line, len) == PROTO_REPLY_OK ? PROTO_OK : proto_reply_err(line, len);
+    if (w->store_down && e == PROTO_ERR_UNAVAILABLE) {
+        unanswered(m, opi);
+        return;
+    }
     model_op_ack(m, opi, e);
+    if (checkout_is_op(m, (enum op_kind)o->kind))
+        checkout_reply(m, opi, line);
     switch ((enum op_kind)o->kind) {
     case OP_UPLOAD:
         on_upload(w, o, line, wc->rejects);
         break;
     case OP_REQUEST:
         on_request(w, o, line);
+        if (w->retrying && o->sends > 1)
+            w->retry_requests[m->users[o->target].type]--;
         break;
     case OP_REDEEM:
-        on_redeem(w, o, line);
+        if (m->mode == MODE_PLAIN)
+            on_redeem(w, o, line);
         break;
     case OP_MEGADEAL:
         on_megadeal(w, wc, o, line);
@@ -461,9 +535,14 @@ on_status(struct wl *w, struct wclient *wc, const char *line)
     case OP_WAIT:
         on_wait(w, o, line);
         break;
+    case OP_HOLD:
+    case OP_RELEASE:
+    case OP_UNREDEEM:
     case OP_NKINDS:
         break;
     }
+    if (m->mode == MODE_EXACTLY_ONCE && model_op_is_write((enum op_kind)o->kind))
+        model_op_reply(m, opi, line);
     wc->rejects = 0;
 }
 
@@ -508,14 +587,15 @@ read_replies(struct wl *w, struct wclient *wc)
 
 /* ---- the cycle ---- */
 
+/* Connects every client; `draw_depth`: draws its pipelining depth for the cycle. */
 static void
-connect_all(struct wl *w)
+connect_all(struct wl *w, bool draw_depth)
 {
     struct model *m = w->m;
     for (unsigned i = 0; i < m->n_clients; i++) {
         struct wclient *wc = &w->cl[i];
         wc->id = i;
-        wc->depth = 1 + rng_below(&m->clients[i].rng, WL_DEPTH_MAX);
+        wc->depth = draw_depth ? 1 + rng_below(&m->clients[i].rng, WL_DEPTH_MAX) : WL_FIFO;
         wc->c = bb_connect(w->s);
         bb_auth(wc->c);
         int fl = fcntl(wc->c->fd, F_GETFL);
@@ -553,35 +633,17 @@ poll_round(struct wl *w, int ms, bool sending)
     }
 }
 
-/* After the kill: what was sent but never answered stays pending for the next restart. */
-static void
-leave_pending(struct wl *w, struct wclient *wc)
-{
-    struct model *m = w->m;
-    for (; wc->count > 0; wc->count--, wc->head = (wc->head + 1) % WL_FIFO) {
-        const struct op *o = &m->ops[wc->fifo[wc->head]];
-        if (o->kind == OP_REDEEM) {
-            m->coupons[o->target].busy = false;
-            m->coupons[o->target].unacked++;
-        } else if (o->kind == OP_REQUEST) {
-            m->in_flight[m->users[o->target].type]--;
-        }
-    }
-}
-
 void
 workload_run(struct model *m, struct bb_server *s, const struct workload_plan *plan)
 {
     struct wl w = {.m = m, .s = s};
-    const char *why;
-    if (!proto_parse_time(WL_FAR_EXPIRY, strlen(WL_FAR_EXPIRY), &w.far_expiry, &why) ||
-        !proto_parse_time(WL_PAST_EXPIRY, strlen(WL_PAST_EXPIRY), &w.past_expiry, &why))
-        fail_msg("crash: bad expiry constant: %s", why);
     w.cl = calloc(m->n_clients, sizeof *w.cl);
     w.pfd = calloc(m->n_clients, sizeof *w.pfd);
     if (w.cl == NULL || w.pfd == NULL)
         fail_msg("crash: out of memory");
-    connect_all(&w);
+    m->cycle_op0 = m->n_ops;
+    m->cycle_user0 = m->n_users;
+    connect_all(&w, true);
 
     int64_t kill_at = bb_now_ms() + plan->kill_after_ms;
     int64_t bulk_at = kill_at - plan->bulk_lead_ms;
@@ -594,6 +656,11 @@ workload_run(struct model *m, struct bb_server *s, const struct workload_plan *p
         }
         int64_t until = bulk_sent || bulk_at >= kill_at ? kill_at : bulk_at;
         poll_round(&w, until > now ? (int)(until - now) : 0, true);
+    }
+    if (plan->stop_store) {
+        w.store_down = true;
+        if (!bb_pg_cluster("stop"))
+            fail_msg("crash: cannot stop PostgreSQL");
     }
     bb_server_kill(s);
     w.killed = true;
@@ -617,4 +684,84 @@ workload_run(struct model *m, struct bb_server *s, const struct workload_plan *p
     }
     free(w.cl);
     free(w.pfd);
+    free(w.req);
+}
+
+/* ---- the retry after a restart (exactly-once mode) ---- */
+
+static void
+push_retry(struct wl *w, uint32_t op)
+{
+    struct model *m = w->m;
+    const struct op *o = &m->ops[op];
+    struct wclient *wc = &w->cl[o->client];
+    if (wc->n_retry == wc->cap_retry) {
+        wc->cap_retry = wc->cap_retry > 0 ? wc->cap_retry * 2 : WL_FIFO;
+        wc->retry = realloc(wc->retry, wc->cap_retry * sizeof *wc->retry);
+        if (wc->retry == NULL)
+            fail_msg("crash: out of memory");
+    }
+    wc->retry[wc->n_retry++] = op;
+    if (o->kind == OP_REQUEST)
+        w->retry_requests[m->users[o->target].type]++;
+}
+
+/* The writes of this cycle left unanswered at the kill, and the MEGADEAL REQUESTs whose task
+ * was queued (and lost with the queue) before its grant was answered: each is sent again with
+ * the id it had, by the client that sent it. */
+static void
+collect_retries(struct wl *w)
+{
+    struct model *m = w->m;
+    for (size_t i = m->cycle_op0; i < m->n_ops; i++) {
+        const struct op *o = &m->ops[i];
+        if (!o->acked && model_op_is_write((enum op_kind)o->kind))
+            push_retry(w, (uint32_t)i);
+    }
+    for (size_t u = m->cycle_user0; u < m->n_users; u++)
+        if (m->users[u].state == USER_QUEUED)
+            push_retry(w, m->users[u].req_op);
+}
+
+/* Every retry sent and answered, and the WAITs of the tasks they queued. */
+static bool
+retries_done(const struct wl *w)
+{
+    for (unsigned i = 0; i < w->m->n_clients; i++) {
+        const struct wclient *wc = &w->cl[i];
+        if (!wc->closed && (wc->count > 0 || wc->n_waits > 0 || wc->retry_next < wc->n_retry))
+            return false;
+    }
+    return true;
+}
+
+void
+workload_retry(struct model *m, struct bb_server *s)
+{
+    struct wl w = {.m = m, .s = s, .retrying = true};
+    w.cl = calloc(m->n_clients, sizeof *w.cl);
+    w.pfd = calloc(m->n_clients, sizeof *w.pfd);
+    if (w.cl == NULL || w.pfd == NULL)
+        fail_msg("crash: out of memory");
+    connect_all(&w, false);
+    collect_retries(&w);
+    int64_t deadline = bb_now_ms() + WL_RETRY_MS;
+    while (!retries_done(&w)) {
+        int64_t left = deadline - bb_now_ms();
+        if (left <= 0)
+            fail_msg("crash: seed %llu, cycle %u: the retries were not all answered within %d ms",
+                     (unsigned long long)m->seed, (unsigned)m->cycle, WL_RETRY_MS);
+        poll_round(&w, (int)left, true);
+    }
+    for (unsigned i = 0; i < m->n_clients; i++) {
+        struct wclient *wc = &w.cl[i];
+        model_check(m, !wc->closed, "client %u: the server closed the connection during the retry",
+                    i);
+        bb_close(wc->c);
+        free(wc->out);
+        free(wc->retry);
+    }
+    free(w.cl);
+    free(w.pfd);
+    free(w.req);
 }

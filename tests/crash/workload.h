@@ -16,6 +16,10 @@ struct workload_plan {
     unsigned bulk_client;      /* by this client, on top of its pipelined requests */
     uint32_t bulk_n;           /* codes in it */
     enum proto_type bulk_type; /* of this type; expired already (see model.h) */
+    /* PostgreSQL is stopped at once (pg_ctl stop -m immediate) just before the kill, under the
+     * clients' load; a reply ERR UNAVAILABLE then counts as no reply (the write may or may not
+     * have happened). The caller starts it again. */
+    bool stop_store;
 };
 
 /* Connects every client of the model to the running server `s` (AUTH included), then lets them
@@ -27,5 +31,12 @@ struct workload_plan {
  * On return the server is dead and reaped, the clients are closed, and the ops without a reply
  * are left pending in the model for the checks after the restart. */
 void workload_run(struct model *m, struct bb_server *s, const struct workload_plan *plan);
+
+/* Exactly-once mode, on the restarted server: the clients send every write of the cycle that
+ * was not answered before the kill again, with the same request id, and every MEGADEAL REQUEST
+ * whose queued task the kill lost (then WAIT for the task it gets), until each is answered.
+ * Each reply is checked as in the workload (the same outcome whether the server replays it or
+ * does it only now), and counted as replayed or afresh. Afterwards the model is exact. */
+void workload_retry(struct model *m, struct bb_server *s);
 
 #endif

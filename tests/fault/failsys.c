@@ -8,6 +8,8 @@
  * The trigger file holds the errno to fail with, "EIO" (the default, also for an empty file) or
  * "ENOSPC", optionally followed by "sync": then only fsync and fdatasync fail and the writes
  * themselves succeed, as when the disk accepts data into the page cache but cannot flush it.
+ * Or it holds "HOLD": then the calls wait, as on a disk that stalls, until the trigger file no
+ * longer says so, and pass.
  *
  * Intercepted: write, pwrite, pwrite64, writev, pwritev, fsync, fdatasync. Everything else, and
  * every call on another file (the log, sockets, stderr), goes straight to libc.
@@ -30,6 +32,7 @@
 
 #define FAILSYS_DEFAULT_MATCH "data.mdb"
 #define FAILSYS_TRIGGER_MAX   64 /* bytes of the trigger file read: "ENOSPC sync" and change */
+#define FAILSYS_HOLD_POLL_US  10000 /* a held call looks at the trigger file this often */
 
 typedef ssize_t write_fn(int, const void *, size_t);
 typedef ssize_t pwrite_fn(int, const void *, size_t, off_t);
@@ -89,8 +92,21 @@ is_target(int fd)
     return strcmp(base != NULL ? base + 1 : path, match) == 0;
 }
 
-/* Decides the fate of a call on `fd`; is_sync tells fsync/fdatasync from a write. Leaves errno
- * as it found it when the call passes. */
+/* The trigger file's contents into buf[FAILSYS_TRIGGER_MAX + 1]; false when there is none. */
+static bool
+read_trigger(const char *trigger, char *buf)
+{
+    int tfd = open(trigger, O_RDONLY | O_CLOEXEC);
+    if (tfd < 0)
+        return false;
+    ssize_t n = read(tfd, buf, FAILSYS_TRIGGER_MAX);
+    close(tfd);
+    buf[n > 0 ? n : 0] = '\0';
+    return true;
+}
+
+/* Decides the fate of a call on `fd`; is_sync tells fsync/fdatasync from a write. A held call
+ * returns only once the trigger lets it go. Leaves errno as it found it when the call passes. */
 static enum verdict
 judge(int fd, bool is_sync, int *err)
 {
@@ -99,12 +115,11 @@ judge(int fd, bool is_sync, int *err)
         return PASS;
     int saved = errno;
     enum verdict v = PASS;
-    int tfd = open(trigger, O_RDONLY | O_CLOEXEC);
-    if (tfd >= 0) {
-        char buf[FAILSYS_TRIGGER_MAX + 1];
-        ssize_t n = read(tfd, buf, FAILSYS_TRIGGER_MAX);
-        close(tfd);
-        buf[n > 0 ? n : 0] = '\0';
+    char buf[FAILSYS_TRIGGER_MAX + 1];
+    if (read_trigger(trigger, buf) && strstr(buf, "HOLD") != NULL && is_target(fd)) {
+        while (read_trigger(trigger, buf) && strstr(buf, "HOLD") != NULL)
+            usleep(FAILSYS_HOLD_POLL_US);
+    } else if (read_trigger(trigger, buf)) {
         bool sync_only = strstr(buf, "sync") != NULL;
         *err = strstr(buf, "ENOSPC") != NULL ? ENOSPC : EIO;
         if ((is_sync || !sync_only) && is_target(fd))

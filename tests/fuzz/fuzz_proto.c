@@ -343,7 +343,16 @@ request_equal(const struct proto_request *a, const struct proto_request *b)
         a->key_len != b->key_len || strcmp(a->hold, b->hold) != 0 || strcmp(a->rid, b->rid) != 0 ||
         a->seq != b->seq || a->seconds != b->seconds || a->export_what != b->export_what ||
         strcmp(a->prefix, b->prefix) != 0 || a->length != b->length ||
-        !coupon_fields_equal(&a->gen, &b->gen))
+        !coupon_fields_equal(&a->gen, &b->gen) || strcmp(a->name, b->name) != 0 ||
+        a->protover != b->protover || strcmp(a->sub, b->sub) != 0 || a->nwords != b->nwords ||
+        a->setname != b->setname)
+        return false;
+    for (size_t i = 0; i < a->nwords; i++)
+        if (a->words[i].len != b->words[i].len ||
+            memcmp(a->words[i].p, b->words[i].p, a->words[i].len) != 0)
+            return false;
+    if (a->path_len != b->path_len ||
+        (a->path_len > 0 && memcmp(a->path, b->path, a->path_len) != 0))
         return false;
     return a->key_len == 0 || memcmp(a->key, b->key, a->key_len) == 0;
 }
@@ -373,6 +382,11 @@ check_request(const struct subject *s)
     if (req.cmd == PROTO_CMD_AUTH)
         require(s, req.key >= s->line && req.key + req.key_len <= s->line + s->len,
                 "the AUTH key does not point into the line");
+    if (req.cmd == PROTO_CMD_BACKUP)
+        require(s,
+                req.path >= s->line && req.path + req.path_len <= s->line + s->len &&
+                    req.path_len <= PROTO_PATH_MAX && req.path[0] == '/',
+                "the BACKUP dir is not an absolute path in the line");
     if (req.cmd == PROTO_CMD_UPLOAD)
         require(s, req.count > 0, "UPLOAD parsed with a zero count");
     int n = canonical_request(&req, line, sizeof line);
@@ -590,8 +604,10 @@ check_resp_request(const struct subject *s, const struct proto_frame *f)
             require(s, req.count >= 1 && req.count == f->argc - 1, "RESP UPLOAD's count is wrong");
         else
             require(s, f->nargs == f->argc, "a RESP request parsed without all its arguments");
-        if (req.cmd == PROTO_CMD_AUTH)
-            require(s, f->nargs > 1 && req.key == f->args[1].p && req.key_len == f->args[1].len,
+        if (req.cmd == PROTO_CMD_AUTH) /* AUTH key, AUTH name key: the last argument */
+            require(s,
+                    f->nargs > 1 && req.key == f->args[f->nargs - 1].p &&
+                        req.key_len == f->args[f->nargs - 1].len,
                     "the AUTH key is not its argument");
     }
     if (upload || f->nargs != f->argc)

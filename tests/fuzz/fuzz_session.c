@@ -14,9 +14,13 @@
  * come back short and the output buffer is used.
  *
  * Checked: every reply line is printable ASCII, at most PROTO_MAX_LINE bytes, and is a status
- * line (OK, ERR with a known code) or a data line (INFO, STAT, REJECT); coupon, task and STAT
- * lines parse with protocol/'s client parsers; nothing follows OK BYE; and store_check() finds
- * the store consistent at the end of its life. A violation aborts.
+ * line (OK, ERR with a known code) or a data line (INFO, STAT, REJECT, and the long replies'
+ * COUPON, CODE, REDEMPTION); coupon, task and STAT lines parse with protocol/'s client parsers;
+ * nothing follows OK BYE; and store_check() finds the store consistent at the end of its life.
+ * Requests in the Redis wire form (RESP, an input's `*...`) are answered in RESP: each such
+ * reply must be one well-formed RESP2 or RESP3 value (simple strings printable, errors `-CODE
+ * message` with a known code, numbers digits, bulk strings of their length, aggregates of their
+ * count, as deep as a reply goes), and nothing follows +BYE. A violation aborts.
  *
  * By default every input gets a fresh server on an empty store (a restart costs under 1 ms):
  * the outcome depends on the input alone, so a crash replays from its file and minimizes, and a
@@ -45,6 +49,7 @@
 #include "opts.h"
 #include "proto.h"
 #include "server.h"
+#include "stat.h"
 #include "store.h"
 #include "task.h"
 
@@ -105,6 +110,20 @@ struct fuzz_ctx {
  * by LLVMFuzzerInitialize, carries the harness's state from input to input. */
 static struct fuzz_ctx fuzz;
 
+/* Aggregates a RESP reply nests at most: a long reply's array, a line's map or array, and
+ * HELLO's modules or COMMAND's flags in it. Deeper is a violation. */
+#define FUZZ_RESP_DEPTH 4
+
+/* Where the client is in a RESP reply (the server's RESP replies begin with a type byte no line
+ * reply begins with). */
+struct resp_reader {
+    bool active;                        /* inside a RESP value */
+    bool in_bulk;                       /* reading a bulk string's payload and CR LF */
+    uint64_t bulk_left;                 /* its bytes still to come, the CR LF included */
+    size_t depth;                       /* open aggregates */
+    uint64_t left[FUZZ_RESP_DEPTH + 1]; /* values each still waits for */
+};
+
 /* One input's connection, seen from the client's end. */
 struct session {
     struct fuzz_ctx *fx;
@@ -113,7 +132,8 @@ struct session {
     unsigned steps;                /* loop iterations so far */
     char line[PROTO_MAX_LINE + 1]; /* the reply line being received */
     size_t line_len;
-    bool bye;                   /* OK BYE seen: nothing may follow */
+    bool bye;                   /* OK BYE (or +BYE) seen: nothing may follow */
+    struct resp_reader resp;    /* a RESP reply being read */
     bool deaf;                  /* @NOREAD@ seen: replies are left unread */
     char drain[FUZZ_DRAIN_BUF]; /* scratch for recv */
 };
@@ -144,7 +164,8 @@ start_server(struct fuzz_ctx *fx)
     fx->loop = ev_loop_new(EVFLAG_AUTO);
     if (!fx->loop)
         die("cannot make an event loop");
-    struct store_config cfg = {.loop = fx->loop, .mode = STORE_OPEN_CREATE, .map_size = FUZZ_MAP_SIZE};
+    struct store_config cfg = {
+        .loop = fx->loop, .mode = STORE_OPEN_CREATE, .map_size = FUZZ_MAP_SIZE};
     if (store_open(fx->store_dir, &cfg, &fx->store, err, sizeof err) != STORE_OK)
         die(err);
     for (size_t i = 0; i < FUZZ_NSIGNALS; i++)
@@ -207,19 +228,18 @@ check_store(struct fuzz_ctx *fx)
     bool done = false;
     while (!server_idle(fx->srv)) /* the last commits complete first */
         ev_run(fx->loop, EVRUN_ONCE);
-    op = (struct store_op){.kind = STORE_OP_CHECK, .now = (int64_t)ev_now(fx->loop),
-                           .done = check_done, .arg = &done};
+    op = (struct store_op){
+        .kind = STORE_OP_CHECK, .now = (int64_t)ev_now(fx->loop), .done = check_done, .arg = &done};
     store_read(fx->store, &op);
     while (!done)
         ev_run(fx->loop, EVRUN_ONCE);
     if (op.err == STORE_CORRUPT) {
-        fprintf(stderr, "fuzz_session: store_check after input %lu: %s\n", fx->inputs,
-                op.out.msg);
+        fprintf(stderr, "fuzz_session: store_check after input %lu: %s\n", fx->inputs, op.out.msg);
         abort();
     }
     if (op.err != STORE_OK)
-        fprintf(stderr, "fuzz_session: store_check could not run: %s: %s\n",
-                store_strerror(op.err), op.out.msg);
+        fprintf(stderr, "fuzz_session: store_check could not run: %s: %s\n", store_strerror(op.err),
+                op.out.msg);
 }
 
 static void
@@ -280,6 +300,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     fx->opts.megadeal_rate = MEGA_RATE_MAX; /* grants come at once, not a second later */
     fx->opts.megadeal_wait = FUZZ_MEGADEAL_WAIT;
     fx->opts.auth_delay = 0; /* a wrong AUTH is answered at the next iteration, not a second later */
+    fx->opts.backup_root = fx->dir; /* a fuzzed BACKUP writes nowhere but the scratch dir */
 
     char err[FUZZ_ERR_MAX];
     fx->log = log_open(FUZZ_LOG_PATH, err, sizeof err);
@@ -362,15 +383,18 @@ check_data_line(struct session *s)
     if (starts_with(l, n, "INFO "))
         return;
     if (starts_with(l, n, "STAT ")) {
-        const char *name;
-        size_t name_len;
-        uint64_t v;
-        if (!proto_reply_stat(l, n, &name, &name_len, &v))
-            violation(s, "a STAT line that proto_reply_stat refuses");
+        struct proto_stats known; /* a number, or a word for a text stat (node, store) */
+        memset(&known, 0, sizeof known);
+        if (!proto_stat_parse_line(l, n, &known))
+            violation(s, "a STAT line that proto_stat_parse_line refuses");
         return;
     }
+    /* The long replies' rows: COUPON and REDEMPTION lines of fields, CODE lines of a code. */
+    if (starts_with(l, n, "COUPON ") || starts_with(l, n, "REDEMPTION ") ||
+        starts_with(l, n, "CODE "))
+        return;
     if (!starts_with(l, n, "REJECT "))
-        violation(s, "a data line that is not INFO, STAT or REJECT");
+        violation(s, "a data line that is not INFO, STAT, REJECT or a long reply's row");
     size_t i = strlen("REJECT ");
     size_t digits = i;
     while (i < n && l[i] >= '0' && l[i] <= '9')
@@ -397,11 +421,152 @@ check_reply_line(struct session *s)
     }
 }
 
+/* ---- RESP replies ---- */
+
+static bool
+is_resp_type(unsigned char b)
+{
+    return b == '+' || b == '-' || b == ':' || b == '$' || b == '*' || b == '%' || b == '_';
+}
+
+/* A value ended: the aggregates it completes end too; the reply ends with the outermost. */
+static void
+resp_value_done(struct session *s)
+{
+    struct resp_reader *r = &s->resp;
+
+    while (r->depth > 0) {
+        if (--r->left[r->depth] > 0)
+            return;
+        r->depth--;
+    }
+    r->active = false;
+}
+
+/* A RESP count or length: digits, or -1 for a null. */
+static bool
+resp_number(const char *p, size_t n, int64_t *out)
+{
+    uint64_t v = 0;
+
+    if (n == 2 && p[0] == '-' && p[1] == '1') {
+        *out = -1;
+        return true;
+    }
+    if (n == 0 || n > 18 || (n > 1 && p[0] == '0'))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    *out = (int64_t)v;
+    return true;
+}
+
+/* One RESP header line (its CR LF removed) in s->line. */
+static void
+check_resp_header(struct session *s)
+{
+    struct resp_reader *r = &s->resp;
+    const char *l = s->line + 1;
+    size_t n = s->line_len - 1;
+    int64_t v;
+
+    switch (s->line[0]) {
+    case '+':
+        if (r->depth == 0 && n == 3 && memcmp(l, "BYE", 3) == 0)
+            s->bye = true;
+        break;
+    case '-': { /* -CODE message: ERR's code and message rules */
+        char err[PROTO_MAX_LINE + 8];
+        int m = snprintf(err, sizeof err, "ERR %.*s", (int)n, l);
+        memcpy(s->line, err, (size_t)m < sizeof s->line ? (size_t)m : sizeof s->line - 1);
+        s->line_len = (size_t)m < sizeof s->line ? (size_t)m : sizeof s->line - 1;
+        check_err_line(s);
+        break;
+    }
+    case ':':
+        if (!resp_number(l, n, &v) || v < 0)
+            violation(s, "a RESP integer that is not a number");
+        break;
+    case '_':
+        if (n != 0)
+            violation(s, "a RESP3 null with a payload");
+        break;
+    case '$':
+        if (!resp_number(l, n, &v))
+            violation(s, "a RESP bulk string's length that is not a number");
+        if (v >= 0) {
+            r->in_bulk = true;
+            r->bulk_left = (uint64_t)v + 2;
+            return;
+        }
+        break;
+    default: /* '*' or '%' */
+        if (!resp_number(l, n, &v) || v < 0)
+            violation(s, "a RESP aggregate's count that is not a count");
+        if (v > 0) {
+            if (r->depth == FUZZ_RESP_DEPTH)
+                violation(s, "RESP aggregates nested deeper than any reply");
+            r->left[++r->depth] = (uint64_t)v * (s->line[0] == '%' ? 2 : 1);
+            return;
+        }
+    }
+    resp_value_done(s);
+}
+
+/* One byte of a RESP reply. */
+static void
+feed_resp(struct session *s, unsigned char b)
+{
+    struct resp_reader *r = &s->resp;
+
+    if (r->in_bulk) { /* any byte, then CR LF */
+        r->bulk_left--;
+        if ((r->bulk_left == 1 && b != '\r') || (r->bulk_left == 0 && b != '\n'))
+            violation(s, "a RESP bulk string not followed by CR LF");
+        if (r->bulk_left == 0) {
+            r->in_bulk = false;
+            resp_value_done(s);
+        }
+        return;
+    }
+    if (s->line_len == 0 && !is_resp_type(b))
+        violation(s, "a RESP value of no type a reply has");
+    if (b == '\n') {
+        if (s->line_len < 2 || s->line[s->line_len - 1] != '\r')
+            violation(s, "a RESP header not ended by CR LF");
+        s->line_len--;
+        check_resp_header(s);
+        s->line_len = 0;
+        return;
+    }
+    if (b != '\r' && (b < 0x20 || b > 0x7e))
+        violation(s, "a RESP header byte that is not printable ASCII");
+    /* An error may be long (a refused upload's REJECT lines are in it): its start is checked. */
+    if (s->line_len == PROTO_MAX_LINE && s->line[0] != '-')
+        violation(s, "a RESP header longer than PROTO_MAX_LINE");
+    if (s->line_len < PROTO_MAX_LINE)
+        s->line[s->line_len++] = (char)b;
+    else if (b == '\r') /* a long error's end: its CR where the check looks for it */
+        s->line[PROTO_MAX_LINE - 1] = '\r';
+}
+
 static void
 feed_replies(struct session *s, const char *buf, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char b = (unsigned char)buf[i];
+        if (!s->resp.active && s->line_len == 0 && is_resp_type(b)) {
+            if (s->bye)
+                violation(s, "a reply after +BYE");
+            s->resp.active = true;
+        }
+        if (s->resp.active) {
+            feed_resp(s, b);
+            continue;
+        }
         if (b == '\n') {
             check_reply_line(s);
             s->line_len = 0;

@@ -1,6 +1,7 @@
 # tests/tui/lib.sh - shared by the couponctl tests (sourced): a real coupond on a free port with
 # a temporary data dir, a private tmux server for the dashboard, polling with bounded timeouts,
-# and cleanup of both on exit. Needs COUPOND_BIN and COUPONCTL_BIN (CTest sets them).
+# and cleanup of everything a test started, on exit and, by a watchdog, when the test is killed
+# (CTest's timeout). Needs COUPOND_BIN and COUPONCTL_BIN (CTest sets them).
 # No pipefail: the tests pipe output into grep -q, which may exit before the writer is done;
 # the writer's SIGPIPE must not count as a failure. A pipeline's status is its last command's.
 set -eu
@@ -22,7 +23,46 @@ PORT=""
 TMUX_SOCKET="$TMP/tmux.sock" # in TMP, so that nothing of the test outlives it
 SESSION="dash"
 TESTS_RUN=0
-BG_PIDS="" # processes a test started in the background, ended by cleanup
+BG_PIDS="" # processes a test started in the background, ended by cleanup (see track)
+PIDS_FILE="$TMP/pids" # the same, for the watchdog
+
+# Ending processes, always by process id. kill_tree PID: SIGKILL to PID and everything below
+# it; each is stopped first, so that it starts nothing new (a pane's shell would go on to its
+# next command) while its children are found. kill_panes SOCKET [SESSION]: the same for what
+# runs in the panes of the tmux server at SOCKET (of SESSION only, when given), before tmux
+# ends them with SIGHUP: a sanitizer build of couponctl that gets SIGHUP once its terminal is
+# gone can hang in its leak check at exit, spinning, for good. kill_tracked FILE DIR: the pids
+# listed in FILE whose command line still names DIR (so never a process that reused the id).
+KILL_FNS='
+kill_tree() {
+    local child
+    kill -STOP "$1" 2>/dev/null || return 0
+    for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+    kill -KILL "$1" 2>/dev/null || true
+}
+kill_panes() {
+    local pid scope="-a"
+    [ -z "${2:-}" ] || scope="-s -t =$2:"
+    for pid in $(tmux -S "$1" list-panes $scope -F "#{pane_pid}" 2>/dev/null); do
+        kill_tree "$pid"
+    done
+}
+kill_tracked() {
+    local pid
+    [ -f "$1" ] || return 0
+    for pid in $(cat "$1"); do
+        if tr "\0" " " <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$2"; then
+            kill_tree "$pid"
+        fi
+    done
+}'
+eval "$KILL_FNS"
+
+# track PID: a process the test started in the background, to be ended with the test.
+track() {
+    BG_PIDS="$BG_PIDS $1"
+    echo "$1" >>"$PIDS_FILE"
+}
 
 cleanup() {
     if [ -n "$SERVER_PID" ]; then
@@ -30,8 +70,9 @@ cleanup() {
         wait "$SERVER_PID" 2>/dev/null || true
     fi
     for pid in $BG_PIDS; do
-        kill -KILL "$pid" 2>/dev/null || true
+        kill_tree "$pid"
     done
+    kill_panes "$TMUX_SOCKET"
     tmux -S "$TMUX_SOCKET" kill-server 2>/dev/null || true
     rm -rf "$TMP"
 }
@@ -40,6 +81,18 @@ trap cleanup EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# The watchdog. CTest ends a test that runs past its timeout with SIGKILL to its process tree,
+# and then no EXIT trap runs. Servers and couponctl started with & are in that tree; the tmux
+# server is not (it runs detached, and so does what its panes run). So a process outside the
+# tree (double fork, new session) waits for this shell to end, then ends the panes, the tmux
+# server and the tracked processes, and removes TMP. After a normal exit it finds nothing left.
+(setsid bash -c "$KILL_FNS"'
+    while kill -0 "$1" 2>/dev/null; do sleep 1; done
+    kill_panes "$2"
+    tmux -S "$2" kill-server 2>/dev/null
+    kill_tracked "$3/pids" "$3"
+    rm -rf "$3"' watchdog "$$" "$TMUX_SOCKET" "$TMP" </dev/null >/dev/null 2>&1 &)
 
 fail() {
     echo "FAIL: $*" >&2
@@ -84,8 +137,24 @@ start_server() {
     [ -f "$SERVER_LOG" ] && before=$(grep -c 'op=LISTEN' "$SERVER_LOG" || true)
     "$COUPOND_BIN" -p "$port" -d "$DATA" "$@" 2>>"$SERVER_LOG" &
     SERVER_PID=$!
+    echo "$SERVER_PID" >>"$PIDS_FILE"
     wait_for "coupond to listen" server_listening "$before"
     PORT=$(grep 'op=LISTEN' "$SERVER_LOG" | tail -n 1 | sed 's/.* port=\([0-9]*\).*/\1/')
+}
+
+# start_other_server DIR: a second coupond on a free port with the data dir DIR (its key is
+# DIR/admin.key, its log DIR.log); sets OTHER_PID and OTHER_PORT. cleanup ends it.
+start_other_server() {
+    local log="$1.log"
+    "$COUPOND_BIN" -p 0 -d "$1" 2>>"$log" &
+    OTHER_PID=$!
+    track "$OTHER_PID"
+    wait_for "the second coupond to listen" other_listening "$1"
+    OTHER_PORT=$(grep 'op=LISTEN' "$log" | tail -n 1 | sed 's/.* port=\([0-9]*\).*/\1/')
+}
+
+other_listening() {
+    [ -s "$1/admin.key" ] && grep -q 'op=LISTEN' "$1.log" 2>/dev/null
 }
 
 # kill_server: ends coupond the hard way, as a crash would.
@@ -138,8 +207,14 @@ log_has_more() {
 
 # raw LINES...: sends protocol lines straight to coupond and prints its replies.
 raw() {
-    local fd
-    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+    raw_to "$PORT" "$@"
+}
+
+# raw_to PORT LINES...: the same to the coupond on PORT.
+raw_to() {
+    local fd port=$1
+    shift
+    exec {fd}<>"/dev/tcp/127.0.0.1/$port"
     printf '%s\n' "$@" QUIT >&"$fd"
     cat <&"$fd"
     exec {fd}>&-
@@ -168,13 +243,15 @@ dash_start_args() {
 }
 
 # new_session COLS ROWS COMMAND: the new session replaces the old one, which is killed only
-# after, so that the tmux server never exits in between.
+# after, so that the tmux server never exits in between; what ran in it is ended first (see
+# kill_panes).
 SESSIONS=0
 new_session() {
     local old=$SESSION
     SESSIONS=$((SESSIONS + 1))
     SESSION="dash$SESSIONS"
     tmux_ new-session -d -s "$SESSION" -x "$1" -y "$2" "$3"
+    kill_panes "$TMUX_SOCKET" "$old"
     tmux_ kill-session -t "=$old" 2>/dev/null || true
 }
 

@@ -12,7 +12,7 @@ awk 'BEGIN { for (i = 1; i <= 50000; i++) printf "ONE-%05d,FREE,1,FLAT,2031-01-0
 dash_start_args 80 24 "LANG=C LC_ALL=C NO_COLOR=1 TERM=tmux-256color" \
     -p "$PORT" -k "$KEY" -b 1 -i 200
 wait_screen "127\\.0\\.0\\.1:$PORT  connected"
-wait_screen '^  FREE +0 +0 +0 +0 +0$'
+wait_screen '^  FREE +0 +0 +0 +0 +0 +0 +0$'
 LC_ALL=C grep -q $'[\x80-\xff]' <(capture) && fail "non-ASCII bytes on screen in the C locale"
 capture | grep -q '^  \.\.\.\.\.\.\.\.\.\.' || fail "no ASCII chart baseline"
 capture_escapes | grep -Eq $'\e\\[([0-9;]*;)?(3[0-7]|4[0-7]|38;|48;)' &&

@@ -37,9 +37,28 @@ ok "a missing or wrong key exits 4 and names the file"
 ctl --stats >"$TMP/stats.out"
 grep -qx 'STAT created.FREE 0' "$TMP/stats.out" || fail "--stats lacks created.FREE: $(cat "$TMP/stats.out")"
 grep -qx 'STAT megadeal.timed_out 0' "$TMP/stats.out" || fail "--stats lacks megadeal.timed_out"
-grep -qv '^STAT [a-z_.A-Z]* [0-9]*$' "$TMP/stats.out" && fail "--stats printed a line that is not a STAT line"
+grep -qx 'STAT store lmdb' "$TMP/stats.out" || fail "--stats lacks the store's kind (STAT store lmdb)"
+grep -q '^STAT node [!-~]*$' "$TMP/stats.out" || fail "--stats lacks the node's name (STAT node NAME)"
+# Every line is a STAT line: a number, or one word for the text stats (node, store).
+grep -v '^STAT [a-z_.A-Z]* [0-9]*$' "$TMP/stats.out" | grep -qvE '^STAT (node|store) [!-~]+$' &&
+    fail "--stats printed a line that is not a STAT line"
 [ "$(wc -l <"$TMP/stats.out")" -ge 32 ] || fail "--stats printed fewer than the 32 documented counters"
 ok "--stats prints the STAT lines"
+
+ctl --stats --json >"$TMP/stats.json"
+python3 - "$TMP/stats.json" <<'PY' || fail "--stats --json: $(cat "$TMP/stats.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["created"]["FREE"] == 0 and set(d["created"]) == {"NONE", "FREE", "STANDARD", "MEGADEAL"}
+assert d["store"] == "lmdb" and isinstance(d["node"], str)
+assert d["megadeal.timed_out"] == 0
+PY
+set +e
+out=$(ctl --purge --json 2>&1); rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "--purge --json exits $rc, not 2"
+echo "$out" | grep -q -- "--json goes with --stats" || fail "the usage error does not say why: $out"
+ok "--stats --json prints one JSON object; --json without --stats is a usage error"
 
 # ---- --upload of a messy CSV: BOM, CRLF, quotes, a header in another order, blank lines ----
 
@@ -55,7 +74,7 @@ ok "--stats prints the STAT lines"
     printf '5,"messy-4",-,"100",percent,2030-01-01'
 } >"$TMP/messy.csv"
 out=$(ctl --upload "$TMP/messy.csv")
-[ "$out" != "${out#uploaded 4 records in 1 batch }" ] || fail "messy upload: $out"
+[ "$out" != "${out#uploaded 4 records in 1 batch: 1 uploaded, 0 replayed }" ] || fail "messy upload: $out"
 [ "$(stat_of created.STANDARD)" = 1 ] || fail "created.STANDARD is not 1"
 [ "$(stat_of created.FREE)" = 1 ] || fail "created.FREE is not 1"
 [ "$(stat_of created.NONE)" = 2 ] || fail "created.NONE is not 2"
@@ -107,7 +126,7 @@ log_sync
 uploads=$(grep -c 'op=UPLOAD result=OK' "$SERVER_LOG" || true)
 out=$(ctl --upload "$TMP/bulk.csv" 2>"$TMP/bulk.err")
 log_sync
-[ "$out" != "${out#uploaded 120000 records in 3 batches }" ] || fail "120000 records: $out"
+[ "$out" != "${out#uploaded 120000 records in 3 batches: 3 uploaded, 0 replayed }" ] || fail "120000 records: $out"
 [ "$(grep -c 'op=UPLOAD result=OK' "$SERVER_LOG")" = $((uploads + 3)) ] ||
     fail "the server did not store exactly 3 more batches"
 grep -c 'stored=50000' "$SERVER_LOG" | grep -qx 2 || fail "the first two batches were not 50000 each"

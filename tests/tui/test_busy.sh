@@ -44,7 +44,7 @@ ok "the dashboard shows RECONNECTING with the server busy, and tries again"
 exec {hold}>&-
 wait_screen "127\\.0\\.0\\.1:$PORT  connected"
 wait_screen_gone 'RECONNECTING'
-wait_screen '^  FREE +0 +0 +0 +0 +0$'
+wait_screen '^  FREE +0 +0 +0 +0 +0 +0 +0$'
 ok "a slot freed: the dashboard connects"
 
 keys q

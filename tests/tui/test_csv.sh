@@ -41,7 +41,7 @@ commas=$(printf '%*s' 40 '' | tr ' ' ,)
     printf 'TRAIL-2,FREE,1,FLAT,2031-01-01,1,,\n'
 } >"$TMP/trailing.csv"
 out=$(ctl --upload "$TMP/trailing.csv") || fail "40 trailing commas make a row bad: $out"
-[ "$out" != "${out#uploaded 2 records in 1 batch }" ] || fail "trailing commas: $out"
+[ "$out" != "${out#uploaded 2 records in 1 batch: 1 uploaded, 0 replayed }" ] || fail "trailing commas: $out"
 ok "40 empty fields after the last column are ignored"
 
 # Something past field 32 is still too much, also when all else in the row is empty.
@@ -62,7 +62,7 @@ ok "a value in field 47 is still more than 32 fields"
     printf 'HEAD-2,FREE,1,FLAT,2031-01-01,1,,\n'
 } >"$TMP/header-commas.csv"
 out=$(ctl --upload "$TMP/header-commas.csv") || fail "a header with trailing commas: $out"
-[ "$out" != "${out#uploaded 2 records in 1 batch }" ] || fail "a header with trailing commas: $out"
+[ "$out" != "${out#uploaded 2 records in 1 batch: 1 uploaded, 0 replayed }" ] || fail "a header with trailing commas: $out"
 ok "trailing commas in the header are no columns"
 
 # ---- an ignored column longer than the row limit ----
@@ -74,7 +74,7 @@ note=$(head -c 10000 /dev/zero | tr '\0' n)
     printf 'NOTE-2,"%s",FREE,1,FLAT,2031-01-01,1\n' "$note"
 } >"$TMP/long-note.csv"
 out=$(ctl --upload "$TMP/long-note.csv") || fail "a 10000-byte ignored column: $out"
-[ "$out" != "${out#uploaded 2 records in 1 batch }" ] || fail "a 10000-byte ignored column: $out"
+[ "$out" != "${out#uploaded 2 records in 1 batch: 1 uploaded, 0 replayed }" ] || fail "a 10000-byte ignored column: $out"
 ok "an ignored column may be longer than 8192 bytes"
 
 # The values of the six columns together are still bounded.
@@ -93,7 +93,7 @@ printf 'SLOW-1,FREE,1,FLAT,2031-01-01,1\n' >&"$writer"
 # Not through ctl: $! must be couponctl itself, not a subshell running the function.
 "$COUPONCTL_BIN" -p "$PORT" -k "$KEY" --upload "$TMP/slow.csv" >"$TMP/int.out" 2>"$TMP/int.err" {writer}>&- &
 pid=$!
-BG_PIDS="$BG_PIDS $pid"
+track "$pid"
 # couponctl opens the file after it installs its signal handlers.
 has_open() { ls -l "/proc/$1/fd" 2>/dev/null | grep -q slow.csv; }
 wait_for "couponctl to open the FIFO" has_open "$pid"

@@ -10,9 +10,9 @@ awk 'BEGIN { for (i = 1; i <= 7; i++) printf "SEED-%d,FREE,10,PERCENT,2031-01-01
 
 dash_start 80 24 -u NO_COLOR LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=tmux-256color
 wait_screen "127\\.0\\.0\\.1:$PORT  connected"
-wait_screen '^  FREE +7 +0 +0 +7 +0$'
-wait_screen '^  TOTAL +7 +0 +0 +7 +0$'
-capture | grep -Eq '^  TYPE +created +assigned +redeemed +available +purged$' || fail "no table header"
+wait_screen '^  FREE +7 +0 +0 +7 +0 +0 +0$'
+wait_screen '^  TOTAL +7 +0 +0 +7 +0 +0 +0$'
+capture | grep -Eq '^  TYPE +created +assigned +redeemed +available +purged +held +unredeemed$' || fail "no table header"
 capture | grep -Eq 'MEGADEAL  queued 0  in flight 0  granted 0  rejected 0  timed out 0' ||
     fail "no MEGADEAL panel"
 capture | tail -n 1 | grep -Eq 'u +Upload +p +Purge +r +Refresh +\? +Help +q +Quit' ||
@@ -37,7 +37,7 @@ keys Tab
 wait_screen "File to upload: $TMP/three\\.csv"
 keys Enter
 wait_screen 'uploaded 3 records in 1 batch'
-wait_screen '^  STANDARD +3 +0 +0 +3 +0$'
+wait_screen '^  STANDARD +3 +0 +0 +3 +0 +0 +0$'
 capture | grep -q 'batch 1 of 1, records 1-3, lines 2-4: stored' || fail "no batch line in the result"
 keys Escape
 wait_screen_gone 'uploaded 3 records'
@@ -60,7 +60,7 @@ ok "a bad file through u lists the bad lines and sends nothing"
 # ---- purge with confirmation ----
 
 printf 'GONE-1,FREE,1,FLAT,2020-01-01,1\nGONE-2,,1,FLAT,2020-01-01,1\n' | ctl --upload - >/dev/null
-wait_screen '^  TOTAL +12 +0 +0 +10 +0$'
+wait_screen '^  TOTAL +12 +0 +0 +10 +0 +0 +0$'
 keys p
 wait_screen 'Delete every expired coupon that was never redeemed\? \[y/N\]'
 keys n
@@ -70,7 +70,7 @@ keys p
 wait_screen '\[y/N\]'
 keys y
 wait_screen 'Purged 2 coupons'
-wait_screen '^  TOTAL +12 +0 +0 +10 +2$'
+wait_screen '^  TOTAL +12 +0 +0 +10 +2 +0 +0$'
 keys Escape
 wait_screen_gone 'Purged 2'
 ok "purge asks first, then purges and shows the count"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The dashboard between 40 and 79 columns: the table gives up whole columns (purged first)
-# and narrows them, a number is shown whole or not at all, and the lines of items (header,
+# and shortens labels, a number is shown whole or not at all, and the lines of items (header,
 # MEGADEAL, chart labels) end with a whole item. 123456 coupons make numbers that a cut would
 # turn into other numbers (1, 12, 123...).
 . "$(dirname "$0")/lib.sh"
@@ -22,7 +22,7 @@ row_whole() {
 
 lines_whole() {
     row_whole FREE && row_whole TOTAL || return 1
-    capture | grep -Eq "^ couponctl  127\\.0\\.0\\.1:$PORT  connected(  up [0-9]{2}:[0-9]{2}:[0-9]{2}(  conns [0-9]+(  cmd/s ([0-9]+\\.[0-9]|-))?)?)? *\$" ||
+    capture | grep -Eq "^ couponctl  127\\.0\\.0\\.1:$PORT  connected(  up [0-9]{2}:[0-9]{2}:[0-9]{2}(  conns [0-9]+(  cmd/s ([0-9]+\\.[0-9]|-)(  node [^ ]+( \\([a-z]+\\))?)?)?)?)? *\$" ||
         return 1
     capture | grep -Eq '^  MEGADEAL(  [a-z ]+ [0-9]+)*$' || return 1
     capture | grep -Eq '^  grants/s(  now ([0-9]+\.[0-9]|-)(  peak [0-9]+\.[0-9](  \(last [0-9:]+ min\))?)?)?$' ||
@@ -37,11 +37,21 @@ for cols in 40 43 47 52 55 58 62 66 71 75 79; do
 done
 ok "from 40 to 79 columns every number on screen is whole"
 
-# 55 columns, the width of the report: created, assigned, redeemed and available, not purged.
+# 55 columns, the width of the report: created, assigned, redeemed, available (short) and
+# held; not unredeemed and purged.
 dash_start 55 24 LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=tmux-256color
-wait_screen '^  FREE +123456 +0 +0 +123456$'
-screen_has '^  TYPE +created +assigned +redeemed +available$' || fail "55 columns: not the four columns"
-ok "at 55 columns the table drops the purged column and shows available whole"
+wait_screen '^  FREE +123456 +0 +0 +123456 +0$'
+screen_has '^  TYPE +created +assigned +redeemed +avail +held$' || fail "55 columns: not the five columns"
+ok "at 55 columns the table drops purged and unredeemed, and shows available whole as avail"
+
+# 80 columns: all seven, with their full labels, whole.
+dash_start 80 24 LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=tmux-256color
+wait_screen '^  FREE +123456 +0 +0 +123456 +0 +0 +0$'
+screen_has '^  TYPE +created +assigned +redeemed +available +purged +held +unredeemed$' ||
+    fail "80 columns: not the seven columns"
+[ "$(capture | LC_ALL=C.UTF-8 wc -L)" -le 80 ] || fail "a line is wider than 80 columns"
+
+ok "at 80 columns all seven columns fit with their full labels"
 
 keys q
 wait_screen '^EXITED=0$'

@@ -16,7 +16,7 @@ wait_screen 'cmd/s [0-9]+\.[0-9]'
 reqs=()
 for i in $(seq 1 55); do reqs+=("REQUEST u$i MEGADEAL"); done
 raw "${reqs[@]}" >"$TMP/requests.out" &
-BG_PIDS="$BG_PIDS $!"
+track "$!"
 
 # check_screen: fails the test on a "now" above its peak; true once the drain is over.
 seen=""

@@ -10,7 +10,7 @@ awk 'BEGIN { for (i = 1; i <= 5; i++) printf "KEEP-%d,STANDARD,10,PERCENT,2031-0
 
 dash_start 80 24 LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=tmux-256color
 wait_screen "127\\.0\\.0\\.1:$PORT  connected"
-wait_screen '^  STANDARD +5 +0 +0 +5 +0$'
+wait_screen '^  STANDARD +5 +0 +0 +5 +0 +0 +0$'
 ok "the dashboard is connected"
 
 kill_server
@@ -32,7 +32,7 @@ ok "reconnection is attempted again and again, and the dashboard answers keys me
 start_server "$PORT"
 wait_screen "127\\.0\\.0\\.1:$PORT  connected"
 wait_screen_gone 'RECONNECTING'
-wait_screen '^  STANDARD +5 +0 +0 +5 +0$'
+wait_screen '^  STANDARD +5 +0 +0 +5 +0 +0 +0$'
 wait_screen 'up 00:00:0[0-9]'
 ok "the server restarted on the same port and data dir: the dashboard reconnected"
 
@@ -44,10 +44,10 @@ wait_screen '^EXITED=0$'
 stop_server
 dash_start 80 24 LANG=C.UTF-8 LC_ALL=C.UTF-8
 wait_screen 'RECONNECTING'
-capture | grep -Eq '^  FREE +- +- +- +- +-$' || fail "numbers shown before any answer"
+capture | grep -Eq '^  FREE +- +- +- +- +- +- +-$' || fail "numbers shown before any answer"
 start_server "$PORT"
 wait_screen "127\\.0\\.0\\.1:$PORT  connected"
-wait_screen '^  STANDARD +5 +0 +0 +5 +0$'
+wait_screen '^  STANDARD +5 +0 +0 +5 +0 +0 +0$'
 ok "a dashboard started before its server connects when the server comes"
 keys q
 wait_screen '^EXITED=0$'

@@ -240,9 +240,10 @@ test_stat_names(void **state)
 {
     enum proto_stat st;
     enum proto_type t;
-    struct proto_stats v = {{{0}}};
+    struct proto_stats v;
     (void)state;
 
+    memset(&v, 0, sizeof v);
     assert_true(proto_stat_lookup("assigned.FREE", 13, &st, &t));
     assert_int_equal(st, PROTO_STAT_ASSIGNED);
     assert_int_equal(t, PROTO_TYPE_FREE);
@@ -250,13 +251,27 @@ test_stat_names(void **state)
     assert_int_equal(st, PROTO_STAT_COMMANDS);
     assert_true(proto_stat_lookup("megadeal.in_flight", 18, &st, &t));
     assert_int_equal(st, PROTO_STAT_MEGA_IN_FLIGHT);
-    assert_false(proto_stat_lookup("assigned", 8, &st, &t));      /* per type: needs .T */
+    assert_false(proto_stat_lookup("assigned", 8, &st, &t));       /* per type: needs .T */
     assert_false(proto_stat_lookup("commands.FREE", 13, &st, &t)); /* not per type */
     assert_false(proto_stat_lookup("assigned.CHEAP", 14, &st, &t));
     assert_false(proto_stat_lookup("future_stat", 11, &st, &t));
     assert_true(proto_stat_parse_line("STAT available.MEGADEAL 42", 26, &v));
     assert_int_equal(v.v[PROTO_STAT_AVAILABLE][PROTO_TYPE_MEGADEAL], 42);
     assert_false(proto_stat_parse_line("STAT whatever 1", 15, &v));
+    /* Text stats: a word, kept; a number where a word belongs is a word too; no room lost. */
+    assert_true(proto_stat_parse_line("STAT node db-1.example", 22, &v));
+    assert_string_equal(proto_stats_text(&v, PROTO_STAT_NODE), "db-1.example");
+    assert_true(proto_stat_parse_line("STAT store postgresql\r", 22, &v));
+    assert_string_equal(proto_stats_text(&v, PROTO_STAT_STORE), "postgresql");
+    assert_false(proto_stat_parse_line("STAT store two words", 20, &v));
+    assert_false(proto_stat_parse_line("STAT commands lmdb", 18, &v)); /* a number's */
+    assert_null(proto_stats_text(&v, PROTO_STAT_COMMANDS));
+    assert_false(proto_stats_set_text(&v, PROTO_STAT_COMMANDS, "x"));
+    assert_true(proto_stats_set_text(&v, PROTO_STAT_NODE, "has space"));
+    assert_string_equal(proto_stats_text(&v, PROTO_STAT_NODE), "-");
+    /* The text stats are the table's last, as struct proto_stats keeps them. */
+    for (int i = 0; i < PROTO_NSTATS; i++)
+        assert_int_equal(proto_stat_defs[i].kind == PROTO_STAT_TEXT, i >= PROTO_STAT_FIRST_TEXT);
     /* Every name is unique and documented. */
     for (int i = 0; i < PROTO_NSTATS; i++) {
         assert_non_null(proto_stat_defs[i].name);

@@ -284,6 +284,31 @@ test_opts_usage_errors(void **state)
     assert_int_equal(o.mode, OPTS_MODE_CHECK);
 }
 
+static void
+test_opts_keys_and_require_auth(void **state)
+{
+    (void)state;
+    struct opts o;
+    char err[256];
+    assert_int_equal(parse(&o, err, sizeof err, NULL), OPTS_RUN);
+    assert_int_equal(o.require_auth, OPTS_REQUIRE_AUTH_AUTO);
+    assert_int_equal(parse(&o, err, sizeof err, "--require-auth", NULL), OPTS_RUN);
+    assert_int_equal(o.require_auth, OPTS_REQUIRE_AUTH_ON);
+    assert_int_equal(parse(&o, err, sizeof err, "--no-require-auth", NULL), OPTS_RUN);
+    assert_int_equal(o.require_auth, OPTS_REQUIRE_AUTH_OFF);
+    assert_int_equal(parse(&o, err, sizeof err, "-d", "/k", "key", "add", "shop", "service", NULL),
+                     OPTS_RUN);
+    assert_int_equal(o.mode, OPTS_MODE_KEY);
+    assert_string_equal(o.data_dir, "/k");
+    assert_int_equal(o.key_argc, 3);
+    assert_string_equal(o.key_argv[0], "add");
+    assert_string_equal(o.key_argv[2], "service");
+    assert_int_equal(parse(&o, err, sizeof err, "key", "list", "-d", "/k", NULL), OPTS_RUN);
+    assert_int_equal(o.mode, OPTS_MODE_KEY);
+    assert_string_equal(o.data_dir, "/k");
+    assert_int_equal(parse(&o, err, sizeof err, "--check", "key", "list", NULL), OPTS_USAGE);
+}
+
 int
 main(void)
 {
@@ -304,6 +329,7 @@ main(void)
         cmocka_unit_test(test_opts_all_flags),
         cmocka_unit_test(test_opts_bad_values),
         cmocka_unit_test(test_opts_usage_errors),
+        cmocka_unit_test(test_opts_keys_and_require_auth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

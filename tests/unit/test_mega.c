@@ -654,6 +654,29 @@ test_grant_finds_no_coupon(void **state)
     mega_free(m);
 }
 
+/* The limits shared with other nodes were taken (mega_grant_requeue): the task goes back to the
+ * head and, unlike a failed commit, uses up no place in this node's window. */
+static void
+test_requeue_uses_no_window(void **state)
+{
+    (void)state;
+    struct mega_config cfg = default_cfg;
+    cfg.rate = 1;
+    struct mega *m = mega_new(&cfg);
+    assert_non_null(m);
+    struct mega_task *a = enqueue_new(m, "a", 0, 1);
+    enqueue_new(m, "b", 0, 2);
+    mega_grant_started(m, mega_next_grant(m, 0));
+    assert_true(mega_grant_requeue(m, a, 0.1));
+    assert_int_equal(a->state, MEGA_QUEUED);
+    assert_int_equal(mega_position(m, a), 1);
+    assert_ptr_equal(mega_next_grant(m, 0.1), a); /* at once: the window is still empty */
+    mega_grant_started(m, a);
+    assert_false(mega_grant_requeue(m, a, WAIT)); /* past the deadline: it times out */
+    assert_int_equal(a->fail, MEGA_FAIL_TIMEOUT);
+    mega_free(m);
+}
+
 static void
 test_retry_goes_back_to_head(void **state)
 {
@@ -790,6 +813,7 @@ main(void)
         cmocka_unit_test(test_no_coupons_admission),
         cmocka_unit_test(test_grant_finds_no_coupon),
         cmocka_unit_test(test_retry_goes_back_to_head),
+        cmocka_unit_test(test_requeue_uses_no_window),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_lookup_after_many_reaps),
         cmocka_unit_test(test_config_ranges),

@@ -239,7 +239,7 @@ test_verb_table_args_and_admin(void **state)
         bool admin;
     } want[] = {
         {PROTO_CMD_PING, "PING", 0, 0, false},         {PROTO_CMD_HELP, "HELP", 0, 0, false},
-        {PROTO_CMD_AUTH, "AUTH", 1, 1, false},         {PROTO_CMD_REQUEST, "REQUEST", 1, 2, false},
+        {PROTO_CMD_AUTH, "AUTH", 1, 2, false},         {PROTO_CMD_REQUEST, "REQUEST", 1, 2, false},
         {PROTO_CMD_STATUS, "STATUS", 1, 1, false},     {PROTO_CMD_WAIT, "WAIT", 1, 1, false},
         {PROTO_CMD_VALIDATE, "VALIDATE", 2, 2, false}, {PROTO_CMD_REDEEM, "REDEEM", 2, 2, false},
         {PROTO_CMD_QUIT, "QUIT", 0, 0, false},         {PROTO_CMD_UPLOAD, "UPLOAD", 1, 1, true},
@@ -289,6 +289,11 @@ check_all_verbs(int mode)
         [PROTO_CMD_COUPON] = " C1",
         [PROTO_CMD_GENERATE] = " 1 - 1 FLAT 2030-01-01 1",
         [PROTO_CMD_EXPORT] = " HISTORY",
+        [PROTO_CMD_CLIENT] = " ID",
+        [PROTO_CMD_CONFIG] = " GET save",
+        [PROTO_CMD_SELECT] = " 0",
+        [PROTO_CMD_ECHO] = " hi",
+        [PROTO_CMD_BACKUP] = " /var/backups/coupond",
     };
     for (int c = 0; c < PROTO_NCMDS; c++) {
         char line[64];

@@ -109,7 +109,7 @@ test_new_verbs_in_table(void **state)
         {PROTO_CMD_HOLD, "HOLD", 2, 3, false},         {PROTO_CMD_RELEASE, "RELEASE", 1, 1, false},
         {PROTO_CMD_UNREDEEM, "UNREDEEM", 2, 2, false}, {PROTO_CMD_COUPONS, "COUPONS", 1, 1, false},
         {PROTO_CMD_COUPON, "COUPON", 1, 1, true},      {PROTO_CMD_GENERATE, "GENERATE", 6, 6, true},
-        {PROTO_CMD_EXPORT, "EXPORT", 1, 2, true},
+        {PROTO_CMD_EXPORT, "EXPORT", 1, 2, true},      {PROTO_CMD_AUDIT, "AUDIT", 0, 0, true},
     };
     (void)state;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -541,6 +541,13 @@ test_export_forms(void **state)
     assert_int_equal(r.seq, 0);
     expect_ok("EXPORT HISTORY after=18446744073709551615", PROTO_CMD_EXPORT, &r);
     assert_int_equal(r.seq, UINT64_MAX);
+    expect_ok("export audit", PROTO_CMD_EXPORT, &r);
+    assert_int_equal(r.export_what, PROTO_EXPORT_AUDIT);
+    assert_int_equal(r.seq, 0);
+    expect_ok("EXPORT AUDIT after=7", PROTO_CMD_EXPORT, &r);
+    assert_int_equal(r.export_what, PROTO_EXPORT_AUDIT);
+    assert_int_equal(r.seq, 7);
+    expect_ok("audit", PROTO_CMD_AUDIT, &r);
 }
 
 static void
@@ -548,7 +555,11 @@ test_export_errors(void **state)
 {
     (void)state;
     expect_fail("EXPORT", PROTO_ERR_BAD_REQUEST, "usage: EXPORT");
-    expect_fail("EXPORT AUDIT", PROTO_ERR_BAD_REQUEST, "EXPORT takes COUPONS or HISTORY");
+    expect_fail("EXPORT LEDGER", PROTO_ERR_BAD_REQUEST, "EXPORT takes COUPONS, HISTORY or AUDIT");
+    expect_fail("EXPORT AUDIT FREE", PROTO_ERR_BAD_REQUEST, "usage: EXPORT");
+    expect_fail("EXPORT AUDIT after=x", PROTO_ERR_BAD_REQUEST, "bad after");
+    expect_fail("EXPORT AUDIT after=1 id=x", PROTO_ERR_BAD_REQUEST, "usage: EXPORT");
+    expect_fail("AUDIT now", PROTO_ERR_BAD_REQUEST, "usage: AUDIT");
     expect_fail("EXPORT COUPONS GOLD", PROTO_ERR_BAD_REQUEST, "bad type");
     expect_fail("EXPORT COUPONS FREE x", PROTO_ERR_BAD_REQUEST, "usage: EXPORT");
     expect_fail("EXPORT COUPONS after=3", PROTO_ERR_BAD_REQUEST, "usage: EXPORT");
@@ -586,6 +597,8 @@ test_canonical_lines(void **state)
     expect_canonical("EXPORT coupons", "EXPORT COUPONS", "EXPORT COUPONS");
     expect_canonical("EXPORT coupons -", "EXPORT COUPONS NONE", "EXPORT COUPONS NONE");
     expect_canonical("EXPORT history", "EXPORT HISTORY after=0", "EXPORT HISTORY after=0");
+    expect_canonical("export Audit after=03", "EXPORT AUDIT after=3", "EXPORT AUDIT after=3");
+    expect_canonical("audit", "AUDIT", "AUDIT");
     expect_canonical("PING", "PING", "PING");
 }
 

@@ -604,6 +604,98 @@ expect_same_request(const char *line)
         assert_memory_equal(lr.key, rr.key, lr.key_len);
 }
 
+/* The commands of Redis clients: the same request from a line and from RESP, and what each
+ * keeps; CLIENT's and ECHO's arguments may hold any bytes in RESP. */
+static void
+test_request_redis_clients(void **state)
+{
+    static const char *const lines[] = {
+        "HELLO",
+        "HELLO 3",
+        "HELLO 2 AUTH default k1 SETNAME app",
+        "HELLO 3 SETNAME app AUTH admin k",
+        "HELLO 4",
+        "HELLO x",
+        "HELLO 3 AUTH default",
+        "HELLO 3 SETNAME a SETNAME b",
+        "HELLO 3 FOO",
+        "INFO",
+        "INFO server",
+        "INFO a b",
+        "CLIENT SETINFO lib-name x",
+        "CLIENT",
+        "client id",
+        "CLIENT SETINFO a b c",
+        "COMMAND",
+        "COMMAND DOCS",
+        "COMMAND INFO request frob",
+        "CONFIG GET save",
+        "CONFIG GET",
+        "CONFIG get a b c d e f",
+        "SELECT 0",
+        "SELECT",
+        "ECHO hi",
+        "ECHO",
+        "AUTH admin 3f9c",
+
+    };
+    struct proto_request r;
+    struct proto_error e;
+    char canon[PROTO_REQUEST_BUF];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        expect_same_request(lines[i]);
+
+    const char *hello = "HELLO 3 SETNAME app AUTH default k1";
+    assert_true(proto_parse_request(hello, strlen(hello), &r, &e));
+    assert_int_equal(r.cmd, PROTO_CMD_HELLO);
+    assert_int_equal(r.protover, 3);
+    assert_string_equal(r.name, "default");
+    assert_int_equal(r.key_len, 2);
+    assert_true(r.setname);
+    assert_int_equal(r.nwords, 1);
+    assert_memory_equal(r.words[0].p, "app", 3);
+    proto_fmt_request(canon, &r, false);
+    assert_string_equal(canon, "HELLO 3 AUTH default k1 SETNAME app");
+    assert_false(proto_parse_request("HELLO 4", 7, &r, &e));
+    assert_int_equal(e.code, PROTO_ERR_BAD_REQUEST);
+    assert_non_null(strstr(e.msg, "NOPROTO"));
+    assert_true(proto_parse_request("AUTH admin k2", 13, &r, &e));
+    assert_string_equal(r.name, "admin");
+    assert_memory_equal(r.key, "k2", 2);
+    assert_true(proto_parse_request("client setinfo LIB-VER 7", 24, &r, &e));
+    assert_string_equal(r.sub, "SETINFO");
+    assert_int_equal(r.nwords, 2);
+
+    /* RESP: CLIENT's words and ECHO's message hold what a line cannot */
+    struct proto_arg a[4] = {{"CLIENT", 6, PROTO_ARG_STRING},
+                             {"SETINFO", 7, PROTO_ARG_STRING},
+                             {"lib-ver", 7, PROTO_ARG_STRING},
+                             {"1.0 beta\r\n", 10, PROTO_ARG_STRING}};
+    assert_true(proto_parse_args(a, 4, 4, &r, &e));
+    assert_int_equal(r.words[1].len, 10);
+    a[3] = (struct proto_arg){NULL, 0, PROTO_ARG_NULL};
+    assert_true(proto_parse_args(a, 4, 4, &r, &e));
+    assert_int_equal(r.words[1].len, 0);
+    a[3] = (struct proto_arg){NULL, 5000, PROTO_ARG_TOO_LONG};
+    assert_false(proto_parse_args(a, 4, 4, &r, &e));
+    assert_int_equal(e.code, PROTO_ERR_TOO_LONG);
+    a[1] = (struct proto_arg){"SET INFO", 8, PROTO_ARG_STRING};
+    assert_false(proto_parse_args(a, 2, 2, &r, &e));
+    assert_string_equal(e.msg, "blank in argument 1");
+    struct proto_arg echo[2] = {{"ECHO", 4, PROTO_ARG_STRING}, {"\0 x", 3, PROTO_ARG_STRING}};
+    assert_true(proto_parse_args(echo, 2, 2, &r, &e));
+    assert_int_equal(r.cmd, PROTO_CMD_ECHO);
+    assert_int_equal(r.words[0].len, 3);
+    struct proto_arg h[4] = {{"HELLO", 5, PROTO_ARG_STRING},
+                             {"3", 1, PROTO_ARG_STRING},
+                             {"SETNAME", 7, PROTO_ARG_STRING},
+                             {"a b", 3, PROTO_ARG_STRING}};
+    assert_false(proto_parse_args(h, 4, 4, &r, &e));
+    assert_string_equal(e.msg, "blank in argument 3");
+}
+
 static void
 test_request_same_as_line(void **state)
 {
@@ -1340,6 +1432,7 @@ main(void)
         cmocka_unit_test(test_frame_resp_busy),
         cmocka_unit_test(test_frame_resp_splits),
         cmocka_unit_test(test_request_same_as_line),
+        cmocka_unit_test(test_request_redis_clients),
         cmocka_unit_test(test_request_resp_only),
         cmocka_unit_test(test_request_resp_upload),
         cmocka_unit_test(test_request_from_frame),

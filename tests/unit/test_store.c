@@ -1,7 +1,13 @@
-/* test_store.c - unit tests of store/: the LMDB backend in a fresh temporary directory per test,
- * driven through store_sync (operations and batches, waited for on the event loop). Every
- * test's teardown runs a CHECK and asks store_sync whether the completion contract held, so
- * each scenario also proves the store consistent. */
+/* test_store.c - unit tests of store/, for every backend: `test_store` tests LMDB, in a fresh
+ * temporary directory per test; `test_store URI` tests the PostgreSQL store at URI (a throwaway
+ * cluster's database, from tests/pg/cluster.sh), wiped before each test. Both are driven
+ * through store_sync (operations and batches, waited for on the event loop). Every test's
+ * teardown runs a CHECK and asks store_sync whether the completion contract held, so each
+ * scenario also proves the store consistent.
+ *
+ * A few tests are LMDB's alone (marked LMDB_ONLY in main): they corrupt its files, fill its
+ * map, or read its snapshot while its writer thread commits. PostgreSQL's own behaviour
+ * (outages, two nodes on one database) is tested in test_store_pg_nodes.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pgtest.h"
 #include "store.h"
 #include "store_sync.h"
 
@@ -44,8 +51,14 @@
 #define PERF_SCALE 1
 #endif
 
+#define URI_MAX 512 /* bytes of a store's URI */
+
+/* The backend under test, set once by main: NULL for LMDB, else the PostgreSQL URI. */
+static const char *pg_uri;
+
 struct fx {
-    char dir[64];
+    char dir[64];      /* LMDB: the store's directory */
+    char uri[URI_MAX]; /* what store_open gets: dir, or the PostgreSQL URI */
     struct ss s;
     bool skip_check; /* the test corrupted the store on purpose */
 };
@@ -97,13 +110,27 @@ open_mode(struct ss *s, const char *dir, enum store_open_mode mode, uint64_t map
     if (e != STORE_OK)
         fail_msg("store_open %s: %s", dir, err);
     assert_non_null(s->st);
-    assert_string_equal(store_backend(s->st), "lmdb");
+    assert_string_equal(store_backend(s->st), pg_uri != NULL ? "postgresql" : "lmdb");
 }
 
 static void
 open_store(struct fx *fx, uint64_t map_size)
 {
-    open_mode(&fx->s, fx->dir, STORE_OPEN_CREATE, map_size);
+    open_mode(&fx->s, fx->uri, STORE_OPEN_CREATE, map_size);
+}
+
+/* An empty place for a store: a new directory, or the database wiped. */
+static void
+fresh_place(struct fx *fx)
+{
+    if (pg_uri != NULL) {
+        pgtest_wipe(pg_uri);
+        snprintf(fx->uri, sizeof fx->uri, "%s", pg_uri);
+        return;
+    }
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_store.XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->uri, sizeof fx->uri, "%s", fx->dir);
 }
 
 static int
@@ -112,8 +139,7 @@ setup(void **state)
     struct fx *fx = calloc(1, sizeof *fx);
 
     assert_non_null(fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_store.XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    fresh_place(fx);
     open_store(fx, STORE_MAP_SIZE_DEFAULT);
     *state = fx;
     return 0;
@@ -143,7 +169,8 @@ teardown(void **state)
     if (ss_violation(&fx->s) != NULL)
         snprintf(broken, sizeof broken, "%s", ss_violation(&fx->s));
     ss_close(&fx->s);
-    rm_dir(fx->dir);
+    if (pg_uri == NULL)
+        rm_dir(fx->dir);
     free(fx);
     if (e != STORE_OK)
         fail_msg("check after the test: %s (%s)", store_strerror(e), msg);
@@ -273,6 +300,23 @@ test_open_missing_dir(void **state)
     assert_non_null(store_strerror((enum store_err)1000));
 }
 
+/* PostgreSQL: STORE_OPEN_EXISTING on a database without the schema creates nothing. */
+static void
+open_existing_no_store_pg(void)
+{
+    char err[ERRBUF] = "", tables[32] = "";
+    struct ss s;
+
+    pgtest_wipe(pg_uri);
+    assert_int_equal(ss_open(&s, pg_uri, STORE_OPEN_EXISTING, 0, err, sizeof err), STORE_NO_STORE);
+    assert_null(s.st);
+    assert_non_null(strstr(err, "no store in"));
+    assert_non_null(strstr(err, "postgresql"));
+    assert_true(pgtest_value(pg_uri, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+                             tables, sizeof tables));
+    assert_string_equal(tables, "0");
+}
+
 /* STORE_OPEN_EXISTING creates nothing: not the directory, not a file in it. */
 static void
 test_open_existing_no_store(void **state)
@@ -282,6 +326,10 @@ test_open_existing_no_store(void **state)
     struct ss s;
 
     (void)state;
+    if (pg_uri != NULL) {
+        open_existing_no_store_pg();
+        return;
+    }
     assert_non_null(mkdtemp(dir));
     snprintf(missing, sizeof missing, "%s/missing", dir);
     assert_int_equal(ss_open(&s, missing, STORE_OPEN_EXISTING, 0, err, sizeof err), STORE_NO_STORE);
@@ -316,7 +364,7 @@ test_open_existing_readonly(void **state)
     assign_expect(&fx->s, STORE_TYPE_FREE, "alice", T0, "RO");
     ss_close(&fx->s);
 
-    open_mode(&ro, fx->dir, STORE_OPEN_EXISTING, 0);
+    open_mode(&ro, fx->uri, STORE_OPEN_EXISTING, 0);
     assert_int_equal(ss_validate(&ro, "RO", "alice", T0, &c), STORE_OK);
     assert_int_equal(counters(&ro, T0).type[STORE_TYPE_FREE].assigned, 1);
     check_ok(&ro, T0);
@@ -2195,6 +2243,7 @@ test_export_history(void **state)
             ss_redeem(&fx->s, i % 2 ? "X2" : "X1", i % 2 ? "bob" : "alice", T0 + i, NULL),
             STORE_OK);
     assert_int_equal(unredeem(&fx->s, "alice", 3, T0 + 9, NULL), STORE_OK);
+    memset(&op, 0, sizeof op); /* export_next copies the whole of it */
     op.in.export_kind = STORE_EXPORT_HISTORY;
     op.in.after = 1;
     n = export_next(&fx->s, &op, &cursor, NULL, rows, 3);
@@ -2269,6 +2318,39 @@ test_export_close(void **state)
     /* The rest stay open: closing the store releases them (teardown). */
     free(open);
     free(recs);
+}
+
+/* NOOP: a read that does nothing; in a batch it completes with the batch, once the writes
+ * before it are durable (a client waits for its own writes this way). */
+static void
+test_noop(void **state)
+{
+    struct fx *fx = *state;
+    struct store_op op, ops[3];
+    struct ss_batch sb;
+    struct store_coupon c;
+
+    ss_op(&op, STORE_OP_NOOP, T0);
+    assert_int_equal(ss_read(&fx->s, &op), STORE_OK);
+    upload_one_ok(&fx->s, "N1", STORE_TYPE_FREE, T0 + 100);
+    ss_batch_init(&fx->s, &sb);
+    ss_op_assign(ss_batch_add(&sb, &ops[0]), STORE_TYPE_FREE, "alice", T0);
+    ss_op(ss_batch_add(&sb, &ops[1]), STORE_OP_NOOP, T0);
+    ss_op_assign(ss_batch_add(&sb, &ops[2]), STORE_TYPE_FREE, "bob", T0);
+    assert_int_equal(ss_commit(&sb), STORE_OK);
+    expect_assigned(&ops[0], "alice", "N1");
+    assert_int_equal(ops[1].err, STORE_OK);
+    assert_int_equal(ops[2].err, STORE_NO_COUPONS);
+    assert_int_equal(ss_get(&fx->s, "N1", &c), STORE_OK);
+    assert_string_equal(c.user, "alice");
+    /* A batch of no-ops alone. */
+    ss_batch_init(&fx->s, &sb);
+    ss_op(ss_batch_add(&sb, &ops[0]), STORE_OP_NOOP, T0);
+    ss_op(ss_batch_add(&sb, &ops[1]), STORE_OP_NOOP, T0);
+    assert_int_equal(ss_commit(&sb), STORE_OK);
+    assert_int_equal(ops[0].err, STORE_OK);
+    assert_int_equal(ops[1].err, STORE_OK);
+    assert_type_counters(&counters(&fx->s, T0).type[STORE_TYPE_FREE], 1, 1, 0, 0, 0);
 }
 
 /* --- the check against corruption made behind the store's back --- */
@@ -2421,6 +2503,7 @@ test_check_detects_corruption(void **state)
         ss_close(&fx->s);
         rm_dir(fx->dir);
         assert_non_null(mkdtemp(strcpy(fx->dir, "/tmp/test_store.XXXXXX")));
+        snprintf(fx->uri, sizeof fx->uri, "%s", fx->dir);
         open_store(fx, STORE_MAP_SIZE_DEFAULT);
         ss_batch_init(&fx->s, &sb);
         ss_op_upload(ss_batch_add(&sb, &ops[0]), recs, 3, false, NULL, 0);
@@ -2580,6 +2663,7 @@ test_previous_release(void **state)
     ss_close(&fx->s);
     rm_dir(fx->dir);
     assert_non_null(mkdtemp(strcpy(fx->dir, "/tmp/test_store.XXXXXX")));
+    snprintf(fx->uri, sizeof fx->uri, "%s", fx->dir);
     make_previous_release(fx->dir);
 
     open_mode(&ro, fx->dir, STORE_OPEN_EXISTING, 0);
@@ -2892,59 +2976,200 @@ test_performance_request_ids(void **state)
     free(recs);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_missing_dir),
-        cmocka_unit_test(test_open_existing_no_store),
-        cmocka_unit_test_setup_teardown(test_open_existing_readonly, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batches_without_writes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_allocation_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_type_separation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expired_skipped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expiry_boundary, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upload_rejects, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upload_invalid_fields, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_validate_redeem_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_history, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_counters_each_op, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_available_over_time, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_direct_ops, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_partial_failure, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_reads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purge_many, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_map_full_in_group, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_commit_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rid_replay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rid_conflict, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rid_failed_not_stored, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rid_get, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expire_ids, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hold_counts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hold_expiry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expire_holds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_release, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hold_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unredeem, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_generate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_generate_many_replay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_coupons, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_assign_min_expires, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_export_snapshot, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_export_history, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_export_close, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_detects_corruption, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_rejects_bad_meta, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_previous_release, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_while_in_flight, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_completion, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_performance, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_performance_request_ids, setup, teardown),
-    };
+/* --- BACKUP --- */
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+static void
+backup_done(struct store_op *op)
+{
+    (*(unsigned *)op->arg)++;
+}
+
+/* Starts a BACKUP into dir with a callback counting its completions in *calls. */
+static void
+backup_start(struct fx *fx, struct store_op *op, const char *dir, unsigned *calls)
+{
+    ss_op(op, STORE_OP_BACKUP, T0);
+    op->in.path = dir;
+    op->done = backup_done;
+    op->arg = calls;
+    store_read(fx->s.st, op);
+}
+
+static void
+backup_wait(struct fx *fx, const unsigned *calls)
+{
+    while (*calls == 0)
+        ev_run(fx->s.loop, EVRUN_ONCE);
+}
+
+/* A backup on PostgreSQL is the engine's own tool's job, and says so. */
+static void
+backup_pg(struct fx *fx)
+{
+    struct store_op op;
+    unsigned calls = 0;
+
+    backup_start(fx, &op, "/nonexistent", &calls);
+    backup_wait(fx, &calls);
+    assert_int_equal(calls, 1);
+    assert_int_equal(op.err, STORE_IO);
+    assert_non_null(strstr(op.out.msg, "pg_basebackup"));
+}
+
+/* The copy is a store of its own: it opens, checks, and counts what the original counted when
+ * the backup began, while the original went on serving reads and writes. One backup at a time;
+ * a directory that is missing, or holds a store already, fails. */
+static void
+test_backup(void **state)
+{
+    struct fx *fx = *state;
+    enum { N = 3000 };
+    struct store_coupon *recs = batch("B", N, T0);
+    struct store_counters before, after, copied;
+    struct store_op op, second, assign;
+    struct ss_batch sb;
+    struct ss copy;
+    char dir[96], data[128], err[ERRBUF] = "";
+    unsigned calls = 0, calls2 = 0;
+    struct stat sb_data;
+
+    if (pg_uri != NULL) {
+        free(recs);
+        backup_pg(fx);
+        return;
+    }
+    upload_ok(&fx->s, recs, N);
+    assign_expect(&fx->s, STORE_TYPE_FREE, "u", T0, recs[0].code);
+    assert_int_equal(ss_counters(&fx->s, T0, &before), STORE_OK);
+    snprintf(dir, sizeof dir, "%s/backup", fx->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    backup_start(fx, &op, dir, &calls);
+    backup_start(fx, &second, dir, &calls2); /* one at a time: refused at once */
+    assert_int_equal(calls2, 1);
+    assert_int_equal(second.err, STORE_IO);
+    assert_non_null(strstr(second.out.msg, "another backup"));
+    /* Reads and writes go on meanwhile. */
+    assert_int_equal(ss_counters(&fx->s, T0, &after), STORE_OK);
+    ss_batch_init(&fx->s, &sb);
+    ss_op_assign(ss_batch_add(&sb, &assign), STORE_TYPE_FREE, "v", T0);
+    assert_int_equal(ss_commit(&sb), STORE_OK);
+    assert_int_equal(assign.err, STORE_OK);
+    backup_wait(fx, &calls);
+    assert_int_equal(calls, 1);
+    if (op.err != STORE_OK)
+        fail_msg("backup: %s", op.out.msg);
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    assert_int_equal(stat(data, &sb_data), 0);
+    assert_int_equal((uint64_t)sb_data.st_size, op.out.count);
+
+    /* The copy: a consistent store with the counters of a state the original went through. */
+    assert_int_equal(ss_open(&copy, dir, STORE_OPEN_EXISTING, 0, err, sizeof err), STORE_OK);
+    check_ok(&copy, T0);
+    assert_int_equal(ss_counters(&copy, T0, &copied), STORE_OK);
+    ss_close(&copy);
+    assert_int_equal(copied.type[STORE_TYPE_FREE].created, N);
+    assert_true(copied.type[STORE_TYPE_FREE].assigned == before.type[STORE_TYPE_FREE].assigned ||
+                copied.type[STORE_TYPE_FREE].assigned == before.type[STORE_TYPE_FREE].assigned + 1);
+    assert_int_equal(copied.type[STORE_TYPE_FREE].available,
+                     N - copied.type[STORE_TYPE_FREE].assigned);
+
+    /* A directory that holds a store already, and one that is missing. */
+    calls = 0;
+    backup_start(fx, &op, dir, &calls);
+    backup_wait(fx, &calls);
+    assert_int_equal(op.err, STORE_IO);
+    calls = 0;
+    snprintf(data, sizeof data, "%s/missing/deeper", fx->dir);
+    backup_start(fx, &op, data, &calls);
+    backup_wait(fx, &calls);
+    assert_int_equal(op.err, STORE_IO);
+    rm_dir(dir);
+    free(recs);
+}
+
+/* The tests, and whether each is LMDB's alone. */
+#define TEST(fn)                                                                                   \
+    {                                                                                              \
+        cmocka_unit_test_setup_teardown(fn, setup, teardown), false                                \
+    }
+#define LMDB_ONLY(fn)                                                                              \
+    {                                                                                              \
+        cmocka_unit_test_setup_teardown(fn, setup, teardown), true                                 \
+    }
+
+static const struct {
+    struct CMUnitTest test;
+    bool lmdb_only;
+} tests[] = {
+    {cmocka_unit_test(test_open_missing_dir), true},
+    {cmocka_unit_test(test_open_existing_no_store), false},
+    TEST(test_open_existing_readonly),
+    TEST(test_batches_without_writes),
+    TEST(test_allocation_order),
+    TEST(test_type_separation),
+    TEST(test_expired_skipped),
+    TEST(test_expiry_boundary),
+    TEST(test_upload_rejects),
+    TEST(test_upload_invalid_fields),
+    TEST(test_validate_redeem_order),
+    TEST(test_history),
+    TEST(test_counters_each_op),
+    TEST(test_available_over_time),
+    TEST(test_reopen),
+    TEST(test_group_direct_ops),
+    TEST(test_group_partial_failure),
+    TEST(test_group_reads),
+    TEST(test_purge),
+    TEST(test_purge_many),
+    LMDB_ONLY(test_map_full),
+    LMDB_ONLY(test_map_full_in_group),
+    LMDB_ONLY(test_group_commit_full),
+    TEST(test_rid_replay),
+    TEST(test_rid_conflict),
+    TEST(test_rid_failed_not_stored),
+    TEST(test_rid_get),
+    TEST(test_expire_ids),
+    TEST(test_hold_counts),
+    TEST(test_hold_expiry),
+    TEST(test_expire_holds),
+    TEST(test_release),
+    TEST(test_hold_errors),
+    TEST(test_unredeem),
+    TEST(test_generate),
+    TEST(test_generate_many_replay),
+    TEST(test_coupons),
+    TEST(test_assign_min_expires),
+    TEST(test_export_snapshot),
+    TEST(test_export_history),
+    TEST(test_export_close),
+    TEST(test_noop),
+    TEST(test_backup),
+    LMDB_ONLY(test_check_detects_corruption),
+    LMDB_ONLY(test_open_rejects_bad_meta),
+    LMDB_ONLY(test_previous_release),
+    LMDB_ONLY(test_read_while_in_flight),
+    TEST(test_completion),
+    TEST(test_performance),
+    TEST(test_performance_request_ids),
+};
+
+#define NTESTS (sizeof tests / sizeof tests[0])
+
+/* `test_store` tests LMDB; `test_store URI` the PostgreSQL store at URI. */
+int
+main(int argc, char **argv)
+{
+    struct CMUnitTest run[NTESTS];
+    size_t n = 0;
+
+    if (argc > 2 || (argc == 2 && !pgtest_is_pg(argv[1]))) {
+        fprintf(stderr, "usage: test_store [postgresql://...]\n");
+        return 2;
+    }
+    pg_uri = argc == 2 ? argv[1] : NULL;
+    for (size_t i = 0; i < NTESTS; i++)
+        if (pg_uri == NULL || !tests[i].lmdb_only)
+            run[n++] = tests[i].test;
+    return _cmocka_run_group_tests(pg_uri != NULL ? "store_postgresql" : "store_lmdb", run, n, NULL,
+                                   NULL);
 }

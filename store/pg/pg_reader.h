@@ -1,0 +1,37 @@
+/* pg_reader.h - the reads of a PostgreSQL store (store_read): a connection of their own, so a
+ * read never waits behind a batch, pipelined, each read its own statement and sync point (its
+ * own snapshot of the last commit), completed through op->done when its result arrives, in
+ * submission order. While the connection is down, a read completes at once with
+ * STORE_UNAVAILABLE; reads in flight when it breaks complete with it too. */
+#ifndef COUPOND_PG_READER_H
+#define COUPOND_PG_READER_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pg_conn.h"
+#include "store.h"
+
+struct pg_reader {
+    struct pg_conn conn;
+    struct ev_loop *loop;
+    struct store_op *head, **tail; /* reads sent, oldest first, linked through op->next */
+};
+
+/* Opens the connection (blocking, for open); false with why on failure. */
+bool pg_reader_open(struct pg_reader *r, struct ev_loop *loop, const char *const *keys,
+                    const char *const *vals, char *why, size_t len);
+
+/* Runs read op (see the top of this file). */
+void pg_reader_read(struct pg_reader *r, struct store_op *op);
+
+/* Runs read op as `sql` with n text parameters instead of its prepared statement (the audit
+ * head, whose SQL is pg_audit.c's); its result is read as pg_ops_result reads op's kind. */
+void pg_reader_read_sql(struct pg_reader *r, struct store_op *op, const char *sql, int n,
+                        const char *const *params);
+
+/* Closes; reads in flight are dropped without their callbacks. */
+void pg_reader_close(struct pg_reader *r);
+
+#endif
