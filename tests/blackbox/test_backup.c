@@ -214,7 +214,6 @@ test_backup_refusals(void **state)
         "BACKUP copies an LMDB store; on PostgreSQL it names pg_basebackup (test_backup_on_pg)");
     static char big[BIG_KEY];
 
-
     backup_path(s, "refused", dir);
     bb_fmt(cmd, sizeof cmd, "BACKUP %s", dir);
     struct bb_client *c = bb_connect(s);

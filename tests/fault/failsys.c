@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #define FAILSYS_DEFAULT_MATCH "data.mdb"
-#define FAILSYS_TRIGGER_MAX   64 /* bytes of the trigger file read: "ENOSPC sync" and change */
+#define FAILSYS_TRIGGER_MAX   64    /* bytes of the trigger file read: "ENOSPC sync" and change */
 #define FAILSYS_HOLD_POLL_US  10000 /* a held call looks at the trigger file this often */
 
 typedef ssize_t write_fn(int, const void *, size_t);

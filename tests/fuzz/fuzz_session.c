@@ -299,7 +299,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     fx->opts.purge_interval = FUZZ_PURGE_INTERVAL;
     fx->opts.megadeal_rate = MEGA_RATE_MAX; /* grants come at once, not a second later */
     fx->opts.megadeal_wait = FUZZ_MEGADEAL_WAIT;
-    fx->opts.auth_delay = 0; /* a wrong AUTH is answered at the next iteration, not a second later */
+    /* a wrong AUTH is answered at the next iteration, not a second later */
+    fx->opts.auth_delay = 0;
     fx->opts.backup_root = fx->dir; /* a fuzzed BACKUP writes nowhere but the scratch dir */
 
     char err[FUZZ_ERR_MAX];
