@@ -14,28 +14,8 @@
 # on its private socket; the URI uses the socket. fsync stays on, as in production.
 set -euo pipefail
 
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
-PG_USER=postgres
-# runuser is util-linux's, in /usr/sbin: not on every root PATH (a CI runner's, say).
-RUNUSER=$(command -v runuser || echo /usr/sbin/runuser)
-# Ports tried for the cluster: above the registered range, below the ephemeral one.
-PORT_FIRST=20000
-PORT_SPAN=20000
-PORT_TRIES=50
-# Seconds pg_ctl waits for the server to start or stop.
-PG_CTL_WAIT=60
-
-as_pg() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$RUNUSER" -u "$PG_USER" -- "$@"
-    else
-        "$@"
-    fi
-}
-
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+# shellcheck source=tests/pg/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 pg_start() {
     as_pg "$PG_BIN/pg_ctl" -D "$COUPOND_TEST_PG_DIR/data" -l "$COUPOND_TEST_PG_DIR/log" \
@@ -73,7 +53,7 @@ max_connections = 60
 CONF
     local i started=0
     for ((i = 0; i < PORT_TRIES; i++)); do
-        COUPOND_TEST_PG_PORT=$((PORT_FIRST + (RANDOM * 32768 + RANDOM) % PORT_SPAN))
+        COUPOND_TEST_PG_PORT=$(random_port)
         port_free "$COUPOND_TEST_PG_PORT" || continue
         export COUPOND_TEST_PG_PORT
         if pg_start; then

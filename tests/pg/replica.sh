@@ -24,30 +24,11 @@
 #   COUPOND_TEST_PG_SCRIPT     this script, for kill-primary and promote
 set -euo pipefail
 
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
-PG_USER=postgres
-RUNUSER=$(command -v runuser || echo /usr/sbin/runuser)
-# Ports tried for each server: above the registered range, below the ephemeral one.
-PORT_FIRST=20000
-PORT_SPAN=20000
-PORT_TRIES=50
-# Seconds pg_ctl waits for a server to start, stop or be promoted.
-PG_CTL_WAIT=60
+# shellcheck source=tests/pg/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Tenths of a second to wait for the standby to stream synchronously, and for the promoted
 # server to accept writes.
 SYNC_WAIT_TENTHS=600
-
-as_pg() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$RUNUSER" -u "$PG_USER" -- "$@"
-    else
-        "$@"
-    fi
-}
-
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 # pg_start NAME PORT: starts the server whose data directory is $COUPOND_TEST_PG_DIR/NAME.
 pg_start() {
@@ -81,7 +62,7 @@ cleanup() {
 start_on_free_port() {
     local i port
     for ((i = 0; i < PORT_TRIES; i++)); do
-        port=$((PORT_FIRST + (RANDOM * 32768 + RANDOM) % PORT_SPAN))
+        port=$(random_port)
         port_free "$port" || continue
         if pg_start "$1" "$port"; then
             printf -v "$2" %s "$port"
