@@ -19,8 +19,8 @@
  * nothing follows OK BYE; and store_check() finds the store consistent at the end of its life.
  * Requests in the Redis wire form (RESP, an input's `*...`) are answered in RESP: each such
  * reply must be one well-formed RESP2 or RESP3 value (simple strings printable, errors `-CODE
- * message` with a known code, numbers digits, bulk strings of their length, aggregates of their
- * count, as deep as a reply goes), and nothing follows +BYE. A violation aborts.
+ * message` with a known code, integers signed digits, bulk strings of their length, aggregates of
+ * their count, as deep as a reply goes), and nothing follows +BYE. A violation aborts.
  *
  * By default every input gets a fresh server on an empty store (a restart costs under 1 ms):
  * the outcome depends on the input alone, so a crash replays from its file and minimizes, and a
@@ -444,24 +444,27 @@ resp_value_done(struct session *s)
     r->active = false;
 }
 
-/* A RESP count or length: digits, or -1 for a null. */
+/* A RESP integer as the wire writes one: an optional '-', then digits without a leading zero
+ * ("-0" is not one). Integers may be negative (COMMAND gives a variable arity as -N, as Redis
+ * does); a count or length is checked for its own range (-1 or more) by the caller. */
 static bool
 resp_number(const char *p, size_t n, int64_t *out)
 {
+    bool neg = n > 0 && p[0] == '-';
     uint64_t v = 0;
 
-    if (n == 2 && p[0] == '-' && p[1] == '1') {
-        *out = -1;
-        return true;
+    if (neg) {
+        p++;
+        n--;
     }
-    if (n == 0 || n > 18 || (n > 1 && p[0] == '0'))
+    if (n == 0 || n > 18 || (n > 1 && p[0] == '0') || (neg && p[0] == '0'))
         return false;
     for (size_t i = 0; i < n; i++) {
         if (p[i] < '0' || p[i] > '9')
             return false;
         v = v * 10 + (uint64_t)(p[i] - '0');
     }
-    *out = (int64_t)v;
+    *out = neg ? -(int64_t)v : (int64_t)v;
     return true;
 }
 
@@ -488,7 +491,7 @@ check_resp_header(struct session *s)
         break;
     }
     case ':':
-        if (!resp_number(l, n, &v) || v < 0)
+        if (!resp_number(l, n, &v))
             violation(s, "a RESP integer that is not a number");
         break;
     case '_':
@@ -496,7 +499,7 @@ check_resp_header(struct session *s)
             violation(s, "a RESP3 null with a payload");
         break;
     case '$':
-        if (!resp_number(l, n, &v))
+        if (!resp_number(l, n, &v) || v < -1)
             violation(s, "a RESP bulk string's length that is not a number");
         if (v >= 0) {
             r->in_bulk = true;
