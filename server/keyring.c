@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "keys.h"
+
 #define KEYRING_HEADER "# coupond keys: name role added hash (BLAKE2b-256 of the key)\n"
 /* The largest file read: every key's line and the header. */
 #define KEYRING_FILE_MAX (KEYRING_MAX * (KEYRING_LINE_MAX + 1) + sizeof KEYRING_HEADER)
@@ -239,17 +241,6 @@ write_entries(FILE *fp, const struct keyring *kr)
     return fflush(fp) == 0 && fsync(fileno(fp)) == 0;
 }
 
-static bool
-sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    int rc = fsync(fd);
-    close(fd);
-    return rc == 0;
-}
-
 bool
 keyring_save(const struct keyring *kr, const char *dir, const char *file, char *errbuf,
              size_t errlen)
@@ -277,7 +268,7 @@ keyring_save(const struct keyring *kr, const char *dir, const char *file, char *
         unlink(tmp);
         return false;
     }
-    if (!sync_dir(dir)) {
+    if (!keys_sync_dir(dir)) {
         snprintf(errbuf, errlen, "%s: cannot sync: %s", dir, strerror(errno));
         return false;
     }

@@ -100,14 +100,16 @@ load(const char *path, enum keys_format fmt, unsigned char key[KEYS_BYTES], char
     return bad ? fail(errbuf, errlen, path, bad) : true;
 }
 
-static bool
-sync_dir(const char *dir)
+bool
+keys_sync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return false;
     int rc = fsync(fd);
+    int saved = errno;
     close(fd);
+    errno = saved;
     return rc == 0;
 }
 
@@ -139,7 +141,7 @@ create(const char *dir, const char *path, const char *tmp, enum keys_format fmt,
         errno = link_errno;
         return fail_errno(errbuf, errlen, path, "cannot create key file");
     }
-    if (!sync_dir(dir))
+    if (!keys_sync_dir(dir))
         return fail_errno(errbuf, errlen, dir, "cannot sync directory");
     return true;
 }

@@ -26,4 +26,8 @@ bool keys_load_or_create(const char *dir, const char *name, enum keys_format fmt
  * Takes the same time for every wrong key of the right length (sodium_memcmp). */
 bool keys_match(const unsigned char key[KEYS_BYTES], const char *hex, size_t len);
 
+/* fsyncs directory `dir`, so that a file just renamed or linked into it survives a crash.
+ * Returns false with errno set. */
+bool keys_sync_dir(const char *dir);
+
 #endif
