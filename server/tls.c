@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Names this server's sessions, so that a session resumed with a client certificate is one this
  * server made (OpenSSL refuses resumption with verification on when it is unset). */
@@ -56,6 +58,39 @@ readable(const char *what, const char *path, char *errbuf, size_t errlen)
     return true;
 }
 
+/* The private key must be no one else's to read, as PostgreSQL requires of its ssl_key_file:
+ * a regular file owned by this user without access for group or others (0600 or less), or
+ * owned by root and readable by at most its group (0640 or less: Debian's ssl-cert group). */
+static bool
+key_private(const char *path, char *errbuf, size_t errlen)
+{
+    struct stat st;
+    mode_t others;
+
+    if (stat(path, &st) != 0) {
+        snprintf(errbuf, errlen, "cannot read --tls-key %s: %s", path, strerror(errno));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(errbuf, errlen, "--tls-key %s is not a regular file", path);
+        return false;
+    }
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        snprintf(errbuf, errlen, "--tls-key %s belongs to uid %u: it must be this user's or root's",
+                 path, (unsigned)st.st_uid);
+        return false;
+    }
+    others = st.st_uid == 0 ? (S_IWGRP | S_IXGRP | S_IRWXO) : (S_IRWXG | S_IRWXO);
+    if ((st.st_mode & others) != 0) {
+        snprintf(errbuf, errlen,
+                 "--tls-key %s has mode %04o: others may read it; chmod 600 it (640 if root "
+                 "owns it and a group must read it)",
+                 path, (unsigned)(st.st_mode & 07777));
+        return false;
+    }
+    return true;
+}
+
 static bool
 failed(const char *what, const char *path, char *errbuf, size_t errlen)
 {
@@ -86,7 +121,7 @@ static bool
 load_files(SSL_CTX *ctx, const struct tls_files *f, char *errbuf, size_t errlen)
 {
     if (!readable("--tls-cert", f->cert, errbuf, errlen) ||
-        !readable("--tls-key", f->key, errbuf, errlen))
+        !readable("--tls-key", f->key, errbuf, errlen) || !key_private(f->key, errbuf, errlen))
         return false;
     if (SSL_CTX_use_certificate_chain_file(ctx, f->cert) != 1)
         return failed("no certificate in --tls-cert", f->cert, errbuf, errlen);

@@ -332,13 +332,19 @@ def test_reload(srv, pki):
         f.write("not a certificate\n")
     srv.hup()
     srv.wait_log(r"op=TLS_RELOAD result=failed reason=\"no certificate", 1)
+    shutil.copy(pki.srv2[0], srv.cert)
+    shutil.copy(pki.srv2[1], srv.key)
+    os.chmod(srv.key, 0o644)  # a key others may read is refused on reload too
+    srv.hup()
+    srv.wait_log(r"op=TLS_RELOAD result=failed reason=.*has mode 0644", 1)
     time.sleep(0.2)
-    assert srv.log_text().count("op=TLS_RELOAD result=failed") == 2
+    assert srv.log_text().count("op=TLS_RELOAD result=failed") == 3
     kept = Session(srv, client_ctx(pki))
     assert kept.serial() == 0x5E2 and kept.ask("PING") == "OK PONG"
     for s in (old, new, kept):
         s.close()
-    print("ok - SIGHUP: new connections get the new serial, old sessions go on; bad reloads kept")
+    print("ok - SIGHUP: new connections get the new serial, old sessions go on; bad reloads kept"
+          " (a key of mode 0644 among them)")
 
 
 def test_couponctl(srv, pki):
@@ -399,6 +405,13 @@ def test_client_certificates(d, pki):
           " none or another CA's is not")
 
 
+def expect_one_line(args, code, words):
+    """Runs coupond with args: it must exit with code, saying one line that holds words."""
+    p = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == code and len(lines) == 1 and words in lines[0], (args, p)
+
+
 def test_bad_flags(d, pki):
     base = [COUPOND, "-p", "0", "-d", os.path.join(d, "bad"), "--tls-port", "0"]
     cases = [
@@ -412,9 +425,16 @@ def test_bad_flags(d, pki):
                  os.path.join(d, "nope.pem")], 1, "cannot read --tls-ca"),
     ]
     for args, code, words in cases:
-        p = subprocess.run(args, capture_output=True, text=True, timeout=60)
-        lines = p.stderr.strip().splitlines()
-        assert p.returncode == code and len(lines) == 1 and words in lines[0], (args, p)
+        expect_one_line(args, code, words)
+    # A private key others may read is refused, as PostgreSQL refuses its ssl_key_file; root's
+    # key may be readable by its group (Debian's ssl-cert), this user's may not.
+    key = os.path.join(d, "perm.key")
+    shutil.copyfile(pki.srv1[1], key)
+    args = base + ["--tls-cert", pki.srv1[0], "--tls-key", key]
+    refused = (0o644, 0o604, 0o602) if os.geteuid() == 0 else (0o644, 0o640, 0o660)
+    for mode in refused:
+        os.chmod(key, mode)
+        expect_one_line(args, 1, "has mode %04o: others may read it" % mode)
     print("ok - bad TLS flags: usage errors exit 2, unusable files exit 1, one line each")
 
 
@@ -425,6 +445,8 @@ def main():
         test_bad_flags(d, pki)
         srv_dir = os.path.join(d, "srv")
         os.mkdir(srv_dir)
+        if os.geteuid() == 0:  # root's key may be readable by its group (Debian's ssl-cert)
+            os.chmod(pki.srv1[1], 0o640)
         srv = Server(srv_dir, *pki.srv1)
         try:
             test_session(srv, pki)
