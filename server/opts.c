@@ -37,6 +37,7 @@ enum {
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_TLS_CA,
+    OPT_TLS_ONLY,
     OPT_REQUIRE_AUTH,
     OPT_NO_REQUIRE_AUTH
 };
@@ -67,6 +68,7 @@ static const struct option long_options[] = {
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-only", no_argument, NULL, OPT_TLS_ONLY},
     {"require-auth", no_argument, NULL, OPT_REQUIRE_AUTH},
     {"no-require-auth", no_argument, NULL, OPT_NO_REQUIRE_AUTH},
     {"version", no_argument, NULL, 'V'},
@@ -105,6 +107,7 @@ static const char usage_text[] =
     "      --tls-cert FILE        PEM certificate (and chain) of the TLS listener\n"
     "      --tls-key FILE         PEM private key of --tls-cert; SIGHUP reloads both\n"
     "      --tls-ca FILE          require client certificates signed by this PEM CA\n"
+    "      --tls-only             no plain listener: --tls-port is the only one\n"
     "      --require-auth         service commands need AUTH (default: on when listening\n"
     "                             on an address other than loopback)\n"
     "      --no-require-auth      service commands are open without AUTH\n"
@@ -314,6 +317,7 @@ set_number(struct opts *o, int opt, const char *arg)
             return false;
         *(opt == 'p' ? &o->port : &o->tls_port) = (unsigned)v;
         o->tls = o->tls || opt == OPT_TLS_PORT;
+        o->port_given = o->port_given || opt == 'p';
         return true;
     case OPT_MAX_UPLOAD:
         if (!parse_u64(arg, 1, PROTO_UPLOAD_MAX, &v))
@@ -431,7 +435,8 @@ set_tls_file(struct opts *o, int opt, const char *arg)
     return true;
 }
 
-/* The TLS flags go together: a port needs a certificate and a key, and those need a port. */
+/* The TLS flags go together: a port needs a certificate and a key, and those need a port;
+ * --tls-only needs a TLS port and no plain one. */
 static bool
 tls_flags_ok(const struct opts *o, char *errbuf, size_t errlen)
 {
@@ -441,7 +446,13 @@ tls_flags_ok(const struct opts *o, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "--tls-cert, --tls-key and --tls-ca go with --tls-port");
     else if (o->tls && (o->tls_cert == NULL || o->tls_key == NULL))
         snprintf(errbuf, errlen, "--tls-port needs --tls-cert FILE and --tls-key FILE");
-    else if (o->tls && o->tls_port == o->port && o->port != 0)
+    else if (o->tls_only && !o->tls)
+        snprintf(errbuf, errlen, "--tls-only needs --tls-port and its files");
+    else if (o->tls_only && o->port_given)
+        snprintf(errbuf, errlen,
+                 "--port and --tls-only do not go together: --tls-only opens "
+                 "no plain listener");
+    else if (o->tls && !o->tls_only && o->tls_port == o->port && o->port != 0)
         snprintf(errbuf, errlen, "--tls-port must differ from --port");
     else
         return true;
@@ -521,6 +532,9 @@ opts_parse(struct opts *o, int argc, char **argv, void *out, char *errbuf, size_
             break;
         case OPT_LOG_READS:
             o->log_reads = true;
+            break;
+        case OPT_TLS_ONLY:
+            o->tls_only = true;
             break;
         case OPT_REQUIRE_AUTH:
         case OPT_NO_REQUIRE_AUTH:

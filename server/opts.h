@@ -70,6 +70,8 @@ struct opts {
      * --tls-cert and --tls-key (paths into argv), and requiring client certificates signed by
      * --tls-ca when that is given. tls_port may be 0: any free one. */
     bool tls;
+    bool tls_only;   /* --tls-only: no plain listener; -p is then refused */
+    bool port_given; /* -p was on the command line */
     unsigned tls_port;
     const char *tls_cert, *tls_key, *tls_ca;
     /* BACKUP's directory must be inside this one; NULL: anywhere the server may write. No flag:

@@ -479,6 +479,19 @@ log_listening(struct server *srv, const struct listener *l, const char *op)
     }
 }
 
+/* The plain listener on --listen and --port, unless --tls-only. */
+static bool
+make_plain(struct server *srv, char *errbuf, size_t errlen)
+{
+    const struct opts *o = srv->opts;
+
+    if (o->tls_only)
+        return true;
+    srv->listener =
+        listener_new(srv->loop, o->listen, o->port, accepted, accept_paused, srv, errbuf, errlen);
+    return srv->listener != NULL;
+}
+
 /* --tls-port: the certificate and key (a bad file fails the start), then the second listener. */
 static bool
 make_tls(struct server *srv, char *errbuf, size_t errlen)
@@ -509,10 +522,12 @@ decide_require_auth(struct server *srv)
 {
     const char *open_addr = NULL;
 
-    for (size_t i = 0; i < listener_count(srv->listener); i++) {
+    const struct listener *l = srv->listener != NULL ? srv->listener : srv->tls_listener;
+
+    for (size_t i = 0; i < listener_count(l); i++) {
         char addr[LISTENER_HOST_MAX];
         unsigned port;
-        if (listener_address(srv->listener, i, addr, &port) == 0 && !loopback(addr)) {
+        if (listener_address(l, i, addr, &port) == 0 && !loopback(addr)) {
             snprintf(srv->open_addr, sizeof srv->open_addr, "%s", addr);
             open_addr = srv->open_addr;
         }
@@ -552,15 +567,14 @@ server_new(struct ev_loop *loop, const struct opts *opts, struct store *store, s
     srv->log = lg;
     srv->started = ev_time();
     memcpy(srv->admin_key, admin_key, KEYS_BYTES);
-    if (!make_services(srv, errbuf, errlen) ||
-        (srv->listener = listener_new(loop, opts->listen, opts->port, accepted, accept_paused, srv,
-                                      errbuf, errlen)) == NULL ||
+    if (!make_services(srv, errbuf, errlen) || !make_plain(srv, errbuf, errlen) ||
         !make_tls(srv, errbuf, errlen) || !make_metrics(srv, errbuf, errlen)) {
         server_free(srv);
         return NULL;
     }
     start_watchers(srv);
-    log_listening(srv, srv->listener, "LISTEN");
+    if (srv->listener != NULL)
+        log_listening(srv, srv->listener, "LISTEN");
     if (srv->tls_listener != NULL)
         log_listening(srv, srv->tls_listener, "LISTEN_TLS");
     decide_require_auth(srv);
@@ -572,17 +586,6 @@ void
 server_run(struct server *srv)
 {
     ev_run(srv->loop, 0);
-}
-
-unsigned
-server_port(const struct server *srv)
-{
-    char host[LISTENER_HOST_MAX];
-    unsigned port = 0;
-
-    if (srv->listener != NULL && listener_count(srv->listener) > 0)
-        listener_address(srv->listener, 0, host, &port);
-    return port;
 }
 
 size_t

@@ -34,9 +34,6 @@ void server_free(struct server *srv);
 /* Starts the graceful shutdown, as SIGTERM does. */
 void server_shutdown(struct server *srv);
 
-/* The port it listens on (the one picked, with port 0). */
-unsigned server_port(const struct server *srv);
-
 /* Takes a connected socket (non-blocking) as a client, as if accepted from `peer`. False when
  * out of memory (the socket is closed). The fuzzers feed the server this way. */
 bool server_adopt(struct server *srv, int fd, const char *peer);

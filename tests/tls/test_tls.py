@@ -70,7 +70,7 @@ class Pki:
 class Server:
     """A coupond with a plain and a TLS listener on free ports, its log in a file."""
 
-    def __init__(self, d, cert, key, ca=None):
+    def __init__(self, d, cert, key, ca=None, tls_only=False):
         self.d = d
         self.log = os.path.join(d, "ops.log")
         self.data = os.path.join(d, "data")
@@ -78,8 +78,9 @@ class Server:
         self.key = os.path.join(d, "server.key")
         shutil.copy(cert, self.cert)
         shutil.copy(key, self.key)
-        args = [COUPOND, "-p", "0", "-d", self.data, "--log", self.log, "--tls-port", "0",
+        args = [COUPOND, "-d", self.data, "--log", self.log, "--tls-port", "0",
                 "--tls-cert", self.cert, "--tls-key", self.key]
+        args += ["--tls-only"] if tls_only else ["-p", "0"]
         if ca:
             args += ["--tls-ca", ca]
         self.stderr = open(os.path.join(d, "stderr.log"), "w")
@@ -89,7 +90,9 @@ class Server:
             assert self.proc.poll() is None, "coupond exited at start"
             time.sleep(0.05)
         text = self.log_text()
-        self.port = int(re.search(r"op=LISTEN addr=\S+ port=(\d+)", text).group(1))
+        plain = re.search(r"op=LISTEN addr=\S+ port=(\d+)", text)
+        assert (plain is None) == tls_only, text
+        self.port = int(plain.group(1)) if plain else None
         self.tls_port = int(re.search(r"op=LISTEN_TLS addr=\S+ port=(\d+)", text).group(1))
         with open(os.path.join(self.data, "admin.key")) as f:
             self.admin_key = f.read().strip()
@@ -412,6 +415,41 @@ def expect_one_line(args, code, words):
     assert p.returncode == code and len(lines) == 1 and words in lines[0], (args, p)
 
 
+def listening_ports(pid):
+    """The TCP ports process pid listens on, from /proc (its socket inodes in /proc/net/tcp*)."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:  # closed since the listing
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for row in f.readlines()[1:]:
+                cols = row.split()
+                if cols[3] == "0A" and cols[9] in inodes:  # 0A: TCP_LISTEN
+                    ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return sorted(ports)
+
+
+def test_tls_only(d, pki):
+    """--tls-only: the TLS listener serves, and no plain one is opened."""
+    srv = Server(d, *pki.srv1, tls_only=True)
+    try:
+        s = Session(srv, client_ctx(pki))
+        assert s.ask("PING") == "OK PONG"
+        assert s.ask("AUTH " + srv.admin_key) == "OK"
+        s.close()
+        ports = listening_ports(srv.proc.pid)
+        assert ports == [srv.tls_port], (ports, srv.tls_port)
+    finally:
+        srv.stop()
+    print("ok - --tls-only: TLS serves, and it is the only port the process listens on")
+
+
 def test_bad_flags(d, pki):
     base = [COUPOND, "-p", "0", "-d", os.path.join(d, "bad"), "--tls-port", "0"]
     cases = [
@@ -461,6 +499,9 @@ def main():
             test_shutdown_mid_handshake(srv)
         finally:
             srv.stop()
+        only_dir = os.path.join(d, "only")
+        os.mkdir(only_dir)
+        test_tls_only(only_dir, pki)
         ca_dir = os.path.join(d, "ca")
         os.mkdir(ca_dir)
         test_client_certificates(ca_dir, pki)

@@ -1,5 +1,6 @@
-/* test_tls_opts.c - coupond's TLS flags (opts.c): what goes together, and what is a usage
- * error. Whether the files load is the black-box test's (tests/tls/test_tls.py). */
+/* test_tls_opts.c - coupond's TLS flags (opts.c), --tls-only among them: what goes together,
+ * and what is a usage error. Whether the files load is the black-box test's
+ * (tests/tls/test_tls.py). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,6 +42,7 @@ test_tls_off_by_default(void **state)
 
     assert_int_equal(parse(&o, err, sizeof err, NULL), OPTS_RUN);
     assert_false(o.tls);
+    assert_false(o.tls_only);
     assert_null(o.tls_cert);
     assert_null(o.tls_key);
     assert_null(o.tls_ca);
@@ -95,6 +97,28 @@ test_tls_usage_errors(void **state)
     assert_null(strchr(err, '\n'));
 }
 
+/* --tls-only: the TLS port is the only one, so -p is refused and 7070 may be the TLS port. */
+static void
+test_tls_only(void **state)
+{
+    (void)state;
+    struct opts o;
+    char err[256];
+
+    assert_int_equal(parse(&o, err, sizeof err, "--tls-only", "--tls-port", "7070", "--tls-cert",
+                           "c", "--tls-key", "k", NULL),
+                     OPTS_RUN);
+    assert_true(o.tls_only);
+    assert_int_equal(o.tls_port, 7070);
+    assert_int_equal(parse(&o, err, sizeof err, "--tls-only", NULL), OPTS_USAGE);
+    assert_non_null(strstr(err, "--tls-only needs --tls-port"));
+    assert_int_equal(parse(&o, err, sizeof err, "--tls-only", "-p", "7071", "--tls-port", "7443",
+                           "--tls-cert", "c", "--tls-key", "k", NULL),
+                     OPTS_USAGE);
+    assert_non_null(strstr(err, "do not go together"));
+    assert_null(strchr(err, '\n'));
+}
+
 int
 main(void)
 {
@@ -102,6 +126,7 @@ main(void)
         cmocka_unit_test(test_tls_off_by_default),
         cmocka_unit_test(test_tls_flags),
         cmocka_unit_test(test_tls_usage_errors),
+        cmocka_unit_test(test_tls_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
