@@ -22,7 +22,7 @@
 /* Limits and timeouts of the harness. Timeouts are generous because the suite also runs
  * against an ASan + UBSan build of the server on a 2-core CI machine. */
 #define BB_START_TIMEOUT_MS 10000 /* server start until a connect succeeds */
-#define BB_STOP_TIMEOUT_MS  10000 /* SIGTERM until the process has exited */
+#define BB_STOP_TIMEOUT_MS  30000 /* SIGTERM to exit: 5 s grace, 2 s linger, TSan, busy */
 #define BB_RUN_TIMEOUT_MS   5000  /* a one-shot run (-V, a bad flag) must exit within this */
 #define BB_IO_TIMEOUT_MS    5000  /* SO_RCVTIMEO/SO_SNDTIMEO of a client: a hung server fails */
 #define BB_POLL_MS          20    /* sleep between polls of a condition */
