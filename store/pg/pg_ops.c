@@ -502,8 +502,33 @@ pg_ops_run_fits(const struct pg_run *r, const struct store_op *op)
     return !r->has[op->in.type] || r->bound[op->in.type] == pg_ops_assign_bound(op);
 }
 
+void
+pg_floor_clear(struct pg_floor *f, double now)
+{
+    for (int t = 0; t < STORE_NTYPES; t++)
+        f->expires[t] = f->seq[t] = INT64_MIN;
+    f->cleared = now;
+}
+
+void
+pg_floor_raise(struct pg_floor *f, struct store_op *const *ops, size_t k)
+{
+    for (size_t i = 0; i < k; i++) {
+        const struct store_coupon *c = &ops[i]->out.coupon;
+        int64_t seq = (int64_t)c->seq;
+
+        if (ops[i]->err != STORE_OK || c->code[0] == '\0' || c->type >= STORE_NTYPES)
+            continue;
+        if (c->expires > f->expires[c->type] ||
+            (c->expires == f->expires[c->type] && seq > f->seq[c->type])) {
+            f->expires[c->type] = c->expires;
+            f->seq[c->type] = seq;
+        }
+    }
+}
+
 bool
-pg_ops_run_add(struct pg_run *r, struct store_op *op)
+pg_ops_run_add(struct pg_run *r, struct store_op *op, const struct pg_floor *f)
 {
     int64_t bound = pg_ops_assign_bound(op);
 
@@ -512,19 +537,21 @@ pg_ops_run_add(struct pg_run *r, struct store_op *op)
     pg_arr_i64(&r->arr[2], bound);
     pg_arr_text(&r->arr[3], op->in.user);
     pg_arr_i64(&r->arr[4], op->now);
+    pg_arr_i64(&r->arr[5], f->expires[op->in.type]);
+    pg_arr_i64(&r->arr[6], f->seq[op->in.type]);
     r->has[op->in.type] = true;
     r->bound[op->in.type] = bound;
     r->k++;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < PG_RUN_PARAMS; i++)
         if (r->arr[i].b.oom)
             return false;
     return true;
 }
 
 bool
-pg_ops_run_params(struct pg_run *r, const char *v[5])
+pg_ops_run_params(struct pg_run *r, const char *v[PG_RUN_PARAMS])
 {
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < PG_RUN_PARAMS; i++)
         if ((v[i] = pg_arr_text_of(&r->arr[i])) == NULL)
             return false;
     return true;
@@ -555,7 +582,7 @@ pg_ops_run_result(struct store_op **ops, size_t k, const PGresult *r)
 void
 pg_ops_run_free(struct pg_run *r)
 {
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < PG_RUN_PARAMS; i++)
         pg_arr_free(&r->arr[i]);
     memset(r, 0, sizeof *r);
 }

@@ -41,9 +41,32 @@ void pg_ops_result(struct store_op *op, const PGresult *r);
 
 /* --- runs of assignments --- */
 
-/* A run's statement parameters: five text arrays (see PG_STMT_ASSIGN). */
+#define PG_RUN_PARAMS 7 /* PG_STMT_ASSIGN's parameters: seven arrays, one entry per request */
+
+/* Where this node's claims of each type start (PG_STMT_ASSIGN): past the last queue entry its
+ * committed claims took, so that a claim does not walk the deleted entries at the queue's
+ * head. A claim that finds too few there looks below the floor too, so the floor never costs
+ * a coupon; it may cost order: an entry another node inserted below the floor is taken after
+ * those above it until the floor is cleared, which happens when this node inserts, when a batch
+ * fails, and at least every PG_FLOOR_CLEAR_S. */
+#define PG_FLOOR_CLEAR_S 1.0 /* seconds: another node's upload is in order again this soon */
+
+struct pg_floor {
+    int64_t expires[STORE_NTYPES]; /* INT64_MIN: no floor, the claim starts at the head */
+    int64_t seq[STORE_NTYPES];
+    double cleared; /* when, on the loop's clock */
+};
+
+/* No floor for any type, as of now. */
+void pg_floor_clear(struct pg_floor *f, double now);
+
+/* Raises each type's floor to the last queue entry the k assignments ops[] took (those that
+ * took one), once their batch has committed. */
+void pg_floor_raise(struct pg_floor *f, struct store_op *const *ops, size_t k);
+
+/* A run's statement parameters: text arrays (see PG_STMT_ASSIGN). */
 struct pg_run {
-    struct pg_arr arr[5];
+    struct pg_arr arr[PG_RUN_PARAMS];
     size_t k;                    /* assignments in the run */
     int64_t bound[STORE_NTYPES]; /* the run's bound per type (one per type) */
     bool has[STORE_NTYPES];
@@ -59,11 +82,11 @@ int64_t pg_ops_assign_bound(const struct store_op *op);
 /* True when op (checked) may join run r: its type has no bound yet in r, or the same. */
 bool pg_ops_run_fits(const struct pg_run *r, const struct store_op *op);
 
-/* Adds op to r; false when out of memory. */
-bool pg_ops_run_add(struct pg_run *r, struct store_op *op);
+/* Adds op to r, its claim starting past floor f; false when out of memory. */
+bool pg_ops_run_add(struct pg_run *r, struct store_op *op, const struct pg_floor *f);
 
-/* The run's five parameters; false when out of memory. */
-bool pg_ops_run_params(struct pg_run *r, const char *v[5]);
+/* The run's parameters; false when out of memory. */
+bool pg_ops_run_params(struct pg_run *r, const char *v[PG_RUN_PARAMS]);
 
 /* Reads a run's result into its k operations, ops[0..k-1] in run order. */
 void pg_ops_run_result(struct store_op **ops, size_t k, const PGresult *r);

@@ -83,11 +83,26 @@ reset_batch(struct pg_writer *w)
 }
 
 /* Completes the batch with err (b->msg set by the caller on failure). */
+/* After a batch: its committed claims raise the floors; an insert into the queue, or a
+ * failure (a claim whose outcome is unknown), clears them. */
+static void
+move_floor(struct pg_writer *w, enum store_err err)
+{
+    if (err != STORE_OK || w->inserts) {
+        pg_floor_clear(&w->floor, ev_now(w->loop));
+        return;
+    }
+    for (size_t i = 0; i < w->nsteps; i++)
+        if (w->steps[i].kind == STEP_RUN)
+            pg_floor_raise(&w->floor, w->steps[i].ops, w->steps[i].run.k);
+}
+
 static void
 finish(struct pg_writer *w, enum store_err err)
 {
     struct store_batch *b = w->b;
 
+    move_floor(w, err);
     reset_batch(w);
     pg_buf_free(&w->copy);
     ev_timer_stop(w->loop, &w->later);
@@ -257,7 +272,7 @@ plan_assign(struct pg_writer *w, struct store_op *op, struct pg_step **run)
         *run = s;
     }
     s->ops[s->run.k] = op;
-    return pg_ops_run_add(&s->run, op);
+    return pg_ops_run_add(&s->run, op, &w->floor);
 }
 
 /* Turns the operations not yet complete into steps; false when out of memory. */
@@ -486,7 +501,7 @@ static bool
 send_step(struct pg_writer *w, struct pg_step *s)
 {
     char tag[PG_VAL_NUM_LEN], want[PG_VAL_NUM_LEN];
-    const char *v[5];
+    const char *v[PG_RUN_PARAMS];
 
     switch (s->kind) {
     case STEP_RUN:
@@ -494,7 +509,7 @@ send_step(struct pg_writer *w, struct pg_step *s)
             pg_conn_break(&w->conn, "out of memory");
             return false;
         }
-        return pg_conn_query(&w->conn, PG_STMT_ASSIGN, 5, v, res_step, s);
+        return pg_conn_query(&w->conn, PG_STMT_ASSIGN, PG_RUN_PARAMS, v, res_step, s);
     case STEP_UPLOAD:
         snprintf(tag, sizeof tag, "%d", s->up->tag);
         v[0] = tag;
@@ -977,6 +992,7 @@ pg_writer_open(struct pg_writer *w, struct ev_loop *loop, const char *const *key
     w->node = node;
     w->readonly = readonly;
     pg_audit_init(&w->audit, node);
+    pg_floor_clear(&w->floor, ev_now(loop));
     ev_timer_init(&w->later, on_later, 0., 0.);
     w->later.data = w;
     ev_timer_init(&w->deadline, on_deadline, 0., 0.);
@@ -996,6 +1012,8 @@ pg_writer_commit(struct pg_writer *w, struct store_batch *b)
     w->b = b;
     w->tries = 0;
     w->staged = false;
+    if (ev_now(w->loop) - w->floor.cleared >= PG_FLOOR_CLEAR_S)
+        pg_floor_clear(&w->floor, ev_now(w->loop));
     ev_ref(w->loop); /* owed: keeps ev_run going until it completes */
     if (w->readonly)
         refuse(w, STORE_IO, "commit: the store is open read-only");

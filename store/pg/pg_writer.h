@@ -58,6 +58,7 @@
 #include "pg_arr.h"
 #include "pg_audit.h"
 #include "pg_conn.h"
+#include "pg_ops.h"
 #include "pg_upload.h"
 #include "store.h"
 
@@ -126,6 +127,7 @@ struct pg_writer {
     bool writes, inserts, rids, staged, commit_sent;
     bool audited;          /* the batch reads the audit head; its tail waits for the results */
     struct pg_audit audit; /* the audit chain's part (pg_audit.h) */
+    struct pg_floor floor; /* where claims start (pg_ops.h) */
     enum store_err refusal;
     bool failed; /* a statement failed: msg, sqlstate */
     char msg[STORE_ERR_MAX];

@@ -2,7 +2,8 @@
  * (tests/pg/cluster.sh): the schema version, CHECK against damage done in SQL, outages (the
  * cluster stopped and started under an open store), COMMIT outcomes learned after the
  * connection broke (a proxy on loopback cuts it at the right moment), two stores on one
- * database acting as two nodes (exactly-once allocation, uses within max_uses, exact counters),
+ * database acting as two nodes (exactly-once allocation, uses within max_uses, exact counters,
+ * where a node's claims start),
  * MEGADEAL grants within limits shared by three nodes, the task key's fingerprint and the
  * upgrade of a version 1 schema, and the REQUEST rate (printed, not asserted). */
 #include <setjmp.h>
@@ -765,6 +766,78 @@ test_two_nodes(void **state)
     ss_close(&s);
 }
 
+/* --- where a node's claims start (pg_ops.h's floor) --- */
+
+#define FLOOR_CLEAR_WAIT_US 1100000 /* past PG_FLOOR_CLEAR_S (1 s) */
+
+static void
+upload_one(struct ss *s, const char *code, int64_t expires)
+{
+    struct store_coupon c = coupon(code, STORE_TYPE_STANDARD, expires, 1);
+    size_t n_rej = 99;
+
+    assert_int_equal(ss_upload(s, &c, 1, false, NULL, 0, &n_rej), STORE_OK);
+    assert_int_equal(n_rej, 0);
+}
+
+static const char *
+assign_code(struct ss *s, const char *user, struct store_coupon *got)
+{
+    assert_int_equal(ss_assign(s, STORE_TYPE_STANDARD, user, T0, got), STORE_OK);
+    return got->code;
+}
+
+/* A node's claims start past the last entry it took; a coupon another node uploads below that
+ * floor is still handed out, after those above it (none is lost to the floor: the claim looks
+ * below when above comes up short), and first again once the floor is cleared. */
+static void
+test_claim_floor(void **state)
+{
+    struct store_coupon got;
+    const char *seen[3];
+    struct ss a, b;
+
+    (void)state;
+    open_node(&a, pg_uri, "node-a");
+    open_node(&b, pg_uri, "node-b");
+    upload_one(&a, "LATE-0", T0 + 10 * 86400);
+    upload_one(&a, "LATE-1", T0 + 11 * 86400);
+    upload_one(&a, "LATE-2", T0 + 12 * 86400);
+    assert_string_equal(assign_code(&a, "u0", &got), "LATE-0");
+    upload_one(&b, "EARLY", T0 + 86400); /* below node a's floor */
+    for (int i = 0; i < 3; i++) {
+        char user[8];
+
+        snprintf(user, sizeof user, "u%d", i + 1);
+        seen[i] = strdup(assign_code(&a, user, &got));
+    }
+    /* In whatever order (the floor may have been cleared meanwhile on a slow machine), all
+     * three, then none. */
+    for (int want = 0; want < 3; want++) {
+        const char *code = want == 0 ? "LATE-1" : want == 1 ? "LATE-2" : "EARLY";
+        bool found = false;
+
+        for (int i = 0; i < 3; i++)
+            found = found || strcmp(seen[i], code) == 0;
+        if (!found)
+            fail_msg("%s was not handed out (got %s %s %s)", code, seen[0], seen[1], seen[2]);
+    }
+    for (int i = 0; i < 3; i++)
+        free((void *)seen[i]);
+    assert_int_equal(ss_assign(&a, STORE_TYPE_STANDARD, "u4", T0, NULL), STORE_NO_COUPONS);
+
+    upload_one(&a, "MID-0", T0 + 5 * 86400);
+    upload_one(&a, "MID-1", T0 + 6 * 86400);
+    assert_string_equal(assign_code(&a, "u5", &got), "MID-0");
+    upload_one(&b, "EARLY-2", T0 + 2 * 86400);
+    usleep(FLOOR_CLEAR_WAIT_US);
+    ev_now_update(a.loop); /* the server commits from the loop's callbacks, on a fresh clock */
+    assert_string_equal(assign_code(&a, "u6", &got), "EARLY-2");
+    check_ok(&a, T0);
+    ss_close(&a);
+    ss_close(&b);
+}
+
 /* --- MEGADEAL grants within limits shared by nodes --- */
 
 #define GRANT_NODES     3
@@ -962,6 +1035,7 @@ main(void)
         cmocka_unit_test_setup(test_deadlock_retry, setup),
         cmocka_unit_test_setup(test_commit_outcome, setup),
         cmocka_unit_test_setup(test_two_nodes, setup),
+        cmocka_unit_test_setup(test_claim_floor, setup),
         cmocka_unit_test_setup(test_shared_grants, setup),
         cmocka_unit_test_setup(test_request_rate, setup),
     };
