@@ -520,9 +520,8 @@ loopback(const char *addr)
 static void
 decide_require_auth(struct server *srv)
 {
-    const char *open_addr = NULL;
-
     const struct listener *l = srv->listener != NULL ? srv->listener : srv->tls_listener;
+    const char *open_addr = NULL;
 
     for (size_t i = 0; i < listener_count(l); i++) {
         char addr[LISTENER_HOST_MAX];

@@ -82,7 +82,6 @@ reset_batch(struct pg_writer *w)
     w->msg[0] = w->sqlstate[0] = '\0';
 }
 
-/* Completes the batch with err (b->msg set by the caller on failure). */
 /* After a batch: its committed claims raise the floors; an insert into the queue, or a
  * failure (a claim whose outcome is unknown), clears them. */
 static void
@@ -97,6 +96,7 @@ move_floor(struct pg_writer *w, enum store_err err)
             pg_floor_raise(&w->floor, w->steps[i].ops, w->steps[i].run.k);
 }
 
+/* Completes the batch with err (b->msg set by the caller on failure). */
 static void
 finish(struct pg_writer *w, enum store_err err)
 {
