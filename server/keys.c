@@ -72,6 +72,25 @@ decode(enum keys_format fmt, const unsigned char *buf, size_t len, unsigned char
            bin_len == KEYS_BYTES;
 }
 
+static const char *const exposure_reasons[] = {
+    [KEYS_NOT_REGULAR] = "key file is not a regular file",
+    [KEYS_OTHER_OWNER] = "key file is owned by another user",
+    [KEYS_EXPOSED] = "key file is accessible by group or others; chmod 600 it",
+};
+
+enum keys_exposure
+keys_exposure(const struct stat *sb, bool root_may_share)
+{
+    bool shared = root_may_share && sb->st_uid == 0;
+    mode_t denied = shared ? (S_IWGRP | S_IXGRP | S_IRWXO) : (S_IRWXG | S_IRWXO);
+
+    if (!S_ISREG(sb->st_mode))
+        return KEYS_NOT_REGULAR;
+    if (sb->st_uid != geteuid() && !shared)
+        return KEYS_OTHER_OWNER;
+    return (sb->st_mode & denied) != 0 ? KEYS_EXPOSED : KEYS_PRIVATE;
+}
+
 static bool
 load(const char *path, enum keys_format fmt, unsigned char key[KEYS_BYTES], char *errbuf,
      size_t errlen)
@@ -83,14 +102,11 @@ load(const char *path, enum keys_format fmt, unsigned char key[KEYS_BYTES], char
     unsigned char buf[KEYS_FILE_MAX];
     ssize_t n = -1;
     const char *bad = NULL;
+    enum keys_exposure e;
     if (fstat(fd, &sb) != 0)
         bad = "cannot stat key file";
-    else if (!S_ISREG(sb.st_mode))
-        bad = "key file is not a regular file";
-    else if (sb.st_uid != geteuid())
-        bad = "key file is owned by another user";
-    else if (sb.st_mode & (S_IRWXG | S_IRWXO))
-        bad = "key file is accessible by group or others; chmod 600 it";
+    else if ((e = keys_exposure(&sb, false)) != KEYS_PRIVATE)
+        bad = exposure_reasons[e];
     else if ((n = read(fd, buf, sizeof buf)) < 0)
         bad = "cannot read key file";
     else if (!decode(fmt, buf, (size_t)n, key))

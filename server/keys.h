@@ -26,6 +26,20 @@ bool keys_load_or_create(const char *dir, const char *name, enum keys_format fmt
  * Takes the same time for every wrong key of the right length (sodium_memcmp). */
 bool keys_match(const unsigned char key[KEYS_BYTES], const char *hex, size_t len);
 
+struct stat;
+
+/* What keeps a secret file from being trusted, its stat taken: KEYS_PRIVATE when it is a
+ * regular file owned by this user and nobody else has any access to it. With root_may_share,
+ * a file owned by root is accepted too, and its group may read it (Debian's ssl-cert group
+ * reads TLS keys so); PostgreSQL asks the same of its ssl_key_file. */
+enum keys_exposure {
+    KEYS_PRIVATE,
+    KEYS_NOT_REGULAR, /* a directory, a device, ... */
+    KEYS_OTHER_OWNER, /* owned by another user (or, without root_may_share, by root) */
+    KEYS_EXPOSED      /* group or others have access beyond what is allowed */
+};
+enum keys_exposure keys_exposure(const struct stat *sb, bool root_may_share);
+
 /* fsyncs directory `dir`, so that a file just renamed or linked into it survives a crash.
  * Returns false with errno set. */
 bool keys_sync_dir(const char *dir);

@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
+
+#include "keys.h"
 
 /* Names this server's sessions, so that a session resumed with a client certificate is one this
  * server made (OpenSSL refuses resumption with verification on when it is unset). */
@@ -58,37 +59,35 @@ readable(const char *what, const char *path, char *errbuf, size_t errlen)
     return true;
 }
 
-/* The private key must be no one else's to read, as PostgreSQL requires of its ssl_key_file:
- * a regular file owned by this user without access for group or others (0600 or less), or
- * owned by root and readable by at most its group (0640 or less: Debian's ssl-cert group). */
+/* The private key must be no one else's to read (keys.h's rule, root's key readable by its
+ * group). */
 static bool
 key_private(const char *path, char *errbuf, size_t errlen)
 {
     struct stat st;
-    mode_t others;
 
     if (stat(path, &st) != 0) {
         snprintf(errbuf, errlen, "cannot read --tls-key %s: %s", path, strerror(errno));
         return false;
     }
-    if (!S_ISREG(st.st_mode)) {
+    switch (keys_exposure(&st, true)) {
+    case KEYS_PRIVATE:
+        return true;
+    case KEYS_NOT_REGULAR:
         snprintf(errbuf, errlen, "--tls-key %s is not a regular file", path);
         return false;
-    }
-    if (st.st_uid != geteuid() && st.st_uid != 0) {
+    case KEYS_OTHER_OWNER:
         snprintf(errbuf, errlen, "--tls-key %s belongs to uid %u: it must be this user's or root's",
                  path, (unsigned)st.st_uid);
         return false;
+    case KEYS_EXPOSED:
+        break;
     }
-    others = st.st_uid == 0 ? (S_IWGRP | S_IXGRP | S_IRWXO) : (S_IRWXG | S_IRWXO);
-    if ((st.st_mode & others) != 0) {
-        snprintf(errbuf, errlen,
-                 "--tls-key %s has mode %04o: others may read it; chmod 600 it (640 if root "
-                 "owns it and a group must read it)",
-                 path, (unsigned)(st.st_mode & 07777));
-        return false;
-    }
-    return true;
+    snprintf(errbuf, errlen,
+             "--tls-key %s has mode %04o: others may read it; chmod 600 it (640 if root "
+             "owns it and a group must read it)",
+             path, (unsigned)(st.st_mode & 07777));
+    return false;
 }
 
 static bool
