@@ -166,6 +166,7 @@ static void
 fail(struct pg_conn *c)
 {
     teardown(c);
+    c->hurried = false;
     c->failures++;
     if (c->running)
         timer_start(c, backoff(c->failures));
@@ -206,6 +207,16 @@ broke(struct pg_conn *c, const char *what)
 
 /* --- connecting --- */
 
+/* The peer is ready again: c, if waiting out its backoff, tries now. */
+static void
+hurry(struct pg_conn *c)
+{
+    if (c == NULL || !c->running || c->state != PG_CONN_DOWN)
+        return;
+    attempt(c);
+    c->hurried = c->state == PG_CONN_CONNECTING;
+}
+
 static void
 setup_result(void *arg, PGresult *r)
 {
@@ -232,6 +243,8 @@ setup_done(void *arg, PGresult *r)
     timer_stop(c);
     c->state = PG_CONN_READY;
     c->failures = 0;
+    c->hurried = false;
+    hurry(c->peer);
     if (c->ready != NULL)
         c->ready(c->arg);
 }
@@ -502,10 +515,23 @@ pg_conn_stop(struct pg_conn *c)
     c->cap = 0;
 }
 
+void
+pg_conn_pair(struct pg_conn *a, struct pg_conn *b)
+{
+    a->peer = b;
+    b->peer = a;
+}
+
 bool
 pg_conn_ready(const struct pg_conn *c)
 {
     return c->state == PG_CONN_READY;
+}
+
+bool
+pg_conn_coming(const struct pg_conn *c)
+{
+    return c->hurried && (c->state == PG_CONN_CONNECTING || c->state == PG_CONN_SETUP);
 }
 
 size_t

@@ -8,7 +8,9 @@
  * send that finds the connection broken returns false and `lost` comes later) and drops its
  * queue: the owner completes whatever it had sent. It then reconnects by itself after
  * PG_CONN_BACKOFF[k] seconds, k counting the failures since it was last ready, and calls
- * `ready` once it is usable again.
+ * `ready` once it is usable again. Two connections to one server may be paired
+ * (pg_conn_pair): when one is ready again, the other, if waiting out its backoff, tries at once,
+ * so that a server that is back serves both without a backoff step's lag between them.
  *
  * The watchers never keep ev_run going by themselves (they are unreferenced): the owner holds
  * a reference (ev_ref) while work is owed to its caller. */
@@ -69,6 +71,8 @@ struct pg_conn {
     ev_timer timer; /* connect deadline, backoff wait, or deferred teardown */
     bool timer_on;
     unsigned failures;          /* since the connection was last ready */
+    struct pg_conn *peer;       /* paired with (pg_conn_pair), or NULL */
+    bool hurried;               /* this attempt was started because the peer is ready */
     struct pg_conn_item *items; /* ring of items awaiting results */
     size_t head, n, cap;
     bool setup_failed;
@@ -96,8 +100,17 @@ void pg_conn_start(struct pg_conn *c);
 /* Closes the connection and its watchers; no callback runs afterwards. */
 void pg_conn_stop(struct pg_conn *c);
 
+/* Pairs a and b, two connections to one server: when either becomes ready again, the other
+ * tries at once if it is waiting out its backoff. */
+void pg_conn_pair(struct pg_conn *a, struct pg_conn *b);
+
 /* True when statements can be sent. */
 bool pg_conn_ready(const struct pg_conn *c);
+
+/* True while an attempt is under way that was started because the peer became ready: the
+ * server was reachable a moment ago, so work may wait for `ready` (or `lost`) rather than fail
+ * at once. */
+bool pg_conn_coming(const struct pg_conn *c);
 
 /* Queues prepared statement s with text parameters; fn gets its results. False when the
  * connection is broken (then `lost` follows). */

@@ -7,19 +7,35 @@
 #include "backend.h"
 #include "pg_ops.h"
 
-/* Takes the oldest read off the list. */
-static struct store_op *
-take(struct pg_reader *r)
+/* Appends op to a list. */
+static void
+put(struct store_op ***tail, struct store_op *op)
 {
-    struct store_op *op = r->head;
+    op->next = NULL;
+    **tail = op;
+    *tail = &op->next;
+}
+
+/* Takes the oldest read off a list. */
+static struct store_op *
+take_from(struct store_op **head, struct store_op ***tail)
+{
+    struct store_op *op = *head;
 
     if (op == NULL)
         return NULL;
-    r->head = op->next;
-    if (r->head == NULL)
-        r->tail = &r->head;
+    *head = op->next;
+    if (*head == NULL)
+        *tail = head;
     op->next = NULL;
     return op;
+}
+
+/* Takes the oldest read sent. */
+static struct store_op *
+take(struct pg_reader *r)
+{
+    return take_from(&r->head, &r->tail);
 }
 
 static void
@@ -50,21 +66,42 @@ on_lost(void *arg)
     struct pg_reader *r = arg;
     struct store_op *op;
 
-    while ((op = take(r)) != NULL) {
+    while ((op = take(r)) != NULL || (op = take_from(&r->held, &r->held_tail)) != NULL) {
         store_op_fail(op, STORE_UNAVAILABLE, "read: %s", r->conn.why);
         ev_unref(r->loop);
         store_op_complete(op);
     }
 }
 
+/* The connection is back: the reads that waited for it run, oldest first. */
+static void
+on_ready(void *arg)
+{
+    struct pg_reader *r = arg;
+    struct store_op *op, *held = r->held;
+
+    r->held = NULL;
+    r->held_tail = &r->held;
+    while (held != NULL) {
+        op = held;
+        held = op->next;
+        op->next = NULL;
+        ev_unref(r->loop);
+        r->again(r->arg, op);
+    }
+}
+
 bool
 pg_reader_open(struct pg_reader *r, struct ev_loop *loop, const char *const *keys,
-               const char *const *vals, char *why, size_t len)
+               const char *const *vals, pg_reader_again_fn *again, void *arg, char *why, size_t len)
 {
     r->loop = loop;
-    r->head = NULL;
+    r->head = r->held = NULL;
     r->tail = &r->head;
-    pg_conn_init(&r->conn, loop, keys, vals, "reader", NULL, on_lost, r);
+    r->held_tail = &r->held;
+    r->again = again;
+    r->arg = arg;
+    pg_conn_init(&r->conn, loop, keys, vals, "reader", on_ready, on_lost, r);
     if (pg_conn_open(&r->conn))
         return true;
     snprintf(why, len, "%s", r->conn.why);
@@ -77,15 +114,18 @@ send_read(struct pg_reader *r, struct store_op *op, const struct pg_call *call, 
 {
     bool ok;
 
+    if (pg_conn_coming(&r->conn)) {
+        put(&r->held_tail, op);
+        ev_ref(r->loop); /* owed */
+        return;
+    }
     if (!pg_conn_ready(&r->conn)) {
         store_op_fail(op, STORE_UNAVAILABLE, "read: %s",
                       r->conn.why[0] != '\0' ? r->conn.why : "not connected");
         store_op_complete(op);
         return;
     }
-    op->next = NULL;
-    *r->tail = op;
-    r->tail = &op->next;
+    put(&r->tail, op);
     ev_ref(r->loop); /* owed */
     ok = sql != NULL ? pg_conn_exec_params(&r->conn, sql, call->n, call->v, res_read, r)
                      : pg_conn_query(&r->conn, call->stmt, call->n, call->v, res_read, r);
@@ -125,7 +165,7 @@ pg_reader_read_sql(struct pg_reader *r, struct store_op *op, const char *sql, in
 void
 pg_reader_close(struct pg_reader *r)
 {
-    while (take(r) != NULL)
+    while (take(r) != NULL || take_from(&r->held, &r->held_tail) != NULL)
         ev_unref(r->loop);
     pg_conn_stop(&r->conn);
 }

@@ -2,7 +2,9 @@
  * read never waits behind a batch, pipelined, each read its own statement and sync point (its
  * own snapshot of the last commit), completed through op->done when its result arrives, in
  * submission order. While the connection is down, a read completes at once with
- * STORE_UNAVAILABLE; reads in flight when it breaks complete with it too. */
+ * STORE_UNAVAILABLE; reads in flight when it breaks complete with it too. While it is coming
+ * back because the writer's connection is (pg_conn_coming), a read waits for it instead and is
+ * handed back to the store's dispatch (`again`) once it is ready, or fails if the attempt does. */
 #ifndef COUPOND_PG_READER_H
 #define COUPOND_PG_READER_H
 
@@ -13,15 +15,22 @@
 #include "pg_conn.h"
 #include "store.h"
 
+/* Runs a read that waited for the connection, as the store's read call does. */
+typedef void pg_reader_again_fn(void *arg, struct store_op *op);
+
 struct pg_reader {
     struct pg_conn conn;
     struct ev_loop *loop;
-    struct store_op *head, **tail; /* reads sent, oldest first, linked through op->next */
+    struct store_op *head, **tail;      /* reads sent, oldest first, linked through op->next */
+    struct store_op *held, **held_tail; /* reads waiting for the connection, oldest first */
+    pg_reader_again_fn *again;
+    void *arg;
 };
 
 /* Opens the connection (blocking, for open); false with why on failure. */
 bool pg_reader_open(struct pg_reader *r, struct ev_loop *loop, const char *const *keys,
-                    const char *const *vals, char *why, size_t len);
+                    const char *const *vals, pg_reader_again_fn *again, void *arg, char *why,
+                    size_t len);
 
 /* Runs read op (see the top of this file). */
 void pg_reader_read(struct pg_reader *r, struct store_op *op);

@@ -115,7 +115,17 @@ destroy(struct pg_store *st)
     free(st);
 }
 
-/* Opens the writer and reader connections. */
+static void pg_read(struct store *base, struct store_op *op);
+
+/* A read that waited for the reader's connection runs now. */
+static void
+read_again(void *arg, struct store_op *op)
+{
+    pg_read(arg, op);
+}
+
+/* Opens the writer and reader connections, paired: when one is back after an outage, the other
+ * tries at once. */
 static enum store_err
 connect_all(struct pg_store *st, const struct store_config *cfg, char *errbuf, size_t errlen)
 {
@@ -127,11 +137,13 @@ connect_all(struct pg_store *st, const struct store_config *cfg, char *errbuf, s
         snprintf(errbuf, errlen, "store %s: %s", st->where, why);
         return STORE_UNAVAILABLE;
     }
-    if (!pg_reader_open(&st->reader, cfg->loop, st->keys, st->vals, why, sizeof why)) {
+    if (!pg_reader_open(&st->reader, cfg->loop, st->keys, st->vals, read_again, &st->base, why,
+                        sizeof why)) {
         pg_writer_close(&st->writer);
         snprintf(errbuf, errlen, "store %s: %s", st->where, why);
         return STORE_UNAVAILABLE;
     }
+    pg_conn_pair(&st->writer.conn, &st->reader.conn);
     return STORE_OK;
 }
 

@@ -944,6 +944,7 @@ on_lost(void *arg)
     struct pg_writer *w = arg;
 
     switch (w->phase) {
+    case PG_WRITER_WAIT:
     case PG_WRITER_STAGE:
         finish_msg(w, STORE_UNAVAILABLE, "commit: %s; nothing was stored", w->conn.why);
         break;
@@ -972,6 +973,20 @@ on_lost(void *arg)
     }
 }
 
+/* Runs the batch, or refuses it when the connection is not there. */
+static void
+start(struct pg_writer *w)
+{
+    if (!pg_conn_ready(&w->conn))
+        refuse(w, STORE_UNAVAILABLE, w->conn.why[0] != '\0' ? w->conn.why : "not connected");
+    else if (!plan_head(w))
+        refuse(w, STORE_IO, "commit: out of memory");
+    else if (stages(w))
+        stage(w);
+    else
+        run_pipeline(w);
+}
+
 static void
 on_ready(void *arg)
 {
@@ -979,6 +994,8 @@ on_ready(void *arg)
 
     if (w->phase == PG_WRITER_OUTCOME)
         ask_outcome(w);
+    else if (w->phase == PG_WRITER_WAIT)
+        start(w);
 }
 
 /* --- the writer's calls --- */
@@ -1017,14 +1034,10 @@ pg_writer_commit(struct pg_writer *w, struct store_batch *b)
     ev_ref(w->loop); /* owed: keeps ev_run going until it completes */
     if (w->readonly)
         refuse(w, STORE_IO, "commit: the store is open read-only");
-    else if (!pg_conn_ready(&w->conn))
-        refuse(w, STORE_UNAVAILABLE, w->conn.why[0] != '\0' ? w->conn.why : "not connected");
-    else if (!plan_head(w))
-        refuse(w, STORE_IO, "commit: out of memory");
-    else if (stages(w))
-        stage(w);
+    else if (pg_conn_coming(&w->conn))
+        w->phase = PG_WRITER_WAIT; /* on_ready or on_lost goes on */
     else
-        run_pipeline(w);
+        start(w);
 }
 
 void

@@ -39,15 +39,17 @@
  * of the batch or not at all.
  *
  * Outages. A batch committed while the connection is down completes (on the next loop turn)
- * with STORE_UNAVAILABLE. When the connection breaks under a batch, the outcome is learned when
- * possible: before COMMIT could have run, the batch failed (STORE_UNAVAILABLE, nothing stored);
- * after it may have, the writer reconnects and asks pg_xact_status() about the transaction id
- * it got first: committed (with every result in hand) completes the batch STORE_OK; aborted,
- * STORE_UNAVAILABLE (nothing stored); not learnable within PG_WRITER_OUTCOME_WAIT_S,
- * STORE_UNAVAILABLE (it may or may not have happened). The reconnection may reach another
- * server, a standby promoted in a failover, where that id can name another transaction: a
- * batch that stored audit records counts as committed only when its last record is there too
- * (else STORE_UNAVAILABLE, nothing stored). */
+ * with STORE_UNAVAILABLE; while it is coming back because the reader's connection is
+ * (pg_conn_coming), the batch waits for it and runs once it is ready, or completes with
+ * STORE_UNAVAILABLE (nothing stored) if the attempt fails. When the connection breaks under a
+ * batch, the outcome is learned when possible: before COMMIT could have run, the batch failed
+ * (STORE_UNAVAILABLE, nothing stored); after it may have, the writer reconnects and asks
+ * pg_xact_status() about the transaction id it got first: committed (with every result in hand)
+ * completes the batch STORE_OK; aborted, STORE_UNAVAILABLE (nothing stored); not learnable within
+ * PG_WRITER_OUTCOME_WAIT_S, STORE_UNAVAILABLE (it may or may not have happened). The reconnection
+ * may reach another server, a standby promoted in a failover, where that id can name another
+ * transaction: a batch that stored audit records counts as committed only when its last record is
+ * there too (else STORE_UNAVAILABLE, nothing stored). */
 #ifndef COUPOND_PG_WRITER_H
 #define COUPOND_PG_WRITER_H
 
@@ -90,6 +92,7 @@
 enum pg_writer_phase {
     PG_WRITER_IDLE,
     PG_WRITER_REFUSE,   /* completing at the next loop turn without running */
+    PG_WRITER_WAIT,     /* waiting for the connection that is coming back */
     PG_WRITER_STAGE,    /* COPY of the upload records */
     PG_WRITER_RUN,      /* the pipeline is sent; results coming */
     PG_WRITER_ROLLBACK, /* a statement failed: ROLLBACK sent */

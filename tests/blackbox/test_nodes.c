@@ -24,16 +24,19 @@
 #include "bb.h"
 
 #define OUT_MAX      BB_RUN_OUT_MAX
-#define CODE_MAX     64          /* a code in a reply */
-#define RECONNECT_MS 30000       /* the cluster's restart plus the node's reconnection backoff */
-#define RETRY_MS     200         /* between two tries while the node reconnects */
-#define SECRET       "sekrit-pw" /* a password that must appear in no message */
-#define NODES        3           /* nodes of one store in the tests of several nodes */
-#define FP_HEX       16          /* a task key fingerprint: 8 bytes in hex */
-#define SERVE_MS     10000       /* "serve again within seconds" after PostgreSQL is back */
-#define WAIT_IO_MS   20000       /* a held WAIT can take the whole --megadeal-wait */
-#define MEGA_RATE    10          /* PROTOCOL.md's MEGADEAL limits, counted over every node */
-#define MEGA_FLIGHT  5
+#define CODE_MAX     64    /* a code in a reply */
+#define RECONNECT_MS 30000 /* the cluster's restart plus the node's reconnection backoff */
+#define RETRY_MS     200   /* between two tries while the node reconnects */
+#define DOWN_MS                                                                                    \
+    3000                        /* an outage long enough that the node's writer and reader both    \
+                                   back off for their longest wait (pg_conn.h: 2 s) */
+#define SECRET      "sekrit-pw" /* a password that must appear in no message */
+#define NODES       3           /* nodes of one store in the tests of several nodes */
+#define FP_HEX      16          /* a task key fingerprint: 8 bytes in hex */
+#define SERVE_MS    10000       /* "serve again within seconds" after PostgreSQL is back */
+#define WAIT_IO_MS  20000       /* a held WAIT can take the whole --megadeal-wait */
+#define MEGA_RATE   10          /* PROTOCOL.md's MEGADEAL limits, counted over every node */
+#define MEGA_FLIGHT 5
 
 /* ---- helpers ---- */
 
@@ -169,7 +172,9 @@ test_check_store(void **state)
 }
 
 /* PostgreSQL stops: what needs it is ERR UNAVAILABLE, the rest is served, the connections stay;
- * it starts again: the node is back by itself, and a write retried with its id is done once. */
+ * it starts again: the node is back by itself, reads as soon as writes (its two connections to
+ * the store back off each on its own schedule, up to 2 s apart: the first one back brings the
+ * other), and a write retried with its id is done once. */
 static void
 test_store_out_of_reach(void **state)
 {
@@ -190,6 +195,8 @@ test_store_out_of_reach(void **state)
     bb_expect(c, "PING", "OK PONG");
     bb_expect_prefix(c, "HELP", "OK");
     bb_expect(a, "PING", "OK PONG");
+    bb_sleep_ms(DOWN_MS);
+    bb_expect_prefix(a, "STATS", "ERR UNAVAILABLE");
 
     if (!bb_pg_cluster("start"))
         fail_msg("cannot start the test cluster again");
@@ -200,6 +207,7 @@ test_store_out_of_reach(void **state)
         bb_sleep_ms(RETRY_MS);
     code_of(st, second);
     expect_coupon(st, second, false);
+    assert_int_equal(bb_stat(a, "assigned.FREE"), 2); /* read right after the first write */
     expect_coupon(bb_cmd(c, "REQUEST bob FREE id=un-2", reply), second, true);
     expect_coupon(bb_cmd(c, "REQUEST alice FREE id=un-1", reply), first, true);
     assert_int_equal(bb_stat(a, "assigned.FREE"), 2);

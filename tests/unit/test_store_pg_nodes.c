@@ -384,6 +384,13 @@ enum cut {
     CUT_BEFORE_COMMIT, /* COMMIT never reaches the server: it rolls back */
 };
 
+/* Which connections the proxy closes at once (proxy_drop). */
+enum drop {
+    DROP_NONE,
+    DROP_LAST, /* the one whose client sent last */
+    DROP_ALL
+};
+
 #define PROXY_PAIRS    8     /* connections through the proxy at once: the store has two */
 #define PROXY_BUF      65536 /* bytes forwarded at a time */
 #define PROXY_QUIET_MS 300   /* CUT_BEFORE_COMMIT: the server's results are all home by then */
@@ -396,6 +403,8 @@ struct proxy {
     atomic_bool refuse; /* new connections are closed at once (the server "unreachable") */
     atomic_bool stop;
     atomic_int cuts; /* cuts made */
+    atomic_int drop; /* enum drop: asked of the proxy's thread, DROP_NONE once done */
+    int last;        /* the pair whose client sent last (the proxy's thread's) */
     int cfd[PROXY_PAIRS], sfd[PROXY_PAIRS];
     bool held[PROXY_PAIRS]; /* CUT_BEFORE_COMMIT: the client's rest is dropped */
     double held_at[PROXY_PAIRS];
@@ -475,6 +484,7 @@ from_client(struct proxy *p, int i)
     }
     if (p->held[i])
         return;
+    p->last = i;
     if (atomic_load(&p->cut) == CUT_BEFORE_COMMIT &&
         (at = find(buf, n, "COMMIT", sizeof "COMMIT")) >= 6) {
         send_all(p->sfd[i], buf, at - 6);
@@ -509,6 +519,20 @@ from_server(struct proxy *p, int i)
     send_all(p->cfd[i], buf, n);
 }
 
+/* Does what proxy_drop asked. */
+static void
+drop_pairs(struct proxy *p)
+{
+    enum drop d = (enum drop)atomic_load(&p->drop);
+
+    if (d == DROP_NONE)
+        return;
+    for (int i = 0; i < PROXY_PAIRS; i++)
+        if (p->cfd[i] >= 0 && (d == DROP_ALL || i == p->last))
+            pair_close(p, i);
+    atomic_store(&p->drop, DROP_NONE);
+}
+
 static void *
 proxy_run(void *arg)
 {
@@ -537,6 +561,7 @@ proxy_run(void *arg)
                 pair_close(p, i);
             }
         }
+        drop_pairs(p);
     }
     for (int i = 0; i < PROXY_PAIRS; i++)
         if (p->cfd[i] >= 0)
@@ -569,6 +594,15 @@ proxy_stop(struct proxy *p)
 {
     atomic_store(&p->stop, true);
     pthread_join(p->thread, NULL);
+}
+
+/* Closes connections through the proxy (as the server's end would) and waits until it has. */
+static void
+proxy_drop(struct proxy *p, enum drop d)
+{
+    atomic_store(&p->drop, d);
+    while (atomic_load(&p->drop) != DROP_NONE)
+        usleep(1000);
 }
 
 /* A batch of an assignment and a redemption, committed through the proxy with `cut`. */
@@ -645,6 +679,72 @@ test_commit_outcome(void **state)
     assert_int_equal(cs.type[STORE_TYPE_FREE].redeemed, 2);
     check_ok(&s, T0);
     assert_null(ss_violation(&s));
+    ss_close(&s);
+    proxy_stop(&p);
+}
+
+/* --- the writer's and the reader's connections come back together --- */
+
+#define APART_S 1.0 /* between the two connections' losses: half the longest backoff apart */
+#define AWAY_S  3.0 /* then down long enough that both wait out the longest backoff (2 s) */
+#define BACK_S  5.0 /* for the first operation to pass once the server is reachable again */
+
+/* The writer's and the reader's connections go down a second apart, so that each retries on
+ * its own schedule, a second off the other's; `reader_first`: the reader's goes first, so the
+ * writer's is back first, else the other way round. When the server is reachable again,
+ * whichever connection gets through first brings the other along: a read right after the first
+ * write that passes passes too, and a write right after the first read. */
+static void
+back_together(struct ss *s, struct proxy *p, bool reader_first, const char *code)
+{
+    struct store_coupon c = coupon(code, STORE_TYPE_FREE, T0 + 100, 1);
+    enum store_err w = STORE_UNAVAILABLE, r = STORE_UNAVAILABLE;
+    char last[STORE_CODE_MAX + 1];
+    double until;
+
+    snprintf(last, sizeof last, "%s-LAST", code);
+    upload_until_ok(s, last, BACK_S); /* the writer sent last */
+    if (reader_first)
+        assert_int_equal(ss_get(s, "BEFORE", NULL), STORE_OK); /* now the reader has */
+    atomic_store(&p->refuse, true);
+    proxy_drop(p, DROP_LAST);
+    idle(s, APART_S);
+    proxy_drop(p, DROP_ALL);
+    idle(s, AWAY_S);
+    assert_int_equal(ss_upload(s, &c, 1, false, NULL, 0, NULL), STORE_UNAVAILABLE);
+    assert_int_equal(ss_get(s, "BEFORE", NULL), STORE_UNAVAILABLE);
+
+    atomic_store(&p->refuse, false);
+    until = now_s() + BACK_S;
+    while (w != STORE_OK && r != STORE_OK && now_s() < until) {
+        idle(s, 0.02);
+        w = ss_upload(s, &c, 1, false, NULL, 0, NULL);
+        r = ss_get(s, "BEFORE", NULL);
+    }
+    printf("back, the %s's connection lost first: write %d, then read %d\n",
+           reader_first ? "reader" : "writer", (int)w, (int)r);
+    if (w == STORE_OK)
+        assert_int_equal(r, STORE_OK);
+    else
+        assert_int_equal(ss_upload(s, &c, 1, false, NULL, 0, NULL), STORE_OK);
+    assert_int_equal(ss_get(s, code, NULL), STORE_OK);
+}
+
+static void
+test_connections_back_together(void **state)
+{
+    char uri[URI_MAX];
+    struct proxy p;
+    struct ss s;
+
+    (void)state;
+    proxy_start(&p);
+    snprintf(uri, sizeof uri, "postgresql://postgres@127.0.0.1:%d/postgres", p.port);
+    open_node(&s, uri, "a");
+    upload_until_ok(&s, "BEFORE", 1);
+    back_together(&s, &p, true, "BACK-1");
+    back_together(&s, &p, false, "BACK-2");
+    check_ok(&s, T0);
     ss_close(&s);
     proxy_stop(&p);
 }
@@ -1027,6 +1127,7 @@ main(void)
         cmocka_unit_test_setup(test_outage_and_reconnect, setup),
         cmocka_unit_test_setup(test_deadlock_retry, setup),
         cmocka_unit_test_setup(test_commit_outcome, setup),
+        cmocka_unit_test_setup(test_connections_back_together, setup),
         cmocka_unit_test_setup(test_two_nodes, setup),
         cmocka_unit_test_setup(test_claim_floor, setup),
         cmocka_unit_test_setup(test_shared_grants, setup),
