@@ -1366,6 +1366,16 @@ bb_file_wait_line(const char *path, const char *needle, int ms, char *line, size
     return true;
 }
 
+int
+bb_file_wait_count(const char *path, const char *needle, int n, int ms)
+{
+    int64_t deadline = bb_now_ms() + ms;
+    int seen;
+    while ((seen = bb_file_count(path, needle)) < n && bb_now_ms() < deadline)
+        bb_sleep_ms(BB_POLL_MS);
+    return seen;
+}
+
 static int
 hex_digit(char ch)
 {

@@ -26,17 +26,20 @@
 #define BB_RUN_TIMEOUT_MS   5000  /* a one-shot run (-V, a bad flag) must exit within this */
 #define BB_IO_TIMEOUT_MS    5000  /* SO_RCVTIMEO/SO_SNDTIMEO of a client: a hung server fails */
 #define BB_POLL_MS          20    /* sleep between polls of a condition */
-#define BB_START_ATTEMPTS   3     /* fresh ports tried when the server dies at start */
-#define BB_KEY_HEX          64    /* admin.key: 32 random bytes in hex */
-#define BB_PATH_MAX         512   /* data dir and file paths of the harness */
-#define BB_MAX_ARGS         16    /* extra server arguments */
-#define BB_LINE_MAX         8192  /* longest reply line a client accepts */
-#define BB_REPLY_MAX        65536 /* buffer for one whole reply (HELP, STATS, 100 REJECTs) */
-#define BB_RBUF             16384 /* per-client receive buffer */
-#define BB_STDERR_TAIL      8192  /* bytes of the server's stderr.log printed on a failure */
-#define BB_RUN_OUT_MAX      16384 /* captured stdout or stderr of a one-shot run */
-#define BB_FAR_EXPIRY       "2099-12-31" /* an expiry no test run will reach */
-#define BB_STORE_URI_MAX    1024 /* a --store URI: the cluster's (a socket path) and a schema */
+#define BB_LOG_WAIT_MS                                                                             \
+    10000                              /* the log thread writes a line within this, even under a   \
+                                          sanitizer on a loaded machine */
+#define BB_START_ATTEMPTS 3            /* fresh ports tried when the server dies at start */
+#define BB_KEY_HEX        64           /* admin.key: 32 random bytes in hex */
+#define BB_PATH_MAX       512          /* data dir and file paths of the harness */
+#define BB_MAX_ARGS       16           /* extra server arguments */
+#define BB_LINE_MAX       8192         /* longest reply line a client accepts */
+#define BB_REPLY_MAX      65536        /* buffer for one whole reply (HELP, STATS, 100 REJECTs) */
+#define BB_RBUF           16384        /* per-client receive buffer */
+#define BB_STDERR_TAIL    8192         /* bytes of the server's stderr.log printed on a failure */
+#define BB_RUN_OUT_MAX    16384        /* captured stdout or stderr of a one-shot run */
+#define BB_FAR_EXPIRY     "2099-12-31" /* an expiry no test run will reach */
+#define BB_STORE_URI_MAX  1024 /* a --store URI: the cluster's (a socket path) and a schema */
 
 /* A coupond process with its own temporary data dir. The fields are read-only for tests. */
 struct bb_server {
@@ -330,6 +333,11 @@ int bb_reap(pid_t pid, int ms);
 /* Waits up to `ms` for a line of the file at `path` that contains `needle` and copies the first
  * such line (without its LF, cut to cap - 1 bytes) into `line`. False on a timeout. */
 bool bb_file_wait_line(const char *path, const char *needle, int ms, char *line, size_t cap);
+
+/* Waits up to `ms` until at least `n` lines of the file at `path` contain `needle` (the
+ * operation log is written by its own thread, a moment after the reply); returns the count last
+ * seen, -1 when the file cannot be read. */
+int bb_file_wait_count(const char *path, const char *needle, int n, int ms);
 
 /* Checks that `line` (no LF) is well-formed logfmt as coupond(8) describes it: key=value fields
  * separated by one space, each value bare (no space, control character, `"`, `=` or `\`) or

@@ -436,17 +436,6 @@ stderr_path(const struct bb_server *s, char *buf, size_t size)
     snprintf(buf, (size_t)size, "%s/stderr.log", s->dir);
 }
 
-/* Polls `path` until at least `n` of its lines hold `needle`; returns the count seen. */
-static int
-wait_count(const char *path, const char *needle, int n)
-{
-    int64_t deadline = bb_now_ms() + LOG_WAIT_MS;
-    int seen;
-    while ((seen = bb_file_count(path, needle)) < n && bb_now_ms() < deadline)
-        bb_sleep_ms(BB_POLL_MS);
-    return seen;
-}
-
 /* Sends `n` PINGs in one write and reads the n replies. */
 static void
 serve_pings(struct bb_client *c, int n)
@@ -476,7 +465,7 @@ test_log_dev_full(void **state)
     stderr_path(s, errlog, sizeof errlog);
     struct bb_client *c = bb_connect(s);
     serve_pings(c, LOG_COMMANDS);
-    assert_int_equal(wait_count(errlog, "coupond: log:", 1), 1);
+    assert_int_equal(bb_file_wait_count(errlog, "coupond: log:", 1, LOG_WAIT_MS), 1);
     serve_pings(c, LOG_COMMANDS);
     bb_close(c);
     stop_ok(e); /* writes out (or fails to) every line left */
@@ -500,12 +489,12 @@ test_log_reopen_fails(void **state)
     assert_int_equal(rename(log, rotated), 0);
     assert_int_equal(mkdir(log, 0700), 0);
     bb_server_signal(s, SIGHUP);
-    assert_int_equal(wait_count(errlog, "cannot reopen log file", 1), 1);
+    assert_int_equal(bb_file_wait_count(errlog, "cannot reopen log file", 1, LOG_WAIT_MS), 1);
 
     /* Serving goes on, and the lines go to the old file. */
     bb_expect_prefix(c, "REQUEST after-failed-reopen", "ERR NO_COUPONS");
     serve_pings(c, LOG_COMMANDS);
-    assert_int_equal(wait_count(rotated, "user=after-failed-reopen", 1), 1);
+    assert_int_equal(bb_file_wait_count(rotated, "user=after-failed-reopen", 1, LOG_WAIT_MS), 1);
     bb_close(c);
     stop_ok(e);
     assert_int_equal(bb_file_count(errlog, "coupond: log:"), 1);
@@ -539,7 +528,7 @@ test_log_disk_full(void **state)
         trigger_on(e, "ENOSPC");
 
     serve_pings(c, LOG_COMMANDS);
-    assert_int_equal(wait_count(errlog, "cannot write the log", 1), 1);
+    assert_int_equal(bb_file_wait_count(errlog, "cannot write the log", 1, LOG_WAIT_MS), 1);
     serve_pings(c, LOG_COMMANDS);
 
     if (mounted)
@@ -547,8 +536,8 @@ test_log_disk_full(void **state)
     else
         trigger_off(e);
     bb_expect_prefix(c, "REQUEST after-recovery", "ERR NO_COUPONS");
-    assert_int_equal(wait_count(log, "user=after-recovery", 1), 1);
-    assert_int_equal(wait_count(errlog, "writing the log works again", 1), 1);
+    assert_int_equal(bb_file_wait_count(log, "user=after-recovery", 1, LOG_WAIT_MS), 1);
+    assert_int_equal(bb_file_wait_count(errlog, "writing the log works again", 1, LOG_WAIT_MS), 1);
     bb_close(c);
     stop_ok(e);
     assert_int_equal(bb_file_count(errlog, "cannot write the log"), 1);
@@ -614,7 +603,7 @@ test_emfile_does_not_spin(void **state)
                  EMFILE_MIN_WAIT, count, N);
     char log[BB_PATH_MAX + 16];
     snprintf(log, sizeof log, "%s/ops.log", s->dir);
-    if (wait_count(log, "op=ACCEPT_PAUSED", 1) < 1)
+    if (bb_file_wait_count(log, "op=ACCEPT_PAUSED", 1, LOG_WAIT_MS) < 1)
         fail_msg("no ACCEPT_PAUSED in the log: accept() never ran out of descriptors");
 
     long cpu0 = bb_proc_cpu_ms(s);

@@ -305,10 +305,7 @@ test_slowloris_dropped(void **state)
     bb_expect(active, "PING", "OK PONG");
     char log[BB_PATH_MAX + 16];
     snprintf(log, sizeof log, "%s/ops.log", s->dir);
-    int64_t deadline = bb_now_ms() + LOG_WAIT_MS;
-    while (bb_file_count(log, "reason=line_timeout") < 2 && bb_now_ms() < deadline)
-        bb_sleep_ms(BB_POLL_MS);
-    assert_int_equal(bb_file_count(log, "reason=line_timeout"), 2);
+    assert_int_equal(bb_file_wait_count(log, "reason=line_timeout", 2, LOG_WAIT_MS), 2);
     bb_close(plain);
     bb_close(longer);
     bb_close(slow_ok);

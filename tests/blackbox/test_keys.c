@@ -411,7 +411,7 @@ test_require_auth_default(void **state)
     bb_expect_prefix(c, "REQUEST bob", "ERR NO_COUPONS");
     bb_close(c);
     bb_fmt(log, sizeof log, "%s/ops.log", s->dir);
-    assert_int_equal(bb_file_count(log, "op=WARNING"), 1);
+    assert_int_equal(bb_file_wait_count(log, "op=WARNING", 1, BB_LOG_WAIT_MS), 1);
     assert_int_equal(bb_server_stop(s), 0);
     bb_server_free(s);
 }
