@@ -1,7 +1,7 @@
 /* test_export.c - EXPORT (PROTOCOL.md version 2, "Code generation and export") against the real
  * server: every coupon (of a type) or every redemption after SEQ, one line each, then
  * OK count=N; one consistent snapshot while writes go on; 100,000 coupons streamed while
- * another client's REQUESTs are answered promptly (their p99 is printed); the replies after an
+ * another client's REQUESTs are answered promptly (their p95 is bounded); the replies after an
  * EXPORT wait behind it; a client that stops reading is cut off, one that leaves is let go. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,13 +20,17 @@
 #include "bb.h"
 #include "proto.h"
 
-#define BIG            100000    /* coupons of the large export */
-#define HALF           (BIG / 2) /* one UPLOAD's worth (--max-upload) */
-#define SIDE_COUPONS   5000      /* FREE coupons the other client REQUESTs during the export */
-#define SNAPSHOT_N     5000      /* coupons of the snapshot test */
-#define LATE_N         100       /* coupons uploaded while it streams */
-#define STREAM_IO_MS   60000
-#define P99_LIMIT_MS   1000 /* a stalled loop shows as seconds; an fsync'd commit is milliseconds */
+#define BIG          100000    /* coupons of the large export */
+#define HALF         (BIG / 2) /* one UPLOAD's worth (--max-upload) */
+#define SIDE_COUPONS 5000      /* FREE coupons the other client REQUESTs during the export */
+#define SNAPSHOT_N   5000      /* coupons of the snapshot test */
+#define LATE_N       100       /* coupons uploaded while it streams */
+#define STREAM_IO_MS 60000
+/* A loop stalled by the export delays most REQUESTs behind it by seconds; a lone commit whose
+ * fsync a busy disk held up (CI runs PostgreSQL clusters beside this test) delays one. So the
+ * bound is on the 95th percentile, which one such outlier among MIN_SAMPLES cannot move. */
+#define P95_LIMIT_MS   1000
+#define MIN_SAMPLES    20
 #define STALL_WAIT_MS  9000 /* CONN_OUT_STALL (5 s) and slack */
 #define LOG_WAIT_MS    5000
 #define SMALL_RCVBUF   4096
@@ -287,14 +291,17 @@ test_export_100k_while_serving(void **state)
     int64_t took = bb_now_ms() - t0;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fail_msg("the exporting client failed (status %d)", status);
-    assert_true(n > 0);
+    if (n < MIN_SAMPLES)
+        fail_msg("only %zu REQUESTs answered during the %lld ms export", n, (long long)took);
     qsort(lat_us, n, sizeof lat_us[0], cmp_i64);
-    int64_t p99 = lat_us[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+    int64_t p95 = lat_us[(n * 95) / 100];
+    int64_t p99 = lat_us[(n * 99) / 100];
     print_message("export of %d coupons took %lld ms; meanwhile %zu REQUESTs of another client: "
-                  "p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-                  BIG, (long long)took, n, lat_us[n / 2] / 1e3, p99 / 1e3, lat_us[n - 1] / 1e3);
-    if (p99 > P99_LIMIT_MS * 1000LL)
-        fail_msg("REQUESTs waited for the export: p99 %.1f ms", p99 / 1e3);
+                  "p50 %.2f ms, p95 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+                  BIG, (long long)took, n, lat_us[n / 2] / 1e3, p95 / 1e3, p99 / 1e3,
+                  lat_us[n - 1] / 1e3);
+    if (p95 > P95_LIMIT_MS * 1000LL)
+        fail_msg("REQUESTs waited for the export: p95 %.1f ms", p95 / 1e3);
     assert_int_equal(bb_stat(c, "assigned.FREE"), n);
     bb_close(c);
 }
