@@ -1,4 +1,5 @@
-/* group.c - the group commit (see group.h): two batches, one filling and one in flight. */
+/* group.c - the group commit (see group.h): two batches, one filling and one in flight, and
+ * the hold. */
 #include "group.h"
 
 #include <stdlib.h>
@@ -12,6 +13,9 @@ struct group {
     struct store_batch batches[2];
     struct store_batch *filling, *flying; /* flying: NULL when no commit is in flight */
     double started;                       /* when the flying batch was committed */
+    double delay;                         /* the hold, seconds; 0: none */
+    ev_timer hold_w;                      /* running while the filling batch is held */
+    size_t hold_until_n;                  /* the held batch goes once it has this many */
     struct group_stats stats;
 };
 
@@ -19,9 +23,10 @@ const double group_hist_bounds[GROUP_HIST_BUCKETS] = {0.0005, 0.001, 0.002, 0.00
                                                       0.032,  0.064, 0.128, 0.256, 0.512, 1.024};
 
 static void batch_done(struct store_batch *b, enum store_err err);
+static void hold_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 struct group *
-group_new(struct ev_loop *loop, struct store *st, struct log *lg)
+group_new(struct ev_loop *loop, struct store *st, struct log *lg, double delay)
 {
     struct group *g = calloc(1, sizeof *g);
 
@@ -36,12 +41,17 @@ group_new(struct ev_loop *loop, struct store *st, struct log *lg)
         g->batches[i].arg = g;
     }
     g->filling = &g->batches[0];
+    g->delay = delay;
+    ev_timer_init(&g->hold_w, hold_cb, 0., 0.);
+    g->hold_w.data = g;
     return g;
 }
 
 void
 group_free(struct group *g)
 {
+    if (g != NULL)
+        ev_timer_stop(g->loop, &g->hold_w);
     free(g);
 }
 
@@ -63,10 +73,21 @@ group_stats(const struct group *g)
     return &g->stats;
 }
 
+static bool
+held(struct group *g)
+{
+    if (!ev_is_active(&g->hold_w))
+        return false;
+    if (g->filling->n < g->hold_until_n)
+        return true;
+    ev_timer_stop(g->loop, &g->hold_w);
+    return false;
+}
+
 void
 group_flush(struct group *g)
 {
-    if (g->flying != NULL || g->filling->n == 0)
+    if (g->flying != NULL || g->filling->n == 0 || held(g))
         return;
     g->flying = g->filling;
     g->filling = g->flying == &g->batches[0] ? &g->batches[1] : &g->batches[0];
@@ -104,12 +125,18 @@ batch_done(struct store_batch *b, enum store_err err)
 {
     struct group *g = b->arg;
     struct store_op *op = b->head, *next;
+    size_t answered = b->n;
 
     record(g, b, err);
     g->flying = NULL;
     store_batch_init(b);
-    /* What arrived meanwhile goes to the disk now, before the members are answered: the store
-     * works on it while the loop writes these replies. */
+    if (g->delay > 0) { /* the hold (group.h): until these members are back, or the delay */
+        g->hold_until_n = answered + g->filling->n;
+        ev_timer_set(&g->hold_w, g->delay, 0.);
+        ev_timer_start(g->loop, &g->hold_w);
+    }
+    /* What arrived meanwhile goes to the disk now unless held, before the members are answered:
+     * the store works on it while the loop writes these replies. */
     group_flush(g);
     for (; op != NULL; op = next) {
         next = op->next; /* the callback may free or reuse the operation */
@@ -118,4 +145,13 @@ batch_done(struct store_batch *b, enum store_err err)
         else
             op->done(op);
     }
+}
+
+/* The hold's delay is up: the batch goes with what it has. */
+static void
+hold_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    group_flush(w->data);
 }

@@ -252,7 +252,8 @@ serve(const struct opts *o, struct ev_loop *loop, struct made *made)
     }
     const struct log_field start[] = {
         log_str("version", COUPOND_VERSION), log_str("data_dir", o->data_dir),
-        log_str("store", store_backend(st)), log_str("node", o->node_name)};
+        log_str("store", store_backend(st)), log_str("node", o->node_name),
+        log_uint("commit_delay_us", opts_commit_delay_us(o, store_commit_delay(st)))};
     log_event(lg, ev_time(), "START", start, LOG_NFIELDS(start));
     notify_send("READY=1"); /* listening: a Type=notify unit is started */
     server_run(srv);

@@ -19,6 +19,11 @@
 /* Seconds a request id's outcome is kept (PROTOCOL.md: at least 24 hours by default): long
  * enough for any client's retries, short enough that ids do not pile up. */
 #define OPTS_ID_RETENTION_DEFAULT 86400
+/* --commit-delay: OPTS_COMMIT_DELAY_STORE takes the store's (store_commit_delay). At most a
+ * tenth of a second: a hold is worth at most about one commit's time, and no store's commit
+ * takes that long when it is healthy. */
+#define OPTS_COMMIT_DELAY_STORE (-1)
+#define OPTS_COMMIT_DELAY_MAX   100000
 
 enum opts_result {
     OPTS_RUN = 0, /* options parsed: run the server */
@@ -57,6 +62,7 @@ struct opts {
     uint32_t min_validity;         /* seconds a REQUEST's coupon must still be valid, 0 = none */
     bool log_reads;                /* log STATS polls too */
     uint32_t id_retention;         /* seconds a request id's outcome is kept, >= 1 */
+    int32_t commit_delay;          /* microseconds the group commit may hold a batch (group.h) */
     double auth_delay;     /* seconds before a wrong AUTH is answered; no flag (tests shorten it) */
     const char *store_uri; /* --store: a PostgreSQL URI; NULL: LMDB in data_dir */
     const char *node_name; /* --node-name; NULL until opts_default_node_name sets the host's */
@@ -93,6 +99,9 @@ bool opts_default_node_name(struct opts *o, char *buf, size_t len, char *errbuf,
 
 /* The store_open URI of the store: --store, or the data dir (LMDB). */
 const char *opts_store_uri(const struct opts *o);
+
+/* The group commit's hold in microseconds: --commit-delay, or `store_default` without it. */
+unsigned opts_commit_delay_us(const struct opts *o, unsigned store_default);
 
 /* Fills *o with the defaults. */
 void opts_defaults(struct opts *o);

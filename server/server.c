@@ -401,7 +401,8 @@ make_services(struct server *srv, char *errbuf, size_t errlen)
                                  .min_validity = o->min_validity,
                                  .data_dir = o->data_dir};
 
-    srv->group = group_new(srv->loop, srv->store, srv->log);
+    unsigned delay_us = opts_commit_delay_us(o, store_commit_delay(srv->store));
+    srv->group = group_new(srv->loop, srv->store, srv->log, delay_us / 1e6);
     srv->purge = srv->group ? purge_new(srv->loop, srv->group, srv->log) : NULL;
     srv->backup = backup_new(srv->loop, srv->store, o->data_dir, o->backup_root, srv->log);
     srv->conns = conn_pool_new(srv->loop, &cc, srv->log);

@@ -11,7 +11,8 @@
 
 #include "store.h"
 
-#define STORE_BACKEND_VERSION 1 /* the methods below, through `release` */
+/* 1: the methods below, through `release`; 2: and `commit_delay_us`. */
+#define STORE_BACKEND_VERSION 2
 
 struct store_backend {
     unsigned version;   /* STORE_BACKEND_VERSION when it was written */
@@ -25,6 +26,10 @@ struct store_backend {
     void (*read)(struct store *st, struct store_op *op);
     void (*commit)(struct store *st, struct store_batch *b);
     void (*release)(struct store *st);
+    /* Version 2. How long the group commit holds the next batch for more members by default,
+     * in microseconds (store_commit_delay): long where a batch costs much whatever its size,
+     * 0 where the next batch is best started at once. */
+    unsigned commit_delay_us;
 };
 
 /* The common part: first member of every backend's store. */

@@ -128,6 +128,12 @@ store_backend(const struct store *st)
     return st->backend->name;
 }
 
+unsigned
+store_commit_delay(const struct store *st)
+{
+    return st->backend->version >= 2 ? st->backend->commit_delay_us : 0;
+}
+
 void
 store_read(struct store *st, struct store_op *op)
 {

@@ -396,6 +396,12 @@ void store_close(struct store *st);
 /* The backend's name: "lmdb" or "postgresql". */
 const char *store_backend(const struct store *st);
 
+/* How long, in microseconds, the group commit should hold a batch for more members by default
+ * (server/group.h): the backend's choice, from what one of its batches costs. LMDB: 0 (a
+ * batch's cost is its two flushes, which the disk runs back to back, so the next batch is best
+ * started at once); PostgreSQL: PG_COMMIT_DELAY_US in store/pg/pg_store.h. */
+unsigned store_commit_delay(const struct store *st);
+
 /* One-line text for an error code ("map full", ...). */
 const char *store_strerror(enum store_err e);
 

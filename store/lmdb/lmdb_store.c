@@ -159,4 +159,5 @@ const struct store_backend store_lmdb_backend = {
     .read = lmdb_read,
     .commit = lmdb_commit,
     .release = lmdb_release,
+    .commit_delay_us = 0, /* see store_commit_delay */
 };

@@ -236,4 +236,5 @@ const struct store_backend store_pg_backend = {
     .read = pg_read,
     .commit = pg_commit,
     .release = pg_release,
+    .commit_delay_us = PG_COMMIT_DELAY_US,
 };
