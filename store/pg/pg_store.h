@@ -19,11 +19,12 @@
 
 /* The group commit's default hold on this backend, in microseconds (store_commit_delay). A
  * batch costs the PostgreSQL backend about a millisecond of CPU whatever its size (a round of
- * statements, their plans and the COMMIT) and 20 microseconds a row; at 100 connections with no
- * hold, batches alternate between two halves of the clients, and two nodes' batches are half
- * a node's. Held up to half a millisecond for the clients just answered to send again, a
- * node's batches hold about all of its clients: bench/pg-run measured two nodes at 1.44-1.52x
- * one node (1.09-1.14x with no hold) and one node about as fast; see PERFORMANCE.md. */
+ * statements and the COMMIT) and 20 microseconds a row; with no hold, batches alternate between
+ * two halves of the clients, so two nodes' batches are half the size of one node's. Held up to
+ * half a millisecond for the clients just answered to send again, a node's batches hold about
+ * all of its clients: in bench/pg-run's interleaved rounds two nodes served 1.46x one node
+ * (1.07x with no hold) and one node 0.32x LMDB (0.35x); 200 was too short to fill a batch on a
+ * busy machine. See PERFORMANCE.md, "Before and after the hold". */
 #define PG_COMMIT_DELAY_US 500
 
 #endif
