@@ -7,8 +7,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import select
+import socket
 import ssl
 import subprocess
 import sys
@@ -158,10 +158,17 @@ class Session:
 
     def line(self):
         while b"\n" not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError("the server closed the connection")
-            self.buf += chunk
+            self.take(self.s.recv(65536))
+        return self.next_line()
+
+    def take(self, chunk):
+        """Keeps what one recv gave; an empty chunk is the server's EOF."""
+        if not chunk:
+            raise EOFError("the server closed the connection")
+        self.buf += chunk
+
+    def next_line(self):
+        """The first whole line of the buffer (there must be one), without its line end."""
         line, self.buf = self.buf.split(b"\n", 1)
         return line.rstrip(b"\r").decode()
 
@@ -183,16 +190,12 @@ class Session:
                 except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
                     pass
             try:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise EOFError("the server closed the connection")
-                self.buf += chunk
+                self.take(sock.recv(65536))
                 progressed = True
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 pass
             while b"\n" in self.buf and len(lines) < count:
-                line, self.buf = self.buf.split(b"\n", 1)
-                lines.append(line.rstrip(b"\r").decode())
+                lines.append(self.next_line())
             if not progressed:
                 select.select([sock], [sock] if out else [], [], 1)
         sock.settimeout(10)

@@ -18,7 +18,6 @@
 #include "log.h"
 #include "store.h"
 
-#define OPS_MAX       8
 #define NEVER_S       30.0 /* a hold that must not run out during the test */
 #define SHORT_S       0.05 /* a hold that must run out */
 #define WATCHDOG_S    10.0 /* a test's loop never runs longer */
@@ -41,7 +40,7 @@ struct op {
     struct fx *fx;
     bool done;
     double at;      /* when it completed */
-    uint64_t batch; /* the commits before it completed, plus one: which batch it was in */
+    uint64_t batch; /* which batch it was in: the commits counted when it completed */
     void (*then)(struct op *o);
 };
 
@@ -175,6 +174,14 @@ run_for(struct fx *fx, double seconds)
 static struct fx *scene_fx;
 static struct op a1, a2, b1, a1b, a2b;
 
+/* a1's client sends its next request (a1b) as soon as a1 is answered. */
+static void
+a1_sends_again(struct op *o)
+{
+    (void)o;
+    submit(scene_fx, &a1b);
+}
+
 /* With no hold, what filled during a commit goes when it is done. */
 static void
 test_no_hold(void **state)
@@ -193,13 +200,6 @@ test_no_hold(void **state)
     fx_free(fx);
 }
 
-static void
-back_one(struct op *o)
-{
-    (void)o;
-    submit(scene_fx, &a1b);
-}
-
 /* With a hold, the batch waits for the clients just answered: batch 1 held a1 and a2 and b1
  * filled meanwhile, so the next batch waits for three operations; with a1's next one it has two
  * and stays held, and once a2's comes it goes with all three. */
@@ -212,7 +212,7 @@ test_hold_until_back(void **state)
     struct op *first[] = {&a1, &a2};
     struct op *rest[] = {&b1, &a1b, &a2b};
 
-    a1 = (struct op){.then = back_one};
+    a1 = (struct op){.then = a1_sends_again};
     a2 = b1 = a1b = a2b = (struct op){0};
     add(fx, &a1);
     submit(fx, &a2); /* batch 1: a1 and a2 */
@@ -254,13 +254,6 @@ test_hold_runs_out(void **state)
     fx_free(fx);
 }
 
-static void
-again_alone(struct op *o)
-{
-    (void)o;
-    submit(scene_fx, &a1b);
-}
-
 /* A client alone: its next request goes at once, however long the hold. */
 static void
 test_alone_not_held(void **state)
@@ -270,7 +263,7 @@ test_alone_not_held(void **state)
     struct fx *fx = scene_fx;
     struct op *all[] = {&a1, &a1b};
 
-    a1 = (struct op){.then = again_alone};
+    a1 = (struct op){.then = a1_sends_again};
     a1b = (struct op){0};
     submit(fx, &a1);
     run_until_done(fx, all, 2); /* the watchdog (10 s) is shorter than the hold (30 s) */
