@@ -23,6 +23,10 @@ _Static_assert(AUDIT_HASH_BYTES == crypto_generichash_BYTES, "BLAKE2b-256 is gen
 /* Years 0 to 9999 print as four digits: the seconds of 0000-01-01 and 9999-12-31T23:59:59Z. */
 #define TIME_RFC_MIN INT64_C(-62167219200)
 #define TIME_RFC_MAX INT64_C(253402300799)
+#define SECS_PER_DAY INT64_C(86400)
+/* civil_from_days counts days from 0000-03-01, in eras of 400 Gregorian years. */
+#define DAYS_0000_03_01_TO_EPOCH INT64_C(719468)
+#define DAYS_PER_ERA             INT64_C(146097)
 
 static const char *const type_names[STORE_NTYPES] = {"NONE", "FREE", "STANDARD", "MEGADEAL"};
 static const char *const kind_names[] = {"FLAT", "PERCENT"};
@@ -266,19 +270,57 @@ fmt(struct builder *b, const char *f, ...)
     return p;
 }
 
+/* Room for a value of at most `cap` bytes with its NUL at the end of the scratch space, or NULL
+ * when it is full (the build then fails); keep() takes the `n` bytes written there, and the NUL.
+ * The values written on every write (numbers, times) go in this way, without printf. */
+static char *
+room(struct builder *b, size_t cap)
+{
+    if (sizeof b->scratch - b->used < cap) {
+        b->bad = true;
+        return NULL;
+    }
+    return b->scratch + b->used;
+}
+
+static const char *
+keep(struct builder *b, char *p, size_t n)
+{
+    b->used += n + 1;
+    return p;
+}
+
+/* Writes v in decimal and a NUL; returns the digits' count. */
+static size_t
+put_u64(char out[NUM_BUF], uint64_t v)
+{
+    char rev[NUM_BUF];
+    size_t n = 0;
+
+    do {
+        rev[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = rev[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
 static void
 field_u64(struct builder *b, bool out, const char *name, uint64_t v)
 {
-    field(b, out, name, fmt(b, "%" PRIu64, v));
+    char *p = room(b, NUM_BUF);
+
+    field(b, out, name, p == NULL ? "" : keep(b, p, put_u64(p, v)));
 }
 
 static void
 field_time(struct builder *b, bool out, const char *name, int64_t t)
 {
-    char buf[AUDIT_TIME_BUF];
+    char *p = room(b, AUDIT_TIME_BUF);
 
-    audit_fmt_time(t, buf);
-    field(b, out, name, fmt(b, "%s", buf));
+    field(b, out, name, p == NULL ? "" : keep(b, p, audit_fmt_time(t, p)));
 }
 
 static void
@@ -716,13 +758,56 @@ audit_unhex(const char *s, size_t len, uint8_t h[AUDIT_HASH_BYTES])
     return true;
 }
 
+/* Writes `width` decimal digits of v (0 <= v < 10^width). */
+static char *
+put_digits(char *p, int64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+    return p + width;
+}
+
+/* t (0 to TIME_RFC_MAX) as strftime's "%Y-%m-%dT%H:%M:%SZ" of gmtime_r(t), byte for byte (every
+ * year of the range has four digits), without either: gmtime_r takes glibc's time zone lock at
+ * every call, and REQUEST's record formats a time on the writer thread. The date is Howard
+ * Hinnant's civil_from_days. */
+static size_t
+fmt_utc(int64_t t, char out[AUDIT_TIME_BUF])
+{
+    int64_t z = t / SECS_PER_DAY + DAYS_0000_03_01_TO_EPOCH, secs = t % SECS_PER_DAY;
+    int64_t era = z / DAYS_PER_ERA, doe = z - era * DAYS_PER_ERA;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    char *p = out;
+
+    p = put_digits(p, yoe + era * 400 + (m <= 2), 4);
+    *p++ = '-';
+    p = put_digits(p, m, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p++ = 'T';
+    p = put_digits(p, secs / 3600, 2);
+    *p++ = ':';
+    p = put_digits(p, secs / 60 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, secs % 60, 2);
+    *p++ = 'Z';
+    *p = '\0';
+    return (size_t)(p - out);
+}
+
 size_t
 audit_fmt_time(int64_t t, char out[AUDIT_TIME_BUF])
 {
     time_t tt = (time_t)t;
     struct tm tm;
 
-    if (t >= TIME_RFC_MIN && t <= TIME_RFC_MAX && gmtime_r(&tt, &tm) != NULL) {
+    if (t >= 0 && t <= TIME_RFC_MAX)
+        return fmt_utc(t, out);
+    /* Before 1970 (no coupon or operation is): the C library's calendar. */
+    if (t >= TIME_RFC_MIN && t < 0 && gmtime_r(&tt, &tm) != NULL) {
         size_t n = strftime(out, AUDIT_TIME_BUF, "%Y-%m-%dT%H:%M:%SZ", &tm);
         if (n > 0)
             return n;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit.h"
 #include "auditkey.h"
@@ -205,6 +206,48 @@ test_escape(void **state)
     assert_string_equal(out, "-9223372036854775808");
 }
 
+/* A record's times are hashed as text, so audit_fmt_time must write what gmtime_r and strftime
+ * wrote before it had its own calendar, byte for byte: every stored chain depends on it. */
+static void
+expect_libc_time(int64_t t)
+{
+    char got[AUDIT_TIME_BUF], want[AUDIT_TIME_BUF];
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    assert_non_null(gmtime_r(&tt, &tm));
+    size_t n = strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    size_t len = audit_fmt_time(t, got);
+    if (len != n || strcmp(got, want) != 0)
+        fail_msg("time %lld: \"%s\", the C library says \"%s\"", (long long)t, got, want);
+}
+
+static void
+test_time_is_libc(void **state)
+{
+    /* A step that is no multiple of a minute, an hour or a day, so the sweep meets every field
+     * at many values; then the edges of days, leap days, centuries and the range. */
+    static const int64_t step = INT64_C(86400) * 97 + 3607;
+    static const int64_t edges[] = {
+        0,          59,          60,          3599,         3600,
+        86399,      86400,       68169599,    68169600,     951782399,  /* 1972-02-29, 2000-02-29 */
+        951782400,  951868799,   951868800,   4107542399,   4107542400, /* 2100-02-28 / 03-01 */
+        4107628799, 13574563200, 13574649599, 253402300798, 253402300799};
+    char out[AUDIT_TIME_BUF];
+
+    (void)state;
+    for (int64_t t = 0; t <= INT64_C(253402300799); t += step)
+        expect_libc_time(t);
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        for (int64_t d = -2; d <= 2; d++)
+            if (edges[i] + d >= 0 && edges[i] + d <= INT64_C(253402300799))
+                expect_libc_time(edges[i] + d);
+    expect_libc_time(-1); /* before 1970: still the C library's calendar */
+    expect_libc_time(INT64_C(-62167219200));
+    audit_fmt_time(INT64_C(253402300800), out); /* past 9999: the number */
+    assert_string_equal(out, "253402300800");
+}
+
 /* A chain of three rows, as a store would give them. */
 static void
 make_rows(struct store_audit_row rows[3], struct store_audit_head *head)
@@ -359,10 +402,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_encoding),  cmocka_unit_test(test_decode_refuses),
-        cmocka_unit_test(test_link),      cmocka_unit_test(test_of_op),
-        cmocka_unit_test(test_escape),    cmocka_unit_test(test_verifier),
-        cmocka_unit_test(test_signature), cmocka_unit_test(test_line),
+        cmocka_unit_test(test_encoding),     cmocka_unit_test(test_decode_refuses),
+        cmocka_unit_test(test_link),         cmocka_unit_test(test_of_op),
+        cmocka_unit_test(test_escape),       cmocka_unit_test(test_verifier),
+        cmocka_unit_test(test_signature),    cmocka_unit_test(test_line),
+        cmocka_unit_test(test_time_is_libc),
     };
 
     if (sodium_init() < 0)
