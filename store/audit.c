@@ -806,7 +806,7 @@ audit_fmt_time(int64_t t, char out[AUDIT_TIME_BUF])
 
     if (t >= 0 && t <= TIME_RFC_MAX)
         return fmt_utc(t, out);
-    /* Before 1970 (no coupon or operation is): the C library's calendar. */
+    /* Before 1970 (no coupon or operation is dated so): the C library's calendar. */
     if (t >= TIME_RFC_MIN && t < 0 && gmtime_r(&tt, &tm) != NULL) {
         size_t n = strftime(out, AUDIT_TIME_BUF, "%Y-%m-%dT%H:%M:%SZ", &tm);
         if (n > 0)
