@@ -326,10 +326,11 @@ field_time(struct builder *b, bool out, const char *name, int64_t t)
 static void
 field_hex(struct builder *b, bool out, const char *name, const uint8_t h[AUDIT_HASH_BYTES])
 {
-    char buf[AUDIT_HEX_BUF];
+    char *p = room(b, AUDIT_HEX_BUF);
 
-    audit_hex(h, buf);
-    field(b, out, name, fmt(b, "%s", buf));
+    if (p != NULL)
+        audit_hex(h, p);
+    field(b, out, name, p == NULL ? "" : keep(b, p, 2 * AUDIT_HASH_BYTES));
 }
 
 static const char *
