@@ -19,11 +19,6 @@ static const char create_sql[] =
     "CREATE TABLE IF NOT EXISTS coupond_audit (node text NOT NULL, seq int8 NOT NULL, "
     "hash bytea NOT NULL, rec bytea NOT NULL, PRIMARY KEY (node, seq))";
 
-/* The batch's records: $1 node, $2 seq[], $3 hash[], $4 rec[]. */
-static const char insert_sql[] =
-    "INSERT INTO coupond_audit (node, seq, hash, rec) SELECT $1, s, h, r "
-    "FROM unnest($2::int8[], $3::bytea[], $4::bytea[]) AS t(s, h, r)";
-
 /* --- the table --- */
 
 /* Runs sql on pc; true when it succeeded, else msg says why. */
@@ -109,10 +104,10 @@ pg_audit_send_head(struct pg_audit *a, struct pg_conn *c, pg_conn_result_fn *fn,
 {
     const char *v[1] = {a->node};
 
-    return pg_conn_exec_params(c, PG_AUDIT_HEAD_SQL, 1, v, fn, arg);
+    return pg_conn_query(c, PG_STMT_AUDIT_HEAD, 1, v, fn, arg);
 }
 
-/* A head from a result of PG_AUDIT_HEAD_SQL's columns: none (an empty chain), or one row. */
+/* A head from a result of PG_STMT_AUDIT_HEAD's columns: none (an empty chain), or one row. */
 static bool
 head_of(const PGresult *r, struct store_audit_head *h)
 {
@@ -216,7 +211,7 @@ pg_audit_send_records(struct pg_audit *a, struct pg_conn *c, struct store_op *co
     if (!ok)
         pg_conn_break(c, "out of memory");
     else
-        ok = pg_conn_exec_params(c, insert_sql, 4, v, fn, arg);
+        ok = pg_conn_query(c, PG_STMT_AUDIT_INSERT, 4, v, fn, arg);
     records_free(&rs);
     return ok;
 }

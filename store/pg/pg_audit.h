@@ -26,10 +26,6 @@
 #include "pg_upload.h"
 #include "store.h"
 
-/* store_read of AUDIT_HEAD: the node's last record; $1 node. */
-#define PG_AUDIT_HEAD_SQL                                                                          \
-    "SELECT seq, encode(hash, 'hex') FROM coupond_audit WHERE node = $1 ORDER BY seq DESC LIMIT 1"
-
 /* The chain's part of a batch in flight (the writer's). */
 struct pg_audit {
     const char *node;
@@ -73,7 +69,7 @@ bool pg_audit_send_records(struct pg_audit *a, struct pg_conn *c, struct store_o
                            const struct pg_upload *ups, size_t n, pg_conn_result_fn *fn, void *arg,
                            char *why, size_t len);
 
-/* The result of PG_AUDIT_HEAD_SQL into op->out.audit (for the reader). */
+/* The result of PG_STMT_AUDIT_HEAD (pg_sql.h) into op->out.audit (for the reader). */
 void pg_audit_head_read_result(struct store_op *op, const PGresult *r);
 
 /* An export's query of the records of `node` after `after` (for a cursor: the values are

@@ -334,6 +334,13 @@ static const struct {
          "FROM (SELECT 1) AS one LEFT JOIN upd u ON true"},
     [PG_STMT_GRANT_DONE] = {"grant_done", "UPDATE megadeal_grants SET done_ms = " CLOCK_MS
                                           " WHERE id = $1::int8 AND done_ms IS NULL"},
+    /* Every batch that writes reads its node's head and inserts its records: prepared, they are
+     * parsed and planned once a connection instead of at every batch. */
+    [PG_STMT_AUDIT_HEAD] = {"audit_head", "SELECT seq, encode(hash, 'hex') FROM coupond_audit "
+                                          "WHERE node = $1 ORDER BY seq DESC LIMIT 1"},
+    [PG_STMT_AUDIT_INSERT] = {"audit_insert",
+                              "INSERT INTO coupond_audit (node, seq, hash, rec) SELECT $1, s, h, r "
+                              "FROM unnest($2::int8[], $3::bytea[], $4::bytea[]) AS t(s, h, r)"},
 };
 
 /* CHECK, in one statement (one snapshot): rows (what, type, v1..v7, message). "cnt": the

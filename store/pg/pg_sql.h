@@ -80,6 +80,9 @@ enum pg_stmt {
      * grant within the limits shared by nodes, under PG_SQL_LOCK_GRANT */
     PG_STMT_GRANT,
     PG_STMT_GRANT_DONE, /* $1 grant: closes its slot */
+    PG_STMT_AUDIT_HEAD, /* $1 node: (seq, hash in hex) of the node's last audit record, if any */
+    /* $1 node $2 seq[] $3 hash[] $4 rec[]: a batch's audit records (pg_audit.h) */
+    PG_STMT_AUDIT_INSERT,
     PG_NSTMTS
 };
 
