@@ -566,16 +566,9 @@ pg_conn_query(struct pg_conn *c, enum pg_stmt s, int n, const char *const *param
 bool
 pg_conn_exec(struct pg_conn *c, const char *sql, pg_conn_result_fn *fn, void *arg)
 {
-    return pg_conn_exec_params(c, sql, 0, NULL, fn, arg);
-}
-
-bool
-pg_conn_exec_params(struct pg_conn *c, const char *sql, int n, const char *const *params,
-                    pg_conn_result_fn *fn, void *arg)
-{
     if (!usable(c))
         return false;
-    if (PQsendQueryParams(c->pc, sql, n, NULL, params, NULL, NULL, 0) != 1) {
+    if (PQsendQueryParams(c->pc, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
         broke(c, sql);
         return false;
     }

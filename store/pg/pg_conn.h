@@ -120,11 +120,6 @@ bool pg_conn_query(struct pg_conn *c, enum pg_stmt s, int n, const char *const *
 /* Queues a statement that is not prepared, without parameters (BEGIN, COMMIT, ...). */
 bool pg_conn_exec(struct pg_conn *c, const char *sql, pg_conn_result_fn *fn, void *arg);
 
-/* Queues a statement that is not prepared, with n text parameters (the audit chain's, which
- * keeps its SQL in pg_audit.c). */
-bool pg_conn_exec_params(struct pg_conn *c, const char *sql, int n, const char *const *params,
-                         pg_conn_result_fn *fn, void *arg);
-
 /* Queues a sync point (the end of an implicit transaction); fn gets PGRES_PIPELINE_SYNC. */
 bool pg_conn_sync(struct pg_conn *c, pg_conn_result_fn *fn, void *arg);
 

@@ -450,8 +450,8 @@ static const struct {
     [STORE_OP_COUPONS] = {PG_STMT_COUPONS, plan_coupons, result_coupons},
     [STORE_OP_NOOP] = {PG_NSTMTS, plan_noop, NULL},
     [STORE_OP_GRANT_DONE] = {PG_STMT_GRANT_DONE, plan_grant_done, result_grant_done},
-    /* Read with pg_audit.c's SQL (pg_reader_read_sql), not planned here. */
-    [STORE_OP_AUDIT_HEAD] = {PG_STMT_XID, NULL, pg_audit_head_read_result},
+    /* Its parameter is the store's node, not op's: run by pg_reader_read_stmt, not planned here. */
+    [STORE_OP_AUDIT_HEAD] = {PG_STMT_AUDIT_HEAD, NULL, pg_audit_head_read_result},
 };
 
 bool

@@ -108,9 +108,9 @@ pg_reader_open(struct pg_reader *r, struct ev_loop *loop, const char *const *key
     return false;
 }
 
-/* Queues read op with its statement: a prepared one (sql NULL), or sql. */
+/* Queues read op with its statement. */
 static void
-send_read(struct pg_reader *r, struct store_op *op, const struct pg_call *call, const char *sql)
+send_read(struct pg_reader *r, struct store_op *op, const struct pg_call *call)
 {
     bool ok;
 
@@ -127,8 +127,7 @@ send_read(struct pg_reader *r, struct store_op *op, const struct pg_call *call, 
     }
     put(&r->tail, op);
     ev_ref(r->loop); /* owed */
-    ok = sql != NULL ? pg_conn_exec_params(&r->conn, sql, call->n, call->v, res_read, r)
-                     : pg_conn_query(&r->conn, call->stmt, call->n, call->v, res_read, r);
+    ok = pg_conn_query(&r->conn, call->stmt, call->n, call->v, res_read, r);
     if (ok && pg_conn_sync(&r->conn, res_sync, r))
         pg_conn_flush(&r->conn); /* on failure `lost` completes it */
 }
@@ -147,19 +146,19 @@ pg_reader_read(struct pg_reader *r, struct store_op *op)
         store_op_complete(op);
         return;
     }
-    send_read(r, op, &call, NULL);
+    send_read(r, op, &call);
 }
 
 void
-pg_reader_read_sql(struct pg_reader *r, struct store_op *op, const char *sql, int n,
-                   const char *const *params)
+pg_reader_read_stmt(struct pg_reader *r, struct store_op *op, enum pg_stmt stmt, int n,
+                    const char *const *params)
 {
-    struct pg_call call = {.n = n};
+    struct pg_call call = {.stmt = stmt, .n = n};
 
     memset(&op->out, 0, sizeof op->out);
     for (int i = 0; i < n && i < PG_OPS_PARAMS; i++)
         call.v[i] = params[i];
-    send_read(r, op, &call, sql);
+    send_read(r, op, &call);
 }
 
 void

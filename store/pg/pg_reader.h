@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "pg_conn.h"
+#include "pg_sql.h"
 #include "store.h"
 
 /* Runs a read that waited for the connection, as the store's read call does. */
@@ -35,10 +36,10 @@ bool pg_reader_open(struct pg_reader *r, struct ev_loop *loop, const char *const
 /* Runs read op (see the top of this file). */
 void pg_reader_read(struct pg_reader *r, struct store_op *op);
 
-/* Runs read op as `sql` with n text parameters instead of its prepared statement (the audit
- * head, whose SQL is pg_audit.c's); its result is read as pg_ops_result reads op's kind. */
-void pg_reader_read_sql(struct pg_reader *r, struct store_op *op, const char *sql, int n,
-                        const char *const *params);
+/* Runs read op as prepared statement `stmt` with n text parameters that the store gives, not
+ * op (AUDIT_HEAD: the node's name); its result is read as pg_ops_result reads op's kind. */
+void pg_reader_read_stmt(struct pg_reader *r, struct store_op *op, enum pg_stmt stmt, int n,
+                         const char *const *params);
 
 /* Closes; reads in flight are dropped without their callbacks. */
 void pg_reader_close(struct pg_reader *r);

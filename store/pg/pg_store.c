@@ -11,7 +11,6 @@
 #include "pg_export.h"
 #include "pg_reader.h"
 #include "pg_schema.h"
-#include "pg_sql.h"
 #include "pg_val.h"
 #include "pg_writer.h"
 
@@ -210,7 +209,7 @@ pg_read(struct store *base, struct store_op *op)
     } else if (op->kind == STORE_OP_EXPORT) {
         pg_export_read(&st->exports, op);
     } else if (op->kind == STORE_OP_AUDIT_HEAD) {
-        pg_reader_read_sql(&st->reader, op, pg_sql_text(PG_STMT_AUDIT_HEAD), 1, node);
+        pg_reader_read_stmt(&st->reader, op, PG_STMT_AUDIT_HEAD, 1, node);
     } else {
         pg_reader_read(&st->reader, op);
     }
